@@ -1,0 +1,196 @@
+"""Read GADF IRF HDUs (aeff_2d, edisp_2d, psf_table, psf_3gauss, bkg_2d, bkg_3d) into xarray.
+
+Every IRF becomes an ``xarray.DataArray`` (``psf_3gauss``: an ``xarray.Dataset`` of its
+parameters) with named dims, bin-centre coordinates and the bin edges as ``{dim}_lo`` /
+``{dim}_hi`` coordinates (see :mod:`gammaxr.geom.axes`). Axes that the file tabulates as
+nodes (``THETA_LO == THETA_HI`` in HESS DR1) keep their nodes as centres and have
+``interp="nodes"`` in the coordinate attrs. Canonical dim orders:
+
+========== =========================================== ===================
+HDU class  dims                                         units
+========== =========================================== ===================
+aeff_2d    (energy_true, offset)                        m2
+edisp_2d   (energy_true, migra, offset)                 "" (density per unit migra)
+psf_table  (energy_true, offset, rad)                   sr-1
+psf_3gauss (energy_true, offset) per parameter          deg / ""
+bkg_2d     (energy, offset)                             s-1 MeV-1 sr-1
+bkg_3d     (energy, fov_lon, fov_lat)                   s-1 MeV-1 sr-1
+========== =========================================== ===================
+
+In a GADF table the data column's numpy axes are the axis columns in reverse order; the
+reader maps each ``X_LO``/``X_HI`` pair to its dim and transposes to the order above.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from astropy import units as u
+from astropy.io import fits
+
+from gammaxr.geom.axes import axis_coords
+from gammaxr.io.errors import DL3Error, UnknownHDUClassError
+
+__all__ = ["IRF_CLASSES", "read_irf_hdu", "hdu_irf_class"]
+
+# axis column prefix -> dim name, per IRF class (energy is true energy except for bkg)
+_AXIS_NAMES = {
+    "ENERG": "energy_true",
+    "ETRUE": "energy_true",
+    "THETA": "offset",
+    "MIGRA": "migra",
+    "RAD": "rad",
+    "DETX": "fov_lon",
+    "DETY": "fov_lat",
+}
+
+_SPEC = {
+    # class: (data column candidates, canonical dims, name)
+    "aeff_2d": (("EFFAREA",), ("energy_true", "offset"), "aeff"),
+    "edisp_2d": (("MATRIX",), ("energy_true", "migra", "offset"), "edisp"),
+    "psf_table": (("RPSF",), ("energy_true", "offset", "rad"), "psf"),
+    "bkg_2d": (("BKG", "BGD"), ("energy", "offset"), "bkg"),
+    "bkg_3d": (("BKG", "BGD"), ("energy", "fov_lon", "fov_lat"), "bkg"),
+}
+_PSF_3GAUSS_PARAMS = ("SCALE", "SIGMA_1", "AMPL_2", "SIGMA_2", "AMPL_3", "SIGMA_3")
+
+#: IRF HDU classes that gammaxr reads.
+IRF_CLASSES = (*_SPEC, "psf_3gauss")
+
+# HDUCLAS4 values seen in the wild -> GADF class names
+_HDUCLAS4 = {
+    "AEFF_2D": "aeff_2d",
+    "EDISP_2D": "edisp_2d",
+    "PSF_TABLE": "psf_table",
+    "PSF_3GAUSS": "psf_3gauss",
+    "BKG_2D": "bkg_2d",
+    "BKG_3D": "bkg_3d",
+}
+
+
+def hdu_irf_class(header: fits.Header) -> str | None:
+    """GADF IRF class of an HDU from its ``HDUCLAS4`` keyword, or ``None`` if absent."""
+    value = str(header.get("HDUCLAS4", "")).strip().upper()
+    return _HDUCLAS4.get(value)
+
+
+def _unit_string(unit: str | None) -> str:
+    if not unit:
+        return ""
+    return u.Unit(unit, parse_strict="silent").to_string()
+
+
+def _axes_from_columns(hdu: fits.BinTableHDU, irf_class: str) -> list[tuple[str, dict]]:
+    """Axis columns in table order as (dim, coords) pairs."""
+    names = [c.name.upper() for c in hdu.columns]
+    axes = []
+    for name in names:
+        if not name.endswith("_LO"):
+            continue
+        prefix = name[:-3]
+        if f"{prefix}_HI" not in names:
+            continue
+        dim = _AXIS_NAMES.get(prefix)
+        if dim is None:
+            raise DL3Error(f"{irf_class}: unknown axis column {name!r}")
+        if irf_class.startswith("bkg") and dim == "energy_true":
+            dim = "energy"
+        col_lo, col_hi = hdu.columns[name], hdu.columns[f"{prefix}_HI"]
+        lo = np.atleast_1d(np.asarray(hdu.data[name][0], dtype=float))
+        hi = np.atleast_1d(np.asarray(hdu.data[f"{prefix}_HI"][0], dtype=float))
+        unit = _unit_string(col_lo.unit or col_hi.unit)
+        axes.append((dim, axis_coords(dim, lo=lo, hi=hi, unit=unit, lohi=True)))
+    return axes
+
+
+def _data_column(hdu: fits.BinTableHDU, name: str, axes: list[tuple[str, dict]]) -> np.ndarray:
+    shape = tuple(len(c[d]) for d, c in reversed(axes))
+    data = np.asarray(hdu.data[name][0], dtype=float)
+    if data.shape != shape:
+        data = data.reshape(shape)
+    return data
+
+
+def read_irf_hdu(hdu: fits.BinTableHDU, irf_class: str, source: str = "") -> xr.DataArray | xr.Dataset:
+    """Convert one GADF IRF binary table HDU into xarray.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.BinTableHDU
+        The IRF table (one row, array columns).
+    irf_class : str
+        GADF HDU class, one of :data:`IRF_CLASSES`.
+    source : str
+        File name (and HDU) for error messages and the ``source`` attr.
+
+    Returns
+    -------
+    xarray.DataArray or xarray.Dataset
+        The IRF with canonical dims (see module docstring); header keywords of interest are
+        kept in attrs (``irf_class``, ``lo_threshold``/``hi_threshold`` in TeV for aeff,
+        ``fov_alignment`` for backgrounds).
+
+    Raises
+    ------
+    UnknownHDUClassError
+        If ``irf_class`` is not a class gammaxr reads.
+    DL3Error
+        If the table lacks the expected columns or its shapes do not match its axes.
+    """
+    if irf_class not in IRF_CLASSES:
+        raise UnknownHDUClassError(
+            f"{source}: unknown IRF HDU class {irf_class!r}; gammaxr reads {', '.join(IRF_CLASSES)}"
+        )
+    try:
+        axes = _axes_from_columns(hdu, irf_class)
+        attrs = {"irf_class": irf_class, "source": source}
+        header = hdu.header
+        if irf_class == "psf_3gauss":
+            out = _read_psf_3gauss(hdu, axes, attrs)
+        else:
+            out = _read_tabulated(hdu, irf_class, axes, attrs)
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        if isinstance(exc, DL3Error):
+            raise
+        raise DL3Error(f"{source}: cannot read {irf_class} table: {exc}") from exc
+    if irf_class == "aeff_2d":
+        for key, attr in (("LO_THRES", "lo_threshold"), ("HI_THRES", "hi_threshold")):
+            if key in header:
+                out.attrs[attr] = float(header[key])
+    if irf_class.startswith("bkg"):
+        out.attrs["fov_alignment"] = str(header.get("FOVALIGN", "RADEC")).strip().upper()
+    return out
+
+
+def _read_tabulated(hdu, irf_class, axes, attrs) -> xr.DataArray:
+    columns, dims, name = _SPEC[irf_class]
+    present = [c.name for c in hdu.columns]
+    column = next((c for c in columns if c in present), None)
+    if column is None:
+        raise DL3Error(f"{attrs['source']}: {irf_class} table has no data column {columns}")
+    found = [d for d, _ in axes]
+    if sorted(found) != sorted(dims):
+        raise DL3Error(f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}")
+    data = _data_column(hdu, column, axes)
+    coords = {k: v for _, c in axes for k, v in c.items()}
+    da = xr.DataArray(data, dims=[d for d, _ in reversed(axes)], coords=coords, name=name)
+    unit = _unit_string(hdu.columns[column].unit)
+    if irf_class.startswith("bkg") and unit:
+        # normalise to the GADF rate unit so downstream code can rely on it
+        data_q = (da.values * u.Unit(unit)).to("s-1 MeV-1 sr-1")
+        da = da.copy(data=data_q.value)
+        unit = "s-1 MeV-1 sr-1"
+    da.attrs = {**attrs, "units": unit}
+    return da.transpose(*dims)
+
+
+def _read_psf_3gauss(hdu, axes, attrs) -> xr.Dataset:
+    dims = ("energy_true", "offset")
+    coords = {k: v for _, c in axes for k, v in c.items()}
+    variables = {}
+    for param in _PSF_3GAUSS_PARAMS:
+        data = _data_column(hdu, param, axes)
+        da = xr.DataArray(data, dims=[d for d, _ in reversed(axes)], coords=coords)
+        da.attrs["units"] = _unit_string(hdu.columns[param].unit)
+        variables[param.lower()] = da.transpose(*dims)
+    return xr.Dataset(variables, attrs=attrs)
