@@ -77,6 +77,12 @@ def hdu_irf_class(header: fits.Header) -> str | None:
 def _unit_string(unit: str | None) -> str:
     if not unit:
         return ""
+    # FITS files in the wild use generic ("s-1 MeV-1 sr-1") and OGIP ("1/s/MeV/sr") syntax
+    for fmt in ("generic", "ogip", "cds"):
+        try:
+            return u.Unit(unit, format=fmt).to_string()
+        except ValueError:
+            continue
     return u.Unit(unit, parse_strict="silent").to_string()
 
 
