@@ -105,7 +105,9 @@ def _coords(dim, centres, lo, hi, unit, interp, lohi) -> dict[str, xr.Variable]:
         out[f"{dim}_lo"] = xr.Variable(dim, lo, {"units": unit})
         out[f"{dim}_hi"] = xr.Variable(dim, hi, {"units": unit})
     else:
-        out[bounds_name(dim)] = xr.Variable((dim, BOUNDS_DIM), np.stack([lo, hi], -1), {"units": unit})
+        out[bounds_name(dim)] = xr.Variable(
+            (dim, BOUNDS_DIM), np.stack([lo, hi], -1), {"units": unit}
+        )
     return out
 
 
@@ -131,7 +133,9 @@ def energy_axis(
         See :func:`axis_coords`.
     """
     if not (0 < emin < emax) or nbin < 1:
-        raise ValueError(f"energy axis needs 0 < emin < emax and nbin >= 1, got {emin}, {emax}, {nbin}")
+        raise ValueError(
+            f"energy axis needs 0 < emin < emax and nbin >= 1, got {emin}, {emax}, {nbin}"
+        )
     return axis_coords(name, np.geomspace(emin, emax, nbin + 1), unit)
 
 
@@ -155,7 +159,9 @@ def axis_lo_hi(obj: xr.DataArray | xr.Dataset, dim: str) -> tuple[np.ndarray, np
         b = np.asarray(obj.coords[name].values)
         return b[:, 0], b[:, 1]
     if f"{dim}_lo" in obj.coords and f"{dim}_hi" in obj.coords:
-        return np.asarray(obj.coords[f"{dim}_lo"].values), np.asarray(obj.coords[f"{dim}_hi"].values)
+        return np.asarray(obj.coords[f"{dim}_lo"].values), np.asarray(
+            obj.coords[f"{dim}_hi"].values
+        )
     raise KeyError(f"axis {dim!r} has no bounds ({name!r} or {dim}_lo/{dim}_hi coordinates)")
 
 

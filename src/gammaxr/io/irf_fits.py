@@ -117,7 +117,9 @@ def _data_column(hdu: fits.BinTableHDU, name: str, axes: list[tuple[str, dict]])
     return data
 
 
-def read_irf_hdu(hdu: fits.BinTableHDU, irf_class: str, source: str = "") -> xr.DataArray | xr.Dataset:
+def read_irf_hdu(
+    hdu: fits.BinTableHDU, irf_class: str, source: str = ""
+) -> xr.DataArray | xr.Dataset:
     """Convert one GADF IRF binary table HDU into xarray.
 
     Parameters
@@ -176,7 +178,9 @@ def _read_tabulated(hdu, irf_class, axes, attrs) -> xr.DataArray:
         raise DL3Error(f"{attrs['source']}: {irf_class} table has no data column {columns}")
     found = [d for d, _ in axes]
     if sorted(found) != sorted(dims):
-        raise DL3Error(f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}")
+        raise DL3Error(
+            f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}"
+        )
     data = _data_column(hdu, column, axes)
     coords = {k: v for _, c in axes for k, v in c.items()}
     da = xr.DataArray(data, dims=[d for d, _ in reversed(axes)], coords=coords, name=name)

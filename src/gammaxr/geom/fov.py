@@ -1,0 +1,76 @@
+"""Field-of-view (FoV) coordinates: sky positions relative to the pointing.
+
+The FoV frame has its origin at the pointing and its axes aligned with the sky frame of the
+pointing (``RADEC`` alignment of GADF ``bkg_3d``). As in GADF and Gammapy, the FoV longitude is
+reversed with respect to the sky longitude: ``fov_lon`` grows towards decreasing RA, so that a
+sky image and a FoV image have the same orientation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sky_to_fov", "fov_to_sky"]
+
+
+def sky_to_fov(
+    lon: np.ndarray, lat: np.ndarray, lon_pnt: float, lat_pnt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert sky coordinates to FoV coordinates centred on a pointing.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Sky longitude and latitude in deg (any broadcastable shapes), in the same frame as the
+        pointing.
+    lon_pnt, lat_pnt : float
+        Pointing position in deg.
+
+    Returns
+    -------
+    fov_lon, fov_lat : numpy.ndarray
+        FoV longitude (reversed, see module docstring) and latitude in deg, broadcast shape of
+        the inputs.
+    """
+    lon = np.radians(lon)
+    lat = np.radians(lat)
+    lon0, lat0 = np.radians(lon_pnt), np.radians(lat_pnt)
+    dlon = lon - lon0
+    cos_lat = np.cos(lat)
+    x = np.cos(lat0) * cos_lat * np.cos(dlon) + np.sin(lat0) * np.sin(lat)
+    y = cos_lat * np.sin(dlon)
+    z = np.cos(lat0) * np.sin(lat) - np.sin(lat0) * cos_lat * np.cos(dlon)
+    fov_lon = -np.degrees(np.arctan2(y, x))
+    fov_lat = np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
+    return fov_lon, fov_lat
+
+
+def fov_to_sky(
+    fov_lon: np.ndarray, fov_lat: np.ndarray, lon_pnt: float, lat_pnt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert FoV coordinates back to sky coordinates (inverse of :func:`sky_to_fov`).
+
+    Parameters
+    ----------
+    fov_lon, fov_lat : array_like
+        FoV coordinates in deg (reversed longitude).
+    lon_pnt, lat_pnt : float
+        Pointing position in deg.
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        Sky coordinates in deg, longitude in [0, 360).
+    """
+    u = -np.radians(fov_lon)
+    v = np.radians(fov_lat)
+    lon0, lat0 = np.radians(lon_pnt), np.radians(lat_pnt)
+    x = np.cos(v) * np.cos(u)
+    y = np.cos(v) * np.sin(u)
+    z = np.sin(v)
+    # inverse rotation: undo the tilt by lat0, then the turn by lon0
+    xs = np.cos(lat0) * x - np.sin(lat0) * z
+    zs = np.sin(lat0) * x + np.cos(lat0) * z
+    lon = np.degrees(np.arctan2(y, xs) + lon0) % 360.0
+    lat = np.degrees(np.arcsin(np.clip(zs, -1.0, 1.0)))
+    return lon, lat
