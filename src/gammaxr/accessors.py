@@ -1,0 +1,44 @@
+"""The ``.gamma`` accessor on xarray Datasets.
+
+The accessor holds only the dataset it wraps; every method is one call into a plain function
+of the modules below (DESIGN.md, "Layers and modules").
+"""
+
+from __future__ import annotations
+
+import os
+
+import xarray as xr
+
+from gammaxr.io.zarr_store import to_zarr
+from gammaxr.reduce.stack import stack_runs
+
+__all__ = ["GammaDatasetAccessor"]
+
+
+@xr.register_dataset_accessor("gamma")
+class GammaDatasetAccessor:
+    """gammaxr methods on an ``xarray.Dataset`` (``ds.gamma.<method>``)."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    @property
+    def grid(self):
+        """The :class:`gammaxr.geom.SkyGrid` of the dataset (from ``lon``/``lat`` and ``frame``)."""
+        from gammaxr.geom.grid import SkyGrid
+
+        return SkyGrid.from_xarray(self._ds)
+
+    @property
+    def wcs(self):
+        """The equivalent ``astropy.wcs.WCS`` of the sky grid (CAR, pixel centres exact)."""
+        return self.grid.wcs
+
+    def stack(self, dim: str = "obs_id") -> xr.Dataset:
+        """Stack runs: masked sum over ``dim``; see :func:`gammaxr.reduce.stack.stack_runs`."""
+        return stack_runs(self._ds, dim=dim)
+
+    def to_zarr(self, path: str | os.PathLike, **kwargs):
+        """Write to a chunked zarr store; see :func:`gammaxr.io.zarr_store.to_zarr`."""
+        return to_zarr(self._ds, path, **kwargs)
