@@ -1,0 +1,37 @@
+"""Geometry: binned axes, regular sky grids, cutouts, region masks and FoV coordinates."""
+
+from gammaxr.geom.axes import (
+    LOG_AXES,
+    axis_coords,
+    axis_edges,
+    axis_lo_hi,
+    bounds_name,
+    energy_axis,
+)
+from gammaxr.geom.cutout import cutout_grid, downsample_grid, grid_slices, upsample_grid
+from gammaxr.geom.fov import fov_to_sky, sky_to_fov
+from gammaxr.geom.grid import FRAMES, SkyGrid, angular_separation, transform_lonlat
+from gammaxr.geom.regions import exclusion_mask, parse_regions, region_mask, regions_to_string
+
+__all__ = [
+    "FRAMES",
+    "LOG_AXES",
+    "SkyGrid",
+    "angular_separation",
+    "axis_coords",
+    "axis_edges",
+    "axis_lo_hi",
+    "bounds_name",
+    "cutout_grid",
+    "downsample_grid",
+    "energy_axis",
+    "exclusion_mask",
+    "fov_to_sky",
+    "grid_slices",
+    "parse_regions",
+    "region_mask",
+    "regions_to_string",
+    "sky_to_fov",
+    "transform_lonlat",
+    "upsample_grid",
+]
