@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["DL3Error", "HDUNotFoundError", "UnknownHDUClassError", "ObsIdNotFoundError"]
+__all__ = [
+    "CorruptFileError",
+    "DL3Error",
+    "HDUNotFoundError",
+    "MissingFileError",
+    "ObsIdNotFoundError",
+    "UnknownHDUClassError",
+]
 
 
 class DL3Error(Exception):
@@ -25,3 +32,11 @@ class ObsIdNotFoundError(DL3Error, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class MissingFileError(DL3Error, FileNotFoundError):
+    """A file named by a data store (index, event or IRF file) does not exist."""
+
+
+class CorruptFileError(DL3Error, OSError):
+    """A file exists but cannot be decoded (broken gzip stream, not FITS)."""

@@ -1,0 +1,560 @@
+"""Low-level GADF DL3 readers: index tables, events, GTIs and IRF HDU dispatch.
+
+Everything here turns FITS tables into ``xarray.Dataset`` objects and knows nothing
+about data stores or observations (see :mod:`gammaxr.data` for those).
+
+Naming convention (used by every reader here and by :mod:`gammaxr.data`):
+
+- table columns become variables with **lower-case** names, ``-`` replaced by ``_``
+  (``OBS_ID`` -> ``obs_id``, ``DATE-OBS`` -> ``date_obs``); the original FITS name is kept in
+  the variable attr ``fits_name``; see :func:`column_name`;
+- every variable has a ``units`` attr (astropy unit string, ``""`` when dimensionless or absent);
+- text columns are numpy ``str`` arrays with trailing blanks removed;
+- header keywords are kept **verbatim** (upper-case FITS names) in the Dataset attrs, except
+  the table-structure keywords (``NAXIS*``, ``TTYPE*``, ``TFORM*`` ...); time variables also
+  carry ``MJDREFI``, ``MJDREFF``, ``TIMESYS`` and ``TIMEREF`` in their own attrs.
+
+Files are read whole into memory and, when they start with the gzip magic bytes,
+decompressed in one go (faster than streaming through astropy, and a corrupt gzip fails at
+once with :class:`~gammaxr.io.errors.CorruptFileError`), whatever their name ends with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from astropy import units as u
+from astropy.io import fits
+from astropy.time import Time, TimeDelta
+
+from gammaxr.io.errors import CorruptFileError, DL3Error, HDUNotFoundError, MissingFileError
+from gammaxr.io.irf_fits import IRF_CLASSES, read_irf_hdu
+
+__all__ = [
+    "HDU_INDEX_NAMES",
+    "OBS_INDEX_NAMES",
+    "READABLE_CLASSES",
+    "column_name",
+    "find_index_files",
+    "header_attrs",
+    "met_to_time",
+    "open_fits",
+    "read_events_hdu",
+    "read_file_hdus",
+    "read_gti_hdu",
+    "read_hdu",
+    "read_hdu_index",
+    "read_header",
+    "read_obs_index",
+    "table_to_dataset",
+    "time_reference",
+    "time_to_met",
+    "unit_string",
+]
+
+#: File names looked for in a data store directory, in order of preference.
+HDU_INDEX_NAMES = ("hdu-index.fits.gz", "hdu-index.fits")
+OBS_INDEX_NAMES = ("obs-index.fits.gz", "obs-index.fits")
+
+#: HDU classes :func:`read_hdu` converts (events, GTIs and the IRF classes).
+READABLE_CLASSES = ("events", "gti", *IRF_CLASSES)
+
+#: Columns an event list must have.
+EVENT_REQUIRED = ("time", "ra", "dec", "energy")
+
+_STRUCTURAL = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|EXTNAME|EXTVER|COMMENT|HISTORY|"
+    r"T(TYPE|FORM|UNIT|ZERO|SCAL|NULL|DIM|DISP|UCD|COMM)\d+|)$"
+)
+_TIME_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEREF", "TIMEUNIT")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def column_name(name: str) -> str:
+    """gammaxr variable name of a FITS column or keyword: lower-case, ``-`` -> ``_``."""
+    return name.strip().lower().replace("-", "_")
+
+
+def unit_string(unit: str | u.UnitBase | None) -> str:
+    """Normalised astropy unit string of a FITS unit (generic, OGIP or CDS syntax); ``""`` if none."""
+    if unit is None or unit == "":
+        return ""
+    if isinstance(unit, u.UnitBase):
+        return unit.to_string()
+    for fmt in ("generic", "ogip", "cds"):
+        try:
+            return u.Unit(unit, format=fmt).to_string()
+        except ValueError:
+            continue
+    return u.Unit(unit, parse_strict="silent").to_string()
+
+
+def header_attrs(header: fits.Header) -> dict[str, Any]:
+    """Header keywords as a plain dict (FITS names), without the table-structure keywords.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Header of a table HDU.
+
+    Returns
+    -------
+    dict
+        Keyword -> value (str, int, float or bool); undefined values are left out.
+    """
+    out: dict[str, Any] = {}
+    for card in header.cards:
+        key = card.keyword
+        if _STRUCTURAL.match(key) or key in out:
+            continue
+        value = card.value
+        if isinstance(value, (bool, np.bool_)):
+            out[key] = bool(value)
+        elif isinstance(value, (int, float, str, np.integer, np.floating)):
+            out[key] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def _time_attrs(header: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: header[k] for k in _TIME_KEYS if k in header}
+
+
+def time_reference(attrs: Mapping[str, Any]) -> Time:
+    """Reference epoch of mission elapsed time (MET) from ``MJDREFI``/``MJDREFF``/``TIMESYS``.
+
+    Parameters
+    ----------
+    attrs : mapping
+        Header keywords or the attrs of a table/time variable (``MJDREFI``, ``MJDREFF`` and
+        optionally ``TIMESYS``, default ``tt``; ``MJDREF`` alone is accepted too).
+
+    Returns
+    -------
+    astropy.time.Time
+        The MET zero point.
+    """
+    scale = str(attrs.get("TIMESYS", "tt")).strip().lower() or "tt"
+    if "MJDREFI" in attrs:
+        mjd_int, mjd_frac = float(attrs["MJDREFI"]), float(attrs.get("MJDREFF", 0.0))
+    elif "MJDREF" in attrs:
+        mjd_int, mjd_frac = float(attrs["MJDREF"]), 0.0
+    else:
+        raise DL3Error("no MJDREFI/MJDREFF (or MJDREF) keywords: cannot convert MET to time")
+    return Time(mjd_int, mjd_frac, format="mjd", scale=scale)
+
+
+def met_to_time(met: Any, attrs: Mapping[str, Any]) -> Time:
+    """Convert mission elapsed time in seconds to :class:`astropy.time.Time`.
+
+    Parameters
+    ----------
+    met : float or array_like
+        Seconds since the reference epoch (any shape).
+    attrs : mapping
+        Keywords defining the reference, see :func:`time_reference`.
+    """
+    return time_reference(attrs) + TimeDelta(np.asarray(met, dtype=float), format="sec")
+
+
+def time_to_met(time: Time, attrs: Mapping[str, Any]) -> np.ndarray:
+    """Convert :class:`astropy.time.Time` to mission elapsed time in seconds (float array)."""
+    ref = time_reference(attrs)
+    return np.asarray((time - ref).to_value("s"), dtype=float)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise MissingFileError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise DL3Error(f"{path}: is a directory, expected a FITS file") from exc
+    except OSError as exc:
+        raise DL3Error(f"{path}: cannot read file: {exc}") from exc
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise CorruptFileError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
+    return raw
+
+
+def open_fits(path: str | os.PathLike) -> fits.HDUList:
+    """Open a FITS file (gzipped or not) fully in memory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to open.
+
+    Returns
+    -------
+    astropy.io.fits.HDUList
+        Backed by an in-memory buffer; use it as a context manager.
+
+    Raises
+    ------
+    MissingFileError
+        The file does not exist.
+    CorruptFileError
+        The gzip stream is broken or the content is not FITS.
+    """
+    raw = _read_bytes(path)
+    try:
+        hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
+        hdul[0]  # noqa: B018  (force parsing the primary header)
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise CorruptFileError(f"{path}: not a readable FITS file: {exc}") from exc
+    return hdul
+
+
+def _get_hdu(hdul: fits.HDUList, hdu_name: str, path: str | os.PathLike):
+    try:
+        return hdul[hdu_name]
+    except KeyError:
+        pass
+    except (OSError, ValueError, IndexError) as exc:
+        raise CorruptFileError(f"{path}: cannot parse HDUs while looking for {hdu_name!r}: {exc}")
+    try:
+        names = [h.name for h in hdul]
+    except (OSError, ValueError, IndexError):
+        names = ["<unreadable>"]
+    raise HDUNotFoundError(f"{path}: no HDU named {hdu_name!r} in the file (it has {names})")
+
+
+def read_header(path: str | os.PathLike, hdu_name: str) -> dict[str, Any]:
+    """Keywords of one HDU of a FITS file, see :func:`header_attrs`."""
+    with open_fits(path) as hdul:
+        return header_attrs(_get_hdu(hdul, hdu_name, path).header)
+
+
+def read_file_hdus(
+    path: str | os.PathLike, requests: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Any]:
+    """Open one file once and read several of its HDUs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        FITS file (gzipped or not).
+    requests : iterable of (hdu_name, hdu_class)
+        HDUs to read and how to read them; ``hdu_class`` is one of :data:`READABLE_CLASSES`
+        or ``"header"`` (only the keywords, as a dict).
+
+    Returns
+    -------
+    dict
+        ``(hdu_name, hdu_class) -> value`` for every request, where the value is what
+        :func:`read_hdu` returns, or the exception (a :class:`DL3Error`) raised reading that
+        HDU, so that one bad HDU does not hide the others. Errors concerning the whole file
+        (missing, corrupt) are raised.
+    """
+    requests = list(dict.fromkeys(requests))
+    out: dict[tuple[str, str], Any] = {}
+    with open_fits(path) as hdul:
+        for hdu_name, hdu_class in requests:
+            try:
+                hdu = _get_hdu(hdul, hdu_name, path)
+                source = f"{path}[{hdu_name}]"
+                if hdu_class == "header":
+                    out[hdu_name, hdu_class] = header_attrs(hdu.header)
+                else:
+                    out[hdu_name, hdu_class] = read_hdu(hdu, hdu_class, source)
+            except DL3Error as exc:
+                out[hdu_name, hdu_class] = exc
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _native(arr: np.ndarray) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "SU":
+        return np.char.rstrip(arr.astype(str)).astype(str)
+    if arr.dtype.byteorder not in ("=", "|"):
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def table_to_dataset(
+    hdu: fits.BinTableHDU, dim: str, *, source: str = "", index: str | None = None
+) -> xr.Dataset:
+    """Convert a FITS binary table into an ``xarray.Dataset`` along ``dim``.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.BinTableHDU
+        The table (may have zero rows).
+    dim : str
+        Name of the row dimension (``"event"``, ``"gti"``, ``"obs_id"``, ``"hdu"``).
+    source : str
+        File/HDU name for error messages.
+    index : str, optional
+        Variable name (after :func:`column_name`) to make the coordinate of ``dim``.
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per column (lower-case names, native byte order, ``units`` and
+        ``fits_name`` attrs; vector columns get extra dims ``{name}_dim_{i}``), header
+        keywords in attrs.
+    """
+    data = hdu.data
+    nrow = 0 if data is None else len(data)
+    variables: dict[str, xr.Variable] = {}
+    for col in hdu.columns:
+        name = column_name(col.name)
+        if data is None or nrow == 0:
+            dtype = col.dtype
+            shape = (0, *dtype.shape) if dtype.shape else (0,)
+            arr = np.zeros(shape, dtype=dtype.base if dtype.shape else dtype)
+            if arr.dtype.kind == "S":
+                arr = arr.astype(str)
+        else:
+            try:
+                arr = _native(data[col.name])
+            except (ValueError, TypeError, KeyError, OSError) as exc:
+                raise DL3Error(f"{source}: cannot read column {col.name!r}: {exc}") from exc
+        dims = (dim, *(f"{name}_dim_{i}" for i in range(1, arr.ndim)))
+        attrs = {"units": unit_string(col.unit), "fits_name": col.name}
+        variables[name] = xr.Variable(dims, arr, attrs)
+    ds = xr.Dataset(variables, attrs=header_attrs(hdu.header))
+    if index is not None:
+        if index not in ds:
+            raise DL3Error(f"{source}: table has no column {index.upper()!r}")
+        ds = ds.set_coords(index)
+        if index != dim:
+            ds = ds.swap_dims({dim: index})
+    return ds
+
+
+def _require_columns(ds: xr.Dataset, names: Iterable[str], source: str, what: str) -> None:
+    missing = [n.upper() for n in names if n not in ds.variables]
+    if missing:
+        raise DL3Error(f"{source}: {what} table lacks column(s) {missing}")
+
+
+def _convert(var: xr.DataArray, unit: str, default: str, source: str) -> xr.DataArray:
+    """Convert ``var`` to ``unit`` (its own ``units`` attr, or ``default`` when absent)."""
+    have = var.attrs.get("units") or default
+    attrs = {**var.attrs, "units": unit}
+    if have == unit:
+        return var.assign_attrs(attrs)
+    try:
+        factor = u.Unit(have).to(unit)
+    except (ValueError, u.UnitConversionError) as exc:
+        raise DL3Error(f"{source}: column {var.name!r} has unit {have!r}, need {unit!r}") from exc
+    return (var * factor).assign_attrs(attrs)
+
+
+# --------------------------------------------------------------------------- HDU readers
+
+
+def read_events_hdu(hdu: fits.BinTableHDU, source: str = "") -> xr.Dataset:
+    """Read a GADF ``EVENTS`` table.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.BinTableHDU
+        The events HDU (zero rows allowed).
+    source : str
+        File/HDU name for error messages and the ``source`` attr.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``event``; variables ``energy`` (TeV), ``ra``, ``dec`` (deg, icrs), ``time``
+        (s of mission elapsed time, attrs ``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEREF``)
+        and every other column under its lower-case name; header keywords in attrs.
+    """
+    ds = table_to_dataset(hdu, "event", source=source)
+    _require_columns(ds, EVENT_REQUIRED, source, "events")
+    eunit = str(hdu.header.get("EUNIT", "TeV")).strip() or "TeV"
+    ds["energy"] = _convert(ds["energy"], "TeV", eunit, source)
+    ds["ra"] = _convert(ds["ra"], "deg", "deg", source)
+    ds["dec"] = _convert(ds["dec"], "deg", "deg", source)
+    tunit = str(hdu.header.get("TIMEUNIT", "s")).strip() or "s"
+    ds["time"] = _convert(ds["time"], "s", tunit, source).assign_attrs(_time_attrs(hdu.header))
+    ds.attrs["source"] = source
+    return ds
+
+
+def read_gti_hdu(hdu: fits.BinTableHDU, source: str = "") -> xr.Dataset:
+    """Read a GADF ``GTI`` table.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``gti``; ``start`` and ``stop`` in s of mission elapsed time (attrs as the event
+        ``time``); header keywords in attrs.
+    """
+    ds = table_to_dataset(hdu, "gti", source=source)
+    _require_columns(ds, ("start", "stop"), source, "GTI")
+    tunit = str(hdu.header.get("TIMEUNIT", "s")).strip() or "s"
+    tattrs = _time_attrs(hdu.header)
+    for name in ("start", "stop"):
+        ds[name] = _convert(ds[name], "s", tunit, source).assign_attrs(tattrs)
+    ds.attrs["source"] = source
+    return ds
+
+
+def read_hdu(hdu: fits.BinTableHDU, hdu_class: str, source: str = "") -> xr.Dataset | xr.DataArray:
+    """Read one HDU according to its GADF class.
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.BinTableHDU
+        The HDU.
+    hdu_class : str
+        ``"events"``, ``"gti"`` or an IRF class (see :data:`gammaxr.io.irf_fits.IRF_CLASSES`).
+    source : str
+        File/HDU name for messages.
+
+    Raises
+    ------
+    UnknownHDUClassError
+        If ``hdu_class`` is none of :data:`READABLE_CLASSES`.
+    """
+    if hdu_class == "events":
+        return read_events_hdu(hdu, source)
+    if hdu_class == "gti":
+        return read_gti_hdu(hdu, source)
+    return read_irf_hdu(hdu, hdu_class, source)
+
+
+# --------------------------------------------------------------------------- index tables
+
+
+def _first_table(path: str | os.PathLike) -> tuple[fits.BinTableHDU, str]:
+    with open_fits(path) as hdul:
+        for hdu in hdul[1:]:
+            if isinstance(hdu, fits.BinTableHDU):
+                hdu.data  # noqa: B018  (read while the file is open)
+                return hdu, str(path)
+    raise DL3Error(f"{path}: no binary table HDU in the file")
+
+
+def read_obs_index(path: str | os.PathLike) -> xr.Dataset:
+    """Read a GADF observation index into a Dataset indexed by ``obs_id``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``obs-index.fits[.gz]``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim and coordinate ``obs_id``; one variable per column (lower-case names, ``-`` ->
+        ``_``, ``units`` attrs, text as ``str``); header keywords (``MJDREFI``, ``MJDREFF``,
+        ``TIMESYS``, ``GEOLON`` ...) in attrs, plus ``source`` (the file).
+    """
+    hdu, source = _first_table(path)
+    ds = table_to_dataset(hdu, "obs_id", source=source, index="obs_id")
+    uniq, counts = np.unique(ds["obs_id"].values, return_counts=True)
+    if np.any(counts > 1):
+        dup = [int(i) for i in uniq[counts > 1][:10]]
+        raise DL3Error(f"{source}: obs index lists obs_id(s) {dup} more than once")
+    ds.attrs["source"] = source
+    return ds
+
+
+def read_hdu_index(path: str | os.PathLike) -> xr.Dataset:
+    """Read a GADF HDU index and resolve the file of every HDU.
+
+    ``FILE_DIR`` is relative to the header keyword ``BASE_DIR`` when given (itself relative
+    to the index file's directory unless absolute), else to the index file's directory.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``hdu-index.fits[.gz]``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``hdu``; variables ``obs_id``, ``hdu_type``, ``hdu_class``, ``file_dir``,
+        ``file_name``, ``hdu_name`` (and any other column) plus ``path``, the resolved file
+        path (str); attrs: header keywords, ``source`` and ``base_dir``.
+    """
+    hdu, source = _first_table(path)
+    ds = table_to_dataset(hdu, "hdu", source=source)
+    _require_columns(
+        ds, ("obs_id", "hdu_type", "hdu_class", "file_dir", "file_name", "hdu_name"), source, "HDU index"
+    )
+    base = Path(path).resolve().parent
+    if ds.attrs.get("BASE_DIR"):
+        base = base / str(ds.attrs["BASE_DIR"]).strip()
+    for name in ("hdu_type", "hdu_class"):
+        ds[name] = ds[name].copy(data=np.char.lower(ds[name].values.astype(str)))
+    dirs = ds["file_dir"].values.astype(str)
+    names = ds["file_name"].values.astype(str)
+    paths = [os.path.normpath(base / d / n) for d, n in zip(dirs, names, strict=True)]
+    ds["path"] = xr.Variable("hdu", np.array(paths, dtype=str), {"units": ""})
+    ds.attrs.update(source=source, base_dir=str(base))
+    return ds
+
+
+def find_index_files(
+    path: str | os.PathLike, obs_index: str | os.PathLike | None = None
+) -> tuple[Path, Path]:
+    """Locate the HDU index and observation index of a data store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A data store directory holding ``hdu-index.fits[.gz]`` (and ``obs-index.fits[.gz]``),
+        or the HDU index file itself.
+    obs_index : str or os.PathLike, optional
+        Explicit observation index file; by default looked for beside the HDU index.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        HDU index file, observation index file.
+
+    Raises
+    ------
+    MissingFileError
+        If either index cannot be found (the message lists the names tried).
+    """
+    path = Path(path)
+    if path.is_dir():
+        hdu_index = _first_existing(path, HDU_INDEX_NAMES, "HDU index")
+        directory = path
+    elif path.is_file():
+        hdu_index, directory = path, path.parent
+    else:
+        raise MissingFileError(f"{path}: no such data store directory or HDU index file")
+    if obs_index is None:
+        obs_path = _first_existing(directory, OBS_INDEX_NAMES, "observation index")
+    else:
+        obs_path = Path(obs_index)
+        if not obs_path.is_file():
+            raise MissingFileError(f"{obs_path}: observation index file not found")
+    return hdu_index, obs_path
+
+
+def _first_existing(directory: Path, names: Iterable[str], what: str) -> Path:
+    names = list(names)
+    for name in names:
+        if (directory / name).is_file():
+            return directory / name
+    raise MissingFileError(f"{directory}: no {what} file found (looked for {', '.join(names)})")
