@@ -242,9 +242,9 @@ def test_lon_wrap_events():
         assert abs(_wrap(grid.lon[i_lon[k]] - lon[k])) <= grid.lon_step / 2
     assert i_lon[0] == i_lon[2] == i_lon[3] and i_lon[1] == i_lon[0] + 10
     # the brief's example, 359.9 and 0.1 (0.1 deg from the middle, on pixel edges): right pixels
-    i_lon, _, inside = grid.bin_indices(np.array([359.9, 0.1]), np.zeros(2))
-    assert inside.all()
-    assert np.all(np.abs(_wrap(grid.lon[i_lon] - [359.9, 0.1])) <= grid.lon_step / 2 + 1e-9)
+    k_lon, _, ok = grid.bin_indices(np.array([359.9, 0.1]), np.zeros(2))
+    assert ok.all()
+    assert np.all(np.abs(_wrap(grid.lon[k_lon] - [359.9, 0.1])) <= grid.lon_step / 2 + 1e-9)
     # same pixels as the equivalent WCS says
     px, _ = grid.wcs.world_to_pixel(SkyCoord(lon, np.zeros(4), unit="deg"))
     np.testing.assert_array_equal(i_lon, np.floor(px + 0.5).astype(int))
