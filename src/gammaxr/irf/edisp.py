@@ -1,0 +1,180 @@
+"""Energy dispersion: migration density and kernels (true energy x reconstructed energy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from gammaxr.geom.axes import axis_coords, axis_lo_hi
+from gammaxr.irf.interpolate import (
+    AXIS_UNITS,
+    apply_irf,
+    convert_units,
+    grid_axis,
+    interpolate_table,
+    outside_valid_range,
+)
+
+__all__ = ["evaluate_edisp", "edisp_kernel"]
+
+_DIMS = ("energy_true", "migra", "offset")
+
+
+def _density_core(axes, table, energy_true, migra, offset):
+    """Migration density with Gammapy's EnergyDispersion2D range policy."""
+    values = interpolate_table(table, axes, [energy_true, migra, offset], fill_value=None)
+    out_e, out_m, out_o = (
+        outside_valid_range(ax, x) for ax, x in zip(axes, (energy_true, migra, offset), strict=True)
+    )
+    bad = (out_e & out_m) | out_o | ~np.isfinite(values)
+    return np.where(bad, 0.0, values)
+
+
+def _check(edisp: xr.DataArray) -> list:
+    if set(edisp.dims) != set(_DIMS):
+        raise ValueError(
+            f"{edisp.attrs.get('source', '')}: edisp table has dims {edisp.dims}, expected {_DIMS}"
+        )
+    return [grid_axis(edisp, d) for d in _DIMS]
+
+
+def evaluate_edisp(
+    edisp: xr.DataArray,
+    energy_true: np.typing.ArrayLike | xr.DataArray,
+    migra: np.typing.ArrayLike | xr.DataArray,
+    offset: np.typing.ArrayLike | xr.DataArray,
+) -> np.ndarray | xr.DataArray:
+    """Energy migration probability density at given true energy, migra and offset.
+
+    Linear interpolation in ``(log energy_true, migra, offset)``. Out-of-range policy of
+    Gammapy's ``EnergyDispersion2D``: values are linearly extrapolated beyond the outer
+    nodes and set to zero only where the offset is outside its valid range or where
+    *both* energy_true and migra are outside theirs; never negative.
+
+    Parameters
+    ----------
+    edisp : xarray.DataArray
+        ``edisp_2d`` table, dims ``(energy_true, migra, offset)``, density per unit migra.
+    energy_true : array_like or xarray.DataArray
+        True energy in TeV.
+    migra : array_like or xarray.DataArray
+        Ratio of reconstructed to true energy.
+    offset : array_like or xarray.DataArray
+        Offset from the pointing in deg. All three are broadcast together.
+
+    Returns
+    -------
+    numpy.ndarray or xarray.DataArray
+        Probability density per unit migra (dimensionless).
+    """
+    axes = _check(edisp)
+    args = [
+        convert_units(a, AXIS_UNITS[d])
+        for a, d in zip((energy_true, migra, offset), _DIMS, strict=True)
+    ]
+
+    def core(table, e, m, o):
+        return _density_core(axes, table, e, m, o)
+
+    return apply_irf(core, [edisp], [_DIMS], args, name="edisp", attrs={"units": ""})
+
+
+def edisp_kernel(
+    edisp: xr.DataArray,
+    offset: np.typing.ArrayLike | xr.DataArray,
+    energy_true_edges: np.typing.ArrayLike,
+    energy_edges: np.typing.ArrayLike,
+    *,
+    migra_edges: np.typing.ArrayLike | None = None,
+    threshold: float = 1e-8,
+) -> np.ndarray | xr.DataArray:
+    """Energy-dispersion kernel: probability that a photon of each true-energy bin is
+    reconstructed in each reconstructed-energy bin, at given offsets.
+
+    Follows Gammapy's ``EnergyDispersion2D.to_edisp_kernel``: the migration density
+    (:func:`evaluate_edisp`) is taken at the log centre of each true-energy bin and the
+    centres of the migra bins (the table's own migra bins, or ``migra_edges``), normalised
+    so that it integrates to one over the migra bins (all-zero rows stay zero), and its
+    cumulative integral, linear between migra bin edges, zero below the first edge and one
+    above the last, is differenced between ``E_reco_edge / E_true_centre``. Elements
+    below ``threshold`` are set to zero.
+
+    Parameters
+    ----------
+    edisp : xarray.DataArray
+        ``edisp_2d`` table, dims ``(energy_true, migra, offset)``.
+    offset : array_like or xarray.DataArray
+        Offsets from the pointing in deg, any shape (or dims).
+    energy_true_edges : array_like, shape (nt + 1,)
+        True-energy bin edges in TeV, increasing.
+    energy_edges : array_like, shape (nr + 1,)
+        Reconstructed-energy bin edges in TeV, increasing.
+    migra_edges : array_like, optional
+        Migra binning on which the density is sampled; default the table's migra bins.
+        (Gammapy's ``EDispMap`` uses ``linspace(0.2, 5, 49)``.)
+    threshold : float
+        Kernel elements below this are set to zero.
+
+    Returns
+    -------
+    numpy.ndarray or xarray.DataArray
+        Kernel, numpy shape ``offset.shape + (nt, nr)``; as a DataArray the offset dims
+        followed by ``energy_true`` and ``energy`` (centre coordinates and ``_lo``/``_hi``
+        edges). Rows sum to the fraction of the migration density inside the
+        reconstructed range.
+    """
+    axes = _check(edisp)
+    e_true = np.asarray(energy_true_edges, dtype=float)
+    e_reco = np.asarray(energy_edges, dtype=float)
+    for name, edges in (("energy_true_edges", e_true), ("energy_edges", e_reco)):
+        if edges.ndim != 1 or edges.size < 2 or np.any(edges <= 0) or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"edisp_kernel: {name} must be increasing, positive, 1D")
+    if migra_edges is None:
+        lo, hi = axis_lo_hi(edisp, "migra")
+        if not np.allclose(lo[1:], hi[:-1], rtol=1e-6, atol=1e-9):
+            raise ValueError(
+                "edisp_kernel: the table's migra bins are not contiguous; give migra_edges"
+            )
+        m_edges = np.append(lo, hi[-1])
+    else:
+        m_edges = np.asarray(migra_edges, dtype=float)
+    if m_edges.ndim != 1 or m_edges.size < 2 or np.any(np.diff(m_edges) <= 0):
+        raise ValueError("edisp_kernel: migra edges must be increasing, 1D")
+    true_centres = np.sqrt(e_true[:-1] * e_true[1:])
+    m_centres = 0.5 * (m_edges[:-1] + m_edges[1:])
+    m_width = np.diff(m_edges)
+    nt, nr = true_centres.size, e_reco.size - 1
+
+    # where each (true centre, reco edge) falls on the migra edges: shared by all offsets
+    m_eval = e_reco[None, :] / true_centres[:, None]
+    k = np.clip(np.searchsorted(m_edges, m_eval, side="right") - 1, 0, m_edges.size - 2)
+    w = np.clip((m_eval - m_edges[k]) / m_width[k], 0.0, 1.0)
+    rows = np.arange(nt)[:, None]
+
+    def core(table, offset_values):
+        o = np.asarray(offset_values, dtype=float)[..., None, None]
+        density = _density_core(axes, table, true_centres[:, None], m_centres, o)
+        content = density * m_width
+        total = content.sum(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            content = np.where(total > 0, content / total, 0.0)
+        cum = np.concatenate([np.zeros((*content.shape[:-1], 1)), np.cumsum(content, -1)], -1)
+        at_edges = cum[..., rows, k] * (1.0 - w) + cum[..., rows, k + 1] * w
+        kernel = np.clip(np.diff(at_edges, axis=-1), 0.0, None)
+        return np.where(kernel < threshold, 0.0, kernel)
+
+    coords = {
+        **axis_coords("energy_true", e_true, "TeV", lohi=True),
+        **axis_coords("energy", e_reco, "TeV", lohi=True),
+    }
+    return apply_irf(
+        core,
+        [edisp],
+        [_DIMS],
+        [convert_units(offset, "deg")],
+        output_core_dims=("energy_true", "energy"),
+        output_sizes={"energy_true": nt, "energy": nr},
+        coords=coords,
+        name="edisp_kernel",
+        attrs={"units": ""},
+    )

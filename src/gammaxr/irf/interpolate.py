@@ -1,0 +1,389 @@
+"""Gridded interpolation of IRF tables, with the out-of-range policy of Gammapy 2.1.
+
+The IRF DataArrays of :mod:`gammaxr.io.irf_fits` tabulate a quantity at the centres of
+their bins (or at nodes, ``interp="nodes"``). :func:`interpolate_irf` evaluates such a
+table at arbitrary coordinates:
+
+* **grid**: the nodes of each axis are its centre coordinate; energy axes (``energy``,
+  ``energy_true``) are interpolated in ``log(E)``, every other axis (``offset``,
+  ``migra``, ``rad``, ``fov_lon``, ``fov_lat``) linearly;
+* **values**: multilinear interpolation of the values themselves
+  (``values_scale="lin"``) or of their logarithm (``"log"``, used for background rates;
+  zeros are floored at the float32 ``tiny`` (1.2e-38) before taking the log, and results
+  that underflow to twice the float64 ``tiny`` or less come back as exactly 0);
+* **range policy**: beyond the outermost nodes, values are extrapolated linearly (in the
+  scaled coordinates) from the two outermost nodes, but only up to the *valid range* of the
+  axis: its outer bin edges, or for a node axis half a node spacing beyond the outer nodes
+  (in the axis scale). Points outside the valid range of any axis get ``fill_value``
+  (default 0). With ``fill_value=None`` nothing is masked and values are extrapolated
+  everywhere. Non-finite coordinates give ``fill_value`` (NaN when ``fill_value=None``).
+  Results are clipped at zero (IRFs are non-negative). An axis of length one is constant
+  along that dim (its valid range still applies, except for a single node, which is valid
+  everywhere).
+
+This is what Gammapy's IRF classes do with their default ``interp_kwargs``
+(``bounds_error=False, fill_value=0``: extrapolation within the bins, zero outside).
+
+Coordinates may be numpy array-likes (numpy broadcasting, numpy result) or
+``xarray.DataArray`` objects (broadcast by dim name, DataArray result; dask-backed inputs
+stay lazy, evaluation runs per chunk through :func:`xarray.apply_ufunc`). A DataArray
+coordinate with a ``units`` attr is converted to the axis unit (TeV for energies, deg for
+angles). Mixing DataArrays with numpy arrays of more than zero dims is refused (the dims
+would be ambiguous).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from astropy import units as u
+
+from gammaxr.geom.axes import LOG_AXES, axis_lo_hi
+
+__all__ = [
+    "GridAxis",
+    "grid_axis",
+    "interpolate_irf",
+    "interpolate_table",
+    "outside_valid_range",
+]
+
+#: Floor applied before taking the log of values (float32 tiny, as GADF tables are float32).
+LOG_FLOOR = float(np.finfo(np.float32).tiny)
+
+_FLOAT_TINY = float(np.finfo(float).tiny)
+
+#: Unit in which coordinates of each IRF axis are expected.
+AXIS_UNITS = {
+    "energy": "TeV",
+    "energy_true": "TeV",
+    "offset": "deg",
+    "rad": "deg",
+    "fov_lon": "deg",
+    "fov_lat": "deg",
+    "migra": "",
+}
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """One IRF axis prepared for interpolation.
+
+    Attributes
+    ----------
+    name : str
+        Dim name.
+    nodes : numpy.ndarray, shape (n,)
+        Node positions in the scaled coordinate (``log`` for energy axes), ascending.
+    lo, hi : float
+        Valid range in the scaled coordinate (see module docstring).
+    log : bool
+        Whether the axis is interpolated in ``log`` of the coordinate.
+    flip : bool
+        Whether the table runs in descending order along this axis (reversed internally).
+    """
+
+    name: str
+    nodes: np.ndarray
+    lo: float
+    hi: float
+    log: bool
+    flip: bool
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """Coordinate ``x`` (axis unit) in the interpolation scale."""
+        x = np.asarray(x, dtype=float)
+        if not self.log:
+            return x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)
+
+
+def grid_axis(irf: xr.DataArray | xr.Dataset, dim: str) -> GridAxis:
+    """Interpolation nodes and valid range of axis ``dim`` of an IRF.
+
+    Parameters
+    ----------
+    irf : xarray.DataArray or xarray.Dataset
+        IRF with a centre coordinate ``dim`` and bounds ``dim_lo``/``dim_hi`` (or
+        ``dim_bounds``). Without bounds the axis is treated as nodes.
+    dim : str
+        Axis name.
+
+    Returns
+    -------
+    GridAxis
+        Nodes and valid range in the interpolation scale (log for energy axes).
+    """
+    centres = np.asarray(irf.coords[dim].values, dtype=float)
+    log = dim in LOG_AXES
+    is_nodes = irf.coords[dim].attrs.get("interp") == "nodes"
+    try:
+        lo, hi = axis_lo_hi(irf, dim)
+    except KeyError:
+        lo = hi = centres
+        is_nodes = True
+    flip = centres.size > 1 and centres[0] > centres[-1]
+    if flip:
+        centres = centres[::-1]
+    if log and (np.any(centres <= 0) or np.any(np.asarray(lo) <= 0)):
+        raise ValueError(f"IRF axis {dim!r}: log-interpolated axis needs positive values")
+    scale = np.log if log else np.asarray
+    nodes = np.asarray(scale(centres), dtype=float)
+    if nodes.size > 1 and np.any(np.diff(nodes) <= 0):
+        raise ValueError(f"IRF axis {dim!r}: nodes must be strictly monotonic")
+    if is_nodes:
+        if nodes.size == 1:
+            vlo, vhi = -np.inf, np.inf
+        else:
+            vlo = nodes[0] - 0.5 * (nodes[1] - nodes[0])
+            vhi = nodes[-1] + 0.5 * (nodes[-1] - nodes[-2])
+    else:
+        vlo = float(scale(min(np.min(lo), np.min(hi))))
+        vhi = float(scale(max(np.max(lo), np.max(hi))))
+    return GridAxis(dim, nodes, float(vlo), float(vhi), log, bool(flip))
+
+
+def _locate(axis: GridAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower node index and weight of the upper node (unclipped: extrapolates)."""
+    n = axis.nodes.size
+    if n == 1:
+        return np.zeros(x.shape, dtype=np.intp), np.zeros(x.shape)
+    idx = np.searchsorted(axis.nodes, x, side="right") - 1
+    idx = np.clip(idx, 0, n - 2)
+    x0 = axis.nodes[idx]
+    x1 = axis.nodes[idx + 1]
+    return idx, (x - x0) / (x1 - x0)
+
+
+def interpolate_table(
+    table: np.ndarray,
+    axes: Sequence[GridAxis],
+    coords: Sequence[np.ndarray],
+    *,
+    values_scale: str = "lin",
+    fill_value: float | None = 0.0,
+    clip: bool = True,
+) -> np.ndarray:
+    """Multilinear interpolation of a numpy table on :class:`GridAxis` axes (numpy core).
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        Values, one numpy axis per entry of ``axes`` in the same order.
+    axes : sequence of GridAxis
+        The table axes (from :func:`grid_axis`).
+    coords : sequence of array_like
+        One coordinate array per axis, in the axis unit (not scaled); broadcast together.
+    values_scale : {"lin", "log"}
+        Interpolate the values or their logarithm.
+    fill_value : float or None
+        Value where any coordinate is outside its axis' valid range (or not finite);
+        ``None`` extrapolates everywhere.
+    clip : bool
+        Clip results at zero.
+
+    Returns
+    -------
+    numpy.ndarray
+        Interpolated values with the broadcast shape of ``coords``.
+    """
+    table = np.asarray(table, dtype=float)
+    if table.ndim != len(axes) or len(coords) != len(axes):
+        raise ValueError("interpolate_table: table, axes and coords must agree in number")
+    for ax, size in zip(axes, table.shape, strict=True):
+        if ax.nodes.size != size:
+            raise ValueError(
+                f"interpolate_table: axis {ax.name!r} has {ax.nodes.size} nodes, table {size}"
+            )
+    flips = tuple(i for i, ax in enumerate(axes) if ax.flip)
+    if flips:
+        table = np.flip(table, axis=flips)
+    if values_scale == "log":
+        table = np.log(np.clip(table, LOG_FLOOR, None))
+    elif values_scale != "lin":
+        raise ValueError(f"unknown values_scale {values_scale!r} (use 'lin' or 'log')")
+
+    scaled = [ax.scale(c) for ax, c in zip(axes, coords, strict=True)]
+    located = [_locate(ax, x) for ax, x in zip(axes, scaled, strict=True)]
+    shape = np.broadcast_shapes(*(np.shape(x) for x in scaled))
+    result = np.zeros(shape)
+    active = [i for i, ax in enumerate(axes) if ax.nodes.size > 1]
+    for corner in range(2 ** len(active)):
+        index = [loc[0] for loc in located]
+        weight = 1.0
+        for bit, i in enumerate(active):
+            idx, w = located[i]
+            if (corner >> bit) & 1:
+                index[i] = idx + 1
+                weight = weight * w
+            else:
+                weight = weight * (1.0 - w)
+        result = result + weight * table[tuple(index)]
+
+    if values_scale == "log":
+        with np.errstate(over="ignore"):
+            result = np.exp(result)
+        result = np.where(result <= 2 * _FLOAT_TINY, 0.0, result)
+    if clip:
+        result = np.clip(result, 0.0, None)
+    if fill_value is not None:
+        bad = np.zeros(shape, dtype=bool)
+        for ax, x in zip(axes, scaled, strict=True):
+            bad = bad | ~((x >= ax.lo) & (x <= ax.hi))
+        result = np.where(bad | ~np.isfinite(result), fill_value, result)
+    return result
+
+
+def outside_valid_range(axis: GridAxis, values: np.ndarray) -> np.ndarray:
+    """Mask of coordinates outside the valid range of ``axis`` (or not finite).
+
+    Parameters
+    ----------
+    axis : GridAxis
+        Axis from :func:`grid_axis`.
+    values : array_like
+        Coordinates in the axis unit.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True where the value is out of range.
+    """
+    x = axis.scale(values)
+    return ~((x >= axis.lo) & (x <= axis.hi))
+
+
+# --------------------------------------------------------------------------- xarray layer
+
+
+def _is_xarray(x) -> bool:
+    return isinstance(x, xr.DataArray | xr.Variable)
+
+
+def convert_units(x, unit: str):
+    """DataArray ``x`` in ``unit`` if it carries a ``units`` attr (lazy scalar multiply)."""
+    src = x.attrs.get("units") if _is_xarray(x) else None
+    if src is None or src == unit:
+        return x
+    factor = u.Unit(src).to(u.Unit(unit))
+    if factor == 1.0:
+        return x
+    return x * factor
+
+
+def irf_table(irf: xr.DataArray, dims: Sequence[str]) -> xr.DataArray:
+    """IRF values with dims renamed ``_irf_<dim>`` (so they never clash with map dims)."""
+    data = irf.transpose(*dims).data
+    return xr.DataArray(data, dims=[f"_irf_{d}" for d in dims])
+
+
+def apply_irf(
+    func: Callable,
+    tables: Sequence[xr.DataArray | xr.Dataset],
+    table_dims: Sequence[Sequence[str]],
+    args: Sequence,
+    *,
+    output_core_dims: Sequence[str] = (),
+    output_sizes: Mapping[str, int] | None = None,
+    name: str | None = None,
+    attrs: Mapping | None = None,
+    coords: Mapping | None = None,
+):
+    """Call ``func(*numpy_tables, *args)`` on numpy or through ``xarray.apply_ufunc``.
+
+    ``tables`` are IRF DataArrays (passed to ``func`` as numpy arrays with dims in
+    ``table_dims`` order), ``args`` are the broadcast arguments. If no argument is an
+    xarray object the call is plain numpy (the tables are read with ``np.asarray``: IRF
+    tables are small and in memory; a dask-backed table is computed here, the documented
+    boundary for numpy callers). Otherwise the call goes through ``apply_ufunc`` with
+    ``dask="parallelized"``, so dask-backed tables and arguments stay lazy, and the result
+    is a DataArray with the broadcast dims of the arguments followed by
+    ``output_core_dims``.
+    """
+    if not any(_is_xarray(a) for a in args):
+        arrays = [
+            np.asarray(t.transpose(*d).values) for t, d in zip(tables, table_dims, strict=True)
+        ]
+        return func(*arrays, *args)
+    for a in args:
+        if not _is_xarray(a) and np.ndim(a) > 0:
+            raise TypeError(
+                "IRF evaluation: give coordinates either all as xarray.DataArray or all as "
+                "numpy arrays; a numpy array with dims cannot be broadcast against DataArrays"
+            )
+    wrapped = [irf_table(t, d) for t, d in zip(tables, table_dims, strict=True)]
+    out = xr.apply_ufunc(
+        func,
+        *wrapped,
+        *args,
+        input_core_dims=[list(w.dims) for w in wrapped] + [[] for _ in args],
+        output_core_dims=[list(output_core_dims)],
+        dask="parallelized",
+        output_dtypes=[float],
+        dask_gufunc_kwargs={"allow_rechunk": True, "output_sizes": dict(output_sizes or {})},
+        keep_attrs=False,
+    )
+    if coords:
+        out = out.assign_coords(coords)
+    out.attrs = dict(attrs or {})
+    return out.rename(name) if name else out
+
+
+def interpolate_irf(
+    irf: xr.DataArray,
+    coords: Mapping[str, object],
+    *,
+    values_scale: str = "lin",
+    fill_value: float | None = 0.0,
+    clip: bool = True,
+) -> np.ndarray | xr.DataArray:
+    """Evaluate a tabulated IRF at given coordinates (see module docstring for the policy).
+
+    Parameters
+    ----------
+    irf : xarray.DataArray
+        IRF table with centre coordinates and bounds for each of its dims.
+    coords : mapping of str to array_like or xarray.DataArray
+        One coordinate per dim of ``irf``: energies in TeV, angles in deg, migra
+        dimensionless. Broadcast together (numpy rules, or by dim name for DataArrays).
+    values_scale : {"lin", "log"}
+        Interpolate values linearly or in log (background rates).
+    fill_value : float or None
+        Value outside the valid range of any axis; ``None`` extrapolates everywhere.
+    clip : bool
+        Clip results at zero.
+
+    Returns
+    -------
+    numpy.ndarray or xarray.DataArray
+        Values in the unit of ``irf`` (``units`` attr), shape/dims broadcast from
+        ``coords``.
+    """
+    dims = list(irf.dims)
+    missing = set(dims) - set(coords)
+    extra = set(coords) - set(dims)
+    if missing or extra:
+        raise ValueError(
+            f"interpolate_irf: coordinates must be given for exactly the IRF dims {dims}; "
+            f"missing {sorted(missing)}, unexpected {sorted(extra)}"
+        )
+    axes = [grid_axis(irf, d) for d in dims]
+    args = [convert_units(coords[d], AXIS_UNITS.get(d, "")) for d in dims]
+
+    def core(table, *values):
+        return interpolate_table(
+            table, axes, values, values_scale=values_scale, fill_value=fill_value, clip=clip
+        )
+
+    return apply_irf(
+        core,
+        [irf],
+        [dims],
+        args,
+        name=irf.name,
+        attrs={"units": irf.attrs.get("units", "")},
+    )
