@@ -179,3 +179,12 @@ def test_msh1552_exclusion_matches_reference(reference_dir):
     expected = ref["exclusion"][:, ::-1]  # reference lon decreases along the last axis
     assert (~expected).sum() > 1000
     np.testing.assert_array_equal(mask.values, expected)
+
+
+def test_regions_off_and_across_the_grid_edge(grid):
+    far = rg.RectangleSkyRegion(SkyCoord(120.0, -40.0, unit="deg"), 1 * u.deg, 1 * u.deg)
+    assert not region_mask(grid, far).values.any()
+    edge = SkyCoord(grid.lon[0], 22.014, unit="deg")  # half of the circle is off the grid
+    mask = region_mask(grid, rg.CircleSkyRegion(edge, 0.4 * u.deg)).values
+    np.testing.assert_array_equal(mask, grid.skycoord().separation(edge).deg < 0.4)
+    assert mask[:, 0].any() and not mask[:, -1].any()

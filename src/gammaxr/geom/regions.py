@@ -133,9 +133,25 @@ def _projected_mask(grid: SkyGrid, region: Any) -> np.ndarray:
     return inside & near
 
 
-def _mask(grid: SkyGrid, region: Any) -> np.ndarray:
-    if isinstance(region, rg.PixelRegion):
-        raise TypeError(f"{type(region).__name__} is a pixel region; masks need sky regions")
+def _bounding_radius(region: Any) -> float | None:
+    """Radius in deg of a circle around :func:`_anchor` that holds the region, if known."""
+    if isinstance(region, rg.CircleSkyRegion):
+        return region.radius.to_value(u.deg)
+    if isinstance(region, rg.CircleAnnulusSkyRegion):
+        return region.outer_radius.to_value(u.deg)
+    if isinstance(region, rg.RectangleSkyRegion):
+        return float(np.hypot(region.width.to_value(u.deg), region.height.to_value(u.deg))) / 2
+    if isinstance(region, rg.EllipseSkyRegion):
+        return max(region.width.to_value(u.deg), region.height.to_value(u.deg)) / 2
+    if isinstance(region, (rg.RectangleAnnulusSkyRegion, rg.EllipseAnnulusSkyRegion)):
+        w, h = region.outer_width.to_value(u.deg), region.outer_height.to_value(u.deg)
+        return float(np.hypot(w, h)) / 2
+    if isinstance(region, rg.PolygonSkyRegion):
+        return float(np.max(region.vertices.separation(_anchor(region)).to_value(u.deg)))
+    return None
+
+
+def _shape_mask(grid: SkyGrid, region: Any) -> np.ndarray:
     if isinstance(region, rg.CircleSkyRegion):
         return _circle_mask(grid, region.center, -1.0, region.radius.to_value(u.deg))
     if isinstance(region, rg.CircleAnnulusSkyRegion):
@@ -145,11 +161,28 @@ def _mask(grid: SkyGrid, region: Any) -> np.ndarray:
             region.inner_radius.to_value(u.deg),
             region.outer_radius.to_value(u.deg),
         )
-    if isinstance(region, rg.CompoundSkyRegion):
-        return region.operator(_mask(grid, region.region1), _mask(grid, region.region2))
     if _SPHERICAL is not None and isinstance(region, _SPHERICAL):
         return np.asarray(region.contains(grid.skycoord()), dtype=bool).reshape(grid.shape)
     return _projected_mask(grid, region)
+
+
+def _mask(grid: SkyGrid, region: Any) -> np.ndarray:
+    if isinstance(region, rg.PixelRegion):
+        raise TypeError(f"{type(region).__name__} is a pixel region; masks need sky regions")
+    if isinstance(region, rg.CompoundSkyRegion):
+        return region.operator(_mask(grid, region.region1), _mask(grid, region.region2))
+    radius = _bounding_radius(region)
+    if radius is None:
+        return _shape_mask(grid, region)
+    # evaluate only on the cutout around the region's bounding circle
+    out = np.zeros(grid.shape, dtype=bool)
+    try:
+        sub = grid.cutout(_anchor(region), radius=radius * (1 + 1e-6) + 1e-9)
+    except ValueError:  # no overlap with the grid
+        return out
+    sl = sub.slices_in(grid)
+    out[sl["lat"], sl["lon"]] = _shape_mask(sub, region)
+    return out
 
 
 def region_mask(grid: SkyGrid, regions: Any, inside: bool = True) -> xr.DataArray:
