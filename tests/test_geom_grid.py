@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import astropy.units as u
 import dask.array as da
@@ -118,6 +119,7 @@ def test_immutable():
         grid.lon[0] = 5.0
     with pytest.raises(TypeError):
         hash(grid)
+    assert pickle.loads(pickle.dumps(grid)).is_same(grid, rtol=0)  # ships to dask workers
 
 
 def test_is_same_tolerance_and_wrap():

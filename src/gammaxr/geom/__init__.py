@@ -10,8 +10,9 @@ from gammaxr.geom.axes import (
 )
 from gammaxr.geom.cutout import cutout_grid, downsample_grid, grid_slices, upsample_grid
 from gammaxr.geom.fov import fov_to_sky, sky_to_fov
-from gammaxr.geom.grid import FRAMES, SkyGrid, angular_separation, transform_lonlat
+from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.regions import exclusion_mask, parse_regions, region_mask, regions_to_string
+from gammaxr.geom.sky import FRAMES, angular_separation, transform_lonlat
 
 __all__ = [
     "FRAMES",

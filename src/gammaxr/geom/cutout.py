@@ -15,15 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammaxr.geom.grid import (
-    STEP_RTOL,
-    _deg,
-    _nearest_int,
-    _pair,
-    _position,
-    _wrap180,
-    transform_lonlat,
-)
+from gammaxr.geom.grid import STEP_RTOL
+from gammaxr.geom.sky import _deg, _nearest_int, _pair, _position, _wrap180, transform_lonlat
 
 if TYPE_CHECKING:
     from astropy.coordinates import SkyCoord

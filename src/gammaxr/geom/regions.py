@@ -28,7 +28,8 @@ import xarray as xr
 from astropy.coordinates import SkyCoord
 from astropy.wcs.utils import celestial_frame_to_wcs
 
-from gammaxr.geom.grid import SkyGrid, angular_separation, transform_lonlat
+from gammaxr.geom.grid import SkyGrid
+from gammaxr.geom.sky import angular_separation, transform_lonlat
 
 __all__ = ["exclusion_mask", "parse_regions", "region_mask", "regions_to_string"]
 
