@@ -21,6 +21,7 @@ from gammaxr.io.errors import HDUNotFoundError, ObsIdNotFoundError
 CRAB = (83.633, 22.014, "icrs")
 CRAB_RUNS = [23523, 23526, 23559, 23592]
 
+
 @pytest.fixture(scope="module")
 def hess(hess_dir) -> DataStore:
     return open_datastore(hess_dir)
@@ -139,8 +140,9 @@ def test_target_patterns(hess):
     both = hess.select_target("PKS 2155*", match="glob")
     assert len(flare) > 0 and len(steady) > 0
     assert len(both) == len(flare) + len(steady)
-    assert len(hess.select_target("pks 2155-304 \\((flare|steady)\\)", match="regex",
-                                  case_sensitive=False)) == len(both)
+    assert len(
+        hess.select_target("pks 2155-304 \\((flare|steady)\\)", match="regex", case_sensitive=False)
+    ) == len(both)
     assert len(hess.select_target("Crab Nebula", column="OBJECT")) == 4
     assert len(hess.select_target(["Crab", "Off data"])) == 49
     assert len(hess.select_target("Crab*")) == 0  # exact match does not expand patterns
@@ -196,7 +198,10 @@ def test_observation_metadata(hess, hess_dir):
     with fits.open(hess_dir / "data" / "hess_dl3_dr1_obs_id_023523.fits.gz") as hdul:
         head = hdul["EVENTS"].header
     assert obs.pointing.frame.name == "icrs"
-    assert obs.pointing.separation(SkyCoord(head["RA_PNT"], head["DEC_PNT"], unit="deg")) < 1e-8 * u.deg
+    assert (
+        obs.pointing.separation(SkyCoord(head["RA_PNT"], head["DEC_PNT"], unit="deg"))
+        < 1e-8 * u.deg
+    )
     assert obs.livetime == pytest.approx(head["LIVETIME"])
     assert obs.ontime == pytest.approx(head["ONTIME"])
     assert obs.deadtime_fraction == pytest.approx(1 - head["DEADC"])
@@ -294,7 +299,14 @@ def test_cta_runs_load_sharing_the_irf_file(cta, count_opens):
         assert obs.events.sizes["event"] == int(obs.info["event_count"])
         assert {"detx", "dety", "mc_id"} <= set(obs.events.data_vars)
         assert obs.psf_class == "psf_3gauss" and isinstance(obs.psf, xr.Dataset)
-        assert set(obs.psf.data_vars) == {"scale", "sigma_1", "ampl_2", "sigma_2", "ampl_3", "sigma_3"}
+        assert set(obs.psf.data_vars) == {
+            "scale",
+            "sigma_1",
+            "ampl_2",
+            "sigma_2",
+            "ampl_3",
+            "sigma_3",
+        }
         assert obs.psf["sigma_1"].dims == ("energy_true", "offset")
         assert obs.aeff.dims == ("energy_true", "offset")
         assert obs.edisp.dims == ("energy_true", "migra", "offset")
@@ -311,5 +323,5 @@ def test_cta_selection_and_missing_hdu(cta):
     gc = cta.select_cone(SkyCoord(0 * u.deg, 0 * u.deg, frame="galactic"), 3)
     assert len(gc) == 3 and 111630 not in gc
     obs = cta.observation(110380)
-    with pytest.raises(HDUNotFoundError, match="obs_id 110380.*'rad_max'"):
+    with pytest.raises(HDUNotFoundError, match=r"obs_id 110380.*'rad_max'"):
         obs.get("rad_max")

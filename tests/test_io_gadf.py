@@ -16,7 +16,9 @@ from gammaxr.io.errors import DL3Error, HDUNotFoundError, MissingFileError
 
 
 def _table_hdu(name="EVENTS", header=None, **columns):
-    cols = [fits.Column(name=k, format=f, unit=unit, array=a) for k, (f, unit, a) in columns.items()]
+    cols = [
+        fits.Column(name=k, format=f, unit=unit, array=a) for k, (f, unit, a) in columns.items()
+    ]
     hdu = fits.BinTableHDU.from_columns(cols, name=name)
     for key, value in (header or {}).items():
         hdu.header[key] = value

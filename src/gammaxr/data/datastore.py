@@ -68,7 +68,9 @@ def _locations(hdu_index: xr.Dataset) -> Mapping[int, Mapping[str, HDULocation]]
     for obs_id, hdu_type, hdu_class, path, hdu_name in zip(*columns, strict=True):
         hdus = out.setdefault(int(obs_id), {})
         if hdu_type not in hdus:
-            hdus[str(hdu_type)] = HDULocation(str(hdu_type), str(hdu_class), str(path), str(hdu_name))
+            hdus[str(hdu_type)] = HDULocation(
+                str(hdu_type), str(hdu_class), str(path), str(hdu_name)
+            )
     return MappingProxyType({k: MappingProxyType(v) for k, v in out.items()})
 
 

@@ -94,7 +94,9 @@ def cone_mask(
     else:
         raise KeyError("observation table has no pointing columns (RA_PNT/DEC_PNT, GLON/GLAT_PNT)")
     pointings = SkyCoord(
-        np.asarray(lon.values, dtype=float), np.asarray(lat.values, dtype=float), unit="deg",
+        np.asarray(lon.values, dtype=float),
+        np.asarray(lat.values, dtype=float),
+        unit="deg",
         frame=frame,
     )
     sep = pointings.separation(center).deg
@@ -244,9 +246,7 @@ def time_mask(
     return _mask(table, ok)
 
 
-def hdu_mask(
-    obs_ids: np.ndarray, hdu_index: xr.Dataset, required: Iterable[str]
-) -> xr.DataArray:
+def hdu_mask(obs_ids: np.ndarray, hdu_index: xr.Dataset, required: Iterable[str]) -> xr.DataArray:
     """Runs whose HDU index lists every required HDU type or class.
 
     Parameters

@@ -218,7 +218,7 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
     raw = _read_bytes(path)
     try:
         hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
-        hdul[0]  # noqa: B018  (force parsing the primary header)
+        hdul[0]  # force parsing the primary header
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise CorruptFileError(f"{path}: not a readable FITS file: {exc}") from exc
     return hdul
@@ -230,7 +230,9 @@ def _get_hdu(hdul: fits.HDUList, hdu_name: str, path: str | os.PathLike):
     except KeyError:
         pass
     except (OSError, ValueError, IndexError) as exc:
-        raise CorruptFileError(f"{path}: cannot parse HDUs while looking for {hdu_name!r}: {exc}")
+        raise CorruptFileError(
+            f"{path}: cannot parse HDUs while looking for {hdu_name!r}: {exc}"
+        ) from exc
     try:
         names = [h.name for h in hdul]
     except (OSError, ValueError, IndexError):
@@ -497,7 +499,10 @@ def read_hdu_index(path: str | os.PathLike) -> xr.Dataset:
     hdu, source = _first_table(path)
     ds = table_to_dataset(hdu, "hdu", source=source)
     _require_columns(
-        ds, ("obs_id", "hdu_type", "hdu_class", "file_dir", "file_name", "hdu_name"), source, "HDU index"
+        ds,
+        ("obs_id", "hdu_type", "hdu_class", "file_dir", "file_name", "hdu_name"),
+        source,
+        "HDU index",
     )
     base = Path(path).resolve().parent
     if ds.attrs.get("BASE_DIR"):
