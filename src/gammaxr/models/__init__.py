@@ -1,0 +1,94 @@
+"""Sky models: parameters, spectral, spatial, sky and background models, serialisation.
+
+Build, evaluate, fit-vector and serialise::
+
+    from gammaxr.models import (
+        Models, SkyModel, PowerLaw, PointSpatialModel, FoVBackgroundModel, read_models
+    )
+    crab = SkyModel(
+        PowerLaw(index=2.6, amplitude="4.5e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=83.63, lat_0=22.01, frame="icrs"),
+        name="crab",
+    )
+    models = Models([crab, FoVBackgroundModel("crab-stacked")])
+    crab.spectral.integral(1.0, 10.0)            # cm-2 s-1
+    x = models.get_vector()                       # free parameters, canonical units
+    fitted = models.with_vector(x * 1.01)         # new objects; `models` is unchanged
+    models.write("models.yaml")                   # Gammapy's YAML format
+    energies = crab.spectral.sample_energy(1000, 0.5, 50.0, rng=1)
+
+Units: energies TeV, dN/dE cm-2 s-1 TeV-1, angles deg, surface brightness sr-1.
+"""
+
+from .parameters import Model, Parameter, ParameterUnitError
+from .pixels import integrate_geom, integrate_pixels, pixel_solid_angle
+from .serialize import (
+    SPATIAL_MODELS,
+    SPECTRAL_MODELS,
+    ModelFormatError,
+    UnknownModelTypeError,
+    models_from_dict,
+    models_from_yaml,
+    models_to_dict,
+    models_to_yaml,
+    read_models,
+    write_models,
+)
+from .sky import FoVBackgroundModel, Models, ParameterRef, SkyModel
+from .spatial import (
+    DiskSpatialModel,
+    GaussianSpatialModel,
+    PointSpatialModel,
+    ShellSpatialModel,
+    SpatialModel,
+)
+from .spectral import (
+    BrokenPowerLaw,
+    ExpCutoffPowerLaw,
+    LogParabola,
+    PowerLaw,
+    PowerLaw2,
+    PowerLawNorm,
+    SpectralModel,
+    TemplateSpectral,
+)
+from .template import TemplateSpatialModel, read_template_fits, write_template_fits
+
+__all__ = [
+    "SPATIAL_MODELS",
+    "SPECTRAL_MODELS",
+    "BrokenPowerLaw",
+    "DiskSpatialModel",
+    "ExpCutoffPowerLaw",
+    "FoVBackgroundModel",
+    "GaussianSpatialModel",
+    "LogParabola",
+    "Model",
+    "ModelFormatError",
+    "Models",
+    "Parameter",
+    "ParameterRef",
+    "ParameterUnitError",
+    "PointSpatialModel",
+    "PowerLaw",
+    "PowerLaw2",
+    "PowerLawNorm",
+    "ShellSpatialModel",
+    "SkyModel",
+    "SpatialModel",
+    "SpectralModel",
+    "TemplateSpatialModel",
+    "TemplateSpectral",
+    "UnknownModelTypeError",
+    "integrate_geom",
+    "integrate_pixels",
+    "models_from_dict",
+    "models_from_yaml",
+    "models_to_dict",
+    "models_to_yaml",
+    "pixel_solid_angle",
+    "read_models",
+    "read_template_fits",
+    "write_models",
+    "write_template_fits",
+]
