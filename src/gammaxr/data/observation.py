@@ -34,6 +34,7 @@ from astropy.time import Time
 
 from gammaxr.io.errors import DL3Error, HDUNotFoundError, UnknownHDUClassError
 from gammaxr.io.gadf import READABLE_CLASSES, met_to_time, read_file_hdus, time_to_met
+from gammaxr.io.irf_fits import legacy_fov_alignment
 
 __all__ = [
     "HDU_TYPES",
@@ -192,8 +193,18 @@ class Observation:
 
     @property
     def bkg(self) -> xr.DataArray:
-        """Background rate, (energy, offset) or (energy, fov_lon, fov_lat) in s-1 MeV-1 sr-1."""
-        return self.get("bkg")
+        """Background rate, (energy, offset) or (energy, fov_lon, fov_lat) in s-1 MeV-1 sr-1.
+
+        The ``fov_alignment`` attr of a ``bkg_3d`` allows for the H.E.S.S. DR1 convention
+        (see :func:`gammaxr.io.irf_fits.legacy_fov_alignment`).
+        """
+        bkg = self.get("bkg")
+        declared = bkg.attrs.get("fov_alignment")
+        if "fov_lon" in bkg.dims and declared is not None:
+            alignment = legacy_fov_alignment(self.meta, declared)
+            if alignment != declared:
+                bkg = bkg.assign_attrs(fov_alignment=alignment)
+        return bkg
 
     # ------------------------------------------------------------------ snapshot
     def read(self, hdus: Iterable[str] | None = None, *, max_workers: int = 1) -> Observation:
@@ -379,7 +390,7 @@ def event_offsets(events: xr.Dataset, pointing: SkyCoord) -> xr.DataArray:
     return offset.rename("offset").assign_attrs(units="deg")
 
 
-def gti_mask(time: xr.DataArray, gti: xr.Dataset) -> xr.DataArray:
+def gti_mask(time: xr.DataArray, gti: xr.Dataset, tolerance: float = 0.0) -> xr.DataArray:
     """Whether each time lies in a good time interval ``[start, stop)``.
 
     Parameters
@@ -388,14 +399,17 @@ def gti_mask(time: xr.DataArray, gti: xr.Dataset) -> xr.DataArray:
         Times in s MET, any dims (numpy or dask; a dask input stays lazy).
     gti : xarray.Dataset
         ``start`` and ``stop`` along dim ``gti`` (in memory), in s MET, same reference.
+    tolerance : float
+        Seconds by which each interval is widened on both sides (DL3 writers such as the
+        H.E.S.S. DR1 one round GTI limits to whole seconds; default 0).
 
     Returns
     -------
     xarray.DataArray of bool
         Same dims as ``time``.
     """
-    start = np.asarray(gti["start"].values, dtype=float)
-    stop = np.asarray(gti["stop"].values, dtype=float)
+    start = np.asarray(gti["start"].values, dtype=float) - tolerance
+    stop = np.asarray(gti["stop"].values, dtype=float) + tolerance
     order = np.argsort(start, kind="stable")
     start, stop = start[order], stop[order]
     # overlapping intervals: a time is inside if it is before the running max of the stops
@@ -409,7 +423,7 @@ def gti_mask(time: xr.DataArray, gti: xr.Dataset) -> xr.DataArray:
     return xr.apply_ufunc(_inside, time, dask="parallelized", output_dtypes=[bool]).rename("in_gti")
 
 
-def events_in_gti(events: xr.Dataset, gti: xr.Dataset) -> xr.Dataset:
+def events_in_gti(events: xr.Dataset, gti: xr.Dataset, tolerance: float = 0.0) -> xr.Dataset:
     """Events whose ``time`` lies in one of the GTIs (half-open ``[start, stop)``).
 
     This is a computation boundary: the mask is evaluated to index the events.
@@ -420,13 +434,15 @@ def events_in_gti(events: xr.Dataset, gti: xr.Dataset) -> xr.Dataset:
         Event list with ``time`` (s MET) along dim ``event``.
     gti : xarray.Dataset
         Good time intervals (dim ``gti``).
+    tolerance : float
+        Seconds by which each interval is widened (see :func:`gti_mask`).
 
     Returns
     -------
     xarray.Dataset
         The selected events (a new Dataset).
     """
-    mask = gti_mask(events["time"], gti)
+    mask = gti_mask(events["time"], gti, tolerance)
     return events.isel(event=np.asarray(mask.values))
 
 

@@ -19,6 +19,12 @@ bkg_3d     (energy, fov_lon, fov_lat)                   s-1 MeV-1 sr-1
 
 In a GADF table the data column's numpy axes are the axis columns in reverse order; the
 reader maps each ``X_LO``/``X_HI`` pair to its dim and transposes to the order above.
+
+The exception is ``bkg_3d``: its numpy array is read as ``(energy, fov_lon, fov_lat)`` as
+stored (DETX along the second numpy axis), whatever the column order. This is how Gammapy reads
+these tables and so how the public files (H.E.S.S. DR1, CTA 1DC) have been validated; the
+reversed-order rule would swap DETX and DETY. :func:`legacy_fov_alignment` gives the
+alignment to use for the H.E.S.S. DR1 files, whose FoV longitude runs the other way.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from astropy.io import fits
 from gammaxr.geom.axes import axis_coords
 from gammaxr.io.errors import DL3Error, UnknownHDUClassError
 
-__all__ = ["IRF_CLASSES", "read_irf_hdu", "hdu_irf_class"]
+__all__ = ["IRF_CLASSES", "hdu_irf_class", "legacy_fov_alignment", "read_irf_hdu"]
 
 # axis column prefix -> dim name, per IRF class (energy is true energy except for bkg)
 _AXIS_NAMES = {
@@ -109,8 +115,18 @@ def _axes_from_columns(hdu: fits.BinTableHDU, irf_class: str) -> list[tuple[str,
     return axes
 
 
-def _data_column(hdu: fits.BinTableHDU, name: str, axes: list[tuple[str, dict]]) -> np.ndarray:
-    shape = tuple(len(c[d]) for d, c in reversed(axes))
+def _data_dims(irf_class: str, axes: list[tuple[str, dict]]) -> list[str]:
+    """Dims of the data column's numpy axes (see the module docstring)."""
+    if irf_class == "bkg_3d":
+        return ["energy", "fov_lon", "fov_lat"]
+    return [d for d, _ in reversed(axes)]
+
+
+def _data_column(
+    hdu: fits.BinTableHDU, name: str, axes: list[tuple[str, dict]], dims
+) -> np.ndarray:
+    sizes = {d: len(c[d]) for d, c in axes}
+    shape = tuple(sizes[d] for d in dims)
     data = np.asarray(hdu.data[name][0], dtype=float)
     if data.shape != shape:
         data = data.reshape(shape)
@@ -181,9 +197,10 @@ def _read_tabulated(hdu, irf_class, axes, attrs) -> xr.DataArray:
         raise DL3Error(
             f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}"
         )
-    data = _data_column(hdu, column, axes)
+    data_dims = _data_dims(irf_class, axes)
+    data = _data_column(hdu, column, axes, data_dims)
     coords = {k: v for _, c in axes for k, v in c.items()}
-    da = xr.DataArray(data, dims=[d for d, _ in reversed(axes)], coords=coords, name=name)
+    da = xr.DataArray(data, dims=data_dims, coords=coords, name=name)
     unit = _unit_string(hdu.columns[column].unit)
     if irf_class.startswith("bkg") and unit:
         # normalise to the GADF rate unit so downstream code can rely on it
@@ -199,8 +216,36 @@ def _read_psf_3gauss(hdu, axes, attrs) -> xr.Dataset:
     coords = {k: v for _, c in axes for k, v in c.items()}
     variables = {}
     for param in _PSF_3GAUSS_PARAMS:
-        data = _data_column(hdu, param, axes)
-        da = xr.DataArray(data, dims=[d for d, _ in reversed(axes)], coords=coords)
+        data_dims = _data_dims("psf_3gauss", axes)
+        data = _data_column(hdu, param, axes, data_dims)
+        da = xr.DataArray(data, dims=data_dims, coords=coords)
         da.attrs["units"] = _unit_string(hdu.columns[param].unit)
         variables[param.lower()] = da.transpose(*dims)
     return xr.Dataset(variables, attrs=attrs)
+
+
+def legacy_fov_alignment(events_header: dict, declared: str) -> str:
+    """FoV alignment of a ``bkg_3d`` table, allowing for the H.E.S.S. DR1 convention.
+
+    The H.E.S.S. DL3 DR1 files (events written by ``SASH FITS::EventListWriter`` with
+    ``HDUVERS`` 0.2) declare ``FOVALIGN = RADEC`` but tabulate the background against the
+    FoV longitude with the opposite sign; Gammapy reads them as ``REVERSE_LON_RADEC``, and so
+    does gammaxr.
+
+    Parameters
+    ----------
+    events_header : mapping
+        Keywords of the run's events HDU.
+    declared : str
+        The ``FOVALIGN`` the background HDU declares.
+
+    Returns
+    -------
+    str
+        ``"REVERSE_LON_RADEC"`` for the legacy H.E.S.S. files, else ``declared``.
+    """
+    creator = str(events_header.get("CREATOR", "")).strip()
+    version = str(events_header.get("HDUVERS", "")).strip()
+    if creator == "SASH FITS::EventListWriter" and version == "0.2" and declared == "RADEC":
+        return "REVERSE_LON_RADEC"
+    return declared

@@ -1,0 +1,364 @@
+"""One run -> one binned dataset: the reduction spec, the variable layout, the per-run maker.
+
+:class:`ReductionSpec` says what to make (grid, energy axes, maps, safe masks);
+:func:`reduce_observation` makes an ``xarray.Dataset`` of one run eagerly, and
+:func:`reduce_observation_arrays` is the numpy core that the dask orchestration in
+:mod:`gammaxr.reduce.runs` calls once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+from gammaxr.data.observation import events_in_gti
+from gammaxr.geom.axes import axis_coords
+from gammaxr.geom.grid import SkyGrid
+from gammaxr.irf import RAD_EDGES_DEFAULT, psf_3gauss_to_table
+from gammaxr.reduce.maps import (
+    background_cube,
+    counts_cube,
+    edisp_kernel_cube,
+    exposure_cube,
+    fill_missing_along_energy,
+    psf_cube,
+)
+from gammaxr.reduce.safe_mask import SAFE_MASK_METHODS, safe_mask
+
+__all__ = [
+    "MAP_NAMES",
+    "ReductionSpec",
+    "empty_run_arrays",
+    "reduce_observation",
+    "reduce_observation_arrays",
+    "run_coords",
+    "run_grid",
+    "variable_layout",
+]
+
+#: Maps a reduction can make.
+MAP_NAMES = ("counts", "exposure", "background", "psf", "edisp")
+
+_IRF_DIMS = ("lat_irf", "lon_irf")
+
+
+@dataclass(frozen=True)
+class ReductionSpec:
+    """What to make of each run.
+
+    Parameters
+    ----------
+    energy_edges : sequence of float
+        Reco-energy bin edges in TeV.
+    energy_true_edges : sequence of float
+        True-energy bin edges in TeV.
+    grid : SkyGrid, optional
+        Shared sky grid of all runs; None for a grid per run centred on its pointing
+        (``width``, ``binsz``, ``frame``).
+    width : float or (float, float)
+        Per-run grid width in deg (measured on the sky), when ``grid`` is None.
+    binsz : float
+        Per-run grid pixel size in deg, when ``grid`` is None.
+    frame : {"icrs", "galactic"}
+        Per-run grid frame, when ``grid`` is None.
+    maps : tuple of str
+        Any of :data:`MAP_NAMES`; ``psf`` and ``edisp`` come on a coarse IRF grid with their
+        exposure weights ``exposure_irf``.
+    safe_mask : tuple of str
+        Safe-mask methods (:data:`gammaxr.reduce.safe_mask.SAFE_MASK_METHODS`).
+    offset_max : float
+        deg, for ``"offset-max"``.
+    aeff_percent, bias_percent : float
+        %, for ``"aeff-max"`` and ``"edisp-bias"``.
+    irf_binsz : float
+        Pixel size of the coarse IRF grid in deg.
+    rad_edges : sequence of float, optional
+        rad bin edges of the PSF map in deg (default Gammapy's 0-0.66 deg axis).
+    background_oversampling : int
+        Energy oversampling of the background integral.
+    gti_tolerance : float
+        Seconds by which GTIs are widened when selecting events for the counts. DL3 writers
+        round GTI limits to whole seconds (H.E.S.S. DR1 has events up to 0.7 s past the
+        rounded stop, which Gammapy counts), so the default is 1 s.
+    """
+
+    energy_edges: tuple[float, ...]
+    energy_true_edges: tuple[float, ...]
+    grid: SkyGrid | None = None
+    width: float | tuple[float, float] = 5.0
+    binsz: float = 0.02
+    frame: str = "icrs"
+    maps: tuple[str, ...] = ("counts", "exposure", "background")
+    safe_mask: tuple[str, ...] = ()
+    offset_max: float = 2.5
+    aeff_percent: float = 10.0
+    bias_percent: float = 10.0
+    irf_binsz: float = 0.2
+    rad_edges: tuple[float, ...] | None = None
+    background_oversampling: int = 1
+    gti_tolerance: float = 1.0
+    dtype: str = field(default="float32")
+
+    def __post_init__(self):
+        for name in ("energy_edges", "energy_true_edges"):
+            edges = np.asarray(getattr(self, name), dtype=float)
+            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= 0:
+                raise ValueError(f"{name} must be increasing positive edges in TeV")
+            object.__setattr__(self, name, tuple(edges.tolist()))
+        object.__setattr__(self, "maps", tuple(self.maps))
+        object.__setattr__(self, "safe_mask", tuple(self.safe_mask))
+        unknown = set(self.maps) - set(MAP_NAMES)
+        if unknown:
+            raise ValueError(f"unknown maps {sorted(unknown)}; known: {MAP_NAMES}")
+        unknown = set(self.safe_mask) - set(SAFE_MASK_METHODS)
+        if unknown:
+            raise ValueError(
+                f"unknown safe-mask methods {sorted(unknown)}; known: {SAFE_MASK_METHODS}"
+            )
+
+    @property
+    def energy(self) -> np.ndarray:
+        """Reco-energy edges, TeV."""
+        return np.asarray(self.energy_edges)
+
+    @property
+    def energy_true(self) -> np.ndarray:
+        """True-energy edges, TeV."""
+        return np.asarray(self.energy_true_edges)
+
+    @property
+    def rad(self) -> np.ndarray:
+        """rad edges of the PSF map, deg."""
+        return np.asarray(self.rad_edges if self.rad_edges is not None else RAD_EDGES_DEFAULT)
+
+    @property
+    def irf_maps(self) -> bool:
+        """Whether PSF or edisp maps (and so ``exposure_irf``) are made."""
+        return "psf" in self.maps or "edisp" in self.maps
+
+    def hdus(self) -> tuple[str, ...]:
+        """HDU types a run must provide for this spec."""
+        need = {"counts": ("events", "gti"), "exposure": ("aeff",), "background": ("bkg",)}
+        need |= {"psf": ("psf", "aeff"), "edisp": ("edisp", "aeff")}
+        safe_need = {"aeff-default": "aeff", "aeff-max": "aeff", "edisp-bias": "edisp"}
+        safe_need["bkg-peak"] = "bkg"
+        wanted = [h for m in self.maps for h in need[m]]
+        wanted += [safe_need[m] for m in self.safe_mask if m in safe_need]
+        return tuple(dict.fromkeys(wanted))
+
+    def irf_grid(self, grid: SkyGrid) -> SkyGrid:
+        """The coarse grid of the PSF and edisp maps: same extent, ``irf_binsz`` pixels."""
+        return coarse_grid(grid, self.irf_binsz)
+
+    def coords(self, grid: SkyGrid) -> dict:
+        """Coordinates of a run's dataset on ``grid`` (sky, energy axes, rad, IRF grid)."""
+        coords = {**grid.coords}
+        coords.update(axis_coords("energy", self.energy, "TeV"))
+        coords.update(axis_coords("energy_true", self.energy_true, "TeV"))
+        if self.irf_maps:
+            irf = self.irf_grid(grid)
+            coords["lon_irf"] = xr.Variable("lon_irf", irf.lon, {"units": "deg"})
+            coords["lat_irf"] = xr.Variable("lat_irf", irf.lat, {"units": "deg"})
+        if "psf" in self.maps:
+            coords.update(axis_coords("rad", self.rad, "deg"))
+        return coords
+
+    def attrs(self, grid: SkyGrid) -> dict:
+        """Dataset attrs: the grid frame and the reduction settings."""
+        return {
+            "frame": grid.frame,
+            "safe_mask_methods": list(self.safe_mask),
+            "offset_max_deg": float(self.offset_max),
+        }
+
+
+def coarse_grid(grid: SkyGrid, binsz: float) -> SkyGrid:
+    """A grid over the same extent as ``grid`` with pixels of about ``binsz`` deg (at least 2)."""
+    lon_edges, lat_edges = grid.lon_edges, grid.lat_edges
+    cos_lat = max(np.cos(np.radians(grid.center.spherical.lat.deg)), 1e-3)
+    n_lon = max(2, int(np.ceil((lon_edges[-1] - lon_edges[0]) * cos_lat / binsz - 1e-9)))
+    n_lat = max(2, int(np.ceil((lat_edges[-1] - lat_edges[0]) / binsz - 1e-9)))
+    lon = np.linspace(lon_edges[0], lon_edges[-1], n_lon + 1)
+    lat = np.linspace(lat_edges[0], lat_edges[-1], n_lat + 1)
+    return SkyGrid.from_coords(0.5 * (lon[1:] + lon[:-1]), 0.5 * (lat[1:] + lat[:-1]), grid.frame)
+
+
+def run_grid(spec: ReductionSpec, observation) -> SkyGrid:
+    """The grid a run is reduced on: the shared grid, or one centred on its pointing."""
+    if spec.grid is not None:
+        return spec.grid
+    return SkyGrid.from_center(observation.pointing, spec.width, spec.binsz, frame=spec.frame)
+
+
+def variable_layout(spec: ReductionSpec, grid: SkyGrid) -> dict[str, tuple]:
+    """name -> (dims, shape, dtype, attrs) of every variable a run produces."""
+    n_lat, n_lon = grid.shape
+    n_e, n_et = len(spec.energy_edges) - 1, len(spec.energy_true_edges) - 1
+    f = np.dtype(spec.dtype)
+    layout = {}
+    reco = (("energy", "lat", "lon"), (n_e, n_lat, n_lon))
+    true = (("energy_true", "lat", "lon"), (n_et, n_lat, n_lon))
+    if "counts" in spec.maps:
+        layout["counts"] = (*reco, f, {"units": ""})
+    if "background" in spec.maps:
+        layout["background"] = (*reco, f, {"units": ""})
+    if "exposure" in spec.maps:
+        layout["exposure"] = (*true, f, {"units": "m2 s"})
+    layout["mask_safe"] = (*reco, np.dtype(bool), {})
+    if spec.irf_maps:
+        irf = spec.irf_grid(grid)
+        layout["exposure_irf"] = (
+            ("energy_true", *_IRF_DIMS),
+            (n_et, *irf.shape),
+            f,
+            {"units": "m2 s"},
+        )
+        if "psf" in spec.maps:
+            n_rad = len(spec.rad) - 1
+            dims = ("energy_true", "rad", *_IRF_DIMS)
+            layout["psf"] = (dims, (n_et, n_rad, *irf.shape), f, {"units": "sr-1"})
+        if "edisp" in spec.maps:
+            dims = ("energy_true", "energy", *_IRF_DIMS)
+            layout["edisp"] = (dims, (n_et, n_e, *irf.shape), f, {"units": ""})
+    return layout
+
+
+def empty_run_arrays(spec: ReductionSpec, grid: SkyGrid) -> dict[str, np.ndarray]:
+    """Arrays of a run that could not be reduced: zeros, and ``mask_safe`` all false."""
+    return {
+        n: np.zeros(shape, dtype) for n, (_, shape, dtype, _) in variable_layout(spec, grid).items()
+    }
+
+
+def _psf_table(psf):
+    if isinstance(psf, xr.Dataset):  # psf_3gauss parameters
+        return psf_3gauss_to_table(psf)
+    return psf
+
+
+def reduce_observation_arrays(observation, spec: ReductionSpec, grid: SkyGrid) -> dict:
+    """Reduce one run to numpy arrays (the per-run dask task).
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run (lazy or loaded); its HDUs are read here, each file opened once.
+    spec : ReductionSpec
+        What to make.
+    grid : SkyGrid
+        The sky grid of this run.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Arrays as laid out by :func:`variable_layout`.
+    """
+    obs = observation.read(spec.hdus())
+    pointing = obs.pointing
+    ra_pnt, dec_pnt = float(pointing.ra.deg), float(pointing.dec.deg)
+    offset = grid.separation(pointing).values
+    energy, energy_true = spec.energy, spec.energy_true
+    e_true_centres = np.sqrt(energy_true[:-1] * energy_true[1:])
+    f = np.dtype(spec.dtype)
+    out = {}
+    if "counts" in spec.maps:
+        events = events_in_gti(obs.events, obs.gti, tolerance=spec.gti_tolerance)
+        out["counts"] = counts_cube(
+            events["energy"].values, events["ra"].values, events["dec"].values, grid, energy
+        )
+    if "background" in spec.maps:
+        bkg = fill_missing_along_energy(obs.bkg)
+        out["background"] = background_cube(
+            bkg,
+            grid,
+            (ra_pnt, dec_pnt),
+            obs.tstop - obs.tstart,
+            energy,
+            offset=offset,
+            oversampling=spec.background_oversampling,
+        ).astype(f)
+    if "exposure" in spec.maps:
+        out["exposure"] = exposure_cube(obs.aeff, offset, obs.livetime, e_true_centres).astype(f)
+    irfs = {"aeff_percent": spec.aeff_percent, "bias_percent": spec.bias_percent}
+    for name in ("aeff", "edisp", "bkg"):
+        if name in spec.hdus():
+            irfs[name] = getattr(obs, name)
+    out["mask_safe"] = safe_mask(
+        spec.safe_mask,
+        energy,
+        offset,
+        offset_max=spec.offset_max,
+        background=out.get("background"),
+        **irfs,
+    )
+    if spec.irf_maps:
+        irf_grid = spec.irf_grid(grid)
+        irf_offset = irf_grid.separation(pointing).values
+        out["exposure_irf"] = exposure_cube(
+            obs.aeff, irf_offset, obs.livetime, e_true_centres
+        ).astype(f)
+        if "psf" in spec.maps:
+            out["psf"] = psf_cube(_psf_table(obs.psf), irf_offset, e_true_centres, spec.rad).astype(
+                f
+            )
+        if "edisp" in spec.maps:
+            out["edisp"] = edisp_kernel_cube(obs.edisp, irf_offset, energy_true, energy).astype(f)
+    return out
+
+
+def run_coords(observations: Sequence) -> xr.Dataset:
+    """Per-run metadata as coordinates along ``obs_id`` (read from headers / obs table)."""
+    rows = {
+        "livetime": ("s", lambda o: o.livetime),
+        "ontime": ("s", lambda o: o.ontime),
+        "deadtime_fraction": ("", lambda o: o.deadtime_fraction),
+        "ra_pnt": ("deg", lambda o: o.pointing.ra.deg),
+        "dec_pnt": ("deg", lambda o: o.pointing.dec.deg),
+        "zenith": ("deg", lambda o: o.zenith),
+        "tstart": ("s", lambda o: o.tstart),
+        "tstop": ("s", lambda o: o.tstop),
+    }
+    obs_ids = np.array([int(o.obs_id) for o in observations])
+    if len(set(obs_ids.tolist())) != obs_ids.size:
+        raise ValueError("each run may appear only once (duplicate obs_id)")
+    coords = {"obs_id": ("obs_id", obs_ids)}
+    for name, (unit, getter) in rows.items():
+        values = np.array([_safe_float(getter, o) for o in observations], dtype=float)
+        coords[name] = ("obs_id", values, {"units": unit})
+    return xr.Dataset(coords=coords)
+
+
+def _safe_float(getter, obs) -> float:
+    try:
+        return float(getter(obs))
+    except Exception:  # metadata missing: the run's task will report the real problem
+        return float("nan")
+
+
+def reduce_observation(observation, spec: ReductionSpec) -> xr.Dataset:
+    """Reduce one run eagerly into an ``xarray.Dataset`` (numpy-backed).
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run.
+    spec : ReductionSpec
+        What to make.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables of :func:`variable_layout` on the run's grid; run metadata in attrs.
+    """
+    grid = run_grid(spec, observation)
+    arrays = reduce_observation_arrays(observation, spec, grid)
+    layout = variable_layout(spec, grid)
+    data_vars = {n: (layout[n][0], a, layout[n][3]) for n, a in arrays.items()}
+    ds = xr.Dataset(data_vars, coords=spec.coords(grid), attrs=spec.attrs(grid))
+    meta = run_coords([observation]).isel(obs_id=0)
+    return ds.assign_attrs(
+        {k: float(v) for k, v in meta.coords.items() if k != "obs_id"}
+    ).assign_attrs(obs_id=int(observation.obs_id))

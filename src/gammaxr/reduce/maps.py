@@ -1,0 +1,230 @@
+"""Per-run maps on a sky grid, as plain numpy functions (one run in, arrays out).
+
+All functions take a :class:`gammaxr.geom.SkyGrid` and return numpy arrays with axes
+``(energy[_true], lat, lon)`` (or with ``rad``); :mod:`gammaxr.reduce.dataset` wraps them into
+xarray. They follow Gammapy's ``MapDatasetMaker`` so that results agree pixel by pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from gammaxr.geom.fov import sky_to_fov
+from gammaxr.geom.grid import SkyGrid, transform_lonlat
+from gammaxr.irf import edisp_kernel, evaluate_aeff, integrate_bkg_energy, psf_profile
+
+__all__ = [
+    "background_cube",
+    "counts_cube",
+    "edisp_kernel_cube",
+    "exposure_cube",
+    "fill_missing_along_energy",
+    "psf_cube",
+]
+
+
+def counts_cube(
+    energy: np.ndarray, ra: np.ndarray, dec: np.ndarray, grid: SkyGrid, energy_edges: np.ndarray
+) -> np.ndarray:
+    """Histogram events into (energy, lat, lon).
+
+    Parameters
+    ----------
+    energy : numpy.ndarray, shape (n,)
+        Reconstructed event energies in TeV.
+    ra, dec : numpy.ndarray, shape (n,)
+        Event directions in deg (icrs).
+    grid : SkyGrid
+        Target sky grid (any frame).
+    energy_edges : numpy.ndarray, shape (m + 1,)
+        Reco-energy bin edges in TeV; bins include their lower edge.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, n_lat, n_lon), float32
+        Event counts.
+    """
+    n_lat, n_lon = grid.shape
+    n_e = len(energy_edges) - 1
+    i_lon, i_lat, inside = grid.bin_indices(ra, dec, frame="icrs")
+    i_e = np.searchsorted(energy_edges, energy, side="right") - 1
+    ok = inside & (i_e >= 0) & (i_e < n_e)
+    flat = (i_e[ok] * n_lat + i_lat[ok]) * n_lon + i_lon[ok]
+    counts = np.bincount(flat, minlength=n_e * n_lat * n_lon)
+    return counts.reshape(n_e, n_lat, n_lon).astype(np.float32)
+
+
+def exposure_cube(
+    aeff: xr.DataArray,
+    offset: np.ndarray,
+    livetime: float,
+    energy_true: np.ndarray,
+) -> np.ndarray:
+    """Exposure: effective area at each pixel's offset and true energy, times livetime.
+
+    Parameters
+    ----------
+    aeff : xarray.DataArray
+        ``aeff_2d`` table (energy_true, offset), m2.
+    offset : numpy.ndarray, shape (n_lat, n_lon)
+        Offset of each pixel centre from the pointing, deg.
+    livetime : float
+        Livetime in s.
+    energy_true : numpy.ndarray, shape (m,)
+        True-energy bin centres (log) in TeV.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, n_lat, n_lon)
+        Exposure in m2 s.
+    """
+    area = evaluate_aeff(aeff, energy_true[:, None, None], offset[None, :, :])
+    return area * livetime
+
+
+def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
+    """Fill zero or non-finite background rates by log interpolation along energy.
+
+    Each missing entry is replaced by interpolating the logarithm of the valid rates of the
+    same spatial bin against the energy bin index; entries outside the valid range stay as
+    they are (as Gammapy's ``interp_missing_data(axis_name="energy")``).
+
+    Parameters
+    ----------
+    bkg : xarray.DataArray
+        ``bkg_2d`` or ``bkg_3d`` table with an ``energy`` dim.
+
+    Returns
+    -------
+    xarray.DataArray
+        A new table; the input is not modified.
+    """
+    values = np.moveaxis(np.array(bkg.values, dtype=float), bkg.dims.index("energy"), -1)
+    lines = values.reshape(-1, values.shape[-1])
+    missing = ~np.isfinite(lines) | (lines == 0)
+    todo = np.flatnonzero(missing.any(axis=1) & (~missing).any(axis=1))
+    index = np.arange(lines.shape[1])
+    for row in todo:  # loop over table lines with gaps (IRF bins, not pixels)
+        valid = ~missing[row]
+        filled = np.interp(
+            index, index[valid], np.log(lines[row, valid]), left=np.nan, right=np.nan
+        )
+        fill = missing[row] & np.isfinite(filled)
+        lines[row, fill] = np.exp(filled[fill])
+    out = np.moveaxis(lines.reshape(values.shape), -1, bkg.dims.index("energy"))
+    return bkg.copy(data=out)
+
+
+def background_cube(
+    bkg: xr.DataArray,
+    grid: SkyGrid,
+    pointing: tuple[float, float],
+    ontime: float,
+    energy_edges: np.ndarray,
+    *,
+    offset: np.ndarray | None = None,
+    oversampling: int = 1,
+) -> np.ndarray:
+    """Predicted background counts from the background IRF.
+
+    The rate is integrated over each reco-energy bin, multiplied by the pixel solid angle and
+    by the observation on-time (GADF background rates are per on-time, not dead-time
+    corrected). ``bkg_3d`` tables are evaluated in FoV coordinates aligned with RA/Dec
+    (``fov_alignment`` ``RADEC``); ``bkg_2d`` tables at the pixel offsets.
+
+    Parameters
+    ----------
+    bkg : xarray.DataArray
+        Background table, s-1 MeV-1 sr-1.
+    grid : SkyGrid
+        Target grid.
+    pointing : (float, float)
+        Pointing RA, Dec in deg (icrs).
+    ontime : float
+        Observation time in s.
+    energy_edges : numpy.ndarray
+        Reco-energy edges in TeV.
+    offset : numpy.ndarray, shape (n_lat, n_lon), optional
+        Pixel offsets from the pointing (deg), needed for ``bkg_2d``.
+    oversampling : int
+        Energy oversampling of the bin integral.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, n_lat, n_lon)
+        Predicted background counts.
+
+    Raises
+    ------
+    NotImplementedError
+        For a ``bkg_3d`` aligned with ALTAZ (not supported yet).
+    """
+    alignment = bkg.attrs.get("fov_alignment", "RADEC")
+    if "offset" in bkg.dims:
+        rate = integrate_bkg_energy(bkg, energy_edges, offset=offset, oversampling=oversampling)
+    elif alignment in ("RADEC", "REVERSE_LON_RADEC"):
+        lon, lat = np.meshgrid(grid.lon, grid.lat)
+        ra, dec = transform_lonlat(lon, lat, grid.frame, "icrs")
+        fov_lon, fov_lat = sky_to_fov(ra, dec, *pointing)
+        if alignment == "REVERSE_LON_RADEC":
+            fov_lon = -fov_lon
+        rate = integrate_bkg_energy(
+            bkg, energy_edges, fov_lon=fov_lon, fov_lat=fov_lat, oversampling=oversampling
+        )
+    else:
+        raise NotImplementedError(
+            f"{bkg.attrs.get('source', 'background')}: FoV alignment {alignment!r} is not "
+            "supported yet (RADEC and REVERSE_LON_RADEC are)"
+        )
+    # rate: (lat, lon, energy) in s-1 sr-1
+    solid_angle = grid.solid_angle().values
+    return np.moveaxis(rate, -1, 0) * solid_angle * ontime
+
+
+def psf_cube(
+    psf: xr.DataArray, offset: np.ndarray, energy_true: np.ndarray, rad_edges: np.ndarray
+) -> np.ndarray:
+    """Normalised radial PSF profiles on the IRF grid.
+
+    Parameters
+    ----------
+    psf : xarray.DataArray
+        ``psf_table`` (energy_true, offset, rad) in sr-1.
+    offset : numpy.ndarray, shape (n_lat, n_lon)
+        Offsets of the IRF-grid pixels, deg.
+    energy_true : numpy.ndarray, shape (m,)
+        True-energy bin centres in TeV.
+    rad_edges : numpy.ndarray, shape (k + 1,)
+        rad bin edges in deg.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, k, n_lat, n_lon)
+        dP/dOmega in sr-1, each profile integrating to one over the rad bins.
+    """
+    profile = psf_profile(psf, energy_true[:, None, None], offset[None], rad_edges)
+    return np.moveaxis(profile, -1, 1)
+
+
+def edisp_kernel_cube(
+    edisp: xr.DataArray, offset: np.ndarray, energy_true_edges: np.ndarray, energy_edges
+) -> np.ndarray:
+    """Energy-dispersion kernels on the IRF grid.
+
+    Parameters
+    ----------
+    edisp : xarray.DataArray
+        ``edisp_2d`` table (energy_true, migra, offset).
+    offset : numpy.ndarray, shape (n_lat, n_lon)
+        Offsets of the IRF-grid pixels, deg.
+    energy_true_edges, energy_edges : numpy.ndarray
+        True and reco energy edges in TeV.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m_true, m_reco, n_lat, n_lon)
+        Probability of reconstruction in each reco bin.
+    """
+    kernel = edisp_kernel(edisp, offset, energy_true_edges, energy_edges)
+    return np.moveaxis(kernel, (-2, -1), (0, 1))

@@ -1,0 +1,184 @@
+"""Lazy reduction of many runs with dask: one task per run, failures named by obs_id.
+
+:func:`reduce_runs` builds a dataset with dim ``obs_id`` on one shared grid; every variable is
+a dask array with one chunk per run, all chunks of a run coming from one task
+(:func:`gammaxr.reduce.dataset.reduce_observation`). :func:`reduce_runs_tree` does the same for
+runs that each have their own grid (centred on their pointing) and returns an
+``xarray.DataTree`` with one node per run. Nothing is read or computed until asked.
+
+With ``on_error="skip"`` a run that fails yields empty maps with ``mask_safe`` all false (so it
+drops out of stacking) and its reason in the ``reduce_error`` variable; :func:`failed_runs`
+lists them once computed. With ``on_error="raise"`` computing raises
+:class:`RunReductionError` naming the run.
+"""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+from collections.abc import Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from gammaxr.reduce.dataset import (
+    ReductionSpec,
+    empty_run_arrays,
+    reduce_observation_arrays,
+    run_coords,
+    run_grid,
+    variable_layout,
+)
+
+__all__ = ["RunReductionError", "failed_runs", "reduce_runs", "reduce_runs_tree"]
+
+ERROR_LENGTH = 300
+
+
+class RunReductionError(RuntimeError):
+    """Reducing one run failed; ``obs_id`` and ``reason`` say which and why."""
+
+    def __init__(self, obs_id: int, reason: str):
+        super().__init__(f"obs_id {obs_id}: reduction failed: {reason}")
+        self.obs_id = obs_id
+        self.reason = reason
+
+
+def _reduce_task(observation, spec: ReductionSpec, grid, on_error: str) -> dict:
+    obs_id = int(observation.obs_id)
+    try:
+        arrays = reduce_observation_arrays(observation, spec, grid)
+        arrays["reduce_error"] = np.array([""], dtype=f"<U{ERROR_LENGTH}")
+        return arrays
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if on_error == "raise":
+            raise RunReductionError(obs_id, reason) from exc
+        warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=1)
+        arrays = empty_run_arrays(spec, grid)
+        arrays["reduce_error"] = np.array([reason[:ERROR_LENGTH]], dtype=f"<U{ERROR_LENGTH}")
+        return arrays
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
+def _lazy_run_dataset(observation, spec: ReductionSpec, grid, on_error: str, *, stacked: bool):
+    """Lazy arrays of one run: a dict name -> (dims, dask array), plus coords."""
+    obs_id = int(observation.obs_id)
+    task = dask.delayed(_reduce_task, pure=False)(
+        observation, spec, grid, on_error, dask_key_name=f"reduce-run-{obs_id}"
+    )
+    layout = variable_layout(spec, grid)
+    layout["reduce_error"] = ((), (1,), np.dtype(f"<U{ERROR_LENGTH}"), {})
+    data_vars = {}
+    for name, (dims, shape, dtype, attrs) in layout.items():
+        arr = da.from_delayed(task[name], shape=shape, dtype=dtype, name=f"{name}-{obs_id}")
+        if name == "reduce_error":
+            arr, dims = arr.reshape(()), ()
+        if stacked:
+            arr, dims = arr[None], ("obs_id", *dims)
+        data_vars[name] = (dims, arr, attrs)
+    return data_vars
+
+
+def reduce_runs(
+    observations: Sequence, spec: ReductionSpec, *, on_error: str = "raise"
+) -> xr.Dataset:
+    """Reduce many runs onto one shared grid, lazily.
+
+    Parameters
+    ----------
+    observations : sequence of gammaxr.data.Observation
+        The runs; only their metadata (obs_id, pointing, livetime, ...) is read now.
+    spec : ReductionSpec
+        Grid, energy axes, safe-mask methods and which maps to make; must have a fixed grid.
+    on_error : {"raise", "skip"}
+        What computing does with a run that fails: raise :class:`RunReductionError`, or keep
+        going and record the reason in ``reduce_error(obs_id)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``obs_id`` (one dask chunk per run), ``energy``, ``energy_true``, ``lat``,
+        ``lon`` (and ``rad``, ``lat_irf``, ``lon_irf`` for PSF/edisp maps); per-run
+        coordinates along ``obs_id`` (livetime, ontime, pointing, zenith, tstart, tstop).
+    """
+    _check_on_error(on_error)
+    if spec.grid is None:
+        raise ValueError("reduce_runs needs a shared grid (spec.grid); use reduce_runs_tree")
+    if len(observations) == 0:
+        raise ValueError("no observations to reduce")
+    grid = spec.grid
+    per_run = [_lazy_run_dataset(o, spec, grid, on_error, stacked=True) for o in observations]
+    data_vars = {}
+    for name, (dims, _, attrs) in per_run[0].items():
+        stacked = da.concatenate([p[name][1] for p in per_run], axis=0)
+        data_vars[name] = (dims, stacked, attrs)
+    coords = run_coords(observations)
+    ds = xr.Dataset(data_vars, coords={**spec.coords(grid), **coords})
+    return ds.assign_attrs(spec.attrs(grid))
+
+
+def reduce_runs_tree(observations: Sequence, spec: ReductionSpec, *, on_error: str = "raise"):
+    """Reduce each run onto its own grid (centred on its pointing), lazily.
+
+    Parameters
+    ----------
+    observations : sequence of gammaxr.data.Observation
+        The runs.
+    spec : ReductionSpec
+        Energy axes, safe masks, and the per-run grid size (``width``, ``binsz``, ``frame``);
+        ``spec.grid`` must be None.
+    on_error : {"raise", "skip"}
+        See :func:`reduce_runs`.
+
+    Returns
+    -------
+    xarray.DataTree
+        One child node per run, named ``obs_<obs_id>``, each a lazy dataset as in
+        :func:`reduce_runs` without the ``obs_id`` dim (its metadata in attrs).
+    """
+    _check_on_error(on_error)
+    children = {}
+    for obs in observations:
+        grid = run_grid(spec, obs)
+        data_vars = _lazy_run_dataset(obs, spec, grid, on_error, stacked=False)
+        coords = run_coords([obs]).isel(obs_id=0)
+        ds = xr.Dataset(data_vars, coords=spec.coords(grid)).assign_attrs(spec.attrs(grid))
+        ds = ds.assign_attrs({k: _attr_value(v) for k, v in coords.coords.items()})
+        children[f"obs_{int(obs.obs_id)}"] = ds
+    return xr.DataTree.from_dict(children)
+
+
+def _attr_value(var: xr.DataArray):
+    value = var.values.item()
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def failed_runs(ds: xr.Dataset) -> dict[int, str]:
+    """The runs that were skipped and why (computes the small ``reduce_error`` variable).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`reduce_runs` (lazy or computed).
+
+    Returns
+    -------
+    dict of int to str
+        obs_id -> reason, for each run whose reduction failed.
+    """
+    errors = ds["reduce_error"].compute().values
+    return {int(i): str(e) for i, e in zip(ds["obs_id"].values, errors, strict=True) if e}
+
+
+def format_exception(exc: BaseException) -> str:
+    """One-line description of an exception (type, message, innermost frame)."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
