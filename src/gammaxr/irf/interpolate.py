@@ -10,7 +10,7 @@ table at arbitrary coordinates:
 * **values**: multilinear interpolation of the values themselves
   (``values_scale="lin"``) or of their logarithm (``"log"``, used for background rates;
   zeros are floored at the float32 ``tiny`` (1.2e-38) before taking the log, and results
-  that underflow to twice the float64 ``tiny`` or less come back as exactly 0);
+  at or below twice that floor come back as exactly 0, so a zero node stays zero);
 * **range policy**: beyond the outermost nodes, values are extrapolated linearly (in the
   scaled coordinates) from the two outermost nodes, but only up to the *valid range* of the
   axis: its outer bin edges, or for a node axis half a node spacing beyond the outer nodes
@@ -53,8 +53,6 @@ __all__ = [
 
 #: Floor applied before taking the log of values (float32 tiny, as GADF tables are float32).
 LOG_FLOOR = float(np.finfo(np.float32).tiny)
-
-_FLOAT_TINY = float(np.finfo(float).tiny)
 
 #: Unit in which coordinates of each IRF axis are expected.
 AXIS_UNITS = {
@@ -227,7 +225,7 @@ def interpolate_table(
     if values_scale == "log":
         with np.errstate(over="ignore"):
             result = np.exp(result)
-        result = np.where(result <= 2 * _FLOAT_TINY, 0.0, result)
+        result = np.where(result <= 2 * LOG_FLOOR, 0.0, result)
     if clip:
         result = np.clip(result, 0.0, None)
     if fill_value is not None:

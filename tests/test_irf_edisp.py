@@ -1,0 +1,107 @@
+"""Energy dispersion: migration density, range policy and kernels."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.table import Table
+from scipy.stats import norm
+
+from gammaxr.geom.axes import axis_coords
+from gammaxr.io.irf_fits import read_irf_hdu
+from gammaxr.irf import edisp_kernel, evaluate_edisp
+
+CRAB_RUNS = (23523, 23526, 23559, 23592)
+SIGMA = 0.1
+MIGRA_EDGES = np.linspace(0.2, 3.0, 561)  # 0.005 wide
+
+
+def _gauss_edisp() -> xr.DataArray:
+    """Gaussian migration N(1, SIGMA), the same at every energy and offset."""
+    coords = axis_coords("energy_true", np.geomspace(0.1, 100, 16), "TeV", lohi=True)
+    coords |= axis_coords("migra", MIGRA_EDGES, "", lohi=True)
+    coords |= axis_coords("offset", np.array([0.0, 1.0, 2.0, 3.0]), "deg", lohi=True)
+    density = norm.pdf(coords["migra"].values, 1.0, SIGMA)
+    data = np.broadcast_to(density[None, :, None], (15, 560, 3)).copy()
+    return xr.DataArray(
+        data, dims=("energy_true", "migra", "offset"), coords=coords, attrs={"units": ""}
+    )
+
+
+def test_gaussian_kernel_matches_analytic():
+    edisp = _gauss_edisp()
+    e_true = np.geomspace(0.5, 20, 11)
+    e_reco = np.geomspace(0.3, 40, 13)
+    kernel = edisp_kernel(edisp, 1.2, e_true, e_reco, threshold=0)
+    assert kernel.shape == (10, 12)
+    centres = np.sqrt(e_true[1:] * e_true[:-1])[:, None]
+    cdf = norm.cdf(e_reco[None, :] / centres, 1.0, SIGMA)
+    expected = np.diff(cdf, axis=-1)
+    np.testing.assert_allclose(kernel, expected, atol=2e-4)
+    # every true bin is fully contained in the reco range: rows sum to one
+    np.testing.assert_allclose(kernel.sum(axis=-1), 1.0, rtol=1e-6)
+    # a narrow reco range loses the tails, and small elements are cut by the threshold
+    narrow = edisp_kernel(edisp, 1.2, e_true, np.array([1.0, 2.0]), threshold=1e-3)
+    assert np.all(narrow.sum(axis=-1) < 1 + 1e-12)
+    assert np.all((narrow == 0) | (narrow >= 1e-3))
+    assert narrow[0, 0] == 0  # 0.5-0.72 TeV is > 3 sigma below 1 TeV
+
+
+def test_kernel_with_other_migra_binning():
+    edisp = _gauss_edisp()
+    e_true = np.geomspace(0.5, 20, 6)
+    e_reco = np.geomspace(0.3, 40, 8)
+    own = edisp_kernel(edisp, 0.5, e_true, e_reco)
+    coarse = edisp_kernel(edisp, 0.5, e_true, e_reco, migra_edges=np.linspace(0.2, 5, 49))
+    np.testing.assert_allclose(coarse, own, atol=0.02)
+
+
+def test_density_range_policy():
+    edisp = _gauss_edisp()
+    # inside
+    assert evaluate_edisp(edisp, 1.0, 1.0, 0.5) == pytest.approx(
+        norm.pdf(1.0, 1.0, SIGMA), rel=1e-3
+    )
+    # energy beyond the table but migra inside: extrapolated (Gammapy's rule)
+    assert evaluate_edisp(edisp, 500.0, 1.0, 0.5) == pytest.approx(
+        norm.pdf(1.0, 1.0, SIGMA), rel=1e-3
+    )
+    # energy and migra both outside, or offset outside: zero
+    assert evaluate_edisp(edisp, 500.0, 3.5, 0.5) == 0
+    assert evaluate_edisp(edisp, 1.0, 1.0, 3.2) == 0
+
+
+def test_kernel_dataarray_offsets(raise_on_compute):
+    edisp = _gauss_edisp()
+    offset = xr.DataArray(
+        da.from_array(np.linspace(0, 2.5, 6).reshape(2, 3), chunks=(1, 3)), dims=("lat", "lon")
+    )
+    e_true = np.geomspace(0.5, 20, 5)
+    e_reco = np.geomspace(1, 10, 4)
+    kernel = edisp_kernel(edisp, offset, e_true, e_reco)  # graph only
+    assert kernel.dims == ("lat", "lon", "energy_true", "energy")
+    assert kernel.sizes == {"lat": 2, "lon": 3, "energy_true": 4, "energy": 3}
+    np.testing.assert_allclose(kernel["energy_lo"].values, e_reco[:-1])
+    values = kernel.compute(scheduler="sync")
+    np.testing.assert_allclose(values.values[1, 2], edisp_kernel(edisp, 2.5, e_true, e_reco))
+
+
+@pytest.mark.hess
+@pytest.mark.parametrize("obs_id", CRAB_RUNS)
+def test_hess_kernel_at_crab_map_centre_matches_gammapy(hess_dir, reference_dir, obs_id):
+    ref = np.load(reference_dir / "crab_runs.npz")
+    obs = Table.read(hess_dir / "obs-index.fits.gz")
+    row = obs[obs["OBS_ID"] == obs_id][0]
+    pointing = SkyCoord(row["RA_PNT"], row["DEC_PNT"], unit="deg")
+    offset = SkyCoord(83.633, 22.014, unit="deg").separation(pointing).deg
+    path = hess_dir / "data" / f"hess_dl3_dr1_obs_id_{obs_id:06d}.fits.gz"
+    with fits.open(path) as hdul:
+        edisp = read_irf_hdu(hdul["EDISP"], "edisp_2d", str(path))
+    kernel = edisp_kernel(edisp, offset, ref["energy_true_edges"], ref["energy_edges"])
+    expected = ref[f"edisp_{obs_id}"]
+    assert kernel.shape == expected.shape == (10, 4)
+    np.testing.assert_allclose(kernel, expected, atol=0.02, rtol=0)

@@ -1,0 +1,186 @@
+"""Gridded IRF interpolation: nodes, scales, out-of-range policy, xarray/dask inputs."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from gammaxr.geom.axes import axis_coords
+from gammaxr.irf import grid_axis, interpolate_irf
+
+E_EDGES = np.geomspace(0.1, 100.0, 7)  # 6 log bins
+OFFSET_NODES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
+
+
+def _table(func, *, offset_nodes: bool = True) -> xr.DataArray:
+    coords = axis_coords("energy_true", E_EDGES, "TeV", lohi=True)
+    if offset_nodes:
+        coords |= axis_coords("offset", lo=OFFSET_NODES, hi=OFFSET_NODES, unit="deg", lohi=True)
+    else:
+        coords |= axis_coords("offset", np.linspace(0.0, 3.0, 7), "deg", lohi=True)
+    e = coords["energy_true"].values[:, None]
+    o = coords["offset"].values[None, :]
+    return xr.DataArray(
+        func(e, o), dims=("energy_true", "offset"), coords=coords, attrs={"units": "m2"}
+    )
+
+
+def _multilinear(e, o):
+    # linear in (log E, offset) with a cross term: reproduced exactly by multilinear interpolation
+    return 50.0 + 10.0 * np.log(e) + 3.0 * o + 2.0 * np.log(e) * o
+
+
+def test_values_at_nodes_equal_table():
+    table = _table(lambda e, o: np.exp(np.sin(e) + o))
+    e = table["energy_true"].values[:, None]
+    o = table["offset"].values[None, :]
+    np.testing.assert_allclose(
+        interpolate_irf(table, {"energy_true": e, "offset": o}), table.values, rtol=1e-13
+    )
+
+
+def test_linear_in_log_energy_and_offset_inside_valid_range():
+    table = _table(_multilinear)
+    rng = np.random.default_rng(0)
+    # anywhere inside the valid range, including between outer nodes and outer edges
+    e = np.exp(rng.uniform(np.log(0.1), np.log(100.0), 1000))
+    o = rng.uniform(-0.25, 2.75, 1000)
+    np.testing.assert_allclose(
+        interpolate_irf(table, {"energy_true": e, "offset": o}), _multilinear(e, o), rtol=1e-12
+    )
+
+
+def test_out_of_range_policy_edges_and_nodes():
+    table = _table(_multilinear)
+    axis = grid_axis(table, "offset")
+    # node axis: valid half a node spacing beyond the outer nodes
+    assert axis.lo == pytest.approx(-0.25) and axis.hi == pytest.approx(2.75)
+    energy = grid_axis(table, "energy_true")
+    assert np.exp(energy.lo) == pytest.approx(0.1) and np.exp(energy.hi) == pytest.approx(100.0)
+    values = interpolate_irf(
+        table,
+        {
+            "energy_true": np.array([0.099, 0.1, 100.0, 100.1, 1.0, 1.0, 1.0, np.nan]),
+            "offset": np.array([1.0, 1.0, 1.0, 1.0, 2.74, 2.76, -0.3, 1.0]),
+        },
+    )
+    assert values[0] == 0 and values[3] == 0  # beyond the energy edges
+    assert values[1] == pytest.approx(_multilinear(0.1, 1.0))  # edges are inside
+    assert values[2] == pytest.approx(_multilinear(100.0, 1.0))
+    assert values[4] == pytest.approx(_multilinear(1.0, 2.74))  # extrapolated beyond last node
+    assert values[5] == 0 and values[6] == 0 and values[7] == 0
+
+
+def test_binned_offset_axis_valid_to_outer_edges():
+    table = _table(_multilinear, offset_nodes=False)
+    values = interpolate_irf(
+        table, {"energy_true": 1.0, "offset": np.array([-0.01, 0.0, 0.1, 2.95, 3.0, 3.01])}
+    )
+    expected = _multilinear(1.0, np.array([0.0, 0.0, 0.1, 2.95, 3.0, 0.0]))
+    expected[0] = expected[-1] = 0.0
+    np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
+def test_fill_value_none_extrapolates_and_results_are_clipped():
+    table = _table(lambda e, o: 1.0 - 0.4 * o + 0 * e)
+    out = interpolate_irf(table, {"energy_true": 1.0, "offset": np.array([3.0, 2.7])})
+    assert out[0] == 0.0  # outside
+    assert out[1] == 0.0  # 1 - 0.4 * 2.7 < 0: clipped
+    free = interpolate_irf(
+        table, {"energy_true": 1000.0, "offset": np.array([-1.0])}, fill_value=None
+    )
+    assert free[0] == pytest.approx(1.4)
+    unclipped = interpolate_irf(
+        table, {"energy_true": 1.0, "offset": 3.0}, fill_value=None, clip=False
+    )
+    assert unclipped == pytest.approx(1.0 - 0.4 * 3.0)
+
+
+def test_log_values_scale_is_exact_for_power_laws_and_handles_zeros():
+    table = _table(lambda e, o: 1e-3 * e**-2.7 * np.exp(-o))
+    rng = np.random.default_rng(1)
+    e = np.exp(rng.uniform(np.log(0.1), np.log(100.0), 200))
+    o = rng.uniform(0, 2.5, 200)
+    values = interpolate_irf(table, {"energy_true": e, "offset": o}, values_scale="log")
+    np.testing.assert_allclose(values, 1e-3 * e**-2.7 * np.exp(-o), rtol=1e-10)
+    # linear value interpolation is not exact for a power law
+    lin = interpolate_irf(table, {"energy_true": e, "offset": o})
+    assert np.max(np.abs(lin / values - 1)) > 0.01
+    zero = table.copy(data=np.where(table["offset"] > 2.2, 0.0, table.values))
+    z = interpolate_irf(zero, {"energy_true": 1.0, "offset": [2.5, 2.25]}, values_scale="log")
+    assert z[0] == 0.0
+    assert 0.0 < z[1] < 1e-15  # geometric interpolation towards a zero node
+
+
+def test_descending_axis_and_length_one_axis():
+    table = _table(_multilinear)
+    flipped = table.isel(offset=slice(None, None, -1))
+    e = np.array([0.3, 3.0, 30.0])
+    o = np.array([0.2, 1.3, 2.6])
+    np.testing.assert_allclose(
+        interpolate_irf(flipped, {"energy_true": e, "offset": o}),
+        interpolate_irf(table, {"energy_true": e, "offset": o}),
+        rtol=1e-13,
+    )
+    single = table.isel(offset=[2])  # one node: constant along offset, valid everywhere
+    values = interpolate_irf(single, {"energy_true": 1.0, "offset": [0.0, 5.0]})
+    np.testing.assert_allclose(values, _multilinear(1.0, 1.0))
+
+
+def test_numpy_broadcasting_shapes():
+    table = _table(_multilinear)
+    e = np.geomspace(0.2, 50, 4)[:, None, None]
+    o = np.linspace(0, 2, 15).reshape(1, 3, 5)
+    out = interpolate_irf(table, {"energy_true": e, "offset": o})
+    assert out.shape == (4, 3, 5)
+    np.testing.assert_allclose(out, _multilinear(e, o), rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_dataarray_coordinates_broadcast_by_dim_and_stay_lazy(chunked, raise_on_compute):
+    table = _table(_multilinear)
+    energy = xr.DataArray(np.geomspace(0.2, 50, 4), dims="energy_true", attrs={"units": "TeV"})
+    offset_deg = np.linspace(0, 2.5, 30).reshape(5, 6)
+    # offsets given in rad: converted through the units attr
+    offset = xr.DataArray(np.deg2rad(offset_deg), dims=("lat", "lon"), attrs={"units": "rad"})
+    if chunked:
+        offset = offset.copy(data=da.from_array(offset.values, chunks=(2, 3)))
+    out = interpolate_irf(table, {"energy_true": energy, "offset": offset})  # no compute
+    assert isinstance(out, xr.DataArray)
+    assert set(out.dims) == {"energy_true", "lat", "lon"}
+    assert out.attrs["units"] == "m2"
+    assert isinstance(out.data, da.Array) == chunked
+    expected = _multilinear(energy.values[:, None, None], offset_deg[None])
+    np.testing.assert_allclose(
+        out.transpose("energy_true", "lat", "lon").compute(scheduler="sync").values,
+        expected,
+        rtol=1e-12,
+    )
+
+
+def test_dask_backed_table_stays_lazy(raise_on_compute):
+    table = _table(_multilinear)
+    table = table.copy(data=da.from_array(table.values, chunks=(3, 2)))
+    offset = xr.DataArray(da.from_array(np.linspace(0, 2.5, 12), chunks=4), dims="pix")
+    out = interpolate_irf(table, {"energy_true": 1.0, "offset": offset})  # no compute
+    assert isinstance(out.data, da.Array)
+    np.testing.assert_allclose(
+        out.compute(scheduler="sync").values, _multilinear(1.0, np.linspace(0, 2.5, 12)), rtol=1e-12
+    )
+
+
+def test_bad_arguments():
+    table = _table(_multilinear)
+    with pytest.raises(ValueError, match="missing"):
+        interpolate_irf(table, {"energy_true": 1.0})
+    with pytest.raises(ValueError, match="unexpected"):
+        interpolate_irf(table, {"energy_true": 1.0, "offset": 1.0, "rad": 0.1})
+    with pytest.raises(TypeError, match="all as"):
+        interpolate_irf(
+            table,
+            {"energy_true": np.ones(3), "offset": xr.DataArray(np.ones(2), dims="x")},
+        )
+    with pytest.raises(ValueError, match="values_scale"):
+        interpolate_irf(table, {"energy_true": 1.0, "offset": 1.0}, values_scale="sqrt")
