@@ -14,7 +14,6 @@ lists them once computed. With ``on_error="raise"`` computing raises
 
 from __future__ import annotations
 
-import traceback
 import warnings
 from collections.abc import Sequence
 
@@ -119,7 +118,7 @@ def reduce_runs(
     for name, (dims, _, attrs) in per_run[0].items():
         stacked = da.concatenate([p[name][1] for p in per_run], axis=0)
         data_vars[name] = (dims, stacked, attrs)
-    coords = run_coords(observations)
+    coords = run_coords(observations).coords
     ds = xr.Dataset(data_vars, coords={**spec.coords(grid), **coords})
     return ds.assign_attrs(spec.attrs(grid))
 
@@ -175,10 +174,3 @@ def failed_runs(ds: xr.Dataset) -> dict[int, str]:
     """
     errors = ds["reduce_error"].compute().values
     return {int(i): str(e) for i, e in zip(ds["obs_id"].values, errors, strict=True) if e}
-
-
-def format_exception(exc: BaseException) -> str:
-    """One-line description of an exception (type, message, innermost frame)."""
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
