@@ -26,10 +26,9 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
-import xarray as xr
-from dask.base import is_dask_collection
 from scipy.special import exprel
 
+from ._lazy import apply_elementwise
 from .parameters import Model, Parameter
 
 __all__ = [
@@ -48,31 +47,34 @@ DNDE_UNIT = "cm-2 s-1 TeV-1"
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(6)
 
 
+def _log_quadrature_numpy(func, emin: np.ndarray, emax: np.ndarray, n_sub: int) -> np.ndarray:
+    t = ((np.arange(n_sub)[:, None] + 0.5 * (_GL_X + 1.0)) / n_sub).ravel()
+    w = np.tile(0.5 * _GL_W / n_sub, n_sub)
+    log_ratio = np.log(emax / emin)[..., None]
+    energy = emin[..., None] * np.exp(t * log_ratio)
+    return (func(energy) * energy * w).sum(axis=-1) * log_ratio[..., 0]
+
+
 def log_quadrature(func, emin, emax, n_sub: int = 8):
     """Integrate ``func(E) dE`` from ``emin`` to ``emax`` by Gauss-Legendre in log energy.
 
     Parameters
     ----------
     func : callable
-        Element-wise function of energy (TeV).
+        Vectorised numpy function of energy (TeV); it receives arrays with one extra
+        trailing axis holding the quadrature nodes.
     emin, emax : array_like
-        Integration bounds in TeV (broadcast together; numpy, dask or xarray).
+        Integration bounds in TeV (broadcast together). Dask and xarray inputs are
+        processed lazily, one task per chunk.
     n_sub : int
         Number of equal sub-intervals in log energy, each with 6 nodes.
 
     Returns
     -------
     array_like
-        The integral, same type and shape as ``emin * emax``.
+        The integral, with the broadcast shape (and type) of ``emin`` and ``emax``.
     """
-    log_ratio = np.log(emax / emin)
-    total = 0.0
-    for i in range(n_sub):
-        for x, w in zip(_GL_X, _GL_W, strict=True):
-            t = (i + 0.5 * (x + 1.0)) / n_sub
-            energy = emin * np.exp(t * log_ratio)
-            total = total + (0.5 * w / n_sub) * func(energy) * energy
-    return total * log_ratio
+    return apply_elementwise(lambda a, b: _log_quadrature_numpy(func, a, b, n_sub), emin, emax)
 
 
 def _pl_integral(emin, emax, index, reference):
@@ -396,20 +398,12 @@ class BrokenPowerLaw(SpectralModel):
         )
 
 
-def _elementwise(func, x):
-    """Apply a numpy function element-wise, lazily on dask and xarray inputs."""
-    if isinstance(x, xr.DataArray):
-        return xr.apply_ufunc(func, x, dask="parallelized", output_dtypes=[float])
-    if is_dask_collection(x):
-        return x.map_blocks(func, dtype=float)
-    return func(np.asarray(x, dtype=float))
-
-
 class TemplateSpectral(SpectralModel):
     """Tabulated spectrum with log-log interpolation between nodes, times a ``norm``.
 
-    Outside the tabulated energy range the flux is zero (Gammapy returns NaN there).
-    Integrals are exact for the log-log interpolation (a power law between nodes).
+    Outside the tabulated range the end segments' power laws are extrapolated (as
+    Gammapy does); a single node gives a constant. Integrals are exact for the log-log
+    interpolation (a power law between nodes). Zero-valued nodes make their segments zero.
 
     Parameters
     ----------
@@ -473,19 +467,18 @@ class TemplateSpectral(SpectralModel):
     def _dnde(self, energy: np.ndarray) -> np.ndarray:
         e, v = self.energy, self.table_values
         if e.size == 1:
-            return np.where(energy == e[0], v[0], 0.0)
+            return np.full_like(energy, v[0], dtype=float)
         i = np.clip(np.searchsorted(e, energy, side="right") - 1, 0, e.size - 2)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = v[i] * (energy / e[i]) ** self._slope[i]
-        inside = (energy >= e[0]) & (energy <= e[-1])
-        return np.where(inside & np.isfinite(out), out, 0.0)
+        return np.where(np.isfinite(out), out, 0.0)
 
     def _antiderivative(self, energy: np.ndarray, moment: int = 0) -> np.ndarray:
         """Integral of ``E**moment * dN/dE`` from the first node to ``energy``."""
         e, v = self.energy, self.table_values
         if e.size == 1:
-            return np.zeros_like(energy, dtype=float)
-        x = np.clip(energy, e[0], e[-1])
+            return v[0] * (energy ** (moment + 1) - e[0] ** (moment + 1)) / (moment + 1)
+        x = energy
         i = np.clip(np.searchsorted(e, x, side="right") - 1, 0, e.size - 2)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             part = v[i] * e[i] ** moment * _pl_integral(e[i], x, -self._slope[i] - moment, e[i])
@@ -497,18 +490,18 @@ class TemplateSpectral(SpectralModel):
 
     def evaluate(self, energy, norm):
         """Differential flux in cm-2 s-1 TeV-1 at ``energy`` (TeV)."""
-        return norm * _elementwise(self._dnde, energy)
+        return norm * apply_elementwise(self._dnde, energy)
 
     def evaluate_integral(self, energy_min, energy_max, norm):
         """Exact integral of the interpolated table in cm-2 s-1."""
         return norm * (
-            _elementwise(self._antiderivative, energy_max)
-            - _elementwise(self._antiderivative, energy_min)
+            apply_elementwise(self._antiderivative, energy_max)
+            - apply_elementwise(self._antiderivative, energy_min)
         )
 
     def evaluate_energy_flux(self, energy_min, energy_max, norm):
         """Exact energy flux of the interpolated table in TeV cm-2 s-1."""
         return norm * (
-            _elementwise(self._antiderivative_e, energy_max)
-            - _elementwise(self._antiderivative_e, energy_min)
+            apply_elementwise(self._antiderivative_e, energy_max)
+            - apply_elementwise(self._antiderivative_e, energy_min)
         )

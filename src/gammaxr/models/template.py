@@ -20,9 +20,9 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 from astropy.wcs import WCS
-from dask.base import is_dask_collection
 from scipy.interpolate import RegularGridInterpolator
 
+from ._lazy import apply_elementwise
 from .parameters import Parameter
 from .pixels import _step, grid_frame, pixel_solid_angle
 from .spatial import SpatialModel
@@ -31,18 +31,6 @@ from .sphere import separation
 __all__ = ["TemplateSpatialModel", "read_template_fits", "write_template_fits"]
 
 _CTYPES = {"icrs": ("RA---CAR", "DEC--CAR"), "galactic": ("GLON-CAR", "GLAT-CAR")}
-
-
-def _apply_numpy2(func, lon, lat):
-    """Apply a numpy function of two arrays element-wise, lazily on dask / xarray inputs."""
-    if isinstance(lon, xr.DataArray) or isinstance(lat, xr.DataArray):
-        return xr.apply_ufunc(func, lon, lat, dask="parallelized", output_dtypes=[float])
-    if is_dask_collection(lon) or is_dask_collection(lat):
-        import dask.array as da
-
-        lon, lat = da.broadcast_arrays(da.asarray(lon), da.asarray(lat))
-        return da.map_blocks(func, lon, lat, dtype=float)
-    return func(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
 
 
 class TemplateSpatialModel(SpatialModel):
@@ -177,7 +165,7 @@ class TemplateSpatialModel(SpatialModel):
 
     def evaluate(self, lon, lat, lon_0, lat_0):
         """Surface brightness in sr-1 at ``lon``, ``lat`` (deg, template frame)."""
-        return _apply_numpy2(
+        return apply_elementwise(
             self._interpolate, lon - (lon_0 - self._centre[0]), lat - (lat_0 - self._centre[1])
         )
 
