@@ -476,10 +476,13 @@ class Models(Sequence):
         return self._apply(changes)
 
     def with_parameter(self, key: str | ParameterRef, **fields: Any) -> Models:
-        """A copy with fields of one parameter changed (``frozen=True``, ``min=0``...)."""
+        """A copy with fields of one parameter (and its linked partners) changed.
+
+        E.g. ``models.with_parameter("crab.spatial.lon_0", frozen=True)`` or ``min=0``.
+        """
         ref = self._ref(key)
         self.parameter(ref)
-        return self._apply({ref: fields})
+        return self._apply({m: fields for m in self._slot_members[self._slot_of[ref]]})
 
     def link(self, label: str, *keys: str | ParameterRef) -> Models:
         """A copy where the named parameters share one fit parameter (value of the first).

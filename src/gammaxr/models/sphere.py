@@ -120,13 +120,8 @@ def _rotation(frame_from: str, frame_to: str) -> np.ndarray:
     """3x3 rotation taking unit vectors of ``frame_from`` to ``frame_to`` (from astropy)."""
     from astropy.coordinates import SkyCoord
 
-    basis = SkyCoord(
-        x=[1.0, 0.0, 0.0],
-        y=[0.0, 1.0, 0.0],
-        z=[0.0, 0.0, 1.0],
-        representation_type="cartesian",
-        frame=frame_from,
-    )
+    # unit vectors x, y, z of frame_from as (lon, lat)
+    basis = SkyCoord([0.0, 90.0, 0.0], [0.0, 0.0, 90.0], unit="deg", frame=frame_from)
     cart = basis.transform_to(frame_to).cartesian
     # column k is the image of basis vector k
     return np.array([cart.x.value, cart.y.value, cart.z.value])
