@@ -119,7 +119,8 @@ def loglog_bin_integral(
     The function is taken as ``value_lo * (E / energy_lo) ** -g`` with ``g`` fixed by
     ``value_hi``; the integral is ``L(a, b) * ln(energy_hi / energy_lo)`` with
     ``a = value_lo * energy_lo``, ``b = value_hi * energy_hi`` and ``L`` their logarithmic
-    mean. Where either end value is zero (or negative) the bin contributes zero.
+    mean (Gammapy's ``trapz_loglog``). Where either end value is zero (or negative) the bin
+    contributes zero.
 
     Parameters
     ----------
@@ -171,7 +172,10 @@ def integrate_bkg_energy(
     ``integrate_log_log``), optionally after splitting every bin into ``oversampling``
     log-equal sub-bins whose integrals are summed (Gammapy's ``background_oversampling``;
     its default, and ours, is no oversampling). Multiply by the pixel solid angle and the
-    observation on-time to get counts.
+    observation on-time to get counts. A bin with an edge outside the table's energy range
+    contributes zero; next to a zero-valued node the rate is 1.2e-38 (see
+    :mod:`gammaxr.irf.interpolate`) and the bin gets the small power-law integral that
+    Gammapy gives it.
 
     Parameters
     ----------

@@ -9,8 +9,9 @@ table at arbitrary coordinates:
   ``migra``, ``rad``, ``fov_lon``, ``fov_lat``) linearly;
 * **values**: multilinear interpolation of the values themselves
   (``values_scale="lin"``) or of their logarithm (``"log"``, used for background rates;
-  zeros are floored at the float32 ``tiny`` (1.2e-38) before taking the log, and results
-  at or below twice that floor come back as exactly 0, so a zero node stays zero);
+  zeros are floored at the float32 ``tiny`` before taking the log, so a zero node comes
+  back as 1.2e-38 rather than 0 -- as in Gammapy, which matters for log-log energy
+  integrals of bins next to a zero node; only results that underflow come back as 0);
 * **range policy**: beyond the outermost nodes, values are extrapolated linearly (in the
   scaled coordinates) from the two outermost nodes, but only up to the *valid range* of the
   axis: its outer bin edges, or for a node axis half a node spacing beyond the outer nodes
@@ -29,7 +30,9 @@ Coordinates may be numpy array-likes (numpy broadcasting, numpy result) or
 stay lazy, evaluation runs per chunk through :func:`xarray.apply_ufunc`). A DataArray
 coordinate with a ``units`` attr is converted to the axis unit (TeV for energies, deg for
 angles). Mixing DataArrays with numpy arrays of more than zero dims is refused (the dims
-would be ambiguous).
+would be ambiguous). The IRF's coordinates (centres and bounds) are read eagerly: they
+are small and in memory; the IRF values themselves may be dask-backed (kept lazy on the
+DataArray path, read with ``np.asarray`` on the numpy path -- the documented boundary).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ __all__ = [
 
 #: Floor applied before taking the log of values (float32 tiny, as GADF tables are float32).
 LOG_FLOOR = float(np.finfo(np.float32).tiny)
+
+_FLOAT64_TINY = float(np.finfo(np.float64).tiny)
 
 #: Unit in which coordinates of each IRF axis are expected.
 AXIS_UNITS = {
@@ -225,7 +230,7 @@ def interpolate_table(
     if values_scale == "log":
         with np.errstate(over="ignore"):
             result = np.exp(result)
-        result = np.where(result <= 2 * LOG_FLOOR, 0.0, result)
+        result = np.where(result <= 2 * _FLOAT64_TINY, 0.0, result)
     if clip:
         result = np.clip(result, 0.0, None)
     if fill_value is not None:
