@@ -46,7 +46,7 @@ def test_collection_access(models):
         models["nope"]
     with pytest.raises(ValueError, match="unique"):
         Models([models[0], models[0]])
-    with pytest.raises(ValueError, match="without '.'"):
+    with pytest.raises(ValueError, match=r"without '\.'"):
         SkyModel(PowerLaw(), name="a.b")
 
 
@@ -106,7 +106,9 @@ def test_links_share_one_slot(models):
     assert fitted["run1-bkg"].spectral.norm.value == 0.9
     assert fitted["run2-bkg"].spectral.norm.value == 0.9
     assert fitted["run2-bkg"].spectral.norm.link == "bkg"
-    assert fitted.with_values({"run2-bkg.spectral.norm": 1.2})["run1-bkg"].spectral.norm.value == 1.2
+    assert (
+        fitted.with_values({"run2-bkg.spectral.norm": 1.2})["run1-bkg"].spectral.norm.value == 1.2
+    )
     with pytest.raises(ValueError, match="already used"):
         linked.link("bkg", "crab.spectral.index")
     frozen = linked.with_parameter("run2-bkg.spectral.norm", frozen=True)

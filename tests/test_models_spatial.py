@@ -30,7 +30,9 @@ EXTENDED = {
     "gauss_elong_big": GaussianSpatialModel(lon_0=200, lat_0=85, sigma=15, e=0.95, phi=-70),
     "disk": DiskSpatialModel(lon_0=10, lat_0=40, r_0=0.5),
     "disk_hard": DiskSpatialModel(lon_0=10, lat_0=40, r_0=0.5, edge_width=0.0),
-    "disk_soft_elong": DiskSpatialModel(lon_0=10, lat_0=40, r_0=0.5, e=0.7, phi=-50, edge_width=0.8),
+    "disk_soft_elong": DiskSpatialModel(
+        lon_0=10, lat_0=40, r_0=0.5, e=0.7, phi=-50, edge_width=0.8
+    ),
     "disk_big": DiskSpatialModel(lon_0=10, lat_0=40, r_0=20, edge_width=0.5),
     "shell": ShellSpatialModel(lon_0=10, lat_0=40, radius=0.5, width=0.2),
     "shell_big": ShellSpatialModel(lon_0=10, lat_0=40, radius=30, width=10),

@@ -66,9 +66,9 @@ def test_shift_moves_the_map(template_map):
 
 def test_not_normalised_needs_surface_brightness(template_map):
     m = TemplateSpatialModel(template_map.assign_attrs(units="deg-2"), normalize=False)
-    assert m(0.2, 0.0) == pytest.approx(template_map.sel(lon=0.2, lat=0.0, method="nearest") * (
-        180 / np.pi
-    ) ** 2)
+    assert m(0.2, 0.0) == pytest.approx(
+        template_map.sel(lon=0.2, lat=0.0, method="nearest") * (180 / np.pi) ** 2
+    )
     with pytest.raises(ValueError, match="sr-1"):
         TemplateSpatialModel(template_map.assign_attrs(units="m"), normalize=False)
     with pytest.raises(ValueError, match=">= 0"):

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .parameters import Model, Parameter, ParameterUnitError, to_canonical
+from .parameters import Model, Parameter, ParameterUnitError
 from .sky import FoVBackgroundModel, Models, SkyModel
 from .spatial import (
     DiskSpatialModel,
@@ -283,17 +283,23 @@ def _parameters_from_list(cls: type, entries: Any, where: str) -> dict[str, Para
             )
         d = defaults[name]
         try:
+            # fields given in the file are in the file's unit; omitted ones are defaults
             given = Parameter(
                 name=name,
-                value=entry.get("value", d.value),
+                value=entry.get("value", math.nan),
                 unit=entry.get("unit", d.unit) or "",
-                min=_nan(entry.get("min", d.min)),
-                max=_nan(entry.get("max", d.max)),
-                frozen=entry.get("frozen", d.frozen),
-                error=entry.get("error", d.error),
+                min=_nan(entry.get("min")),
+                max=_nan(entry.get("max")),
+                error=entry.get("error", 0.0),
+            ).to_unit(d.unit)
+            out[name] = d.replace(
+                value=given.value if "value" in entry else d.value,
+                min=given.min if "min" in entry else d.min,
+                max=given.max if "max" in entry else d.max,
+                error=given.error if "error" in entry else d.error,
+                frozen=bool(entry.get("frozen", d.frozen)),
                 link=entry.get("link"),
             )
-            out[name] = to_canonical(d, given)
         except (ParameterUnitError, TypeError) as exc:
             raise ModelFormatError(f"{where}: {exc}") from exc
     missing = set(defaults) - set(out)
