@@ -201,7 +201,7 @@ class Observation:
         bkg = self.get("bkg")
         declared = bkg.attrs.get("fov_alignment")
         if "fov_lon" in bkg.dims and declared is not None:
-            alignment = legacy_fov_alignment(self.meta, declared)
+            alignment = legacy_fov_alignment(self.meta, declared, bkg.attrs.get("creator", ""))
             if alignment != declared:
                 bkg = bkg.assign_attrs(fov_alignment=alignment)
         return bkg

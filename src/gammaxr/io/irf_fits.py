@@ -152,7 +152,7 @@ def read_irf_hdu(
     xarray.DataArray or xarray.Dataset
         The IRF with canonical dims (see module docstring); header keywords of interest are
         kept in attrs (``irf_class``, ``lo_threshold``/``hi_threshold`` in TeV for aeff,
-        ``fov_alignment`` for backgrounds).
+        ``fov_alignment`` and ``creator`` (the ``CREATOR`` keyword) for backgrounds).
 
     Raises
     ------
@@ -183,6 +183,7 @@ def read_irf_hdu(
                 out.attrs[attr] = float(header[key])
     if irf_class.startswith("bkg"):
         out.attrs["fov_alignment"] = str(header.get("FOVALIGN", "RADEC")).strip().upper()
+        out.attrs["creator"] = str(header.get("CREATOR", "")).strip()
     return out
 
 
@@ -224,7 +225,7 @@ def _read_psf_3gauss(hdu, axes, attrs) -> xr.Dataset:
     return xr.Dataset(variables, attrs=attrs)
 
 
-def legacy_fov_alignment(events_header: dict, declared: str) -> str:
+def legacy_fov_alignment(events_header: dict, declared: str, bkg_creator: str = "") -> str:
     """FoV alignment of a ``bkg_3d`` table, allowing for the H.E.S.S. DR1 convention.
 
     The H.E.S.S. DL3 DR1 files (events written by ``SASH FITS::EventListWriter`` with
@@ -238,12 +239,18 @@ def legacy_fov_alignment(events_header: dict, declared: str) -> str:
         Keywords of the run's events HDU.
     declared : str
         The ``FOVALIGN`` the background HDU declares.
+    bkg_creator : str
+        ``CREATOR`` keyword of the background HDU. Background models written by gammaxr
+        (:mod:`gammaxr.io.gadf_write`, ``CREATOR = gammaxr``) follow ``declared`` even when
+        attached to the legacy H.E.S.S. event lists.
 
     Returns
     -------
     str
         ``"REVERSE_LON_RADEC"`` for the legacy H.E.S.S. files, else ``declared``.
     """
+    if bkg_creator.strip().startswith("gammaxr"):
+        return declared
     creator = str(events_header.get("CREATOR", "")).strip()
     version = str(events_header.get("HDUVERS", "")).strip()
     if creator == "SASH FITS::EventListWriter" and version == "0.2" and declared == "RADEC":
