@@ -99,7 +99,8 @@ def _irf_footprint(ds: xr.Dataset, spatial: xr.DataArray) -> xr.DataArray:
 def _stack_acceptances(ds: xr.Dataset, mask: xr.DataArray, dim: str) -> dict[str, xr.DataArray]:
     """On/off stacking that keeps alpha right: counts_off add, and the stacked off acceptance
     is chosen so that ``acceptance / acceptance_off`` equals the ratio of summed background
-    estimates ``sum(alpha_i * n_off_i) / sum(n_off_i)``."""
+    estimates ``sum(alpha_i * n_off_i) / sum(n_off_i)``. Bins without off counts get the
+    average alpha of the whole stacked dataset (as Gammapy's ``MapDatasetOnOff.stack``)."""
     acc = ds["acceptance"].where(mask, 0)
     acc_off = ds["acceptance_off"].where(mask, 0)
     n_off = ds["counts_off"].where(mask, 0)
@@ -109,6 +110,10 @@ def _stack_acceptances(ds: xr.Dataset, mask: xr.DataArray, dim: str) -> dict[str
     off_sum = n_off.sum(dim)
     alpha_stacked = (bkg / off_sum.where(off_sum > 0)).fillna(0)
     acc_off_stacked = (acc_sum / alpha_stacked.where(alpha_stacked > 0)).fillna(0)
+    # no off counts in a bin: use the average alpha over all bins
+    average_alpha = bkg.sum() / off_sum.sum()
+    acc_off_empty = (acc_sum / average_alpha.where(average_alpha > 0)).fillna(0)
+    acc_off_stacked = acc_off_stacked.where(off_sum > 0, acc_off_empty)
     return {
         "acceptance": acc_sum.assign_attrs(ds["acceptance"].attrs),
         "acceptance_off": acc_off_stacked.assign_attrs(ds["acceptance_off"].attrs),
