@@ -17,6 +17,7 @@ import copy as _copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import astropy.units as u
@@ -75,9 +76,9 @@ class Parameter:
                     f"parameter {self.name!r}: {attr} must be a number, got {raw!r}"
                 ) from exc
         object.__setattr__(self, "frozen", bool(self.frozen))
-        unit = _parse_unit(self.name, self.unit)
         text = str(self.unit or "").strip()
-        object.__setattr__(self, "unit", "" if unit == u.dimensionless_unscaled else text)
+        _parse_unit(self.name, text)
+        object.__setattr__(self, "unit", "" if _is_dimensionless(text) else text)
 
     def __eq__(self, other: object) -> bool:
         """Field-wise equality; NaN bounds compare equal, units compare as units."""
@@ -86,7 +87,7 @@ class Parameter:
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
             if f.name == "unit":
-                if u.Unit(a) != u.Unit(b):
+                if not _same_unit(a, b):
                     return False
             elif isinstance(a, float):
                 if not _same_float(a, b):
@@ -122,10 +123,10 @@ class Parameter:
             If ``unit`` is not equivalent to the parameter's unit.
         """
         target = _parse_unit(self.name, unit)
-        if target == u.Unit(self.unit):
+        if _same_unit(self.unit, unit):
             return self if self.unit == unit else self.replace(unit=unit)
         try:
-            scale = u.Unit(self.unit).to(target)
+            scale = _unit(self.unit).to(target)
         except u.UnitConversionError as exc:
             raise ParameterUnitError(
                 f"parameter {self.name!r}: unit {self.unit or 'dimensionless'!r} cannot be "
@@ -140,9 +141,25 @@ class Parameter:
         )
 
 
+@lru_cache(maxsize=512)
+def _unit(text: str) -> u.UnitBase:
+    """Parsed astropy unit of a unit string (parsing is slow; strings repeat)."""
+    return u.Unit(text)
+
+
+@lru_cache(maxsize=512)
+def _same_unit(a: str, b: str) -> bool:
+    return a == b or _unit(a) == _unit(b)
+
+
+@lru_cache(maxsize=512)
+def _is_dimensionless(text: str) -> bool:
+    return _unit(text) == u.dimensionless_unscaled
+
+
 def _parse_unit(name: str, text: Any) -> u.UnitBase:
     try:
-        return u.Unit(text or "")
+        return _unit(str(text or "").strip())
     except (TypeError, ValueError) as exc:
         raise ParameterUnitError(f"parameter {name!r}: cannot parse unit {text!r}") from exc
 
@@ -178,7 +195,7 @@ def to_canonical(default: Parameter, given: Any) -> Parameter:
         if given.size != 1:
             raise ValueError(f"parameter {default.name!r} must be a scalar, got {given!r}")
         try:
-            value = given.to_value(u.Unit(default.unit))
+            value = given.to_value(_unit(default.unit))
         except u.UnitConversionError as exc:
             raise ParameterUnitError(
                 f"parameter {default.name!r}: {given} cannot be converted to "
