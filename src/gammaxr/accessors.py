@@ -42,3 +42,19 @@ class GammaDatasetAccessor:
     def to_zarr(self, path: str | os.PathLike, **kwargs):
         """Write to a chunked zarr store; see :func:`gammaxr.io.zarr_store.to_zarr`."""
         return to_zarr(self._ds, path, **kwargs)
+
+    # ---- background estimation: FoV and ring (gammaxr.reduce.fov_background / .ring) ----
+
+    def fov_background(self, exclusion=None, **kwargs) -> xr.Dataset:
+        """Rescale each run's background to its counts outside ``exclusion``; see
+        :func:`gammaxr.reduce.fov_background.fov_background`."""
+        from gammaxr.reduce.fov_background import fov_background
+
+        return fov_background(self._ds, exclusion, **kwargs)
+
+    def ring_background(self, r_in: float, width: float, exclusion=None, **kwargs) -> xr.Dataset:
+        """On/off dataset from a ring around each pixel; see
+        :func:`gammaxr.reduce.ring.ring_background`."""
+        from gammaxr.reduce.ring import ring_background
+
+        return ring_background(self._ds, r_in, width, exclusion, **kwargs)
