@@ -15,7 +15,9 @@ lists them once computed. With ``on_error="raise"`` computing raises
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 import dask
 import dask.array as da
@@ -24,14 +26,20 @@ import xarray as xr
 
 from gammaxr.reduce.dataset import (
     ReductionSpec,
-    empty_run_arrays,
     reduce_observation_arrays,
     run_coords,
     run_grid,
     variable_layout,
 )
 
-__all__ = ["RunReductionError", "failed_runs", "reduce_runs", "reduce_runs_tree"]
+__all__ = [
+    "RunReductionError",
+    "failed_runs",
+    "lazy_run_variables",
+    "reduce_runs",
+    "reduce_runs_tree",
+    "run_task",
+]
 
 ERROR_LENGTH = 300
 
@@ -45,10 +53,29 @@ class RunReductionError(RuntimeError):
         self.reason = reason
 
 
-def _reduce_task(observation, spec: ReductionSpec, grid, on_error: str) -> dict:
+def run_task(compute: Callable[[Any], dict], observation, layout: dict, on_error: str) -> dict:
+    """Run one run's computation with the failure policy of :func:`reduce_runs`.
+
+    Parameters
+    ----------
+    compute : callable
+        ``compute(observation) -> dict`` of numpy arrays laid out as ``layout``.
+    observation : gammaxr.data.Observation
+        The run.
+    layout : dict
+        name -> (dims, shape, dtype, attrs) of every variable ``compute`` returns.
+    on_error : {"raise", "skip"}
+        Raise :class:`RunReductionError` naming the run, or warn and return zeros (a
+        ``mask_safe`` of zeros is all false) with the reason.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The arrays plus ``reduce_error`` (shape (1,), empty string on success).
+    """
     obs_id = int(observation.obs_id)
     try:
-        arrays = reduce_observation_arrays(observation, spec, grid)
+        arrays = compute(observation)
         arrays["reduce_error"] = np.array([""], dtype=f"<U{ERROR_LENGTH}")
         return arrays
     except Exception as exc:
@@ -56,9 +83,18 @@ def _reduce_task(observation, spec: ReductionSpec, grid, on_error: str) -> dict:
         if on_error == "raise":
             raise RunReductionError(obs_id, reason) from exc
         warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=1)
-        arrays = empty_run_arrays(spec, grid)
+        arrays = {n: np.zeros(shape, dtype) for n, (_, shape, dtype, _) in layout.items()}
         arrays["reduce_error"] = np.array([reason[:ERROR_LENGTH]], dtype=f"<U{ERROR_LENGTH}")
         return arrays
+
+
+def _reduce_task(observation, spec: ReductionSpec, grid, on_error: str) -> dict:
+    return run_task(
+        partial(reduce_observation_arrays, spec=spec, grid=grid),
+        observation,
+        variable_layout(spec, grid),
+        on_error,
+    )
 
 
 def _check_on_error(on_error: str) -> None:
@@ -66,23 +102,66 @@ def _check_on_error(on_error: str) -> None:
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
 
 
-def _lazy_run_dataset(observation, spec: ReductionSpec, grid, on_error: str, *, stacked: bool):
-    """Lazy arrays of one run: a dict name -> (dims, dask array), plus coords."""
+def lazy_run_variables(
+    observation,
+    compute: Callable[[Any], dict],
+    layout: dict,
+    on_error: str,
+    *,
+    stacked: bool,
+    task_name: str = "reduce-run",
+    array_prefix: str = "",
+) -> dict:
+    """Lazy variables of one run, all computed by one dask task (:func:`run_task`).
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run.
+    compute : callable
+        ``compute(observation) -> dict`` of numpy arrays (must pickle for process schedulers).
+    layout : dict
+        name -> (dims, shape, dtype, attrs) of every variable ``compute`` returns.
+    on_error : {"raise", "skip"}
+        See :func:`run_task`.
+    stacked : bool
+        Prepend an ``obs_id`` dim of length one (for concatenation over runs).
+    task_name, array_prefix : str
+        Dask key of the task is ``{task_name}-{obs_id}``, of each array
+        ``{array_prefix}{name}-{obs_id}``; give distinct ones for distinct computations.
+
+    Returns
+    -------
+    dict
+        name -> (dims, dask array, attrs), including the scalar ``reduce_error``.
+    """
     obs_id = int(observation.obs_id)
-    task = dask.delayed(_reduce_task, pure=False)(
-        observation, spec, grid, on_error, dask_key_name=f"reduce-run-{obs_id}"
+    task = dask.delayed(run_task, pure=False)(
+        compute, observation, layout, on_error, dask_key_name=f"{task_name}-{obs_id}"
     )
-    layout = variable_layout(spec, grid)
-    layout["reduce_error"] = ((), (1,), np.dtype(f"<U{ERROR_LENGTH}"), {})
+    layout = {**layout, "reduce_error": ((), (1,), np.dtype(f"<U{ERROR_LENGTH}"), {})}
     data_vars = {}
     for name, (dims, shape, dtype, attrs) in layout.items():
-        arr = da.from_delayed(task[name], shape=shape, dtype=dtype, name=f"{name}-{obs_id}")
+        arr = da.from_delayed(
+            task[name], shape=shape, dtype=dtype, name=f"{array_prefix}{name}-{obs_id}"
+        )
         if name == "reduce_error":
             arr, dims = arr.reshape(()), ()
         if stacked:
             arr, dims = arr[None], ("obs_id", *dims)
         data_vars[name] = (dims, arr, attrs)
     return data_vars
+
+
+def _lazy_run_dataset(observation, spec: ReductionSpec, grid, on_error: str, *, stacked: bool):
+    """Lazy arrays of one run: a dict name -> (dims, dask array), plus coords."""
+    return lazy_run_variables(
+        observation,
+        partial(reduce_observation_arrays, spec=spec, grid=grid),
+        variable_layout(spec, grid),
+        on_error,
+        stacked=stacked,
+    )
 
 
 def reduce_runs(
