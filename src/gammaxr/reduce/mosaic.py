@@ -1,0 +1,675 @@
+"""Survey mosaics: many runs added into one large zarr-backed grid, a few chunks at a time.
+
+For a grid much larger than one run's field of view (a survey, the whole sky), stacking with
+:func:`gammaxr.reduce.stack.stack_runs` would hold every run on the whole grid. Here instead:
+
+1. :func:`create_mosaic_store` writes an empty zarr store for the parent grid: the variables,
+   coordinates and attrs of a stacked dataset, spatially chunked, zero by the zarr
+   ``fill_value`` (only metadata is written; chunks appear as runs land in them).
+2. :func:`add_runs_to_mosaic` reduces each run on its own cutout of the parent grid
+   (:meth:`gammaxr.geom.SkyGrid.cutout` with radius ``offset_max`` plus one pixel, an exact
+   sub-grid) with :func:`gammaxr.reduce.dataset.reduce_observation_arrays`, applies the
+   stacking rules of :func:`~gammaxr.reduce.stack.stack_runs` and adds the result into the
+   zarr chunks it overlaps (read, add, write). One dask task per run; memory stays bounded by a
+   few cutouts and the chunks they touch, whatever the size of the parent grid.
+
+The store then equals ``stack_runs(reduce_runs(runs, spec))`` on the parent grid (up to
+float32 rounding of the order of additions) and opens lazily with
+:func:`gammaxr.open_dataset`.
+
+Concurrency
+-----------
+Runs are reduced in parallel; each run's read-add-write is serialised per chunk: the task
+takes a lock for every chunk its cutout touches (in sorted order, so tasks never deadlock),
+then a lock on the store attrs to record the run. On a ``dask.distributed`` worker these are
+``distributed.Lock`` objects (any cluster); elsewhere (threads, processes, synchronous) they
+are POSIX file locks (``flock``) in the temporary directory, which serialise threads and
+processes on one machine. Each run's addition and its record in the attrs
+(``stacked_obs_ids``, ``livetime_total``, ``ontime_total``) happen under the same locks, so an
+interrupted call leaves a store that says which runs it holds.
+
+Conventions and limits
+----------------------
+- The spec must use the ``"offset-max"`` safe mask: it bounds each run's footprint, hence its
+  cutout.
+- On a parent that covers the full 360 deg of longitude, a run across the lon seam is reduced
+  on one continuous cutout and written into both ends of the grid.
+- A run whose cutout misses the parent grid is skipped (whatever ``on_error``) and recorded
+  in the attrs ``skipped_obs_ids``/``skipped_reasons``, as are failed runs with
+  ``on_error="skip"``. A run already in the store is refused (adding it twice would double
+  it).
+- PSF and energy-dispersion maps are kept as the running exposure-weighted average, with
+  ``exposure_irf`` the sum of the weights, as :func:`~gammaxr.reduce.stack.stack_runs` makes
+  them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from gammaxr.geom.grid import SkyGrid
+from gammaxr.irf import psf_3gauss_to_table
+from gammaxr.reduce.dataset import ReductionSpec, reduce_observation_arrays, variable_layout
+from gammaxr.reduce.maps import edisp_kernel_cube, exposure_cube, psf_cube
+from gammaxr.reduce.runs import RunReductionError
+
+__all__ = [
+    "MosaicResult",
+    "add_runs_to_mosaic",
+    "create_mosaic_store",
+    "mosaic_skipped_runs",
+    "mosaic_spec",
+]
+
+#: Default spatial chunk edge (pixels) of the parent grid.
+DEFAULT_CHUNK = 512
+
+_FINE = ("lat", "lon")
+_IRF = ("lat_irf", "lon_irf")
+_SUMMED = ("counts", "background", "exposure")
+_WEIGHTED = ("psf", "edisp")
+_IRF_MAPS = ("psf", "edisp")
+
+
+class MosaicResult(NamedTuple):
+    """What one :func:`add_runs_to_mosaic` call did."""
+
+    added: tuple[int, ...]
+    """obs_ids added into the store."""
+    skipped: dict[int, str]
+    """obs_id -> reason, for runs outside the grid or failed (``on_error="skip"``)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# the store
+# ----------------------------------------------------------------------------------------------
+
+
+def _spec_record(spec: ReductionSpec) -> str:
+    """The spec without its grid, as a JSON string (the grid is in the store's coordinates)."""
+    record = {f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "grid"}
+    return json.dumps(record, sort_keys=True)
+
+
+def _check_spec(spec: ReductionSpec) -> SkyGrid:
+    if spec.grid is None:
+        raise ValueError("a mosaic needs the parent grid in spec.grid")
+    if "offset-max" not in spec.safe_mask:
+        raise ValueError(
+            "a mosaic needs the 'offset-max' safe mask: each run is reduced on a cutout of "
+            "radius offset_max around its pointing"
+        )
+    return spec.grid
+
+
+def _chunk_sizes(spec: ReductionSpec, chunks: int | dict[str, int]) -> dict[str, int]:
+    sizes = dict(chunks) if isinstance(chunks, dict) else {"lat": chunks, "lon": chunks}
+    for dim in _FINE:
+        sizes.setdefault(dim, DEFAULT_CHUNK)
+    # IRF-grid chunks cover about the sky area of a fine chunk
+    ratio = spec.grid.lat_step / spec.irf_binsz
+    for fine, irf in zip(_FINE, _IRF, strict=True):
+        sizes.setdefault(irf, max(8, round(sizes[fine] * ratio)))
+    bad = {k: v for k, v in sizes.items() if int(v) != v or v < 1}
+    if bad:
+        raise ValueError(f"chunk sizes must be positive integers, got {bad}")
+    return {k: int(v) for k, v in sizes.items()}
+
+
+def create_mosaic_store(
+    path: str | os.PathLike,
+    spec: ReductionSpec,
+    *,
+    chunks: int | dict[str, int] = DEFAULT_CHUNK,
+    mode: str = "w-",
+) -> xr.Dataset:
+    """Write an empty (all-zero) mosaic store for the parent grid ``spec.grid``.
+
+    Only metadata and coordinates are written: the data chunks are absent and read as zero
+    (``False`` for ``mask_safe``) through the zarr ``fill_value``, so a whole-sky store costs
+    nothing until runs are added.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Directory of the zarr store (local file system).
+    spec : ReductionSpec
+        Energy axes, maps and safe masks; ``spec.grid`` is the parent grid and
+        ``spec.safe_mask`` must include ``"offset-max"``.
+    chunks : int or dict of str to int
+        Spatial chunk edge in pixels of the parent grid (``lat``, ``lon``), or a mapping that
+        may also set ``lat_irf``/``lon_irf`` (default: about the same sky area as a fine
+        chunk). Other dims are whole.
+    mode : {"w-", "w"}
+        ``"w-"`` fails if the store exists, ``"w"`` overwrites it.
+
+    Returns
+    -------
+    xarray.Dataset
+        The store opened lazily: dims ``energy``, ``energy_true``, ``lat``, ``lon`` (and
+        ``lat_irf``, ``lon_irf``, ``rad``); variables ``counts``, ``background`` (energy,
+        lat, lon), ``exposure`` (energy_true, lat, lon) [m2 s], ``mask_safe`` (and
+        ``exposure_irf``, ``psf``, ``edisp``) as :func:`~gammaxr.reduce.stack.stack_runs`
+        makes them; attrs ``stacked_obs_ids`` (empty), ``livetime_total``,
+        ``ontime_total``, ``skipped_obs_ids``, ``skipped_reasons`` and ``mosaic_spec``.
+    """
+    parent = _check_spec(spec)
+    if mode not in ("w-", "w"):
+        raise ValueError(f"mode must be 'w-' or 'w', got {mode!r}")
+    sizes = _chunk_sizes(spec, chunks)
+    data_vars, encoding = {}, {}
+    for name, (dims, shape, dtype, attrs) in variable_layout(spec, parent).items():
+        chunk = tuple(min(sizes.get(d, n), n) for d, n in zip(dims, shape, strict=True))
+        data_vars[name] = (dims, da.zeros(shape, dtype=dtype, chunks=chunk), attrs)
+        encoding[name] = {"_FillValue": None, "fill_value": np.zeros((), dtype).item()}
+    attrs = {
+        **spec.attrs(parent),
+        "stacked_obs_ids": [],
+        "livetime_total": 0.0,
+        "ontime_total": 0.0,
+        "skipped_obs_ids": [],
+        "skipped_reasons": [],
+        "mosaic_spec": _spec_record(spec),
+    }
+    ds = xr.Dataset(data_vars, coords=spec.coords(parent), attrs=attrs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        # compute=False: metadata and coordinates only; chunks stay absent (= fill_value)
+        ds.to_zarr(path, mode=mode, compute=False, encoding=encoding, consolidated=True)
+    from gammaxr.io.zarr_store import open_dataset
+
+    return open_dataset(path)
+
+
+def _open_group(path: str, mode: str = "r"):
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no mosaic store at {path}")
+    return zarr.open_group(path, mode=mode)
+
+
+def mosaic_spec(path: str | os.PathLike) -> ReductionSpec:
+    """The reduction spec a mosaic store was made with (parent grid included).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A store made by :func:`create_mosaic_store`.
+
+    Returns
+    -------
+    ReductionSpec
+    """
+    path = os.fspath(path)
+    group = _open_group(path)
+    record = group.attrs.get("mosaic_spec")
+    if record is None:
+        raise ValueError(f"{path} is not a mosaic store (no 'mosaic_spec' attr)")
+    lon, lat = group["lon"][:], group["lat"][:]
+    grid = SkyGrid(lon, lat, group.attrs["frame"])
+    values = json.loads(record)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return ReductionSpec(grid=grid, **values)
+
+
+def mosaic_skipped_runs(store: str | os.PathLike | xr.Dataset) -> dict[int, str]:
+    """Runs a mosaic skipped and why (from its attrs).
+
+    Parameters
+    ----------
+    store : str, path-like or xarray.Dataset
+        A mosaic store, or the dataset opened from it.
+
+    Returns
+    -------
+    dict of int to str
+        obs_id -> reason.
+    """
+    attrs = store.attrs if isinstance(store, xr.Dataset) else _open_group(os.fspath(store)).attrs
+    ids, reasons = attrs.get("skipped_obs_ids", []), attrs.get("skipped_reasons", [])
+    return {int(i): str(r) for i, r in zip(ids, reasons, strict=True)}
+
+
+# ----------------------------------------------------------------------------------------------
+# where a run's cutout lands in the parent grid
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """A cutout grid and the parent pixels it covers: rows ``rows``; cutout column ``k`` is
+    parent column ``cols[k]`` (contiguous, or two runs across a full-circle parent's seam)."""
+
+    grid: SkyGrid
+    rows: slice
+    cols: np.ndarray
+
+    def pieces(self) -> list[tuple[slice, slice]]:
+        """(cutout column slice, parent column slice) of each contiguous run of columns."""
+        breaks = np.flatnonzero(np.diff(self.cols) != 1) + 1
+        bounds = [0, *breaks.tolist(), self.cols.size]
+        return [
+            (slice(a, b), slice(int(self.cols[a]), int(self.cols[b - 1]) + 1))
+            for a, b in itertools.pairwise(bounds)
+        ]
+
+
+def _rolled(parent: SkyGrid, shift: int) -> SkyGrid:
+    """The same full-circle grid with its lon seam moved by ``shift`` columns."""
+    lon = np.concatenate([parent.lon[shift:], parent.lon[:shift] + 360.0])
+    return SkyGrid(lon, parent.lat, parent.frame, parent.lon_step, parent.lat_step)
+
+
+def place_cutout(parent: SkyGrid, center, radius: float) -> _Placement:
+    """Cutout of ``parent`` holding every pixel within ``radius`` deg of ``center``.
+
+    Raises ValueError if it misses the parent. On a full-circle parent a cutout across the lon
+    seam is made continuous (on the grid with the seam moved to the opposite side).
+    """
+    cut = parent.cutout(center, radius=radius)
+    sl = cut.slices_in(parent)
+    n = parent.lon.size
+    cols = np.arange(sl["lon"].start, sl["lon"].stop)
+    if parent.is_full_circle and cols.size < n and (cols[0] == 0 or cols[-1] == n - 1):
+        shift = n // 2
+        rolled = _rolled(parent, shift)
+        cut = rolled.cutout(center, radius=radius)
+        sl = cut.slices_in(rolled)
+        cols = (np.arange(sl["lon"].start, sl["lon"].stop) + shift) % n
+    return _Placement(cut, sl["lat"], cols)
+
+
+# ----------------------------------------------------------------------------------------------
+# one run's contribution (numpy, on its cutout)
+# ----------------------------------------------------------------------------------------------
+
+
+class _ReadOnce:
+    """A loaded observation whose ``read`` returns itself (its files are not read again)."""
+
+    def __init__(self, observation):
+        self._observation = observation
+
+    def read(self, hdus=None, **kwargs):
+        return self._observation
+
+    def __getattr__(self, name):
+        return getattr(self._observation, name)
+
+
+def _footprint_on_irf(
+    spatial: np.ndarray, fine: _Placement, irf: _Placement, plan: _Plan
+) -> np.ndarray:
+    """The run's spatial safe footprint on its IRF cutout: the value at the nearest parent
+    pixel (as :func:`gammaxr.reduce.stack.stack_runs` does on the whole grid); False where
+    that pixel is outside the fine cutout (beyond ``offset_max``)."""
+    parent, irf_parent = plan.parent, plan.irf_parent
+    lat_near = pd.Index(parent.lat).get_indexer(irf_parent.lat[irf.rows], method="nearest")
+    lon_near = pd.Index(parent.lon).get_indexer(irf_parent.lon[irf.cols], method="nearest")
+    row_map = np.full(parent.lat.size, -1)
+    row_map[fine.rows] = np.arange(fine.rows.stop - fine.rows.start)
+    col_map = np.full(parent.lon.size, -1)
+    col_map[fine.cols] = np.arange(fine.cols.size)
+    r, c = row_map[lat_near], col_map[lon_near]
+    inside = (r >= 0)[:, None] & (c >= 0)[None, :]
+    return inside & spatial[np.maximum(r, 0)[:, None], np.maximum(c, 0)[None, :]]
+
+
+def _irf_maps(obs, spec: ReductionSpec, grid: SkyGrid) -> dict[str, np.ndarray]:
+    """Exposure, PSF and edisp maps of one run on an IRF-grid cutout."""
+    energy_true = spec.energy_true
+    centres = np.sqrt(energy_true[:-1] * energy_true[1:])
+    offset = grid.separation(obs.pointing).values
+    f = np.dtype(spec.dtype)
+    out = {"exposure_irf": exposure_cube(obs.aeff, offset, obs.livetime, centres).astype(f)}
+    if "psf" in spec.maps:
+        psf = obs.psf
+        table = psf_3gauss_to_table(psf) if isinstance(psf, xr.Dataset) else psf
+        out["psf"] = psf_cube(table, offset, centres, spec.rad).astype(f)
+    if "edisp" in spec.maps:
+        out["edisp"] = edisp_kernel_cube(obs.edisp, offset, energy_true, spec.energy).astype(f)
+    return out
+
+
+def run_contribution(observation, spec: ReductionSpec, plan: _Plan):
+    """Reduce one run on its cutout and apply the stacking masks.
+
+    Returns ``(fine placement, IRF placement or None, arrays)``; arrays are what the run adds
+    to the store: ``counts``/``background`` where ``mask_safe``, ``exposure`` where the
+    spatial safe footprint, ``mask_safe``, and for IRF maps ``exposure_irf`` times the
+    footprint plus the run's ``psf``/``edisp``. Raises ``_Outside`` if the run misses the grid.
+    """
+    pointing = observation.pointing
+    try:
+        fine = place_cutout(plan.parent, pointing, plan.radius)
+    except ValueError as exc:
+        raise _Outside(f"outside the parent grid: {exc}") from None
+    obs = observation.read(spec.hdus())
+    fine_maps = tuple(m for m in spec.maps if m not in _IRF_MAPS)
+    cut_spec = replace(spec, grid=fine.grid, maps=fine_maps)
+    arrays = reduce_observation_arrays(_ReadOnce(obs), cut_spec, fine.grid)
+    mask = arrays["mask_safe"]
+    spatial = mask.any(axis=0)
+    out = {"mask_safe": mask}
+    for name in _SUMMED:
+        if name in arrays:
+            where = spatial[None] if name == "exposure" else mask
+            out[name] = np.where(where, arrays[name], 0).astype(arrays[name].dtype)
+    irf = None
+    if spec.irf_maps:
+        irf = place_cutout(plan.irf_parent, pointing, plan.radius)
+        maps = _irf_maps(obs, spec, irf.grid)
+        foot = _footprint_on_irf(spatial, fine, irf, plan)
+        out["exposure_irf"] = np.where(foot[None], maps.pop("exposure_irf"), 0)
+        out.update(maps)
+    return fine, irf, out
+
+
+class _Outside(Exception):
+    """The run's cutout does not overlap the parent grid."""
+
+
+# ----------------------------------------------------------------------------------------------
+# locks
+# ----------------------------------------------------------------------------------------------
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file: serialises threads and processes on one machine."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._fd = None
+
+    def __enter__(self):
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def _on_distributed_worker() -> bool:
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return False
+    return True
+
+
+def _lock(store_key: str, name: str):
+    """A lock named ``name`` for the store whose identity is ``store_key``."""
+    if _on_distributed_worker():
+        from distributed import Lock
+
+        return Lock(f"gammaxr-mosaic-{store_key}-{name}")
+    if fcntl is not None:
+        folder = os.path.join(tempfile.gettempdir(), f"gammaxr-mosaic-locks-{os.getuid()}")
+        folder = os.path.join(folder, store_key)
+        os.makedirs(folder, exist_ok=True)
+        return _FileLock(os.path.join(folder, f"{name}.lock"))
+    with _THREAD_LOCKS_GUARD:  # pragma: no cover - not POSIX: threads only
+        return _THREAD_LOCKS.setdefault(f"{store_key}-{name}", threading.Lock())
+
+
+@contextlib.contextmanager
+def _holding(store_key: str, names: Sequence[str]) -> Iterator[None]:
+    """Hold the locks ``names``, taken in sorted order (no deadlock between tasks)."""
+    with contextlib.ExitStack() as stack:
+        for name in sorted(set(names)):
+            stack.enter_context(_lock(store_key, name))
+        yield
+
+
+def _chunk_names(prefix: str, rows: slice, cols: slice, chunks: tuple[int, int]) -> list[str]:
+    r = range(rows.start // chunks[0], (rows.stop - 1) // chunks[0] + 1)
+    c = range(cols.start // chunks[1], (cols.stop - 1) // chunks[1] + 1)
+    return [f"{prefix}-{i}-{j}" for i in r for j in c]
+
+
+# ----------------------------------------------------------------------------------------------
+# adding into the store
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every task needs to know about the store (small, pickled into each task)."""
+
+    path: str
+    store_key: str
+    parent: SkyGrid
+    irf_parent: SkyGrid | None
+    radius: float
+    chunks: tuple[int, int]
+    irf_chunks: tuple[int, int] | None
+
+
+def _region(ndim: int, rows: slice, cols: slice) -> tuple:
+    return (*(slice(None),) * (ndim - 2), rows, cols)
+
+
+def _add_fine(group, fine: _Placement, arrays: dict) -> None:
+    for cut_cols, cols in fine.pieces():
+        for name, values in arrays.items():
+            if name in _SUMMED or name == "mask_safe":
+                arr = group[name]
+                region = _region(arr.ndim, fine.rows, cols)
+                part = values[..., cut_cols]
+                old = arr[region]
+                arr[region] = (old | part) if name == "mask_safe" else old + part
+
+
+def _add_irf(group, irf: _Placement, arrays: dict) -> None:
+    """exposure_irf summed; psf/edisp kept as exposure-weighted averages."""
+    for cut_cols, cols in irf.pieces():
+        total = group["exposure_irf"]
+        region = _region(3, irf.rows, cols)
+        w_old = np.asarray(total[region], dtype=float)
+        w_run = np.asarray(arrays["exposure_irf"][..., cut_cols], dtype=float)
+        w_new = w_old + w_run
+        for name in _WEIGHTED:
+            if name not in arrays:
+                continue
+            arr = group[name]
+            reg = _region(arr.ndim, irf.rows, cols)
+            # psf (energy_true, rad, ...) and edisp (energy_true, energy, ...): weights on axis 0
+            old, run = arr[reg], arrays[name][..., cut_cols]
+            num = old * w_old[:, None] + run * w_run[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                avg = np.where(w_new[:, None] > 0, num / w_new[:, None], 0)
+            arr[reg] = avg.astype(arr.dtype)
+        total[region] = w_new.astype(total.dtype)
+
+
+def _record(plan: _Plan, obs_id: int, *, livetime=None, ontime=None, reason=None) -> None:
+    """Record a run in the store attrs: added (with its times) or skipped (with the reason)."""
+    with _holding(plan.store_key, ["attrs"]):
+        group = zarr.open_group(plan.path, mode="r+")
+        attrs = group.attrs.asdict()
+        skipped = dict(zip(attrs["skipped_obs_ids"], attrs["skipped_reasons"], strict=True))
+        update = {}
+        if reason is None:
+            skipped.pop(obs_id, None)
+            update["stacked_obs_ids"] = [*attrs["stacked_obs_ids"], obs_id]
+            update["livetime_total"] = float(attrs["livetime_total"]) + float(livetime)
+            update["ontime_total"] = float(attrs["ontime_total"]) + float(ontime)
+        else:
+            skipped[obs_id] = reason
+        update["skipped_obs_ids"] = [int(i) for i in skipped]
+        update["skipped_reasons"] = list(skipped.values())
+        group.attrs.update(update)
+
+
+def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) -> dict:
+    """The per-run dask task: reduce on the cutout, add under chunk locks, record."""
+    obs_id = int(observation.obs_id)
+    try:
+        fine, irf, arrays = run_contribution(observation, spec, plan)
+        livetime, ontime = float(observation.livetime), float(observation.ontime)
+    except _Outside as exc:
+        _record(plan, obs_id, reason=str(exc))
+        return {"obs_id": obs_id, "status": "skipped", "reason": str(exc)}
+    except Exception as exc:
+        return _failed(plan, obs_id, f"{type(exc).__name__}: {exc}", on_error)
+    names = [
+        n for _, cols in fine.pieces() for n in _chunk_names("fine", fine.rows, cols, plan.chunks)
+    ]
+    if irf is not None:
+        names += [
+            n
+            for _, cols in irf.pieces()
+            for n in _chunk_names("irf", irf.rows, cols, plan.irf_chunks)
+        ]
+    try:
+        with _holding(plan.store_key, names):
+            group = zarr.open_group(plan.path, mode="r+")
+            _add_fine(group, fine, arrays)
+            if irf is not None:
+                _add_irf(group, irf, arrays)
+            _record(plan, obs_id, livetime=livetime, ontime=ontime)
+    except Exception as exc:
+        reason = f"writing into the store failed (it may hold part of this run): {exc!r}"
+        return _failed(plan, obs_id, reason, on_error)
+    return {"obs_id": obs_id, "status": "added", "reason": ""}
+
+
+def _failed(plan: _Plan, obs_id: int, reason: str, on_error: str) -> dict:
+    if on_error == "skip":
+        _record(plan, obs_id, reason=reason)
+        return {"obs_id": obs_id, "status": "skipped", "reason": reason}
+    return {"obs_id": obs_id, "status": "failed", "reason": reason}
+
+
+def _store_key(path: str) -> str:
+    return hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
+
+
+def _make_plan(path: str, spec: ReductionSpec) -> _Plan:
+    group = _open_group(path)
+    parent = spec.grid
+    margin = float(np.hypot(parent.lon_step, parent.lat_step))
+    chunks = tuple(group["mask_safe"].chunks[-2:])
+    irf_parent = spec.irf_grid(parent) if spec.irf_maps else None
+    irf_chunks = tuple(group["exposure_irf"].chunks[-2:]) if spec.irf_maps else None
+    return _Plan(
+        path, _store_key(path), parent, irf_parent, spec.offset_max + margin, chunks, irf_chunks
+    )
+
+
+def _check_same_spec(spec: ReductionSpec, stored: ReductionSpec, path: str) -> None:
+    if not spec.grid.is_same(stored.grid):
+        raise ValueError(f"spec.grid {spec.grid!r} differs from the grid of {path}")
+    if _spec_record(spec) != _spec_record(stored):
+        raise ValueError(
+            f"spec differs from the one {path} was made with:\n  given:  "
+            f"{_spec_record(spec)}\n  stored: {_spec_record(stored)}"
+        )
+
+
+def add_runs_to_mosaic(
+    path: str | os.PathLike,
+    observations: Sequence,
+    spec: ReductionSpec | None = None,
+    *,
+    on_error: str = "raise",
+    scheduler: str | None = None,
+) -> MosaicResult:
+    """Reduce runs on cutouts of the parent grid and add them into a mosaic store.
+
+    One dask task per run: read the run, reduce it on the cutout of radius ``offset_max``
+    (plus one pixel) around its pointing, mask it as :func:`~gammaxr.reduce.stack.stack_runs`
+    does, then add it into the zarr chunks it overlaps under per-chunk locks (see the module
+    docstring). Peak memory is a few cutouts and chunks per worker, independent of the grid.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A store made by :func:`create_mosaic_store`.
+    observations : sequence of gammaxr.data.Observation
+        The runs (lazy handles are fine; each task reads its own run).
+    spec : ReductionSpec, optional
+        Must equal the store's spec (checked); default the store's
+        (:func:`mosaic_spec`).
+    on_error : {"raise", "skip"}
+        A run that fails to reduce: ``"skip"`` records it in the store attrs
+        (``skipped_obs_ids``, ``skipped_reasons``) with a warning; ``"raise"`` still adds
+        every other run (each addition is complete and recorded) and then raises
+        :class:`~gammaxr.reduce.runs.RunReductionError` naming the first failed run. Runs
+        whose cutout misses the grid are skipped and recorded in either case.
+    scheduler : str, optional
+        Dask scheduler (``"threads"``, ``"processes"``, ``"sync"``); default dask's current
+        one (threads, or the active ``distributed`` client).
+
+    Returns
+    -------
+    MosaicResult
+        The obs_ids added and the skipped runs with reasons.
+
+    Raises
+    ------
+    ValueError
+        If the spec differs from the store's, an obs_id is given twice or is already in the
+        store.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    path = os.fspath(path)
+    stored = mosaic_spec(path)
+    if spec is None:
+        spec = stored
+    else:
+        _check_same_spec(spec, stored, path)
+    obs_ids = [int(o.obs_id) for o in observations]
+    if len(set(obs_ids)) != len(obs_ids):
+        raise ValueError("each run may appear only once (duplicate obs_id)")
+    present = set(_open_group(path).attrs["stacked_obs_ids"]) & set(obs_ids)
+    if present:
+        raise ValueError(f"runs already in the mosaic {path}: {sorted(present)}")
+    if not observations:
+        return MosaicResult((), {})
+    plan = _make_plan(path, spec)
+    tasks = [
+        dask.delayed(_add_run_task, pure=False)(
+            obs, spec, plan, on_error, dask_key_name=f"mosaic-add-{int(obs.obs_id)}"
+        )
+        for obs in observations
+    ]
+    records = dask.compute(*tasks, scheduler=scheduler)
+    skipped = {r["obs_id"]: r["reason"] for r in records if r["status"] == "skipped"}
+    for obs_id, reason in skipped.items():
+        warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=2)
+    failed = [r for r in records if r["status"] == "failed"]
+    if failed:
+        raise RunReductionError(failed[0]["obs_id"], failed[0]["reason"])
+    added = tuple(r["obs_id"] for r in records if r["status"] == "added")
+    return MosaicResult(added, skipped)
