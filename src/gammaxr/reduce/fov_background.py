@@ -136,9 +136,9 @@ def _one_run(
     min_counts: float,
     min_npred_background: float,
 ) -> tuple:
-    n_tot, b_tot = float(n_e.sum()), float(b_e.sum())
+    n_tot, b_tot = n_e.sum(), b_e.sum()  # numpy floats: x / 0 gives inf/nan, not an error
     with np.errstate(divide="ignore", invalid="ignore"):
-        norm = n_tot / b_tot
+        norm = float(n_tot / b_tot)
     if not np.isfinite(norm):
         return _failure(f"non-finite norm (counts {n_tot:g} / background {b_tot:g})")
     if b_tot <= min_npred_background:
