@@ -8,6 +8,7 @@ import xarray as xr
 from gammaxr.geom.axes import axis_coords, axis_lo_hi
 from gammaxr.irf.interpolate import (
     AXIS_UNITS,
+    _locate,
     apply_irf,
     convert_units,
     grid_axis,
@@ -28,6 +29,28 @@ def _density_core(axes, table, energy_true, migra, offset):
     )
     bad = (out_e & out_m) | out_o | ~np.isfinite(values)
     return np.where(bad, 0.0, values)
+
+
+def _node_interpolable(axes, table, true_centres, m_centres, offset) -> np.ndarray | None:
+    """Offsets whose kernel can be combined from the kernels at the offset nodes.
+
+    That holds between the outer offset nodes when the density interpolated at the nodes
+    needs no clipping (no negative extrapolation in energy or migra). Returns the mask of
+    such offsets, or None when combining is not worth it or not exact.
+    """
+    nodes = axes[2].nodes
+    if nodes.size < 2 or offset.size <= 4 * nodes.size:
+        return None
+    raw = interpolate_table(
+        table,
+        axes,
+        [true_centres[:, None, None], m_centres[:, None], nodes],
+        fill_value=None,
+        clip=False,
+    )
+    if np.any(raw < 0):
+        return None
+    return (offset >= nodes[0]) & (offset <= nodes[-1])
 
 
 def _check(edisp: xr.DataArray) -> list:
@@ -151,17 +174,37 @@ def edisp_kernel(
     w = np.clip((m_eval - m_edges[k]) / m_width[k], 0.0, 1.0)
     rows = np.arange(nt)[:, None]
 
-    def core(table, offset_values):
-        o = np.asarray(offset_values, dtype=float)[..., None, None]
-        density = _density_core(axes, table, true_centres[:, None], m_centres, o)
+    def unnormalised(table, o):
+        """Cumulative content at the reco edges and total content, before normalising."""
+        density = _density_core(axes, table, true_centres[:, None], m_centres, o[..., None, None])
         content = density * m_width
-        total = content.sum(axis=-1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            content = np.where(total > 0, content / total, 0.0)
         cum = np.concatenate([np.zeros((*content.shape[:-1], 1)), np.cumsum(content, -1)], -1)
         at_edges = cum[..., rows, k] * (1.0 - w) + cum[..., rows, k + 1] * w
-        kernel = np.clip(np.diff(at_edges, axis=-1), 0.0, None)
+        return at_edges, cum[..., -1:]
+
+    def finish(at_edges, total):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            kernel = np.where(total > 0, np.diff(at_edges, axis=-1) / total, 0.0)
+        kernel = np.clip(kernel, 0.0, None)
         return np.where(kernel < threshold, 0.0, kernel)
+
+    def core(table, offset_values):
+        o = np.asarray(offset_values, dtype=float)
+        inside = _node_interpolable(axes, table, true_centres, m_centres, o)
+        if inside is None:
+            return finish(*unnormalised(table, o))
+        # The density is linear in the offset between two nodes, and so are the cumulative
+        # content and its total: kernels at the nodes combine exactly for every offset.
+        node_edges, node_total = unnormalised(table, axes[2].nodes)
+        idx, wo = _locate(axes[2], o[inside])
+        wo = wo[:, None, None]
+        at_edges = (1 - wo) * node_edges[idx] + wo * node_edges[idx + 1]
+        total = (1 - wo) * node_total[idx] + wo * node_total[idx + 1]
+        out = np.empty((*o.shape, nt, nr))
+        out[inside] = finish(at_edges, total)
+        if not inside.all():
+            out[~inside] = finish(*unnormalised(table, o[~inside]))
+        return out
 
     coords = {
         **axis_coords("energy_true", e_true, "TeV", lohi=True),

@@ -211,10 +211,9 @@ def interpolate_table(
         raise ValueError(f"unknown values_scale {values_scale!r} (use 'lin' or 'log')")
 
     scaled = [ax.scale(c) for ax, c in zip(axes, coords, strict=True)]
-    located = [_locate(ax, x) for ax, x in zip(axes, scaled, strict=True)]
     shape = np.broadcast_shapes(*(np.shape(x) for x in scaled))
+    table, located, active = _contract_separable(table, axes, scaled, shape)
     result = np.zeros(shape)
-    active = [i for i, ax in enumerate(axes) if ax.nodes.size > 1]
     for corner in range(2 ** len(active)):
         index = [loc[0] for loc in located]
         weight = 1.0
@@ -239,6 +238,45 @@ def interpolate_table(
             bad = bad | ~((x >= ax.lo) & (x <= ax.hi))
         result = np.where(bad | ~np.isfinite(result), fill_value, result)
     return result
+
+
+def _own_dims(shapes: list[tuple[int, ...]], i: int) -> list[int] | None:
+    """Broadcast dims along which only coordinate ``i`` varies, or None if it shares one."""
+    mine = [d for d, n in enumerate(shapes[i]) if n > 1]
+    for j, other in enumerate(shapes):
+        if j != i and any(other[d] > 1 for d in mine):
+            return None
+    return mine
+
+
+def _contract_separable(table, axes, scaled, shape):
+    """Interpolate first along axes whose coordinates vary along dims of their own.
+
+    Multilinear interpolation is separable: on an outer-product set of points (e.g. true
+    energies x pixel offsets) each such axis can be interpolated once for all the others,
+    which turns ``2**n`` gathers over the full output into a few small contractions. The
+    contracted table axis then holds the coordinate's own values, indexed directly. The
+    result equals the plain multilinear interpolation up to rounding.
+
+    Returns the contracted table, per-axis ``(index, weight)`` pairs for the corner loop
+    and the axes still to interpolate.
+    """
+    ndim = len(shape)
+    shapes = [(1,) * (ndim - np.ndim(x)) + np.shape(x) for x in scaled]
+    located, active = [], []
+    for i, (ax, x) in enumerate(zip(axes, scaled, strict=True)):
+        own = _own_dims(shapes, i) if ax.nodes.size > 1 else None
+        if own is None or np.size(x) < 2:
+            located.append(_locate(ax, x))
+            if ax.nodes.size > 1:
+                active.append(i)
+            continue
+        flat = np.reshape(x, -1)
+        idx, w = _locate(ax, flat)
+        w = w.reshape((1,) * i + (-1,) + (1,) * (table.ndim - i - 1))
+        table = (1.0 - w) * np.take(table, idx, axis=i) + w * np.take(table, idx + 1, axis=i)
+        located.append((np.arange(flat.size).reshape(shapes[i]), None))
+    return table, located, active
 
 
 def outside_valid_range(axis: GridAxis, values: np.ndarray) -> np.ndarray:
