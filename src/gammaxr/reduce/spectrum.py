@@ -1,0 +1,514 @@
+"""1D spectrum datasets per run: on counts, reflected-region off counts, exposure, edisp.
+
+The on/off spectrum dataset of one run (DESIGN.md, "spectrum dataset") holds
+
+- ``counts(energy)``: events in the on region;
+- ``counts_off(energy)``: events in the reflected off regions (:mod:`gammaxr.reduce.reflected`);
+- ``acceptance(energy)`` = 1 and ``acceptance_off(energy)`` = number of off regions (so
+  ``alpha = 1 / n_off``), or with ``acceptance="background"`` the background model
+  integrated over the on region and over all off regions;
+- ``exposure(energy_true)`` [m2 s]: effective area at the on-region centre's offset times
+  livetime, optionally times the PSF containment fraction within the on-circle radius;
+  ``exposure_irf(energy_true)`` the same without containment (weights of ``edisp``);
+- ``edisp(energy_true, energy)``: the energy-dispersion kernel at the on-region centre;
+- ``mask_safe(energy)``: the safe-mask methods of :mod:`gammaxr.reduce.safe_mask` at the
+  on-region centre; all false if no off region was found;
+- optionally ``background(energy)``: the background model in the on region.
+
+The on region is kept as a DS9 string in ``attrs["on_region"]``; the off regions of each run
+as a DS9 string in ``attrs["off_regions"]`` (one run) or in the ``off_regions(obs_id)``
+coordinate (many runs). IRFs are taken at the region centre, as Gammapy's
+``SpectrumDatasetMaker`` (``use_region_center=True``) and ``ReflectedRegionsBackgroundMaker``
+do. :func:`spectrum_runs` makes a lazy dataset with dim ``obs_id`` (one dask task per run); the
+off regions are found when it is built (from the pointing alone, no event is read), and
+:func:`gammaxr.reduce.stack.stack_runs` stacks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import astropy.units as u
+import dask.array as da
+import dask.base
+import numpy as np
+import regions as rg
+import xarray as xr
+
+from gammaxr.data.observation import events_in_gti
+from gammaxr.geom.axes import axis_coords
+from gammaxr.geom.grid import SkyGrid
+from gammaxr.geom.regions import (
+    _anchor,
+    _bounding_radius,
+    parse_regions,
+    region_mask,
+    regions_to_string,
+)
+from gammaxr.irf import edisp_kernel, evaluate_aeff, psf_3gauss_containment, psf_containment
+from gammaxr.reduce.dataset import run_coords
+from gammaxr.reduce.maps import background_cube, fill_missing_along_energy
+from gammaxr.reduce.reflected import (
+    ReflectedRegionsConfig,
+    reflected_region_angles,
+    regions_contain,
+    rotate_region,
+    single_region,
+)
+from gammaxr.reduce.runs import _check_on_error, lazy_run_variables
+from gammaxr.reduce.safe_mask import SAFE_MASK_METHODS, safe_mask
+
+__all__ = [
+    "SPECTRUM_MAPS",
+    "SpectrumSpec",
+    "find_off_regions",
+    "spectrum_arrays",
+    "spectrum_dataset",
+    "spectrum_layout",
+    "spectrum_runs",
+]
+
+#: Optional variables a spectrum reduction can make besides the on/off counts.
+SPECTRUM_MAPS = ("exposure", "edisp", "background")
+_ACCEPTANCE = ("regions", "background")
+
+
+@dataclass(frozen=True)
+class SpectrumSpec:
+    """What to make of each run for a 1D on/off spectrum.
+
+    Parameters
+    ----------
+    on_region : regions.SkyRegion or str
+        The on region (any extended sky shape, or a DS9 string of one); kept as a DS9 string.
+    energy_edges : sequence of float
+        Reco-energy edges in TeV.
+    energy_true_edges : sequence of float
+        True-energy edges in TeV.
+    exclusion : xarray.DataArray of bool, dims (lat, lon), optional
+        Exclusion mask (True = usable) on a :class:`~gammaxr.geom.SkyGrid`; off regions avoid
+        its excluded pixels. Read into memory when the spec is made (a small image).
+    finder : ReflectedRegionsConfig
+        Settings of the reflected-region search (Gammapy's defaults).
+    maps : tuple of str
+        Any of :data:`SPECTRUM_MAPS` (counts, counts_off, acceptances and mask_safe are
+        always made).
+    acceptance : {"regions", "background"}
+        ``"regions"``: ``acceptance`` 1 and ``acceptance_off`` the number of off regions (as
+        Gammapy); ``"background"``: the background model integrated over the on region and
+        over the off regions (needs the run's background IRF).
+    containment_correction : bool
+        Multiply the exposure by the PSF containment fraction within the on-circle radius at
+        the region centre (circular on regions only).
+    safe_mask : tuple of str
+        Safe-mask methods (:data:`gammaxr.reduce.safe_mask.SAFE_MASK_METHODS`), evaluated at
+        the on-region centre.
+    offset_max, aeff_percent, bias_percent : float
+        Thresholds of the safe-mask methods (deg, %, %).
+    region_binsz : float
+        Pixel size (deg) used to integrate the background model over a region.
+    background_oversampling : int
+        Energy oversampling of the background integral.
+    gti_tolerance : float
+        Seconds by which GTIs are widened when selecting events (see
+        :class:`gammaxr.reduce.dataset.ReductionSpec`).
+    """
+
+    on_region: Any
+    energy_edges: tuple[float, ...]
+    energy_true_edges: tuple[float, ...]
+    exclusion: xr.DataArray | None = field(default=None, compare=False, repr=False)
+    finder: ReflectedRegionsConfig = field(default_factory=ReflectedRegionsConfig)
+    maps: tuple[str, ...] = ("exposure", "edisp")
+    acceptance: str = "regions"
+    containment_correction: bool = False
+    safe_mask: tuple[str, ...] = ()
+    offset_max: float = 2.5
+    aeff_percent: float = 10.0
+    bias_percent: float = 10.0
+    region_binsz: float = 0.01
+    background_oversampling: int = 1
+    gti_tolerance: float = 1.0
+
+    def __post_init__(self):
+        region = single_region(self.on_region)
+        object.__setattr__(self, "on_region", regions_to_string(region))
+        for name in ("energy_edges", "energy_true_edges"):
+            edges = np.asarray(getattr(self, name), dtype=float)
+            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= 0:
+                raise ValueError(f"{name} must be increasing positive edges in TeV")
+            object.__setattr__(self, name, tuple(edges.tolist()))
+        for name in ("maps", "safe_mask"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        unknown = set(self.maps) - set(SPECTRUM_MAPS)
+        if unknown:
+            raise ValueError(f"unknown maps {sorted(unknown)}; known: {SPECTRUM_MAPS}")
+        unknown = set(self.safe_mask) - set(SAFE_MASK_METHODS)
+        if unknown:
+            raise ValueError(
+                f"unknown safe-mask methods {sorted(unknown)}; known: {SAFE_MASK_METHODS}"
+            )
+        if self.acceptance not in _ACCEPTANCE:
+            raise ValueError(f"acceptance must be one of {_ACCEPTANCE}, got {self.acceptance!r}")
+        if self.containment_correction and not isinstance(region, rg.CircleSkyRegion):
+            raise TypeError(
+                f"containment correction needs a circular on region, got {type(region).__name__}"
+            )
+        if self.exclusion is not None:
+            excl = self.exclusion
+            if not isinstance(excl, xr.DataArray) or set(excl.dims) != {"lat", "lon"}:
+                raise TypeError("exclusion must be a bool DataArray with dims (lat, lon)")
+            excl = excl.transpose("lat", "lon")
+            # a small image: read once here (documented boundary) so each task ships numpy
+            object.__setattr__(self, "exclusion", excl.copy(data=np.asarray(excl.values, bool)))
+
+    @property
+    def region(self) -> rg.SkyRegion:
+        """The on region as a ``regions`` object."""
+        return parse_regions(self.on_region)[0]
+
+    @property
+    def energy(self) -> np.ndarray:
+        """Reco-energy edges, TeV."""
+        return np.asarray(self.energy_edges)
+
+    @property
+    def energy_true(self) -> np.ndarray:
+        """True-energy edges, TeV."""
+        return np.asarray(self.energy_true_edges)
+
+    def hdus(self) -> tuple[str, ...]:
+        """HDU types a run must provide."""
+        need = ["events", "gti"]
+        if "exposure" in self.maps or "edisp" in self.maps:
+            need.append("aeff")
+        if "edisp" in self.maps or "edisp-bias" in self.safe_mask:
+            need.append("edisp")
+        if self.containment_correction:
+            need.append("psf")
+        if "background" in self.maps or self.acceptance == "background":
+            need.append("bkg")
+        if {"aeff-default", "aeff-max"} & set(self.safe_mask):
+            need.append("aeff")
+        if "bkg-peak" in self.safe_mask:
+            need.append("bkg")
+        return tuple(dict.fromkeys(need))
+
+    def coords(self) -> dict:
+        """Energy coordinates of a spectrum dataset."""
+        return {
+            **axis_coords("energy", self.energy, "TeV"),
+            **axis_coords("energy_true", self.energy_true, "TeV"),
+        }
+
+    def attrs(self) -> dict:
+        """Dataset attrs: the on region and the reduction settings."""
+        return {
+            "on_region": self.on_region,
+            "acceptance_method": self.acceptance,
+            "containment_correction": int(self.containment_correction),
+            "safe_mask_methods": list(self.safe_mask),
+            "offset_max_deg": float(self.offset_max),
+            **{f"reflected_{k}": v for k, v in _finder_attrs(self.finder).items()},
+        }
+
+
+def _finder_attrs(finder: ReflectedRegionsConfig) -> dict:
+    return {
+        "angle_increment_deg": finder.angle_increment,
+        "min_distance_deg": finder.min_distance,
+        "min_distance_input_deg": finder.min_distance_input,
+        "max_region_number": finder.max_region_number,
+        "binsz_deg": finder.binsz,
+    }
+
+
+def spectrum_layout(spec: SpectrumSpec) -> dict[str, tuple]:
+    """name -> (dims, shape, dtype, attrs) of every variable a run produces."""
+    n_e, n_et = len(spec.energy_edges) - 1, len(spec.energy_true_edges) - 1
+    f = np.dtype("float64")
+    reco, true = (("energy",), (n_e,)), (("energy_true",), (n_et,))
+    layout = {
+        "counts": (*reco, f, {"units": ""}),
+        "counts_off": (*reco, f, {"units": ""}),
+        "acceptance": (*reco, f, {"units": ""}),
+        "acceptance_off": (*reco, f, {"units": ""}),
+    }
+    if "background" in spec.maps:
+        layout["background"] = (*reco, f, {"units": ""})
+    if "exposure" in spec.maps:
+        layout["exposure"] = (*true, f, {"units": "m2 s"})
+    if "edisp" in spec.maps:
+        layout["exposure_irf"] = (*true, f, {"units": "m2 s"})
+        layout["edisp"] = (("energy_true", "energy"), (n_et, n_e), f, {"units": ""})
+    layout["mask_safe"] = (*reco, np.dtype(bool), {})
+    return layout
+
+
+# ------------------------------------------------------------------------------ one run
+
+
+def find_off_regions(observation, spec: SpectrumSpec) -> list[rg.SkyRegion]:
+    """Reflected off regions of one run (from its pointing; no event or IRF is read).
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run.
+    spec : SpectrumSpec
+        On region, exclusion mask and finder settings.
+
+    Returns
+    -------
+    list of regions.SkyRegion
+    """
+    region = spec.region
+    angles = reflected_region_angles(region, observation.pointing, spec.exclusion, spec.finder)
+    return rotate_region(region, observation.pointing, angles, spec.finder.binsz)
+
+
+def _energy_counts(energy: np.ndarray, selected: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histogram of the selected event energies; bins include their lower edge."""
+    idx = np.searchsorted(edges, energy[selected], side="right") - 1
+    idx = idx[(idx >= 0) & (idx < edges.size - 1)]
+    return np.bincount(idx, minlength=edges.size - 1).astype(float)
+
+
+def _region_background(
+    bkg: xr.DataArray, region, pointing, ontime: float, spec: SpectrumSpec
+) -> np.ndarray:
+    """Background-model counts in a region (m,): the model map summed over the region pixels."""
+    radius = _bounding_radius(region)
+    if radius is None:
+        raise TypeError(f"cannot integrate the background over a {type(region).__name__}")
+    centre = _anchor(region).icrs
+    width = 2 * radius + 4 * spec.region_binsz
+    grid = SkyGrid.from_center(centre, width, spec.region_binsz, frame="icrs")
+    inside = region_mask(grid, region).values
+    ra, dec = float(pointing.ra.deg), float(pointing.dec.deg)
+    cube = background_cube(
+        bkg,
+        grid,
+        (ra, dec),
+        ontime,
+        spec.energy,
+        offset=grid.separation(pointing).values,
+        oversampling=spec.background_oversampling,
+    )
+    return cube[:, inside].sum(axis=1)
+
+
+def _containment(psf, energy_true: np.ndarray, offset: float, radius: float) -> np.ndarray:
+    if isinstance(psf, xr.Dataset):  # psf_3gauss parameters: analytic
+        return np.asarray(psf_3gauss_containment(psf, energy_true, offset, radius), dtype=float)
+    # the table as given (not renormalised), as Gammapy's PSF3D.containment
+    return np.asarray(psf_containment(psf, energy_true, offset, radius, normalize=False))
+
+
+def spectrum_arrays(
+    observation, spec: SpectrumSpec, off_regions: str | Sequence | None = None
+) -> dict[str, np.ndarray]:
+    """Reduce one run to the numpy arrays of its spectrum dataset (the per-run dask task).
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run; its HDUs are read here, each file opened once.
+    spec : SpectrumSpec
+        What to make.
+    off_regions : str or list of regions.SkyRegion, optional
+        The off regions (DS9 string or list); found here when None. An empty string means
+        no off region.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Arrays as laid out by :func:`spectrum_layout`.
+    """
+    obs = observation.read(spec.hdus())
+    region, pointing = spec.region, obs.pointing
+    if off_regions is None:
+        off_regions = find_off_regions(obs, spec)
+    elif isinstance(off_regions, str):
+        off_regions = parse_regions(off_regions) if off_regions.strip() else []
+    n_off = len(off_regions)
+    energy, energy_true = spec.energy, spec.energy_true
+    e_true_centres = np.sqrt(energy_true[:-1] * energy_true[1:])
+    offset = float(_anchor(region).separation(pointing).to_value(u.deg))
+
+    events = events_in_gti(obs.events, obs.gti, tolerance=spec.gti_tolerance)
+    ra, dec = events["ra"].values, events["dec"].values
+    e_evt = events["energy"].values
+    in_on = regions_contain(region, ra, dec, "icrs")[0]
+    out = {"counts": _energy_counts(e_evt, in_on, energy)}
+    in_off = regions_contain(off_regions, ra, dec, "icrs").any(axis=0)
+    out["counts_off"] = _energy_counts(e_evt, in_off, energy)
+
+    n_e = energy.size - 1
+    ontime = obs.tstop - obs.tstart
+    if "background" in spec.maps or spec.acceptance == "background":
+        bkg = fill_missing_along_energy(obs.bkg)
+        bkg_on = _region_background(bkg, region, pointing, ontime, spec)
+        if "background" in spec.maps:
+            out["background"] = bkg_on
+    if spec.acceptance == "background":
+        out["acceptance"] = bkg_on
+        out["acceptance_off"] = sum(
+            (_region_background(bkg, r, pointing, ontime, spec) for r in off_regions),
+            np.zeros(n_e),
+        )
+    else:
+        out["acceptance"] = np.ones(n_e)
+        out["acceptance_off"] = np.full(n_e, float(n_off))
+
+    if "exposure" in spec.maps or "edisp" in spec.maps:
+        exposure_irf = evaluate_aeff(obs.aeff, e_true_centres, offset) * obs.livetime
+        if "exposure" in spec.maps:
+            exposure = exposure_irf
+            if spec.containment_correction:
+                radius = region.radius.to_value(u.deg)
+                exposure = exposure * _containment(obs.psf, e_true_centres, offset, radius)
+            out["exposure"] = np.asarray(exposure, dtype=float)
+        if "edisp" in spec.maps:
+            out["exposure_irf"] = np.asarray(exposure_irf, dtype=float)
+            out["edisp"] = np.asarray(edisp_kernel(obs.edisp, offset, energy_true, energy))
+
+    irfs = {"aeff_percent": spec.aeff_percent, "bias_percent": spec.bias_percent}
+    for name in ("aeff", "edisp", "bkg"):
+        if name in spec.hdus():
+            irfs[name] = getattr(obs, name)
+    # the region centre as a one-pixel image
+    mask = safe_mask(
+        spec.safe_mask, energy, np.full((1, 1), offset), offset_max=spec.offset_max, **irfs
+    )[:, 0, 0]
+    mask &= n_off > 0
+    mask &= out["acceptance_off"] > 0
+    out["mask_safe"] = mask
+    return out
+
+
+def _attr_float(value) -> float:
+    return float(np.asarray(value))
+
+
+def spectrum_dataset(observation, spec: SpectrumSpec) -> xr.Dataset:
+    """The on/off spectrum dataset of one run, eagerly (numpy-backed).
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run.
+    spec : SpectrumSpec
+        What to make.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables of :func:`spectrum_layout`; attrs hold the on region, the off regions
+        (DS9 string), their number, the on-region offset and the run metadata.
+    """
+    off_regions = find_off_regions(observation, spec)
+    arrays = spectrum_arrays(observation, spec, off_regions)
+    layout = spectrum_layout(spec)
+    data_vars = {n: (layout[n][0], a, layout[n][3]) for n, a in arrays.items()}
+    ds = xr.Dataset(data_vars, coords=spec.coords(), attrs=spec.attrs())
+    meta = run_coords([observation]).isel(obs_id=0)
+    ds = ds.assign_attrs({k: _attr_float(v) for k, v in meta.coords.items() if k != "obs_id"})
+    return ds.assign_attrs(
+        obs_id=int(observation.obs_id),
+        off_regions=regions_to_string(off_regions) if off_regions else "",
+        n_off_regions=len(off_regions),
+        offset_deg=_on_offset(spec, observation),
+    )
+
+
+def _on_offset(spec: SpectrumSpec, observation) -> float:
+    try:
+        return float(_anchor(spec.region).separation(observation.pointing).to_value(u.deg))
+    except Exception:  # metadata missing: the run's task reports the real problem
+        return float("nan")
+
+
+def _off_regions_or_error(observation, spec: SpectrumSpec) -> tuple[str, int, str | None]:
+    try:
+        regions = find_off_regions(observation, spec)
+    except Exception as exc:
+        return "", 0, f"{type(exc).__name__}: {exc}"
+    return (regions_to_string(regions) if regions else ""), len(regions), None
+
+
+def _failing(reason: str):
+    raise RuntimeError(f"off regions could not be found: {reason}")
+
+
+def _run_compute(observation, spec: SpectrumSpec, off_regions: str, error: str | None):
+    if error is not None:
+        _failing(error)
+    return spectrum_arrays(observation, spec, off_regions)
+
+
+def spectrum_runs(
+    observations: Sequence, spec: SpectrumSpec, *, on_error: str = "raise"
+) -> xr.Dataset:
+    """Spectrum datasets of many runs, lazily: dim ``obs_id``, one dask task per run.
+
+    Parameters
+    ----------
+    observations : sequence of gammaxr.data.Observation
+        The runs; their metadata and pointing are read now and their off regions found now
+        (no event or IRF data is read).
+    spec : SpectrumSpec
+        What to make.
+    on_error : {"raise", "skip"}
+        What computing does with a run that fails (see
+        :func:`gammaxr.reduce.runs.reduce_runs`); a skipped run has ``mask_safe`` all false
+        and its reason in ``reduce_error(obs_id)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables of :func:`spectrum_layout` with a leading ``obs_id`` dim (one chunk per
+        run), per-run coordinates along ``obs_id`` (livetime, pointing, zenith, ...,
+        ``offset`` of the on region, ``off_regions`` as DS9 strings, ``n_off_regions``),
+        the on region in ``attrs["on_region"]``. Stack with ``ds.gamma.stack()``.
+    """
+    _check_on_error(on_error)
+    if len(observations) == 0:
+        raise ValueError("no observations to reduce")
+    layout = spectrum_layout(spec)
+    token = dask.base.tokenize(spec.on_region, spec, spec.exclusion)[:10]
+    per_run, off_strings, n_off = [], [], []
+    for obs in observations:
+        regions, n, error = _off_regions_or_error(obs, spec)
+        off_strings.append(regions)
+        n_off.append(n)
+        compute = partial(_run_compute, spec=spec, off_regions=regions, error=error)
+        per_run.append(
+            lazy_run_variables(
+                obs,
+                compute,
+                layout,
+                on_error,
+                stacked=True,
+                task_name=f"spectrum-run-{token}",
+                array_prefix=f"spectrum-{token}-",
+            )
+        )
+    data_vars = {}
+    for name, (dims, _, attrs) in per_run[0].items():
+        data_vars[name] = (dims, da.concatenate([p[name][1] for p in per_run], axis=0), attrs)
+    coords = run_coords(observations).coords
+    extra = {
+        "offset": (
+            "obs_id",
+            np.array([_on_offset(spec, o) for o in observations]),
+            {"units": "deg"},
+        ),
+        "n_off_regions": ("obs_id", np.array(n_off, dtype=int), {"units": ""}),
+        "off_regions": ("obs_id", np.array(off_strings, dtype=str)),
+    }
+    ds = xr.Dataset(data_vars, coords={**spec.coords(), **coords})
+    return ds.assign_coords(extra).assign_attrs(spec.attrs())
