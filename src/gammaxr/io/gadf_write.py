@@ -11,7 +11,9 @@ readers (and Gammapy) read back to the same values.
   binary table; :func:`events_to_hdu`, :func:`gti_to_hdu`, :func:`hdu_index_to_hdu` and
   :func:`obs_index_to_hdu` add the keywords of each GADF table;
 - :func:`relocate_hdu_index` rewrites ``FILE_DIR`` so an HDU index can live in a new
-  directory; :func:`write_fits` writes HDUs to a (gzipped) file.
+  directory, :func:`replace_hdus` points one HDU type of some runs elsewhere (e.g. new
+  background models), :func:`write_index_files` writes ``hdu-index.fits.gz`` and
+  ``obs-index.fits.gz`` of a data store; :func:`write_fits` writes HDUs to a (gzipped) file.
 
 Axis order of the data column
 -----------------------------
@@ -53,8 +55,10 @@ __all__ = [
     "irf_to_hdu",
     "obs_index_to_hdu",
     "relocate_hdu_index",
+    "replace_hdus",
     "table_to_hdu",
     "write_fits",
+    "write_index_files",
 ]
 
 #: Keywords every GADF HDU written here carries.
@@ -476,3 +480,101 @@ def write_fits(
     primary = fits.PrimaryHDU(header=_header({"CREATOR": CREATOR}, primary_header))
     fits.HDUList([primary, *hdus]).writeto(path, overwrite=overwrite)
     return path
+
+
+def replace_hdus(
+    hdu_index: xr.Dataset,
+    hdu_type: str,
+    hdu_class: str,
+    path: str | os.PathLike,
+    hdu_names: Mapping[int, str],
+) -> xr.Dataset:
+    """HDU index in which the ``hdu_type`` HDU of some runs lives in another file.
+
+    Parameters
+    ----------
+    hdu_index : xarray.Dataset
+        HDU index with resolved ``path`` (:attr:`gammaxr.data.DataStore.hdu_table`).
+    hdu_type, hdu_class : str
+        HDU type and GADF class of the new HDUs, e.g. ``"bkg"``, ``"bkg_2d"``.
+    path : str or os.PathLike
+        File holding the new HDUs.
+    hdu_names : mapping of int to str
+        obs_id -> name of its HDU in ``path``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Every row of ``hdu_index`` except the ``hdu_type`` rows of the runs in ``hdu_names``,
+        plus one new row per run (other columns, e.g. ``SIZE``, zero or empty), sorted by
+        ``obs_id`` (stable). ``file_dir`` of the new rows is provisional: relocate the index
+        (:func:`relocate_hdu_index`, done by :func:`write_index_files`) before writing it.
+    """
+    path = Path(path).resolve()
+    ids = np.array(sorted(int(i) for i in hdu_names), dtype=np.int64)
+    drop = np.isin(hdu_index["obs_id"].values, ids) & (hdu_index["hdu_type"].values == hdu_type)
+    kept = hdu_index.isel(hdu=np.flatnonzero(~drop))
+    values = {
+        "obs_id": ids,
+        "hdu_type": np.full(ids.size, hdu_type),
+        "hdu_class": np.full(ids.size, hdu_class),
+        "file_dir": np.full(ids.size, path.parent.as_posix()),
+        "file_name": np.full(ids.size, path.name),
+        "hdu_name": np.array([hdu_names[i] for i in ids.tolist()], dtype=str),
+        "path": np.full(ids.size, str(path)),
+    }
+    data = {}
+    for name, var in kept.variables.items():
+        if var.dims != ("hdu",):
+            continue
+        text = var.dtype.kind in "SU"
+        if name in values:
+            arr = values[name]
+        else:  # other columns (e.g. SIZE): empty value of their type
+            arr = np.full(ids.size, "") if text else np.zeros(ids.size, var.dtype)
+        data[name] = xr.Variable(
+            "hdu", arr.astype(str) if text else arr.astype(var.dtype), var.attrs
+        )
+    if ids.size:
+        kept = xr.concat([kept, xr.Dataset(data)], dim="hdu", data_vars="all")
+    return kept.isel(hdu=np.argsort(kept["obs_id"].values, kind="stable"))
+
+
+def write_index_files(
+    directory: str | os.PathLike,
+    hdu_index: xr.Dataset,
+    obs_table: xr.Dataset,
+    *,
+    overwrite: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``hdu-index.fits.gz`` and ``obs-index.fits.gz`` of a data store.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Data store directory (created if needed).
+    hdu_index : xarray.Dataset
+        HDU index (dim ``hdu``). With a resolved ``path`` column it is first relocated to
+        ``directory`` (:func:`relocate_hdu_index`); without, ``file_dir`` must already be
+        relative to ``directory``.
+    obs_table : xarray.Dataset
+        Observation table (dim ``obs_id``).
+    overwrite : bool
+        Replace existing files.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The HDU index and observation index files;
+        ``gammaxr.data.open_datastore(directory)`` opens them.
+    """
+    directory = Path(directory)
+    if "path" in hdu_index:
+        hdu_index = relocate_hdu_index(hdu_index, directory)
+    hdu_path = write_fits(
+        directory / "hdu-index.fits.gz", [hdu_index_to_hdu(hdu_index)], overwrite=overwrite
+    )
+    obs_path = write_fits(
+        directory / "obs-index.fits.gz", [obs_index_to_hdu(obs_table)], overwrite=overwrite
+    )
+    return hdu_path, obs_path
