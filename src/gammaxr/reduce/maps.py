@@ -100,19 +100,25 @@ def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
     xarray.DataArray
         A new table; the input is not modified.
     """
-    values = np.moveaxis(np.array(bkg.values, dtype=float), bkg.dims.index("energy"), -1)
-    lines = values.reshape(-1, values.shape[-1])
-    missing = ~np.isfinite(lines) | (lines == 0)
-    todo = np.flatnonzero(missing.any(axis=1) & (~missing).any(axis=1))
-    index = np.arange(lines.shape[1])
-    for row in todo:  # loop over table lines with gaps (IRF bins, not pixels)
-        valid = ~missing[row]
-        filled = np.interp(
-            index, index[valid], np.log(lines[row, valid]), left=np.nan, right=np.nan
-        )
-        fill = missing[row] & np.isfinite(filled)
-        lines[row, fill] = np.exp(filled[fill])
-    out = np.moveaxis(lines.reshape(values.shape), -1, bkg.dims.index("energy"))
+    axis = bkg.dims.index("energy")
+    values = np.moveaxis(np.array(bkg.values, dtype=float), axis, -1)
+    missing = ~np.isfinite(values) | (values == 0)
+    if not missing.any():
+        return bkg
+    n = values.shape[-1]
+    index = np.arange(n)
+    # nearest valid entry below and above each entry along energy
+    below = np.maximum.accumulate(np.where(~missing, index, -1), axis=-1)
+    above = np.flip(np.minimum.accumulate(np.flip(np.where(~missing, index, n), -1), -1), -1)
+    fill = missing & (below >= 0) & (above < n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_values = np.where(missing, 0.0, np.log(np.where(missing, 1.0, values)))
+    lo, hi = np.clip(below, 0, n - 1), np.clip(above, 0, n - 1)
+    t = (index - lo) / np.maximum(hi - lo, 1)
+    log_lo = np.take_along_axis(log_values, lo, -1)
+    log_hi = np.take_along_axis(log_values, hi, -1)
+    values[fill] = np.exp(((1 - t) * log_lo + t * log_hi)[fill])
+    out = np.moveaxis(values, -1, axis)
     return bkg.copy(data=out)
 
 
