@@ -172,7 +172,8 @@ def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset
                 parts.append(band.where(safe.isel(energy=sl), 0).sum("energy"))
             else:
                 parts.append(band.any("energy"))
-        out[name] = xr.concat(parts, dim="energy").astype(var.dtype).assign_attrs(var.attrs)
+        stacked = xr.concat(parts, dim="energy").transpose(*var.dims)
+        out[name] = stacked.astype(var.dtype).assign_attrs(var.attrs)
     coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"))
     for name, var in ds.data_vars.items():
         if name not in out and "energy" not in var.dims:
