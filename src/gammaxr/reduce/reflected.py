@@ -15,6 +15,9 @@ The search follows Gammapy's ``ReflectedRegionsFinder`` so that the same regions
    min_distance``. The search stops before ``360 deg - size - min_distance -
    min_distance_input`` or after ``max_region_number`` regions.
 
+Because the size is measured on pixel centres, neighbouring off regions may overlap by up to
+about one reference pixel (as in Gammapy); events there count once in the off counts.
+
 Angles are position angles (deg, north through east) about the pointing. A circular on region
 gives circles of the same radius whose centres are the on centre rotated on the sphere; other
 shapes are rotated in the reference projection (their orientation turns with them).

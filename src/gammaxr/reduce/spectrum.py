@@ -280,7 +280,12 @@ def _energy_counts(energy: np.ndarray, selected: np.ndarray, edges: np.ndarray) 
 def _region_background(
     bkg: xr.DataArray, region, pointing, ontime: float, spec: SpectrumSpec
 ) -> np.ndarray:
-    """Background-model counts in a region (m,): the model map summed over the region pixels."""
+    """Background-model counts in a region, shape (m,).
+
+    The model map is made on a ``region_binsz`` grid around the region; its mean density over
+    the pixels inside the region is multiplied by the region's solid angle (exact for
+    circles, the pixel sum otherwise), so that equal regions get equal areas.
+    """
     radius = _bounding_radius(region)
     if radius is None:
         raise TypeError(f"cannot integrate the background over a {type(region).__name__}")
@@ -298,7 +303,15 @@ def _region_background(
         offset=grid.separation(pointing).values,
         oversampling=spec.background_oversampling,
     )
-    return cube[:, inside].sum(axis=1)
+    pixel_sr = grid.solid_angle().values[inside]
+    if pixel_sr.size == 0:
+        raise ValueError(f"region smaller than the {spec.region_binsz} deg pixels")
+    density = cube[:, inside].sum(axis=1) / pixel_sr.sum()
+    if isinstance(region, rg.CircleSkyRegion):
+        area = 2 * np.pi * (1 - np.cos(region.radius.to_value(u.rad)))
+    else:
+        area = pixel_sr.sum()
+    return density * area
 
 
 def _containment(psf, energy_true: np.ndarray, offset: float, radius: float) -> np.ndarray:
