@@ -152,7 +152,9 @@ def axis_lo_hi(obj: xr.DataArray | xr.Dataset, dim: str) -> tuple[np.ndarray, np
     Returns
     -------
     lo, hi : numpy.ndarray, shape (n,)
-        Edges in the axis unit (coordinates are always in memory; nothing is computed).
+        Edges in the axis unit. gammaxr keeps bounds coordinates in memory; if a user's
+        ``ds.chunk()`` made them dask arrays they are computed here (a few numbers: a
+        documented boundary).
     """
     name = bounds_name(dim)
     if name in obj.coords:
