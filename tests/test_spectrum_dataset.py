@@ -105,6 +105,7 @@ class ToyRun:
     pointing: SkyCoord
     events: xr.Dataset
     broken: bool = False
+    threshold: float = 0.1  # TeV, the aeff LO_THRES (safe range for "aeff-default")
 
     gti = xr.Dataset({"start": ("gti", [0.0]), "stop": ("gti", [LIVETIME])})
     livetime = LIVETIME
@@ -119,7 +120,9 @@ class ToyRun:
             raise OSError(f"obs_id {self.obs_id}: events file is unreadable")
         return self
 
-    aeff = property(lambda self: _aeff())
+    aeff = property(
+        lambda self: _aeff().assign_attrs(lo_threshold=self.threshold, hi_threshold=1e3)
+    )
     edisp = property(lambda self: _edisp())
     psf = property(lambda self: _psf())
     bkg = property(lambda self: _bkg())
@@ -306,6 +309,22 @@ def test_lazy_runs_values_and_stacking_rules(runs, spec, per_run):
     np.testing.assert_allclose(st.exposure, ds.exposure.sum("obs_id"))
     weights = ds.exposure_irf / ds.exposure_irf.sum("obs_id")
     np.testing.assert_allclose(st.edisp, (ds.edisp * weights).sum("obs_id"), atol=1e-12)
+
+
+def test_stacked_edisp_predicts_the_safe_counts_of_the_runs(runs):
+    """Runs with different safe energy ranges: the stacked exposure x kernel predicts the
+    sum over runs of their predictions in their safe bins (Gammapy's stacking rule)."""
+    spec = SpectrumSpec(ON, E_RECO, E_TRUE, safe_mask=("aeff-default",))
+    low = ToyRun(11, runs[0].pointing, runs[0].events, threshold=1.0)
+    high = ToyRun(12, runs[1].pointing, runs[1].events, threshold=2.2)
+    ds = spectrum_runs([low, high], spec).compute()
+    assert ds.mask_safe.sel(obs_id=11).all() and not ds.mask_safe.sel(obs_id=12).all()
+    st = stack_runs(ds)
+    flux = xr.DataArray(np.geomspace(1, 1e-3, E_TRUE.size - 1), dims="energy_true")
+    per_run = (ds.exposure * flux * ds.edisp).sum("energy_true").where(ds.mask_safe, 0)
+    stacked = (st.exposure * flux * st.edisp).sum("energy_true")
+    np.testing.assert_allclose(stacked, per_run.sum("obs_id"), rtol=1e-12)
+    np.testing.assert_array_equal(st.mask_safe, True)
 
 
 def test_failing_run_skipped_or_raised(spec):

@@ -7,7 +7,10 @@ Rules (the same as Gammapy's so that stacked results agree):
   bin of that pixel (the spatial footprint of the safe mask).
 - ``mask_safe``: true where any run is safe.
 - ``psf``, ``edisp``: averaged with weights ``exposure_irf`` (the exposure on the coarse IRF
-  grid) times the run's spatial safe footprint on that grid; ``exposure_irf`` summed.
+  grid) times the run's spatial safe footprint on that grid; ``exposure_irf`` summed. The
+  ``edisp`` numerator also drops each run's unsafe reco-energy bins (its ``mask_safe`` on the
+  IRF grid), so that the stacked kernel predicts the sum of the runs' safe counts (as
+  Gammapy's ``EDispKernelMap`` stacking with ``mask_safe_edisp``).
 - on/off variables (``acceptance``, ``acceptance_off``): see :func:`stack_on_off`.
 - per-run coordinates along ``obs_id`` are dropped; ``livetime`` and ``ontime`` totals and the
   stacked obs_ids go to attrs.
@@ -72,7 +75,10 @@ def stack_runs(ds: xr.Dataset, dim: str = "obs_id") -> xr.Dataset:
         out["exposure_irf"] = total.assign_attrs(ds["exposure_irf"].attrs)
         for name in _WEIGHTED_IRFS:
             if name in ds:
-                num = (ds[name] * weights).sum(dim)
+                w = weights
+                if "energy" in ds[name].dims and "energy" in mask.dims:
+                    w = weights * _irf_footprint(ds, mask)  # unsafe reco bins drop out
+                num = (ds[name] * w).sum(dim)
                 out[name] = (num / total.where(total > 0)).fillna(0).assign_attrs(ds[name].attrs)
     out["mask_safe"] = mask.any(dim).assign_attrs(mask.attrs)
     for name in ds.data_vars:
