@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -407,3 +409,122 @@ def test_reduce_with_fov_model(tmp_path, gradient_store):
         assert b_west / b_east == pytest.approx(c_west / c_east, rel=0.08)
         # the mean over all runs is predicted for each: within statistics of one run
         assert b_east + b_west == pytest.approx(c_east + c_west, rel=0.05)
+
+
+# ----------------------------------------------------------------------------- H.E.S.S. DR1
+
+HESS_ENERGY = np.logspace(-1, 2, 20)
+HESS_OFFSET = np.sqrt(np.linspace(0, 9, 10))
+HESS_FOV = np.linspace(-3, 3, 13)
+ZENITH_EDGES = [0, 20, 40, 90]
+
+
+@pytest.fixture(scope="module")
+def hess_off_counts(hess_dir):
+    store = open_datastore(hess_dir)
+    off = store.select_target("Off data")
+    counts = background_counts(off, HESS_ENERGY, offset_edges=HESS_OFFSET).compute()
+    return store, off, counts
+
+
+def predicted_and_counts(store, obs_ids, radius=2.0, first_bin=7):
+    """Counts and predicted background summed within ``radius`` of each pointing, in the energy
+    bins from ``first_bin`` on (7: E >= 1.27 TeV, above the threshold of every zenith group)."""
+    spec = ReductionSpec(
+        energy_edges=HESS_ENERGY,
+        energy_true_edges=HESS_ENERGY[::6],
+        width=2 * radius + 0.2,
+        binsz=0.1,
+        maps=("counts", "background"),
+    )
+    total = np.zeros(2)
+    for obs in store.observations(obs_ids):
+        ds = reduce_observation(obs, spec).isel(energy=slice(first_bin, None))
+        inside = SkyGrid.from_xarray(ds).separation(obs.pointing) < radius
+        total += [float(ds[n].where(inside).sum()) for n in ("counts", "background")]
+    return total
+
+
+@pytest.mark.hess
+def test_hess_off_runs_histogram(hess_off_counts):
+    _, off, counts = hess_off_counts
+    assert counts.sizes["obs_id"] == 45
+    assert float(counts["counts"].sum()) == 353302
+    model = background_model(counts, {"ZEN_PNT": ZENITH_EDGES})
+    np.testing.assert_array_equal(model["n_runs"].values, [11, 25, 9])
+    table = off.obs_table
+    duration = (table["tstop"] - table["tstart"]).values
+    zen_group = np.searchsorted(ZENITH_EDGES, table["zen_pnt"].values, "right") - 1
+    np.testing.assert_allclose(
+        model["obs_time"].values, [duration[zen_group == g].sum() for g in range(3)]
+    )
+    np.testing.assert_allclose(duration, table["ontime"].values)  # DR1: ONTIME = TSTOP - TSTART
+    # independent histogram of two runs (events within the GTI widened by 1 s)
+    for obs_id in off.obs_ids[[0, 30]]:
+        obs = off.observation(obs_id)
+        events, gti = obs.events, obs.gti
+        t = events["time"].values
+        ok = (t >= gti["start"].values[0] - 1) & (t < gti["stop"].values[0] + 1)
+        offset = obs.event_offsets().values[ok]
+        expected, *_ = np.histogram2d(
+            events["energy"].values[ok], offset, bins=(HESS_ENERGY, HESS_OFFSET)
+        )
+        np.testing.assert_array_equal(counts["counts"].sel(obs_id=obs_id).values, expected)
+
+
+@pytest.mark.hess
+def test_hess_models_through_datastore(hess_off_counts, tmp_path):
+    store, off, counts = hess_off_counts
+    model = background_model(counts, {"ZEN_PNT": ZENITH_EDGES})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every one of the 105 runs has a group
+        directory = write_background_store(store, model, tmp_path / "hess")
+    new = open_datastore(directory)
+    assert len(new) == 105
+    assert len(new.hdu_table["hdu"]) == len(store.hdu_table["hdu"])
+    for obs_id in (23523, off.obs_ids[0], off.obs_ids[-1]):
+        obs, original = new.observation(obs_id), store.observation(obs_id)
+        assert obs.hdus["bkg"].hdu_class == "bkg_2d"
+        assert obs.location("aeff") == original.location("aeff")
+        group = int(np.searchsorted(ZENITH_EDGES, obs.zenith, "right") - 1)
+        expected = background_irf(model, zen_pnt=group)
+        xr.testing.assert_equal(obs.bkg.drop_attrs(), expected.drop_attrs())
+    # the models predict the off runs' counts above threshold (sum over each group's runs)
+    zen_group = np.searchsorted(ZENITH_EDGES, off.obs_table["zen_pnt"].values, "right") - 1
+    totals = [predicted_and_counts(new, off.obs_ids[zen_group == g]) for g in range(3)]
+    for n_counts, n_bkg in totals:
+        assert n_bkg == pytest.approx(n_counts, rel=0.05)
+    n_counts, n_bkg = np.sum(totals, axis=0)
+    assert n_bkg == pytest.approx(n_counts, rel=0.03)
+
+
+@pytest.mark.hess
+def test_hess_single_run_model_predicts_its_counts(hess_dir, tmp_path):
+    one = open_datastore(hess_dir).select_target("Off data").select_obs_ids([20275])
+    model = make_background_model(one, HESS_ENERGY, offset_edges=HESS_OFFSET)
+    new = open_datastore(write_background_store(one, model, tmp_path / "one"))
+    n_counts, n_bkg = predicted_and_counts(new, [20275], first_bin=5)  # E >= 0.53 TeV
+    assert n_bkg == pytest.approx(n_counts, rel=0.05)
+
+
+@pytest.mark.hess
+def test_hess_fov_model_through_datastore(hess_dir, tmp_path):
+    store = open_datastore(hess_dir)
+    off = store.select_target("Off data")
+    model = make_background_model(
+        off,
+        HESS_ENERGY,
+        fov_lon_edges=HESS_FOV,
+        fov_lat_edges=HESS_FOV,
+        group_by={"ZEN_PNT": ZENITH_EDGES},
+        smooth={"fov_lon": 1.0, "fov_lat": 1.0},
+    )
+    assert model["bkg"].dims == ("zen_pnt", "energy", "fov_lon", "fov_lat")
+    np.testing.assert_array_equal(model["n_runs"].values, [11, 25, 9])
+    new = open_datastore(write_background_store(off, model, tmp_path / "fov"))
+    high = off.select_range("ZEN_PNT", 40, 90).obs_ids
+    obs = new.observation(high[0])
+    assert obs.bkg.attrs["fov_alignment"] == "RADEC"  # despite the legacy H.E.S.S. events
+    xr.testing.assert_allclose(obs.bkg.drop_attrs(), background_irf(model, zen_pnt=2).drop_attrs())
+    n_counts, n_bkg = predicted_and_counts(new, high)
+    assert n_bkg == pytest.approx(n_counts, rel=0.05)
