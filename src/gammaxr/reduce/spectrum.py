@@ -212,6 +212,8 @@ class SpectrumSpec:
             "containment_correction": int(self.containment_correction),
             "safe_mask_methods": list(self.safe_mask),
             "offset_max_deg": float(self.offset_max),
+            # stack_runs: drop unsafe reco bins of each run's kernel (as Gammapy)
+            "edisp_energy_mask": 1,
             **{f"reflected_{k}": v for k, v in _finder_attrs(self.finder).items()},
         }
 

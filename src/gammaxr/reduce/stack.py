@@ -7,10 +7,12 @@ Rules (the same as Gammapy's so that stacked results agree):
   bin of that pixel (the spatial footprint of the safe mask).
 - ``mask_safe``: true where any run is safe.
 - ``psf``, ``edisp``: averaged with weights ``exposure_irf`` (the exposure on the coarse IRF
-  grid) times the run's spatial safe footprint on that grid; ``exposure_irf`` summed. The
-  ``edisp`` numerator also drops each run's unsafe reco-energy bins (its ``mask_safe`` on the
-  IRF grid), so that the stacked kernel predicts the sum of the runs' safe counts (as
-  Gammapy's ``EDispKernelMap`` stacking with ``mask_safe_edisp``).
+  grid) times the run's spatial safe footprint on that grid; ``exposure_irf`` summed. With
+  ``edisp_energy_mask`` (on by default for datasets whose ``edisp_energy_mask`` attr is
+  set, e.g. spectrum datasets) the ``edisp`` numerator also drops each run's unsafe
+  reco-energy bins (its ``mask_safe`` on the IRF grid), so that the stacked kernel predicts
+  the sum of the runs' safe counts (Gammapy's ``EDispKernelMap`` stacking with
+  ``mask_safe_edisp``).
 - on/off variables (``acceptance``, ``acceptance_off``): see :func:`stack_on_off`.
 - per-run coordinates along ``obs_id`` are dropped; ``livetime`` and ``ontime`` totals and the
   stacked obs_ids go to attrs.
@@ -32,7 +34,9 @@ def _spatial_safe(mask_safe: xr.DataArray) -> xr.DataArray:
     return mask_safe.any("energy") if "energy" in mask_safe.dims else mask_safe
 
 
-def stack_runs(ds: xr.Dataset, dim: str = "obs_id") -> xr.Dataset:
+def stack_runs(
+    ds: xr.Dataset, dim: str = "obs_id", *, edisp_energy_mask: bool | None = None
+) -> xr.Dataset:
     """Stack a dataset with an ``obs_id`` dim into one dataset.
 
     Parameters
@@ -44,6 +48,9 @@ def stack_runs(ds: xr.Dataset, dim: str = "obs_id") -> xr.Dataset:
         ``exposure_irf`` on the IRF grid, ``counts_off``, ``acceptance``, ``acceptance_off``.
     dim : str
         The dimension to stack over.
+    edisp_energy_mask : bool, optional
+        Weight each run's ``edisp`` kernel by its reco-energy safe mask as well (see the
+        module docstring); default the dataset's ``edisp_energy_mask`` attr, else False.
 
     Returns
     -------
@@ -76,7 +83,9 @@ def stack_runs(ds: xr.Dataset, dim: str = "obs_id") -> xr.Dataset:
         for name in _WEIGHTED_IRFS:
             if name in ds:
                 w = weights
-                if "energy" in ds[name].dims and "energy" in mask.dims:
+                if edisp_energy_mask is None:
+                    edisp_energy_mask = bool(ds.attrs.get("edisp_energy_mask", False))
+                if edisp_energy_mask and "energy" in ds[name].dims and "energy" in mask.dims:
                     w = weights * _irf_footprint(ds, mask)  # unsafe reco bins drop out
                 num = (ds[name] * w).sum(dim)
                 out[name] = (num / total.where(total > 0)).fillna(0).assign_attrs(ds[name].attrs)
