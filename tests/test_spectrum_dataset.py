@@ -327,6 +327,26 @@ def test_stacked_edisp_predicts_the_safe_counts_of_the_runs(runs):
     np.testing.assert_array_equal(st.mask_safe, True)
 
 
+def test_regions_accessor_zarr_round_trip_and_pickle(runs, spec, per_run, tmp_path):
+    import pickle
+
+    import gammaxr
+
+    ds = spectrum_runs(runs[:2], spec)
+    regs = ds.gamma.spectrum_regions(obs_id=2)
+    assert regs["on"].center.separation(ON.center).deg < 1e-9
+    assert len(regs["off"]) == per_run[1].attrs["n_off_regions"]
+    one = per_run[0].gamma.spectrum_regions()
+    assert len(one["off"]) == per_run[0].attrs["n_off_regions"]
+    with pytest.raises(ValueError, match="obs_id"):
+        ds.gamma.spectrum_regions()
+    ds.gamma.to_zarr(tmp_path / "spec.zarr")
+    back = gammaxr.open_dataset(tmp_path / "spec.zarr").compute()
+    xr.testing.assert_identical(back, ds.compute())
+    assert len(back.gamma.spectrum_regions(obs_id=1)["off"]) == per_run[0].attrs["n_off_regions"]
+    assert pickle.loads(pickle.dumps(spec)) == spec  # tasks ship to worker processes
+
+
 def test_failing_run_skipped_or_raised(spec):
     good = _run(7, 30.0, 1.0, n=5000)
     bad = ToyRun(8, good.pointing, good.events, broken=True)

@@ -58,3 +58,12 @@ class GammaDatasetAccessor:
         from gammaxr.reduce.ring import ring_background
 
         return ring_background(self._ds, r_in, width, exclusion, **kwargs)
+
+    # ---- 1D spectrum datasets (gammaxr.reduce.spectrum) ----
+
+    def spectrum_regions(self, obs_id: int | None = None) -> dict:
+        """On region and off regions (``regions`` objects) of a spectrum dataset; see
+        :func:`gammaxr.reduce.spectrum.spectrum_regions`."""
+        from gammaxr.reduce.spectrum import spectrum_regions
+
+        return spectrum_regions(self._ds, obs_id)

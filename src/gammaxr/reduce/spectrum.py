@@ -68,6 +68,7 @@ __all__ = [
     "spectrum_arrays",
     "spectrum_dataset",
     "spectrum_layout",
+    "spectrum_regions",
     "spectrum_runs",
 ]
 
@@ -527,3 +528,33 @@ def spectrum_runs(
     }
     ds = xr.Dataset(data_vars, coords={**spec.coords(), **coords})
     return ds.assign_coords(extra).assign_attrs(spec.attrs())
+
+
+def spectrum_regions(ds: xr.Dataset, obs_id: int | None = None) -> dict[str, Any]:
+    """The on region and the off regions of a spectrum dataset, as ``regions`` objects.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`spectrum_dataset` (off regions in attrs) or :func:`spectrum_runs`
+        (off regions in the ``off_regions(obs_id)`` coordinate).
+    obs_id : int, optional
+        The run whose off regions to return; needed when ``ds`` has an ``obs_id`` dim.
+
+    Returns
+    -------
+    dict
+        ``{"on": SkyRegion, "off": list of SkyRegion}``.
+    """
+    if "on_region" not in ds.attrs:
+        raise KeyError("dataset has no 'on_region' attr (not a spectrum dataset)")
+    if "obs_id" in ds.dims:
+        if obs_id is None:
+            raise ValueError("give obs_id: the dataset holds several runs")
+        text = str(ds["off_regions"].sel(obs_id=obs_id).values)
+    elif obs_id is not None and ds.attrs.get("obs_id") != obs_id:
+        raise KeyError(f"dataset is run {ds.attrs.get('obs_id')}, not {obs_id}")
+    else:
+        text = ds.attrs.get("off_regions", "")
+    off = parse_regions(text) if text.strip() else []
+    return {"on": parse_regions(ds.attrs["on_region"])[0], "off": off}
