@@ -15,17 +15,18 @@ Naming convention (used by every reader here and by :mod:`gammaxr.data`):
   carry ``MJDREFI``, ``MJDREFF``, ``TIMESYS`` and ``TIMEREF`` in their own attrs.
 
 Files are read whole into memory and, when they start with the gzip magic bytes,
-decompressed in one go (faster than streaming through astropy, and a corrupt gzip fails at
-once with :class:`~gammaxr.io.errors.CorruptFileError`), whatever their name ends with.
+decompressed in one go (a corrupt gzip fails at once with
+:class:`~gammaxr.io.errors.CorruptFileError`), whatever their name ends with. Tables are then
+parsed by fitsio when it is installed, else by astropy (see :mod:`gammaxr.io.fits_backend`:
+``GAMMAXR_FITS_BACKEND=astropy`` or :func:`~gammaxr.io.fits_backend.use_fits_backend` force
+astropy); both give the same Datasets. The readers below take a
+:class:`~gammaxr.io.fits_backend.FitsTable` or an astropy ``BinTableHDU``.
 """
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import re
-import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from astropy import units as u
-from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from gammaxr.io.errors import CorruptFileError, DL3Error, HDUNotFoundError, MissingFileError
+from gammaxr.io.fits_backend import (
+    FitsFile,
+    FitsTable,
+    as_table,
+    header_cards,
+    open_fits_file,
+    unit_string,
+)
 from gammaxr.io.irf_fits import IRF_CLASSES, read_irf_hdu
 
 __all__ = [
@@ -76,7 +84,6 @@ _STRUCTURAL = re.compile(
     r"T(TYPE|FORM|UNIT|ZERO|SCAL|NULL|DIM|DISP|UCD|COMM)\d+|)$"
 )
 _TIME_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS", "TIMEREF", "TIMEUNIT")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -87,27 +94,13 @@ def column_name(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
-def unit_string(unit: str | u.UnitBase | None) -> str:
-    """Normalised astropy unit string of a FITS unit (generic, OGIP or CDS syntax); ``""`` if none."""
-    if unit is None or unit == "":
-        return ""
-    if isinstance(unit, u.UnitBase):
-        return unit.to_string()
-    for fmt in ("generic", "ogip", "cds"):
-        try:
-            return u.Unit(unit, format=fmt).to_string()
-        except ValueError:
-            continue
-    return u.Unit(unit, parse_strict="silent").to_string()
-
-
-def header_attrs(header: fits.Header) -> dict[str, Any]:
+def header_attrs(header: Mapping[str, Any]) -> dict[str, Any]:
     """Header keywords as a plain dict (FITS names), without the table-structure keywords.
 
     Parameters
     ----------
-    header : astropy.io.fits.Header
-        Header of a table HDU.
+    header : FitsHeader, astropy.io.fits.Header or mapping
+        Header of a table HDU (:attr:`gammaxr.io.fits_backend.FitsTable.header`).
 
     Returns
     -------
@@ -115,11 +108,9 @@ def header_attrs(header: fits.Header) -> dict[str, Any]:
         Keyword -> value (str, int, float or bool); undefined values are left out.
     """
     out: dict[str, Any] = {}
-    for card in header.cards:
-        key = card.keyword
+    for key, value in header_cards(header):
         if _STRUCTURAL.match(key) or key in out:
             continue
-        value = card.value
         if isinstance(value, (bool, np.bool_)):
             out[key] = bool(value)
         elif isinstance(value, (int, float, str, np.integer, np.floating)):
@@ -177,26 +168,10 @@ def time_to_met(time: Time, attrs: Mapping[str, Any]) -> np.ndarray:
 # --------------------------------------------------------------------------- files
 
 
-def _read_bytes(path: str | os.PathLike) -> bytes:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise MissingFileError(f"{path}: file not found") from exc
-    except IsADirectoryError as exc:
-        raise DL3Error(f"{path}: is a directory, expected a FITS file") from exc
-    except OSError as exc:
-        raise DL3Error(f"{path}: cannot read file: {exc}") from exc
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CorruptFileError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
-    return raw
+def open_fits(path: str | os.PathLike) -> FitsFile:
+    """Open a FITS file (gzipped or not, whatever its name) with the current backend.
 
-
-def open_fits(path: str | os.PathLike) -> fits.HDUList:
-    """Open a FITS file (gzipped or not) fully in memory.
+    Every reader in gammaxr opens files through this function, once per file and read.
 
     Parameters
     ----------
@@ -205,8 +180,9 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
 
     Returns
     -------
-    astropy.io.fits.HDUList
-        Backed by an in-memory buffer; use it as a context manager.
+    gammaxr.io.fits_backend.FitsFile
+        Use it as a context manager; ``file[hdu_name]`` gives a
+        :class:`~gammaxr.io.fits_backend.FitsTable` (header mapping, columns).
 
     Raises
     ------
@@ -215,16 +191,10 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
     CorruptFileError
         The gzip stream is broken or the content is not FITS.
     """
-    raw = _read_bytes(path)
-    try:
-        hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
-        hdul[0]  # force parsing the primary header
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise CorruptFileError(f"{path}: not a readable FITS file: {exc}") from exc
-    return hdul
+    return open_fits_file(path)
 
 
-def _get_hdu(hdul: fits.HDUList, hdu_name: str, path: str | os.PathLike):
+def _get_hdu(hdul: FitsFile, hdu_name: str, path: str | os.PathLike) -> FitsTable:
     try:
         return hdul[hdu_name]
     except KeyError:
@@ -234,7 +204,7 @@ def _get_hdu(hdul: fits.HDUList, hdu_name: str, path: str | os.PathLike):
             f"{path}: cannot parse HDUs while looking for {hdu_name!r}: {exc}"
         ) from exc
     try:
-        names = [h.name for h in hdul]
+        names = hdul.hdu_names()
     except (OSError, ValueError, IndexError):
         names = ["<unreadable>"]
     raise HDUNotFoundError(f"{path}: no HDU named {hdu_name!r} in the file (it has {names})")
@@ -286,23 +256,14 @@ def read_file_hdus(
 # --------------------------------------------------------------------------- tables
 
 
-def _native(arr: np.ndarray) -> np.ndarray:
-    arr = np.asarray(arr)
-    if arr.dtype.kind in "SU":
-        return np.char.rstrip(arr.astype(str)).astype(str)
-    if arr.dtype.byteorder not in ("=", "|"):
-        return arr.astype(arr.dtype.newbyteorder("="))
-    return arr
-
-
 def table_to_dataset(
-    hdu: fits.BinTableHDU, dim: str, *, source: str = "", index: str | None = None
+    hdu: FitsTable, dim: str, *, source: str = "", index: str | None = None
 ) -> xr.Dataset:
     """Convert a FITS binary table into an ``xarray.Dataset`` along ``dim``.
 
     Parameters
     ----------
-    hdu : astropy.io.fits.BinTableHDU
+    hdu : FitsTable or astropy.io.fits.BinTableHDU
         The table (may have zero rows).
     dim : str
         Name of the row dimension (``"event"``, ``"gti"``, ``"obs_id"``, ``"hdu"``).
@@ -318,26 +279,18 @@ def table_to_dataset(
         ``fits_name`` attrs; vector columns get extra dims ``{name}_dim_{i}``), header
         keywords in attrs.
     """
-    data = hdu.data
-    nrow = 0 if data is None else len(data)
+    table = _as_binary_table(hdu, source)
     variables: dict[str, xr.Variable] = {}
-    for col in hdu.columns:
+    for col in table.columns:
         name = column_name(col.name)
-        if data is None or nrow == 0:
-            dtype = col.dtype
-            shape = (0, *dtype.shape) if dtype.shape else (0,)
-            arr = np.zeros(shape, dtype=dtype.base if dtype.shape else dtype)
-            if arr.dtype.kind == "S":
-                arr = arr.astype(str)
-        else:
-            try:
-                arr = _native(data[col.name])
-            except (ValueError, TypeError, KeyError, OSError) as exc:
-                raise DL3Error(f"{source}: cannot read column {col.name!r}: {exc}") from exc
+        try:
+            arr = table.column(col.name)
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            raise DL3Error(f"{source}: cannot read column {col.name!r}: {exc}") from exc
         dims = (dim, *(f"{name}_dim_{i}" for i in range(1, arr.ndim)))
         attrs = {"units": unit_string(col.unit), "fits_name": col.name}
         variables[name] = xr.Variable(dims, arr, attrs)
-    ds = xr.Dataset(variables, attrs=header_attrs(hdu.header))
+    ds = xr.Dataset(variables, attrs=header_attrs(table.header))
     if index is not None:
         if index not in ds:
             raise DL3Error(f"{source}: table has no column {index.upper()!r}")
@@ -345,6 +298,13 @@ def table_to_dataset(
         if index != dim:
             ds = ds.swap_dims({dim: index})
     return ds
+
+
+def _as_binary_table(hdu: Any, source: str) -> FitsTable:
+    table = as_table(hdu)
+    if not table.is_table:
+        raise DL3Error(f"{source}: HDU {table.name!r} is not a binary table")
+    return table
 
 
 def _require_columns(ds: xr.Dataset, names: Iterable[str], source: str, what: str) -> None:
@@ -369,12 +329,12 @@ def _convert(var: xr.DataArray, unit: str, default: str, source: str) -> xr.Data
 # --------------------------------------------------------------------------- HDU readers
 
 
-def read_events_hdu(hdu: fits.BinTableHDU, source: str = "") -> xr.Dataset:
+def read_events_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
     """Read a GADF ``EVENTS`` table.
 
     Parameters
     ----------
-    hdu : astropy.io.fits.BinTableHDU
+    hdu : FitsTable or astropy.io.fits.BinTableHDU
         The events HDU (zero rows allowed).
     source : str
         File/HDU name for error messages and the ``source`` attr.
@@ -386,20 +346,29 @@ def read_events_hdu(hdu: fits.BinTableHDU, source: str = "") -> xr.Dataset:
         (s of mission elapsed time, attrs ``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEREF``)
         and every other column under its lower-case name; header keywords in attrs.
     """
-    ds = table_to_dataset(hdu, "event", source=source)
+    table = _as_binary_table(hdu, source)
+    ds = table_to_dataset(table, "event", source=source)
     _require_columns(ds, EVENT_REQUIRED, source, "events")
-    eunit = str(hdu.header.get("EUNIT", "TeV")).strip() or "TeV"
+    header = table.header
+    eunit = str(header.get("EUNIT", "TeV")).strip() or "TeV"
     ds["energy"] = _convert(ds["energy"], "TeV", eunit, source)
     ds["ra"] = _convert(ds["ra"], "deg", "deg", source)
     ds["dec"] = _convert(ds["dec"], "deg", "deg", source)
-    tunit = str(hdu.header.get("TIMEUNIT", "s")).strip() or "s"
-    ds["time"] = _convert(ds["time"], "s", tunit, source).assign_attrs(_time_attrs(hdu.header))
+    tunit = str(header.get("TIMEUNIT", "s")).strip() or "s"
+    ds["time"] = _convert(ds["time"], "s", tunit, source).assign_attrs(_time_attrs(header))
     ds.attrs["source"] = source
     return ds
 
 
-def read_gti_hdu(hdu: fits.BinTableHDU, source: str = "") -> xr.Dataset:
+def read_gti_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
     """Read a GADF ``GTI`` table.
+
+    Parameters
+    ----------
+    hdu : FitsTable or astropy.io.fits.BinTableHDU
+        The GTI HDU (zero rows allowed).
+    source : str
+        File/HDU name for error messages and the ``source`` attr.
 
     Returns
     -------
@@ -407,22 +376,23 @@ def read_gti_hdu(hdu: fits.BinTableHDU, source: str = "") -> xr.Dataset:
         Dim ``gti``; ``start`` and ``stop`` in s of mission elapsed time (attrs as the event
         ``time``); header keywords in attrs.
     """
-    ds = table_to_dataset(hdu, "gti", source=source)
+    table = _as_binary_table(hdu, source)
+    ds = table_to_dataset(table, "gti", source=source)
     _require_columns(ds, ("start", "stop"), source, "GTI")
-    tunit = str(hdu.header.get("TIMEUNIT", "s")).strip() or "s"
-    tattrs = _time_attrs(hdu.header)
+    tunit = str(table.header.get("TIMEUNIT", "s")).strip() or "s"
+    tattrs = _time_attrs(table.header)
     for name in ("start", "stop"):
         ds[name] = _convert(ds[name], "s", tunit, source).assign_attrs(tattrs)
     ds.attrs["source"] = source
     return ds
 
 
-def read_hdu(hdu: fits.BinTableHDU, hdu_class: str, source: str = "") -> xr.Dataset | xr.DataArray:
+def read_hdu(hdu: FitsTable, hdu_class: str, source: str = "") -> xr.Dataset | xr.DataArray:
     """Read one HDU according to its GADF class.
 
     Parameters
     ----------
-    hdu : astropy.io.fits.BinTableHDU
+    hdu : FitsTable or astropy.io.fits.BinTableHDU
         The HDU.
     hdu_class : str
         ``"events"``, ``"gti"`` or an IRF class (see :data:`gammaxr.io.irf_fits.IRF_CLASSES`).
@@ -444,13 +414,16 @@ def read_hdu(hdu: fits.BinTableHDU, hdu_class: str, source: str = "") -> xr.Data
 # --------------------------------------------------------------------------- index tables
 
 
-def _first_table(path: str | os.PathLike) -> tuple[fits.BinTableHDU, str]:
+def _first_table(path: str | os.PathLike, dim: str, index: str | None = None) -> xr.Dataset:
+    """The first binary table of a file as a Dataset (see :func:`table_to_dataset`)."""
     with open_fits(path) as hdul:
-        for hdu in hdul[1:]:
-            if isinstance(hdu, fits.BinTableHDU):
-                hdu.data  # noqa: B018  (read while the file is open)
-                return hdu, str(path)
-    raise DL3Error(f"{path}: no binary table HDU in the file")
+        try:
+            table = next(hdul.tables(), None)
+        except (OSError, ValueError, IndexError) as exc:
+            raise CorruptFileError(f"{path}: cannot parse HDUs: {exc}") from exc
+        if table is None:
+            raise DL3Error(f"{path}: no binary table HDU in the file")
+        return table_to_dataset(table, dim, source=str(path), index=index)
 
 
 def read_obs_index(path: str | os.PathLike) -> xr.Dataset:
@@ -468,8 +441,8 @@ def read_obs_index(path: str | os.PathLike) -> xr.Dataset:
         ``_``, ``units`` attrs, text as ``str``); header keywords (``MJDREFI``, ``MJDREFF``,
         ``TIMESYS``, ``GEOLON`` ...) in attrs, plus ``source`` (the file).
     """
-    hdu, source = _first_table(path)
-    ds = table_to_dataset(hdu, "obs_id", source=source, index="obs_id")
+    source = str(path)
+    ds = _first_table(path, "obs_id", index="obs_id")
     uniq, counts = np.unique(ds["obs_id"].values, return_counts=True)
     if np.any(counts > 1):
         dup = [int(i) for i in uniq[counts > 1][:10]]
@@ -496,8 +469,8 @@ def read_hdu_index(path: str | os.PathLike) -> xr.Dataset:
         ``file_name``, ``hdu_name`` (and any other column) plus ``path``, the resolved file
         path (str); attrs: header keywords, ``source`` and ``base_dir``.
     """
-    hdu, source = _first_table(path)
-    ds = table_to_dataset(hdu, "hdu", source=source)
+    source = str(path)
+    ds = _first_table(path, "hdu")
     _require_columns(
         ds,
         ("obs_id", "hdu_type", "hdu_class", "file_dir", "file_name", "hdu_name"),

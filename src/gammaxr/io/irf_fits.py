@@ -25,17 +25,23 @@ stored (DETX along the second numpy axis), whatever the column order. This is ho
 these tables and so how the public files (H.E.S.S. DR1, CTA 1DC) have been validated; the
 reversed-order rule would swap DETX and DETY. :func:`legacy_fov_alignment` gives the
 alignment to use for the H.E.S.S. DR1 files, whose FoV longitude runs the other way.
+
+The readers take a :class:`gammaxr.io.fits_backend.FitsTable` (from either FITS backend) or an
+astropy ``BinTableHDU``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import xarray as xr
 from astropy import units as u
-from astropy.io import fits
 
 from gammaxr.geom.axes import axis_coords
 from gammaxr.io.errors import DL3Error, UnknownHDUClassError
+from gammaxr.io.fits_backend import FitsTable, as_table, unit_string
 
 __all__ = ["IRF_CLASSES", "hdu_irf_class", "legacy_fov_alignment", "read_irf_hdu"]
 
@@ -74,27 +80,15 @@ _HDUCLAS4 = {
 }
 
 
-def hdu_irf_class(header: fits.Header) -> str | None:
+def hdu_irf_class(header: Mapping[str, Any]) -> str | None:
     """GADF IRF class of an HDU from its ``HDUCLAS4`` keyword, or ``None`` if absent."""
     value = str(header.get("HDUCLAS4", "")).strip().upper()
     return _HDUCLAS4.get(value)
 
 
-def _unit_string(unit: str | None) -> str:
-    if not unit:
-        return ""
-    # FITS files in the wild use generic ("s-1 MeV-1 sr-1") and OGIP ("1/s/MeV/sr") syntax
-    for fmt in ("generic", "ogip", "cds"):
-        try:
-            return u.Unit(unit, format=fmt).to_string()
-        except ValueError:
-            continue
-    return u.Unit(unit, parse_strict="silent").to_string()
-
-
-def _axes_from_columns(hdu: fits.BinTableHDU, irf_class: str) -> list[tuple[str, dict]]:
+def _axes_from_columns(table: FitsTable, irf_class: str) -> list[tuple[str, dict]]:
     """Axis columns in table order as (dim, coords) pairs."""
-    names = [c.name.upper() for c in hdu.columns]
+    names = [c.name.upper() for c in table.columns]
     axes = []
     for name in names:
         if not name.endswith("_LO"):
@@ -107,10 +101,11 @@ def _axes_from_columns(hdu: fits.BinTableHDU, irf_class: str) -> list[tuple[str,
             raise DL3Error(f"{irf_class}: unknown axis column {name!r}")
         if irf_class.startswith("bkg") and dim == "energy_true":
             dim = "energy"
-        col_lo, col_hi = hdu.columns[name], hdu.columns[f"{prefix}_HI"]
-        lo = np.atleast_1d(np.asarray(hdu.data[name][0], dtype=float))
-        hi = np.atleast_1d(np.asarray(hdu.data[f"{prefix}_HI"][0], dtype=float))
-        unit = _unit_string(col_lo.unit or col_hi.unit)
+        col_lo, col_hi = table.get_column(name), table.get_column(f"{prefix}_HI")
+        lo = np.atleast_1d(np.asarray(table.column(name)[0], dtype=float))
+        hi = np.atleast_1d(np.asarray(table.column(f"{prefix}_HI")[0], dtype=float))
+        # FITS files in the wild use generic ("s-1 MeV-1 sr-1") and OGIP ("1/s/MeV/sr") syntax
+        unit = unit_string(col_lo.unit or col_hi.unit)
         axes.append((dim, axis_coords(dim, lo=lo, hi=hi, unit=unit, lohi=True)))
     return axes
 
@@ -122,26 +117,22 @@ def _data_dims(irf_class: str, axes: list[tuple[str, dict]]) -> list[str]:
     return [d for d, _ in reversed(axes)]
 
 
-def _data_column(
-    hdu: fits.BinTableHDU, name: str, axes: list[tuple[str, dict]], dims
-) -> np.ndarray:
+def _data_column(table: FitsTable, name: str, axes: list[tuple[str, dict]], dims) -> np.ndarray:
     sizes = {d: len(c[d]) for d, c in axes}
     shape = tuple(sizes[d] for d in dims)
-    data = np.asarray(hdu.data[name][0], dtype=float)
+    data = np.asarray(table.column(name)[0], dtype=float)
     if data.shape != shape:
         data = data.reshape(shape)
     return data
 
 
-def read_irf_hdu(
-    hdu: fits.BinTableHDU, irf_class: str, source: str = ""
-) -> xr.DataArray | xr.Dataset:
+def read_irf_hdu(hdu: FitsTable, irf_class: str, source: str = "") -> xr.DataArray | xr.Dataset:
     """Convert one GADF IRF binary table HDU into xarray.
 
     Parameters
     ----------
-    hdu : astropy.io.fits.BinTableHDU
-        The IRF table (one row, array columns).
+    hdu : FitsTable or astropy.io.fits.BinTableHDU
+        The IRF table (one row, array columns), see :mod:`gammaxr.io.fits_backend`.
     irf_class : str
         GADF HDU class, one of :data:`IRF_CLASSES`.
     source : str
@@ -165,14 +156,17 @@ def read_irf_hdu(
         raise UnknownHDUClassError(
             f"{source}: unknown IRF HDU class {irf_class!r}; gammaxr reads {', '.join(IRF_CLASSES)}"
         )
+    table = as_table(hdu)
+    if not table.is_table:
+        raise DL3Error(f"{source}: HDU {table.name!r} is not a binary table")
+    header = table.header
     try:
-        axes = _axes_from_columns(hdu, irf_class)
+        axes = _axes_from_columns(table, irf_class)
         attrs = {"irf_class": irf_class, "source": source}
-        header = hdu.header
         if irf_class == "psf_3gauss":
-            out = _read_psf_3gauss(hdu, axes, attrs)
+            out = _read_psf_3gauss(table, axes, attrs)
         else:
-            out = _read_tabulated(hdu, irf_class, axes, attrs)
+            out = _read_tabulated(table, irf_class, axes, attrs)
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         if isinstance(exc, DL3Error):
             raise
@@ -187,10 +181,9 @@ def read_irf_hdu(
     return out
 
 
-def _read_tabulated(hdu, irf_class, axes, attrs) -> xr.DataArray:
+def _read_tabulated(table: FitsTable, irf_class, axes, attrs) -> xr.DataArray:
     columns, dims, name = _SPEC[irf_class]
-    present = [c.name for c in hdu.columns]
-    column = next((c for c in columns if c in present), None)
+    column = next((c for c in columns if c in table), None)
     if column is None:
         raise DL3Error(f"{attrs['source']}: {irf_class} table has no data column {columns}")
     found = [d for d, _ in axes]
@@ -199,10 +192,10 @@ def _read_tabulated(hdu, irf_class, axes, attrs) -> xr.DataArray:
             f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}"
         )
     data_dims = _data_dims(irf_class, axes)
-    data = _data_column(hdu, column, axes, data_dims)
+    data = _data_column(table, column, axes, data_dims)
     coords = {k: v for _, c in axes for k, v in c.items()}
     da = xr.DataArray(data, dims=data_dims, coords=coords, name=name)
-    unit = _unit_string(hdu.columns[column].unit)
+    unit = unit_string(table.get_column(column).unit)
     if irf_class.startswith("bkg") and unit:
         # normalise to the GADF rate unit so downstream code can rely on it
         data_q = (da.values * u.Unit(unit)).to("s-1 MeV-1 sr-1")
@@ -212,15 +205,15 @@ def _read_tabulated(hdu, irf_class, axes, attrs) -> xr.DataArray:
     return da.transpose(*dims)
 
 
-def _read_psf_3gauss(hdu, axes, attrs) -> xr.Dataset:
+def _read_psf_3gauss(table: FitsTable, axes, attrs) -> xr.Dataset:
     dims = ("energy_true", "offset")
     coords = {k: v for _, c in axes for k, v in c.items()}
     variables = {}
     for param in _PSF_3GAUSS_PARAMS:
         data_dims = _data_dims("psf_3gauss", axes)
-        data = _data_column(hdu, param, axes, data_dims)
+        data = _data_column(table, param, axes, data_dims)
         da = xr.DataArray(data, dims=data_dims, coords=coords)
-        da.attrs["units"] = _unit_string(hdu.columns[param].unit)
+        da.attrs["units"] = unit_string(table.get_column(param).unit)
         variables[param.lower()] = da.transpose(*dims)
     return xr.Dataset(variables, attrs=attrs)
 
