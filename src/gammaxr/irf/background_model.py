@@ -44,6 +44,15 @@ FoV coordinates
 Exclusion
     Events in excluded pixels are dropped and the solid angle of each spatial bin is reduced
     by the excluded pixels whose centre falls in it (pixel-size accuracy at the boundaries).
+Sparse models
+    A bin without counts has rate 0. Background tables are evaluated by interpolating the
+    log of the rate between bin centres and integrating power laws between the energy edges
+    (Gammapy's policy, :func:`gammaxr.irf.integrate_bkg_energy`), so a model with many empty
+    bins under-predicts next to them, and extrapolating from an empty bin towards an axis end
+    (e.g. offset 0) can give absurdly large values. Use enough runs, wider bins or
+    :func:`smooth_background`. Near the energy threshold, where the rate peaks within one or two
+    bins, the edge-based integration also under-predicts; compare above threshold or use
+    ``background_oversampling`` in the reduction.
 """
 
 from __future__ import annotations
