@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 #: Default spatial chunk edge (pixels) of the parent grid.
-DEFAULT_CHUNK = 512
+DEFAULT_CHUNK = 256
 
 _FINE = ("lat", "lon")
 _IRF = ("lat_irf", "lon_irf")
@@ -177,8 +177,10 @@ def create_mosaic_store(
     data_vars, encoding = {}, {}
     for name, (dims, shape, dtype, attrs) in variable_layout(spec, parent).items():
         chunk = tuple(min(sizes.get(d, n), n) for d, n in zip(dims, shape, strict=True))
-        data_vars[name] = (dims, da.zeros(shape, dtype=dtype, chunks=chunk), attrs)
-        encoding[name] = {"_FillValue": None, "fill_value": np.zeros((), dtype).item()}
+        # one (never computed) dask chunk per variable keeps the graph tiny for any grid
+        data_vars[name] = (dims, da.zeros(shape, dtype=dtype, chunks=shape), attrs)
+        fill = np.zeros((), dtype).item()
+        encoding[name] = {"chunks": chunk, "_FillValue": None, "fill_value": fill}
     attrs = {
         **spec.attrs(parent),
         "stacked_obs_ids": [],
