@@ -127,8 +127,9 @@ def lazy_run_variables(
     stacked : bool
         Prepend an ``obs_id`` dim of length one (for concatenation over runs).
     task_name, array_prefix : str
-        Dask key of the task is ``{task_name}-{obs_id}``, of each array
-        ``{array_prefix}{name}-{obs_id}``; give distinct ones for distinct computations.
+        Dask key of the task is ``{task_name}-{token}-{obs_id}``, of each array
+        ``{array_prefix}{name}-{token}-{obs_id}``, where the token hashes ``compute``,
+        ``layout``, ``on_error`` and the run's files.
 
     Returns
     -------
@@ -136,14 +137,17 @@ def lazy_run_variables(
         name -> (dims, dask array, attrs), including the scalar ``reduce_error``.
     """
     obs_id = int(observation.obs_id)
+    # keys carry a token of what is computed, so two specs of one run never clash
+    token = dask.base.tokenize(compute, layout, on_error, getattr(observation, "files", None))
+    token = token[:10]
     task = dask.delayed(run_task, pure=False)(
-        compute, observation, layout, on_error, dask_key_name=f"{task_name}-{obs_id}"
+        compute, observation, layout, on_error, dask_key_name=f"{task_name}-{token}-{obs_id}"
     )
     layout = {**layout, "reduce_error": ((), (1,), np.dtype(f"<U{ERROR_LENGTH}"), {})}
     data_vars = {}
     for name, (dims, shape, dtype, attrs) in layout.items():
         arr = da.from_delayed(
-            task[name], shape=shape, dtype=dtype, name=f"{array_prefix}{name}-{obs_id}"
+            task[name], shape=shape, dtype=dtype, name=f"{array_prefix}{name}-{token}-{obs_id}"
         )
         if name == "reduce_error":
             arr, dims = arr.reshape(()), ()
