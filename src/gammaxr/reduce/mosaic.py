@@ -51,7 +51,6 @@ import itertools
 import json
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
@@ -350,7 +349,7 @@ def _irf_maps(obs, spec: ReductionSpec, grid: SkyGrid) -> dict[str, np.ndarray]:
     return out
 
 
-def run_contribution(observation, spec: ReductionSpec, plan: _Plan):
+def _run_contribution(observation, spec: ReductionSpec, plan: _Plan):
     """Reduce one run on its cutout and apply the stacking masks.
 
     Returns ``(fine placement, IRF placement or None, arrays)``; arrays are what the run adds
@@ -394,11 +393,8 @@ class _Outside(Exception):
 
 try:
     import fcntl
-except ImportError:  # pragma: no cover - not POSIX
+except ImportError:  # pragma: no cover - not POSIX: only distributed locks are available
     fcntl = None
-
-_THREAD_LOCKS: dict[str, threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 class _FileLock:
@@ -434,13 +430,12 @@ def _lock(store_key: str, name: str):
         from distributed import Lock
 
         return Lock(f"gammaxr-mosaic-{store_key}-{name}")
-    if fcntl is not None:
-        folder = os.path.join(tempfile.gettempdir(), f"gammaxr-mosaic-locks-{os.getuid()}")
-        folder = os.path.join(folder, store_key)
-        os.makedirs(folder, exist_ok=True)
-        return _FileLock(os.path.join(folder, f"{name}.lock"))
-    with _THREAD_LOCKS_GUARD:  # pragma: no cover - not POSIX: threads only
-        return _THREAD_LOCKS.setdefault(f"{store_key}-{name}", threading.Lock())
+    if fcntl is None:  # pragma: no cover
+        raise RuntimeError("mosaic locks need POSIX flock or a dask.distributed cluster")
+    folder = os.path.join(tempfile.gettempdir(), f"gammaxr-mosaic-locks-{os.getuid()}")
+    folder = os.path.join(folder, store_key)
+    os.makedirs(folder, exist_ok=True)
+    return _FileLock(os.path.join(folder, f"{name}.lock"))
 
 
 @contextlib.contextmanager
@@ -536,7 +531,7 @@ def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) 
     """The per-run dask task: reduce on the cutout, add under chunk locks, record."""
     obs_id = int(observation.obs_id)
     try:
-        fine, irf, arrays = run_contribution(observation, spec, plan)
+        fine, irf, arrays = _run_contribution(observation, spec, plan)
         livetime, ontime = float(observation.livetime), float(observation.ontime)
     except _Outside as exc:
         _record(plan, obs_id, reason=str(exc))
@@ -666,7 +661,12 @@ def add_runs_to_mosaic(
         )
         for obs in observations
     ]
-    records = dask.compute(*tasks, scheduler=scheduler)
+    try:
+        records = dask.compute(*tasks, scheduler=scheduler)
+    finally:  # zarr v2 stores keep root attrs in the consolidated metadata too
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+            zarr.consolidate_metadata(path)
     skipped = {r["obs_id"]: r["reason"] for r in records if r["status"] == "skipped"}
     for obs_id, reason in skipped.items():
         warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=2)
