@@ -1,0 +1,265 @@
+"""Predicted counts of sky models on map and spectrum datasets, with per-fit caches.
+
+For one source (a :class:`~gammaxr.models.SkyModel`) on a map dataset::
+
+    npred(E, y, x) = sum_t edisp(t, E) * F(t) * exposure(t, y, x) * [S (*) K_t](y, x)
+
+with ``F(t)`` the spectral model integrated over true-energy bin ``t`` (cm-2 s-1),
+``exposure`` in m2 s (times 1e4 for cm2), ``S`` the spatial model integrated over the pixels
+(:func:`gammaxr.models.integrate_pixels`, oversampled for small sources) and ``K_t`` the PSF
+kernel at the source (:mod:`gammaxr.fit.kernels`). The sum runs over a cutout around the
+source only. A :class:`MapSourceEvaluator` keeps, between calls:
+
+- the IRF state (cutout, exposure cutout, PSF kernel, edisp matrix), rebuilt only when the
+  source moves more than its evaluation radius + 0.1 deg from where it was built, or grows
+  beyond its cutout (Gammapy's rule: the IRFs are those at the start position during a fit);
+- ``A(t, pixel) = exposure * (S (*) K_t)``, rebuilt only when spatial parameters change;
+- the counts, rebuilt when spectral parameters change (one small matrix product).
+
+Evaluators belong to one fit (:class:`gammaxr.fit.likelihood.FitContext`); nothing is cached
+on datasets or models. Background: ``background * norm * (E / E_ref) ** -tilt`` at the
+reco-bin centres (:class:`~gammaxr.models.FoVBackgroundModel`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from gammaxr.models import SkyModel
+from gammaxr.models.sphere import separation, transform_lonlat
+
+from .data import MapData, SpectrumData
+from .kernels import (
+    CUTOUT_MARGIN,
+    Cutout,
+    cutout_around,
+    diagonal_response,
+    edisp_at,
+    psf_kernel,
+    psf_profile_at,
+)
+
+__all__ = ["CM2_PER_M2", "MapSourceEvaluator", "SpectrumSourceEvaluator", "convolve_same"]
+
+#: Exposure is stored in m2 s, fluxes are per cm2.
+CM2_PER_M2 = 1e4
+#: Images with at most this many non-zero pixels are convolved as a sum of shifted kernels.
+_SPARSE_PIXELS = 16
+
+
+def convolve_same(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """Convolve one image with one kernel per plane, output on the image's pixels.
+
+    Parameters
+    ----------
+    image : numpy.ndarray, shape (ny, nx)
+        Image (e.g. flux fraction per pixel).
+    kernels : numpy.ndarray, shape (n, ky, kx)
+        Kernels with odd sizes, centred on their middle pixel.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, ny, nx)
+        ``out[k, y, x] = sum image[y', x'] kernels[k, y - y' + ky // 2, x - x' + kx // 2]``
+        (``scipy.signal.fftconvolve(..., mode="same")``; images with few non-zero pixels,
+        such as point sources, are done exactly as sums of shifted kernels).
+    """
+    ny, nx = image.shape
+    _, ky, kx = kernels.shape
+    nonzero = np.flatnonzero(image)
+    if nonzero.size > _SPARSE_PIXELS:
+        return fftconvolve(image[None], kernels, mode="same", axes=(1, 2))
+    out = np.zeros((kernels.shape[0], ny, nx))
+    cy, cx = ky // 2, kx // 2
+    for y, x in zip(*np.unravel_index(nonzero, image.shape), strict=True):
+        y0, y1 = max(y - cy, 0), min(y + cy + 1, ny)
+        x0, x1 = max(x - cx, 0), min(x + cx + 1, nx)
+        ks = kernels[:, y0 - y + cy : y1 - y + cy, x0 - x + cx : x1 - x + cx]
+        out[:, y0:y1, x0:x1] += image[y, x] * ks
+    return out
+
+
+def _spectral_flux(spectral, e_lo: np.ndarray, e_hi: np.ndarray, values: dict) -> np.ndarray:
+    """Integral flux per true-energy bin, cm-2 s-1."""
+    return np.asarray(spectral.evaluate_integral(e_lo, e_hi, **values), dtype=float)
+
+
+class MapSourceEvaluator:
+    """Predicted counts of one sky model on one map dataset (caches as in the module doc).
+
+    Parameters
+    ----------
+    data : MapData
+        The dataset (needs ``exposure``).
+    model : SkyModel
+        The source; its spatial and spectral models give the functional forms, parameter
+        values come with each call.
+    margin : float
+        deg added to the evaluation radius in the cutout and in the IRF-refresh distance.
+    psf_pixels : {"sky", "square"}
+        PSF kernel pixel geometry (:func:`gammaxr.fit.kernels.psf_kernel`).
+    """
+
+    def __init__(
+        self,
+        data: MapData,
+        model: SkyModel,
+        margin: float = CUTOUT_MARGIN,
+        psf_pixels: str = "sky",
+    ) -> None:
+        if model.spatial is None:
+            raise ValueError(
+                f"sky model {model.name!r} has no spatial model; it cannot be evaluated on "
+                f"map dataset {data.name!r}"
+            )
+        if data.exposure is None or data.energy_true_edges is None:
+            raise ValueError(f"map dataset {data.name!r} needs 'exposure(energy_true, lat, lon)'")
+        self.data, self.model, self.margin = data, model, float(margin)
+        self.psf_pixels = psf_pixels
+        edges = data.energy_true_edges
+        self._e_lo, self._e_hi = edges[:-1], edges[1:]
+        self._irf: dict[str, Any] | None = None
+        self._spatial_key: tuple | None = None
+        self._weights: np.ndarray | None = None  # A(t, pixel)
+        self._spectral_key: tuple | None = None
+        self._counts: np.ndarray | None = None
+        self.n_irf_updates = 0
+
+    # -- IRF state -----------------------------------------------------------------------
+    def _position(self, values: dict) -> tuple[float, float]:
+        spatial = self.model.spatial
+        lon, lat = values["lon_0"], values["lat_0"]
+        if spatial.frame != self.data.frame:
+            (lon,), (lat,) = transform_lonlat(
+                np.array([lon]), np.array([lat]), spatial.frame, self.data.frame
+            )
+        return float(lon), float(lat)
+
+    def _irf_is_stale(self, lon: float, lat: float, radius: float) -> bool:
+        irf = self._irf
+        if irf is None:
+            return True
+        moved = float(separation(lon, lat, irf["lon"], irf["lat"]))
+        return moved > irf["radius"] + self.margin or radius > irf["radius"]
+
+    def _update_irf(self, lon: float, lat: float, radius: float) -> None:
+        d = self.data
+        kernel = None
+        if d.psf is not None:
+            profile = psf_profile_at(d.psf, d.lon_irf, d.lat_irf, lon, lat)
+            kernel = psf_kernel(
+                profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self.psf_pixels
+            )
+        if d.edisp is not None:
+            edisp = edisp_at(d.edisp, d.lon_irf, d.lat_irf, lon, lat)
+        else:
+            edisp = diagonal_response(d.energy_true_edges, d.energy_edges)
+        shape = kernel.shape[1:] if kernel is not None else (1, 1)
+        cut = cutout_around(d.lon, d.lat, lon, lat, radius + self.margin, shape)
+        exposure = None
+        if not cut.empty:
+            ys, xs = cut.slices
+            exposure = (d.exposure[:, ys, xs] * CM2_PER_M2).reshape(d.exposure.shape[0], -1)
+        self._irf = {
+            "lon": lon,
+            "lat": lat,
+            "radius": radius,
+            "kernel": kernel,
+            "edisp": edisp,
+            "cutout": cut,
+            "exposure": exposure,
+        }
+        self._spatial_key = None
+        self.n_irf_updates += 1
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _spatial_weights(self, values: dict) -> None:
+        spatial = self.model.spatial.with_values(**values)
+        lon, lat = self._position(values)
+        radius = float(spatial.evaluation_radius)
+        if self._irf_is_stale(lon, lat, radius):
+            self._update_irf(lon, lat, radius)
+        irf = self._irf
+        cut: Cutout = irf["cutout"]
+        if cut.empty:
+            self._weights = None
+            return
+        d = self.data
+        ys, xs = cut.slices
+        image = spatial.integrate_pixels(d.lon[xs], d.lat[ys], d.frame)
+        if irf["kernel"] is not None:
+            conv = convolve_same(image, irf["kernel"])
+        else:
+            conv = np.broadcast_to(image, (irf["exposure"].shape[0], *image.shape))
+        self._weights = irf["exposure"] * conv.reshape(conv.shape[0], -1)
+
+    def __call__(self, spatial_values: dict, spectral_values: dict) -> tuple[Cutout, np.ndarray]:
+        """Predicted counts on the source's cutout.
+
+        Parameters
+        ----------
+        spatial_values, spectral_values : dict
+            Parameter values of the spatial and spectral models (canonical units).
+
+        Returns
+        -------
+        cutout : Cutout
+            Where the counts go in the dataset grid (may be empty).
+        counts : numpy.ndarray, shape (n_e, ny, nx)
+            Predicted counts in reco-energy bins (do not modify: cached).
+        """
+        key = tuple(spatial_values.values())
+        refreshed = key != self._spatial_key
+        if refreshed:
+            self._spatial_weights(spatial_values)
+            self._spatial_key = key
+        skey = tuple(spectral_values.values())
+        cut = self._irf["cutout"]
+        if refreshed or skey != self._spectral_key or self._counts is None:
+            n_e = self.data.energy.size
+            if self._weights is None:
+                self._counts = np.zeros((n_e, *cut.shape))
+            else:
+                flux = _spectral_flux(self.model.spectral, self._e_lo, self._e_hi, spectral_values)
+                matrix = flux[:, None] * self._irf["edisp"]
+                self._counts = (matrix.T @ self._weights).reshape(n_e, *cut.shape)
+            self._spectral_key = skey
+        return cut, self._counts
+
+
+class SpectrumSourceEvaluator:
+    """Predicted counts of one source's spectrum on a 1D spectrum dataset.
+
+    ``npred(E) = sum_t edisp(t, E) F(t) exposure(t)``: the exposure is taken as already
+    containing the spatial containment of the on region (point-like source).
+
+    Parameters
+    ----------
+    data : SpectrumData
+        The dataset.
+    model : SkyModel
+        The source (its spatial model, if any, is not used).
+    """
+
+    def __init__(self, data: SpectrumData, model: SkyModel) -> None:
+        self.data, self.model = data, model
+        edges = data.energy_true_edges
+        self._e_lo, self._e_hi = edges[:-1], edges[1:]
+        edisp = data.edisp
+        if edisp is None:
+            edisp = diagonal_response(edges, data.energy_edges)
+        self._matrix = data.exposure[:, None] * CM2_PER_M2 * edisp
+        self._key: tuple | None = None
+        self._counts: np.ndarray | None = None
+
+    def __call__(self, spectral_values: dict) -> np.ndarray:
+        """Predicted counts per reco-energy bin, shape (n_e,) (do not modify: cached)."""
+        key = tuple(spectral_values.values())
+        if key != self._key:
+            flux = _spectral_flux(self.model.spectral, self._e_lo, self._e_hi, spectral_values)
+            self._counts = flux @ self._matrix
+            self._key = key
+        return self._counts
