@@ -67,3 +67,17 @@ class GammaDatasetAccessor:
         from gammaxr.reduce.spectrum import spectrum_regions
 
         return spectrum_regions(self._ds, obs_id)
+
+    # ---- model fitting and predicted counts (gammaxr.fit) ----
+
+    def fit(self, models, **kwargs):
+        """Fit models by maximum likelihood (iminuit); see :func:`gammaxr.fit.fit`."""
+        from gammaxr.fit import fit
+
+        return fit(self._ds, models, **kwargs)
+
+    def npred(self, models, **kwargs) -> xr.DataArray:
+        """Predicted counts of models on this dataset; see :func:`gammaxr.fit.npred`."""
+        from gammaxr.fit import npred
+
+        return npred(self._ds, models, **kwargs)
