@@ -18,8 +18,8 @@ likelihood), and the upper limit is the excess above the best one where it has r
 
 All functions are elementwise, array in / array out, on Python scalars, numpy arrays,
 dask arrays (lazy, one kernel call per block) and xarray objects (broadcast by dim name,
-lazy if dask-backed). Known background uses closed forms (Lambert W); on/off uses a
-vectorised bisection on the convex profile likelihood (no Python loop over bins).
+lazy if dask-backed). Known background solves the closed-form (Lambert W) equations by
+Newton steps that are exact to float precision; on/off uses a vectorised bisection on the convex profile likelihood (no Python loop over bins).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import lambertw
+from scipy.special import xlogy
 
 from gammaxr.stats._elementwise import as_float, elementwise
-from gammaxr.stats.fit_statistics import TRUNCATION_VALUE, _cash_kernel, _wstat_kernel
+from gammaxr.stats.fit_statistics import TRUNCATION_VALUE, _wstat_kernel
 
 __all__ = [
     "alpha_on_off",
@@ -58,6 +58,7 @@ __all__ = [
 ROOT_RTOL = 1e-12
 _MAX_EXPAND = 80
 _MAX_BISECT = 200
+_MAX_NEWTON = 100
 
 
 # ------------------------------------------------------------------ vectorised roots
@@ -68,16 +69,18 @@ def _bisect(g: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarra
     lo, hi = lo.copy(), hi.copy()
     g_lo = g(lo)
     for _ in range(_MAX_BISECT):
+        # each element stops on its own, so results do not depend on the other elements
+        # (a dask chunking gives the same numbers as one numpy array)
+        active = np.abs(hi - lo) > ROOT_RTOL * (1.0 + np.abs(lo))
+        if not active.any():
+            break
         mid = 0.5 * (lo + hi)
         g_mid = g(mid)
-        same = np.signbit(g_mid) == np.signbit(g_lo)
-        lo = np.where(same, mid, lo)
-        g_lo = np.where(same, g_mid, g_lo)
-        hi = np.where(same, hi, mid)
-        width = np.abs(hi - lo)
-        if not np.any(width > ROOT_RTOL * (1.0 + np.abs(lo))):
-            break
-    return 0.5 * (lo + hi)
+        same = (np.signbit(g_mid) == np.signbit(g_lo)) & (g_lo != 0)  # g(lo) = 0: lo is it
+        lo = np.where(active & same, mid, lo)
+        g_lo = np.where(active & same, g_mid, g_lo)
+        hi = np.where(active & ~same, mid, hi)
+    return np.where(g_lo == 0, lo, 0.5 * (lo + hi))
 
 
 def _expand(g: Callable[[np.ndarray], np.ndarray], start: np.ndarray, step: np.ndarray):
@@ -93,12 +96,33 @@ def _expand(g: Callable[[np.ndarray], np.ndarray], start: np.ndarray, step: np.n
     return np.where(reached, end, np.nan)
 
 
+def _convex_newton(f, df, start):
+    """Newton iterations on a convex ``f`` from a ``start`` where ``f(start) >= 0``.
+
+    On the monotone side of a convex function, Newton steps from such a start approach the
+    root from outside without overshooting; iterations stop at float precision.
+    """
+    t = start
+    active = np.ones(np.shape(t), dtype=bool)
+    for _ in range(_MAX_NEWTON):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = f(t) / df(t)
+        step = np.where(np.isfinite(step) & active, step, 0.0)
+        t = t - step
+        active = active & (np.abs(step) > 4e-16 * np.abs(t))
+        if not active.any():
+            break
+    return t
+
+
 # ------------------------------------------------------------------ known background
 
 
 def _cash_ts_kernel(n_on, mu_bkg):
-    n_on, mu_bkg = as_float(n_on), as_float(mu_bkg)
-    ts = _cash_kernel(n_on, mu_bkg, TRUNCATION_VALUE) - _cash_kernel(n_on, n_on, TRUNCATION_VALUE)
+    # cash(n, b) - cash(n, n) = 2 (b - n + n log(n / b)), grouped to avoid cancellation
+    n_on = as_float(n_on)
+    mu_bkg = np.maximum(as_float(mu_bkg), TRUNCATION_VALUE)
+    ts = 2.0 * ((mu_bkg - n_on) + xlogy(n_on, n_on / mu_bkg))
     return np.clip(ts, 0.0, None)
 
 
@@ -106,33 +130,44 @@ def _cash_sqrt_ts_kernel(n_on, mu_bkg):
     return np.sign(as_float(n_on) - as_float(mu_bkg)) * np.sqrt(_cash_ts_kernel(n_on, mu_bkg))
 
 
-def _cash_delta_roots(n_on, n_sigma, branch):
+def _cash_delta_roots(n_on, n_sigma, side):
     """Offsets ``x - n`` of the total counts ``x`` where ``cash(n, x) - cash(n, n) = n_sigma**2``.
 
-    With ``y = x / n`` the condition is ``y - 1 - log y = c / n`` (``c = n_sigma**2 / 2``),
-    solved by ``y = -W_k(-exp(-1 - c / n))``: branch 0 below ``n``, branch -1 above.
-    Returns ``x - n`` (negative for branch 0); for ``n = 0`` the upper root is ``x = c``
-    and the lower one is the boundary ``x = 0``.
+    With ``x = n (1 + t)`` the condition is ``h(t) = t - log(1 + t) = c / n``
+    (``c = n_sigma**2 / 2``; the Lambert W equation), solved per side with
+    :func:`_convex_newton`: ``h`` is convex with its minimum 0 at ``t = 0``. Returns
+    ``x - n``; for ``n = 0`` the upper root is ``x = c`` and the lower one the boundary
+    ``x = 0``.
     """
     n = as_float(n_on)
     c = 0.5 * float(n_sigma) ** 2
     pos = n > 0
-    safe = np.where(pos, n, 1.0)
-    w = lambertw(-np.exp(-1.0 - c / safe), k=branch).real
-    offset = -safe * (w + 1.0)  # x - n = -n (W + 1)
-    if branch == 0:
-        return np.where(pos, offset, 0.0)
-    return np.where(pos, offset, c)
+    eps = c / np.where(pos, n, 1.0)
+    root = np.sqrt(2.0 * eps)
+    if side > 0:
+        start = root + 2.0 * eps  # h(start) >= eps (checked on the series and for large eps)
+    else:
+        # h(t) >= t^2 / 2 for t < 0, and h(exp(-1 - eps) - 1) = exp(-1 - eps) > 0
+        start = np.maximum(-root - eps, np.expm1(-1.0 - eps))
+
+    def h(t):
+        return t - np.log1p(t) - eps
+
+    def dh(t):
+        return t / (1.0 + t)
+
+    t = _convex_newton(h, dh, start)
+    return np.where(pos, n * t, 0.0 if side < 0 else c)
 
 
 def _cash_errn_kernel(n_on, mu_bkg, n_sigma):
     n_on = np.broadcast_arrays(as_float(n_on), as_float(mu_bkg))[0]
-    return -_cash_delta_roots(n_on, n_sigma, 0)
+    return -_cash_delta_roots(n_on, n_sigma, -1)
 
 
 def _cash_errp_kernel(n_on, mu_bkg, n_sigma):
     n_on = np.broadcast_arrays(as_float(n_on), as_float(mu_bkg))[0]
-    return _cash_delta_roots(n_on, n_sigma, -1)
+    return _cash_delta_roots(n_on, n_sigma, 1)
 
 
 def _cash_ul_kernel(n_on, mu_bkg, n_sigma):
@@ -140,17 +175,27 @@ def _cash_ul_kernel(n_on, mu_bkg, n_sigma):
 
 
 def _cash_matching_kernel(mu_bkg, significance):
-    # excess s with sign(s) sqrt(2 ((s + b) log(1 + s / b) - s)) = S; with u = 1 + s / b,
-    # u log u - u = c / b - 1 (c = S^2 / 2), u = exp(W_k((c / b - 1) / e) + 1)
+    # excess s = b t with ts = 2 b g(t), g(t) = (1 + t) log(1 + t) - t = c / b (c = S^2 / 2);
+    # g is convex with its minimum 0 at t = 0 and g(-1) = 1: t > 0 for S > 0, -1 <= t < 0
+    # for S < 0 (reachable only if c <= b)
     b, sig = np.broadcast_arrays(as_float(mu_bkg), as_float(significance))
-    c = 0.5 * sig**2
-    valid = (b > 0) & ((sig >= 0) | (c <= b))
-    safe_b = np.where(valid, b, 1.0)
-    arg = np.where(valid, (c / safe_b - 1.0) / np.e, 0.0)
-    w0 = lambertw(arg, k=0).real
-    wm1 = lambertw(np.minimum(arg, -1e-300), k=-1).real
-    w = np.where(sig >= 0, w0, np.where(arg < 0, wm1, -1.0))
-    return np.where(valid, safe_b * (np.exp(w + 1.0) - 1.0), np.nan)
+    eps = 0.5 * sig**2 / np.where(b > 0, b, 1.0)
+    valid = (b > 0) & ((sig >= 0) | (eps <= 1.0))
+    eps = np.where(valid, eps, 0.0)
+    root = np.sqrt(2.0 * eps)
+    # g(start) >= eps: above, g(t) >= t^2 / 2 - t^3 / 6 is beaten by root + 2 eps; below,
+    # g(t) >= t^2 / 2, and g(-1 + d) is within 30 d of 1
+    start = np.where(sig >= 0, root + 2.0 * eps, np.maximum(-root, -1.0 + 1e-12))
+
+    def g(t):
+        return (1.0 + t) * np.log1p(t) - t - eps
+
+    def dg(t):
+        return np.log1p(t)
+
+    t = np.where(eps > 0, _convex_newton(g, dg, np.where(eps > 0, start, 1.0)), 0.0)
+    t = np.where(sig < 0, np.maximum(t, -1.0), t)
+    return np.where(valid, b * t, np.nan)
 
 
 def cash_excess(n_on: Any, mu_bkg: Any) -> Any:
@@ -199,7 +244,7 @@ def cash_sqrt_ts(n_on: Any, mu_bkg: Any) -> Any:
 
 
 def cash_errn(n_on: Any, mu_bkg: Any, n_sigma: float = 1.0) -> Any:
-    """Downward error of the excess with known background (closed form, Lambert W).
+    """Downward error of the excess with known background (Lambert W equation).
 
     Parameters
     ----------
@@ -217,7 +262,7 @@ def cash_errn(n_on: Any, mu_bkg: Any, n_sigma: float = 1.0) -> Any:
 
 
 def cash_errp(n_on: Any, mu_bkg: Any, n_sigma: float = 1.0) -> Any:
-    """Upward error of the excess with known background (closed form, Lambert W).
+    """Upward error of the excess with known background (Lambert W equation).
 
     Parameters
     ----------
@@ -254,7 +299,7 @@ def cash_upper_limit(n_on: Any, mu_bkg: Any, n_sigma: float = 3.0) -> Any:
 def cash_n_sig_matching_significance(mu_bkg: Any, significance: Any) -> Any:
     """Excess that gives the significance ``significance`` over a known background.
 
-    The inverse of :func:`cash_sqrt_ts` in ``n_on - mu_bkg`` (closed form, Lambert W).
+    The inverse of :func:`cash_sqrt_ts` in ``n_on - mu_bkg`` (Lambert W equation).
 
     Parameters
     ----------

@@ -92,12 +92,17 @@ def _wstat_kernel(n_on, n_off, alpha, mu_sig, mu_bkg=None, *, extra_terms, trunc
         mu_bkg = _mu_bkg_kernel(n_on, n_off, alpha, mu_sig)
     mu_bkg = np.maximum(as_float(mu_bkg), 0.0)
     mu_on = np.maximum(mu_sig + alpha * mu_bkg, truncation_value)
-    stat = 2.0 * (
-        mu_on + mu_bkg - xlogy(n_on, mu_on) - xlogy(n_off, np.maximum(mu_bkg, truncation_value))
-    )
+    mu_off = np.maximum(mu_bkg, truncation_value)
     if extra_terms:
-        stat = stat + _gof_kernel(n_on, n_off)
-    return stat
+        # deviance form: the saturated terms grouped with the model terms, which keeps
+        # precision where the statistic is small next to n log n
+        return 2.0 * (
+            (mu_on - n_on)
+            + (mu_bkg - n_off)
+            + xlogy(n_on, n_on / mu_on)
+            + xlogy(n_off, n_off / mu_off)
+        )
+    return 2.0 * (mu_on + mu_bkg - xlogy(n_on, mu_on) - xlogy(n_off, mu_off))
 
 
 def cash(n_on: Any, mu_on: Any, truncation_value: float = TRUNCATION_VALUE) -> Any:
