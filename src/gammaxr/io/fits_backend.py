@@ -380,7 +380,10 @@ class _FitsioTable(FitsTable):
     def _read_column(self, name: str) -> np.ndarray:
         if self._data is None:
             self._data = self._hdu.read()
-        return self._data[name]
+        field = self._data[name]
+        if field.dtype.isnative and field.dtype.kind not in "SU":
+            field = field.copy()  # own buffer, not a view that keeps the whole table alive
+        return field
 
     def column(self, name: str) -> np.ndarray:
         if self._fallback is None:

@@ -280,6 +280,18 @@ def table_to_dataset(
         keywords in attrs.
     """
     table = _as_binary_table(hdu, source)
+    ds = xr.Dataset(_table_variables(table, dim, source), attrs=header_attrs(table.header))
+    if index is not None:
+        if index not in ds:
+            raise DL3Error(f"{source}: table has no column {index.upper()!r}")
+        ds = ds.set_coords(index)
+        if index != dim:
+            ds = ds.swap_dims({dim: index})
+    return ds
+
+
+def _table_variables(table: FitsTable, dim: str, source: str) -> dict[str, xr.Variable]:
+    """One variable per column, see :func:`table_to_dataset`."""
     variables: dict[str, xr.Variable] = {}
     for col in table.columns:
         name = column_name(col.name)
@@ -290,14 +302,7 @@ def table_to_dataset(
         dims = (dim, *(f"{name}_dim_{i}" for i in range(1, arr.ndim)))
         attrs = {"units": unit_string(col.unit), "fits_name": col.name}
         variables[name] = xr.Variable(dims, arr, attrs)
-    ds = xr.Dataset(variables, attrs=header_attrs(table.header))
-    if index is not None:
-        if index not in ds:
-            raise DL3Error(f"{source}: table has no column {index.upper()!r}")
-        ds = ds.set_coords(index)
-        if index != dim:
-            ds = ds.swap_dims({dim: index})
-    return ds
+    return variables
 
 
 def _as_binary_table(hdu: Any, source: str) -> FitsTable:
@@ -307,23 +312,34 @@ def _as_binary_table(hdu: Any, source: str) -> FitsTable:
     return table
 
 
-def _require_columns(ds: xr.Dataset, names: Iterable[str], source: str, what: str) -> None:
-    missing = [n.upper() for n in names if n not in ds.variables]
+def _require_columns(
+    variables: Mapping[str, Any], names: Iterable[str], source: str, what: str
+) -> None:
+    missing = [n.upper() for n in names if n not in variables]
     if missing:
         raise DL3Error(f"{source}: {what} table lacks column(s) {missing}")
 
 
-def _convert(var: xr.DataArray, unit: str, default: str, source: str) -> xr.DataArray:
-    """Convert ``var`` to ``unit`` (its own ``units`` attr, or ``default`` when absent)."""
+def _convert(
+    variables: dict[str, xr.Variable],
+    name: str,
+    unit: str,
+    default: str,
+    source: str,
+    extra_attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Convert ``variables[name]`` in place to ``unit`` (from its ``units`` attr or ``default``)."""
+    var = variables[name]
     have = var.attrs.get("units") or default
-    attrs = {**var.attrs, "units": unit}
-    if have == unit:
-        return var.assign_attrs(attrs)
-    try:
-        factor = u.Unit(have).to(unit)
-    except (ValueError, u.UnitConversionError) as exc:
-        raise DL3Error(f"{source}: column {var.name!r} has unit {have!r}, need {unit!r}") from exc
-    return (var * factor).assign_attrs(attrs)
+    attrs = {**var.attrs, "units": unit, **(extra_attrs or {})}
+    data = var.data
+    if have != unit:
+        try:
+            factor = u.Unit(have).to(unit)
+        except (ValueError, u.UnitConversionError) as exc:
+            raise DL3Error(f"{source}: column {name!r} has unit {have!r}, need {unit!r}") from exc
+        data = data * factor
+    variables[name] = xr.Variable(var.dims, data, attrs)
 
 
 # --------------------------------------------------------------------------- HDU readers
@@ -347,17 +363,16 @@ def read_events_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
         and every other column under its lower-case name; header keywords in attrs.
     """
     table = _as_binary_table(hdu, source)
-    ds = table_to_dataset(table, "event", source=source)
-    _require_columns(ds, EVENT_REQUIRED, source, "events")
     header = table.header
+    variables = _table_variables(table, "event", source)
+    _require_columns(variables, EVENT_REQUIRED, source, "events")
     eunit = str(header.get("EUNIT", "TeV")).strip() or "TeV"
-    ds["energy"] = _convert(ds["energy"], "TeV", eunit, source)
-    ds["ra"] = _convert(ds["ra"], "deg", "deg", source)
-    ds["dec"] = _convert(ds["dec"], "deg", "deg", source)
+    _convert(variables, "energy", "TeV", eunit, source)
+    _convert(variables, "ra", "deg", "deg", source)
+    _convert(variables, "dec", "deg", "deg", source)
     tunit = str(header.get("TIMEUNIT", "s")).strip() or "s"
-    ds["time"] = _convert(ds["time"], "s", tunit, source).assign_attrs(_time_attrs(header))
-    ds.attrs["source"] = source
-    return ds
+    _convert(variables, "time", "s", tunit, source, _time_attrs(header))
+    return xr.Dataset(variables, attrs={**header_attrs(header), "source": source})
 
 
 def read_gti_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
@@ -377,14 +392,13 @@ def read_gti_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
         ``time``); header keywords in attrs.
     """
     table = _as_binary_table(hdu, source)
-    ds = table_to_dataset(table, "gti", source=source)
-    _require_columns(ds, ("start", "stop"), source, "GTI")
-    tunit = str(table.header.get("TIMEUNIT", "s")).strip() or "s"
-    tattrs = _time_attrs(table.header)
+    header = table.header
+    variables = _table_variables(table, "gti", source)
+    _require_columns(variables, ("start", "stop"), source, "GTI")
+    tunit = str(header.get("TIMEUNIT", "s")).strip() or "s"
     for name in ("start", "stop"):
-        ds[name] = _convert(ds[name], "s", tunit, source).assign_attrs(tattrs)
-    ds.attrs["source"] = source
-    return ds
+        _convert(variables, name, "s", tunit, source, _time_attrs(header))
+    return xr.Dataset(variables, attrs={**header_attrs(header), "source": source})
 
 
 def read_hdu(hdu: FitsTable, hdu_class: str, source: str = "") -> xr.Dataset | xr.DataArray:

@@ -32,6 +32,7 @@ astropy ``BinTableHDU``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,6 +65,7 @@ _SPEC = {
     "bkg_2d": (("BKG", "BGD"), ("energy", "offset"), "bkg"),
     "bkg_3d": (("BKG", "BGD"), ("energy", "fov_lon", "fov_lat"), "bkg"),
 }
+_BKG_UNIT = "s-1 MeV-1 sr-1"
 _PSF_3GAUSS_PARAMS = ("SCALE", "SIGMA_1", "AMPL_2", "SIGMA_2", "AMPL_3", "SIGMA_3")
 
 #: IRF HDU classes that gammaxr reads.
@@ -193,29 +195,32 @@ def _read_tabulated(table: FitsTable, irf_class, axes, attrs) -> xr.DataArray:
         )
     data_dims = _data_dims(irf_class, axes)
     data = _data_column(table, column, axes, data_dims)
-    coords = {k: v for _, c in axes for k, v in c.items()}
-    da = xr.DataArray(data, dims=data_dims, coords=coords, name=name)
     unit = unit_string(table.get_column(column).unit)
     if irf_class.startswith("bkg") and unit:
         # normalise to the GADF rate unit so downstream code can rely on it
-        data_q = (da.values * u.Unit(unit)).to("s-1 MeV-1 sr-1")
-        da = da.copy(data=data_q.value)
-        unit = "s-1 MeV-1 sr-1"
-    da.attrs = {**attrs, "units": unit}
-    return da.transpose(*dims)
+        data = _scale_factor(unit, _BKG_UNIT) * data  # what Quantity.to computes
+        unit = _BKG_UNIT
+    coords = {k: v for _, c in axes for k, v in c.items()}
+    data = data.transpose([data_dims.index(d) for d in dims])  # a view, as xarray's
+    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={**attrs, "units": unit})
+
+
+@functools.lru_cache(maxsize=64)
+def _scale_factor(unit: str, target: str) -> float:
+    return u.Unit(unit).to(target)
 
 
 def _read_psf_3gauss(table: FitsTable, axes, attrs) -> xr.Dataset:
     dims = ("energy_true", "offset")
     coords = {k: v for _, c in axes for k, v in c.items()}
+    data_dims = _data_dims("psf_3gauss", axes)
+    order = [data_dims.index(d) for d in dims]
     variables = {}
     for param in _PSF_3GAUSS_PARAMS:
-        data_dims = _data_dims("psf_3gauss", axes)
-        data = _data_column(table, param, axes, data_dims)
-        da = xr.DataArray(data, dims=data_dims, coords=coords)
-        da.attrs["units"] = unit_string(table.get_column(param).unit)
-        variables[param.lower()] = da.transpose(*dims)
-    return xr.Dataset(variables, attrs=attrs)
+        data = _data_column(table, param, axes, data_dims).transpose(order)
+        units = unit_string(table.get_column(param).unit)
+        variables[param.lower()] = xr.Variable(dims, data, {"units": units})
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 def legacy_fov_alignment(events_header: dict, declared: str, bkg_creator: str = "") -> str:

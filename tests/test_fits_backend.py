@@ -1,0 +1,355 @@
+"""FITS reading backends: fitsio and astropy give identical Datasets; errors stay the same."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.io import fits
+
+from gammaxr import open_datastore
+from gammaxr.io import fits_backend, gadf
+from gammaxr.io.errors import CorruptFileError, DL3Error, HDUNotFoundError, MissingFileError
+from gammaxr.io.fits_backend import (
+    ENV_VAR,
+    get_fits_backend,
+    open_fits_file,
+    set_fits_backend,
+    use_fits_backend,
+)
+
+needs_fitsio = pytest.mark.skipif(
+    not fits_backend.fitsio_available(), reason="fitsio is not installed"
+)
+
+HESS_RUN = "hess_dl3_dr1_obs_id_023523.fits.gz"
+HESS_HDUS = [
+    ("EVENTS", "events"),
+    ("GTI", "gti"),
+    ("AEFF", "aeff_2d"),
+    ("EDISP", "edisp_2d"),
+    ("PSF", "psf_table"),
+    ("BKG", "bkg_3d"),
+    ("EVENTS", "header"),
+]
+CTA_IRF = Path("caldb/data/cta/1dc/bcf/South_z20_50h/irf_file.fits")
+CTA_IRF_HDUS = [
+    ("EFFECTIVE AREA", "aeff_2d"),
+    ("ENERGY DISPERSION", "edisp_2d"),
+    ("POINT SPREAD FUNCTION", "psf_3gauss"),
+    ("BACKGROUND", "bkg_3d"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _default_backend(monkeypatch):
+    """Every test starts from the default selection (no override, no environment variable)."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    set_fits_backend(None)
+    yield
+    set_fits_backend(None)
+
+
+def assert_same(a, b, where=""):
+    """Identical values, dims, coords, attrs, and also dtypes (byte order) and attr types."""
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        assert [type(v) for v in a.values()] == [type(v) for v in b.values()], where
+        assert a == b, where
+        return
+    xr.testing.assert_identical(a, b)
+    va = a.variables if isinstance(a, xr.Dataset) else {**a.coords.variables, None: a.variable}
+    vb = b.variables if isinstance(b, xr.Dataset) else {**b.coords.variables, None: b.variable}
+    for name, var in va.items():
+        assert var.dtype == vb[name].dtype, f"{where} {name}: {var.dtype} != {vb[name].dtype}"
+        assert var.dtype.isnative or var.dtype.kind in "bU", f"{where} {name}: {var.dtype}"
+    assert list(a.attrs.items()) == list(b.attrs.items()), where
+    assert [type(v) for v in a.attrs.values()] == [type(v) for v in b.attrs.values()], where
+
+
+def read_both(path, requests):
+    """read_file_hdus with each backend, checking which library actually read the tables."""
+    out = {}
+    for backend in ("astropy", "fitsio"):
+        with use_fits_backend(backend):
+            out[backend] = gadf.read_file_hdus(path, requests)
+            with gadf.open_fits(path) as f:
+                assert f.backend == backend
+                assert {f[name].backend for name, _ in requests} == {backend}
+    return out["astropy"], out["fitsio"]
+
+
+# ---------------------------------------------------------------------- selection
+
+
+def test_backend_selection(monkeypatch):
+    expected = "fitsio" if fits_backend.fitsio_available() else "astropy"
+    assert get_fits_backend() == expected
+    monkeypatch.setenv(ENV_VAR, "astropy")
+    assert get_fits_backend() == "astropy"
+    with use_fits_backend("auto"):
+        assert get_fits_backend() == expected  # the explicit setting wins over the variable
+    assert get_fits_backend() == "astropy"
+    monkeypatch.setenv(ENV_VAR, "cfitsio")
+    with pytest.raises(ValueError, match=f"{ENV_VAR}: unknown FITS backend 'cfitsio'"):
+        get_fits_backend()
+    with pytest.raises(ValueError, match="unknown FITS backend"):
+        set_fits_backend("pyfits")
+
+
+def test_without_fitsio_astropy_reads(monkeypatch, tmp_path):
+    monkeypatch.setattr(fits_backend, "_fitsio", None)
+    monkeypatch.setattr(fits_backend, "_warned_missing", False)
+    assert get_fits_backend() == "astropy"
+    monkeypatch.setenv(ENV_VAR, "fitsio")
+    with pytest.warns(UserWarning, match="fitsio is not installed"):
+        assert get_fits_backend() == "astropy"
+    path = tmp_path / "t.fits"
+    fits.HDUList([fits.PrimaryHDU(), _odd_table()]).writeto(path)
+    with open_fits_file(path) as f:
+        assert f.backend == "astropy" and f["ODD"].nrows == 3
+
+
+# ---------------------------------------------------------------------- same results
+
+
+@pytest.mark.hess
+def test_hess_run_identical_with_both_backends(hess_dir):
+    astropy_out, fitsio_out = read_both(hess_dir / "data" / HESS_RUN, HESS_HDUS)
+    for key in HESS_HDUS:
+        assert not isinstance(fitsio_out[key], Exception), fitsio_out[key]
+        assert_same(astropy_out[key], fitsio_out[key], key)
+    events = fitsio_out["EVENTS", "events"]
+    assert events.sizes["event"] > 1000
+    assert events["ra"].dtype == np.float32 and events["time"].dtype == np.float64
+    assert fitsio_out["BKG", "bkg_3d"].dims == ("energy", "fov_lon", "fov_lat")
+    assert fitsio_out["BKG", "bkg_3d"].attrs["units"] == "s-1 MeV-1 sr-1"
+
+
+@pytest.mark.hess
+def test_hess_indexes_identical_with_both_backends(hess_dir, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "astropy")  # the documented switch
+    obs_a = gadf.read_obs_index(hess_dir / "obs-index.fits.gz")
+    hdu_a = gadf.read_hdu_index(hess_dir / "hdu-index.fits.gz")
+    monkeypatch.setenv(ENV_VAR, "fitsio")
+    assert_same(obs_a, gadf.read_obs_index(hess_dir / "obs-index.fits.gz"))
+    assert_same(hdu_a, gadf.read_hdu_index(hess_dir / "hdu-index.fits.gz"))
+    assert obs_a["target_name"].dtype.kind == "U"
+
+
+@needs_fitsio
+@pytest.mark.cta
+def test_cta_run_identical_with_both_backends(cta_dir):
+    astropy_irf, fitsio_irf = read_both(cta_dir / CTA_IRF, CTA_IRF_HDUS)
+    for key in CTA_IRF_HDUS:
+        assert_same(astropy_irf[key], fitsio_irf[key], key)
+    assert set(fitsio_irf["POINT SPREAD FUNCTION", "psf_3gauss"].data_vars) >= {"sigma_1"}
+    # the OGIP background unit is normalised alike
+    assert fitsio_irf["BACKGROUND", "bkg_3d"].attrs["units"] == "s-1 MeV-1 sr-1"
+    events = sorted((cta_dir / "data" / "baseline" / "gps").glob("*.fits"))[0]
+    requests = [("EVENTS", "events"), ("GTI", "gti"), ("EVENTS", "header")]
+    astropy_ev, fitsio_ev = read_both(events, requests)
+    for key in requests:
+        assert_same(astropy_ev[key], fitsio_ev[key], key)
+    assert {"detx", "dety", "mc_id"} <= set(fitsio_ev["EVENTS", "events"].data_vars)
+
+
+@needs_fitsio
+@pytest.mark.cta
+def test_cta_store_snapshots_identical_and_read_only(cta_dir):
+    store = open_datastore(cta_dir / "index" / "gps")
+    ids = store.obs_ids[:2].tolist()
+    with use_fits_backend("astropy"):
+        ref = store.load_observations(ids, max_workers=2)
+    runs = store.load_observations(ids, max_workers=2)  # default: fitsio
+    for a, b in zip(ref, runs, strict=True):
+        assert a.loaded == b.loaded
+        for hdu_type in a.loaded:
+            assert_same(a.get(hdu_type), b.get(hdu_type), f"{a.obs_id} {hdu_type}")
+        assert dict(a.meta) == dict(b.meta)
+    with pytest.raises(ValueError, match="read-only"):
+        runs[0].events["energy"].values[0] = 1.0
+    assert np.shares_memory(runs[0].aeff.values, runs[1].aeff.values)  # shared IRF file
+
+
+def _odd_table() -> fits.BinTableHDU:
+    """A table with every column kind, including those fitsio converts differently."""
+    cols = [
+        fits.Column(name="OBS_ID", format="K", array=np.array([3, 1, 2])),
+        fits.Column(name="NAME", format="8A", array=np.array(["a  ", "bb", "  c"])),
+        fits.Column(name="FLAGS", format="3L", array=np.eye(3, dtype=bool)),
+        fits.Column(name="UINT", format="I", bzero=32768, array=np.array([1, 2, 60000], "u2")),
+        fits.Column(name="BYTE", format="B", array=np.array([1, 2, 255], "u1")),
+        fits.Column(
+            name="VEC", format="4E", unit="1/s/MeV/sr", dim="(2,2)", array=np.ones((3, 2, 2))
+        ),
+        fits.Column(name="CPLX", format="C", array=np.array([1 + 2j, 3, 4])),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="ODD")
+    hdu.header["MYKEY"] = (3.5, "a float")
+    hdu.header["FLAG"] = True
+    hdu.header["LONGSTR"] = "x" * 100  # CONTINUE cards
+    hdu.header["BLANK"] = None
+    hdu.header["DATE-OBS"] = "2004-12-04"
+    return hdu
+
+
+def _write(path, *hdus) -> Path:
+    fits.HDUList([fits.PrimaryHDU(), *hdus]).writeto(path)
+    return path
+
+
+@needs_fitsio
+def test_column_kinds_identical(tmp_path):
+    path = _write(tmp_path / "odd.fits", _odd_table())
+    datasets = {}
+    for backend in ("astropy", "fitsio"):
+        with use_fits_backend(backend), gadf.open_fits(path) as f:
+            table = f["odd"]  # case-insensitive
+            assert table.backend == backend
+            datasets[backend] = gadf.table_to_dataset(table, "row", source="odd", index="obs_id")
+    assert_same(datasets["astropy"], datasets["fitsio"])
+    ds = datasets["fitsio"]
+    assert ds["name"].values.tolist() == ["a", "bb", "  c"]
+    assert ds["uint"].dtype == np.uint16 and ds["uint"].values[-1] == 60000
+    assert ds["flags"].dtype == bool and ds["vec"].dims == ("obs_id", "vec_dim_1", "vec_dim_2")
+    assert ds["vec"].attrs["units"] == gadf.unit_string("s-1 MeV-1 sr-1")
+    assert ds.attrs["LONGSTR"] == "x" * 100 and "BLANK" not in ds.attrs
+
+
+@needs_fitsio
+def test_formats_fitsio_reads_differently_fall_back_to_astropy(tmp_path):
+    special = [
+        fits.Column(name="BITS", format="2X", array=np.array([[1, 0], [0, 1], [1, 1]], bool)),
+        fits.Column(name="VAR", format="PE()", array=[np.ones(2), np.ones(3), np.ones(1)]),
+        fits.Column(name="SBYTE", format="B", bzero=-128, array=np.array([1, -2, 3], "i1")),
+    ]
+    for col in special:
+        plain = fits.Column(name="X", format="D", array=np.arange(3.0))
+        hdu = fits.BinTableHDU.from_columns([plain, col], name="T")
+        path = _write(tmp_path / f"{col.name}.fits", hdu)
+        with use_fits_backend("astropy"), gadf.open_fits(path) as f:
+            ref = f["T"].column(col.name)
+        with gadf.open_fits(path) as f:
+            assert f.backend == "fitsio" and f["T"].backend == "astropy", col.name
+            values = f["T"].column(col.name)
+            assert np.asarray(f["T"].column("X")).tolist() == [0.0, 1.0, 2.0]
+        if values.dtype == object:
+            for v, r in zip(values, ref, strict=True):
+                np.testing.assert_array_equal(v, r)
+        else:
+            np.testing.assert_array_equal(values, ref)
+            assert values.dtype == ref.dtype
+
+
+@needs_fitsio
+def test_fitsio_failure_falls_back(tmp_path, monkeypatch, caplog):
+    path = _write(tmp_path / "ev.fits", _odd_table())
+    with use_fits_backend("astropy"):
+        ref = gadf.read_file_hdus(path, [("ODD", "header")])
+
+    def broken(*args, **kwargs):
+        raise OSError("cfitsio says no")
+
+    monkeypatch.setattr(fits_backend._fitsio, "FITS", broken)
+    with caplog.at_level(logging.DEBUG, logger="gammaxr.io.fits_backend"):
+        with gadf.open_fits(path) as f:
+            assert f.backend == "astropy"
+        out = gadf.read_file_hdus(path, [("ODD", "header")])
+    assert out == ref and "cfitsio says no" in caplog.text
+
+
+def test_empty_table_and_image_hdu(tmp_path):
+    cols = [fits.Column(name=n, format="E", unit="deg") for n in ("RA", "DEC")]
+    cols.append(fits.Column(name="ENERGY", format="E", unit="GeV"))
+    cols.append(fits.Column(name="TIME", format="D", unit="s"))
+    empty = fits.BinTableHDU.from_columns(cols, name="EVENTS", nrows=0)
+    path = _write(tmp_path / "e.fits", empty, fits.ImageHDU(np.zeros((2, 2)), name="IMG"))
+    results = []
+    for backend in ("astropy", "fitsio") if fits_backend.fitsio_available() else ("astropy",):
+        with use_fits_backend(backend):
+            out = gadf.read_file_hdus(path, [("EVENTS", "events"), ("IMG", "events")])
+        ev = out["EVENTS", "events"]
+        assert ev.sizes["event"] == 0 and ev["ra"].dtype == np.float32
+        assert ev["ra"].dtype.isnative and ev["energy"].attrs["units"] == "TeV"
+        assert isinstance(out["IMG", "events"], DL3Error)
+        assert "not a binary table" in str(out["IMG", "events"])
+        results.append(ev)
+    assert_same(results[0], results[-1])
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def _bad_files(tmp_path: Path, hess_dir: Path) -> dict[str, Path]:
+    raw = (hess_dir / "data" / HESS_RUN).read_bytes()
+    plain = gzip.decompress(raw)
+    contents = {
+        # cfitsio on its own accepts a gzip stream cut in its 8-byte trailer: gammaxr must not
+        "gzip_trailer_cut": raw[:-4],
+        "gzip_half": raw[: len(raw) // 2],
+        "gzip_garbled": raw[:100] + b"\x00" * 64 + raw[164:],
+        "junk": b"this is not FITS at all\n" * 200,
+        "empty": b"",
+        "fits_cut_in_data": plain[:-3000],
+        "fits_cut_in_half": plain[: len(plain) // 2],
+    }
+    out = {}
+    for name, content in contents.items():
+        out[name] = tmp_path / name
+        out[name].write_bytes(content)
+    return out
+
+
+def _outcome(path: Path, backend: str):
+    with use_fits_backend(backend):
+        try:
+            out = gadf.read_file_hdus(path, HESS_HDUS)
+        except DL3Error as exc:
+            return exc
+    return {k: (type(v), str(v)) if isinstance(v, Exception) else v for k, v in out.items()}
+
+
+@needs_fitsio
+@pytest.mark.hess
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_bad_files_fail_alike_with_both_backends(tmp_path, hess_dir):
+    files = _bad_files(tmp_path, hess_dir)
+    for name, path in files.items():
+        ref, got = _outcome(path, "astropy"), _outcome(path, "fitsio")
+        if isinstance(ref, Exception):
+            assert type(got) is type(ref) and str(got) == str(ref), name
+            assert isinstance(got, CorruptFileError) and str(path) in str(got), name
+            continue
+        assert list(got) == list(ref), name
+        for key, value in ref.items():
+            if isinstance(value, tuple):
+                assert got[key] == value, (name, key)
+            else:
+                assert_same(value, got[key], f"{name} {key}")
+        assert any(isinstance(v, tuple) for v in got.values()), name  # something failed
+    for name in ("gzip_trailer_cut", "gzip_half"):
+        with pytest.raises(CorruptFileError, match=rf"{name}: corrupt or truncated gzip"):
+            gadf.read_file_hdus(files[name], HESS_HDUS)
+    with pytest.raises(CorruptFileError, match=r"junk: not a readable FITS file"):
+        gadf.read_file_hdus(files["junk"], HESS_HDUS)
+
+
+@needs_fitsio
+def test_missing_file_and_hdu_with_fitsio(tmp_path):
+    with pytest.raises(MissingFileError, match=r"nothing\.fits: file not found"):
+        gadf.read_file_hdus(tmp_path / "nothing.fits", [("EVENTS", "events")])
+    with pytest.raises(DL3Error, match="is a directory"):
+        gadf.read_file_hdus(tmp_path, [("EVENTS", "events")])
+    path = _write(tmp_path / "odd.fits", _odd_table())
+    zipped = tmp_path / "odd_zipped_without_suffix"
+    zipped.write_bytes(gzip.compress(path.read_bytes()))
+    out = gadf.read_file_hdus(zipped, [("NOPE", "aeff_2d"), ("ODD", "header")])
+    error = out["NOPE", "aeff_2d"]
+    assert isinstance(error, HDUNotFoundError)
+    assert str(error) == f"{zipped}: no HDU named 'NOPE' in the file (it has ['PRIMARY', 'ODD'])"
+    assert out["ODD", "header"]["MYKEY"] == 3.5
