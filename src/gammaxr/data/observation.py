@@ -221,8 +221,12 @@ class Observation:
         Returns
         -------
         Observation
-            A new observation holding the data (this one is unchanged).
+            A new observation holding the data (this one is unchanged); this observation
+            itself if it is a snapshot that already holds every HDU asked for.
         """
+        wanted = set(HDU_TYPES if hdus is None else hdus) & set(self._hdus)
+        if _META in self._data and wanted <= set(self.loaded):
+            return self
         return read_observations([self], hdus, max_workers=max_workers)[0]
 
     # ------------------------------------------------------------------ metadata

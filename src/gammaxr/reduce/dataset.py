@@ -32,6 +32,7 @@ __all__ = [
     "MAP_NAMES",
     "ReductionSpec",
     "empty_run_arrays",
+    "irf_maps",
     "reduce_observation",
     "reduce_observation_arrays",
     "run_coords",
@@ -239,7 +240,40 @@ def _psf_table(psf):
     return psf
 
 
-def reduce_observation_arrays(observation, spec: ReductionSpec, grid: SkyGrid) -> dict:
+def irf_maps(observation, spec: ReductionSpec, irf_grid: SkyGrid) -> dict[str, np.ndarray]:
+    """Exposure weights, PSF and edisp maps of one (loaded) run on a coarse IRF grid.
+
+    Parameters
+    ----------
+    observation : gammaxr.data.Observation
+        The run, with aeff (and psf / edisp as ``spec.maps`` asks) loaded or readable.
+    spec : ReductionSpec
+        Energy axes, rad edges and which maps to make.
+    irf_grid : SkyGrid
+        The IRF grid (or a cutout of it).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``exposure_irf`` (energy_true, lat_irf, lon_irf) in m2 s, and ``psf``
+        (energy_true, rad, lat_irf, lon_irf) / ``edisp`` (energy_true, energy, lat_irf,
+        lon_irf) when asked for.
+    """
+    energy_true = spec.energy_true
+    centres = np.sqrt(energy_true[:-1] * energy_true[1:])
+    offset = irf_grid.separation(observation.pointing).values
+    f = np.dtype(spec.dtype)
+    out = {"exposure_irf": exposure_cube(observation.aeff, offset, observation.livetime, centres)}
+    if "psf" in spec.maps:
+        out["psf"] = psf_cube(_psf_table(observation.psf), offset, centres, spec.rad)
+    if "edisp" in spec.maps:
+        out["edisp"] = edisp_kernel_cube(observation.edisp, offset, energy_true, spec.energy)
+    return {name: array.astype(f) for name, array in out.items()}
+
+
+def reduce_observation_arrays(
+    observation, spec: ReductionSpec, grid: SkyGrid, irf_grid: SkyGrid | None = None
+) -> dict:
     """Reduce one run to numpy arrays (the per-run dask task).
 
     Parameters
@@ -250,6 +284,8 @@ def reduce_observation_arrays(observation, spec: ReductionSpec, grid: SkyGrid) -
         What to make.
     grid : SkyGrid
         The sky grid of this run.
+    irf_grid : SkyGrid, optional
+        The grid of the PSF / edisp maps; default ``spec.irf_grid(grid)``.
 
     Returns
     -------
@@ -295,17 +331,7 @@ def reduce_observation_arrays(observation, spec: ReductionSpec, grid: SkyGrid) -
         **irfs,
     )
     if spec.irf_maps:
-        irf_grid = spec.irf_grid(grid)
-        irf_offset = irf_grid.separation(pointing).values
-        out["exposure_irf"] = exposure_cube(
-            obs.aeff, irf_offset, obs.livetime, e_true_centres
-        ).astype(f)
-        if "psf" in spec.maps:
-            out["psf"] = psf_cube(_psf_table(obs.psf), irf_offset, e_true_centres, spec.rad).astype(
-                f
-            )
-        if "edisp" in spec.maps:
-            out["edisp"] = edisp_kernel_cube(obs.edisp, irf_offset, energy_true, energy).astype(f)
+        out.update(irf_maps(obs, spec, irf_grid if irf_grid is not None else spec.irf_grid(grid)))
     return out
 
 

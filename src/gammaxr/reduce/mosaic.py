@@ -64,9 +64,12 @@ import xarray as xr
 import zarr
 
 from gammaxr.geom.grid import SkyGrid
-from gammaxr.irf import psf_3gauss_to_table
-from gammaxr.reduce.dataset import ReductionSpec, reduce_observation_arrays, variable_layout
-from gammaxr.reduce.maps import edisp_kernel_cube, exposure_cube, psf_cube
+from gammaxr.reduce.dataset import (
+    ReductionSpec,
+    irf_maps,
+    reduce_observation_arrays,
+    variable_layout,
+)
 from gammaxr.reduce.runs import RunReductionError
 
 __all__ = [
@@ -302,19 +305,6 @@ def place_cutout(parent: SkyGrid, center, radius: float) -> _Placement:
 # ----------------------------------------------------------------------------------------------
 
 
-class _ReadOnce:
-    """A loaded observation whose ``read`` returns itself (its files are not read again)."""
-
-    def __init__(self, observation):
-        self._observation = observation
-
-    def read(self, hdus=None, **kwargs):
-        return self._observation
-
-    def __getattr__(self, name):
-        return getattr(self._observation, name)
-
-
 def _footprint_on_irf(
     spatial: np.ndarray, fine: _Placement, irf: _Placement, plan: _Plan
 ) -> np.ndarray:
@@ -333,22 +323,6 @@ def _footprint_on_irf(
     return inside & spatial[np.maximum(r, 0)[:, None], np.maximum(c, 0)[None, :]]
 
 
-def _irf_maps(obs, spec: ReductionSpec, grid: SkyGrid) -> dict[str, np.ndarray]:
-    """Exposure, PSF and edisp maps of one run on an IRF-grid cutout."""
-    energy_true = spec.energy_true
-    centres = np.sqrt(energy_true[:-1] * energy_true[1:])
-    offset = grid.separation(obs.pointing).values
-    f = np.dtype(spec.dtype)
-    out = {"exposure_irf": exposure_cube(obs.aeff, offset, obs.livetime, centres).astype(f)}
-    if "psf" in spec.maps:
-        psf = obs.psf
-        table = psf_3gauss_to_table(psf) if isinstance(psf, xr.Dataset) else psf
-        out["psf"] = psf_cube(table, offset, centres, spec.rad).astype(f)
-    if "edisp" in spec.maps:
-        out["edisp"] = edisp_kernel_cube(obs.edisp, offset, energy_true, spec.energy).astype(f)
-    return out
-
-
 def _run_contribution(observation, spec: ReductionSpec, plan: _Plan):
     """Reduce one run on its cutout and apply the stacking masks.
 
@@ -365,7 +339,7 @@ def _run_contribution(observation, spec: ReductionSpec, plan: _Plan):
     obs = observation.read(spec.hdus())
     fine_maps = tuple(m for m in spec.maps if m not in _IRF_MAPS)
     cut_spec = replace(spec, grid=fine.grid, maps=fine_maps)
-    arrays = reduce_observation_arrays(_ReadOnce(obs), cut_spec, fine.grid)
+    arrays = reduce_observation_arrays(obs, cut_spec, fine.grid)
     mask = arrays["mask_safe"]
     spatial = mask.any(axis=0)
     out = {"mask_safe": mask}
@@ -376,7 +350,7 @@ def _run_contribution(observation, spec: ReductionSpec, plan: _Plan):
     irf = None
     if spec.irf_maps:
         irf = place_cutout(plan.irf_parent, pointing, plan.radius)
-        maps = _irf_maps(obs, spec, irf.grid)
+        maps = irf_maps(obs, spec, irf.grid)
         foot = _footprint_on_irf(spatial, fine, irf, plan)
         out["exposure_irf"] = np.where(foot[None], maps.pop("exposure_irf"), 0)
         out.update(maps)

@@ -95,6 +95,9 @@ def stack_runs(
             out[name] = ds[name]
     per_run = [c for c in ds.coords if dim in ds.coords[c].dims]
     result = xr.Dataset(out, attrs=dict(ds.attrs)).drop_vars(per_run, errors="ignore")
+    # coordinates no variable carries (the CF bounds with their bnds dim) are kept too
+    kept = {c: ds.coords[c] for c in ds.coords if c not in per_run and c not in result.coords}
+    result = result.assign_coords(kept)
     result.attrs["stacked_obs_ids"] = [int(i) for i in ds[dim].values]
     for name in ("livetime", "ontime"):
         if name in ds.coords:
