@@ -68,6 +68,9 @@ def test_stack_numpy_equals_stack_dask(store, spec, computed):
     lazy = reduce_runs(store.observations(RUNS), spec).gamma.stack().compute()
     eager = computed.gamma.stack()
     xr.testing.assert_allclose(lazy, eager)
+    for name in ("energy_bounds", "energy_true_bounds", "rad_bounds", "lat_irf"):
+        xr.testing.assert_identical(eager[name], computed[name])
+    assert "obs_id" not in eager.dims and "livetime" not in eager.coords
     mask = computed["mask_safe"]
     assert float(eager["counts"].sum()) == float(computed["counts"].where(mask, 0).sum())
 
