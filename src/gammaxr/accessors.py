@@ -81,3 +81,19 @@ class GammaDatasetAccessor:
         from gammaxr.fit import npred
 
         return npred(self._ds, models, **kwargs)
+
+    # ---- estimators: excess / significance maps and residuals (gammaxr.estimators) ----
+
+    def excess_map(self, correlation_radius: float = 0.1, **kwargs) -> xr.Dataset:
+        """Correlated excess and significance maps; see
+        :func:`gammaxr.estimators.excess_map.excess_map`."""
+        from gammaxr.estimators.excess_map import excess_map
+
+        return excess_map(self._ds, correlation_radius, **kwargs)
+
+    def residuals(self, npred=None, method: str = "diff", **kwargs) -> xr.DataArray:
+        """Residual map of the counts against ``npred`` (default the background); see
+        :func:`gammaxr.estimators.residuals.dataset_residuals`."""
+        from gammaxr.estimators.residuals import dataset_residuals
+
+        return dataset_residuals(self._ds, npred, method, **kwargs)
