@@ -1,0 +1,431 @@
+"""Excess and significance maps: counts correlated with a top-hat, against a background.
+
+For each energy band and pixel, the counts of the pixels within ``correlation_radius`` are
+summed (FFT convolution with a 0/1 disk, :mod:`gammaxr.estimators.smoothing`) and compared
+with a background estimate summed the same way:
+
+- dataset with a known ``background`` (a MapDataset): ``mu_bkg`` = correlated
+  ``background`` (plus correlated ``npred_signal`` when model counts are given); cash
+  statistics (:mod:`gammaxr.stats`);
+- on/off dataset (``counts_off``, ``acceptance``, ``acceptance_off``, e.g. from
+  :func:`gammaxr.reduce.ring.ring_background`): wstat statistics with
+  ``correlate_off=True``: ``n_off`` = correlated ``counts_off`` and
+  ``alpha`` = correlated ``alpha * counts_off`` / ``n_off``;
+  ``correlate_off=False`` (ring background, whose off counts are already sums over a
+  ring): ``n_off`` = ``counts_off`` of the pixel and ``alpha`` = correlated ``acceptance``
+  / ``acceptance_off`` of the pixel. ``npred_signal`` (model counts) is correlated and
+  taken as known signal.
+
+Only pixels inside the mask enter the sums (``mask_safe`` and ``mask_fit`` where present,
+and an optional extra mask or exclusion regions); all outputs are NaN outside it. These are
+the definitions of Gammapy's ``ExcessMapEstimator``, so the maps agree with it.
+
+Fluxes: with an ``exposure(energy_true, lat, lon)`` [m2 s] the predicted counts of a
+reference spectral model (default a power law of index 2 and amplitude 1e-12
+cm-2 s-1 TeV-1 at 1 TeV) in each reco-energy band are computed neglecting energy dispersion
+(true-energy bins are assigned to the reco band they overlap), averaged over the masked
+top-hat; ``norm = excess / that`` and ``flux = norm * integral flux of the reference model
+in the band`` [cm-2 s-1], with errors and upper limits alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from gammaxr.estimators.smoothing import convolve_sky, tophat_kernel
+from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, bounds_name
+from gammaxr.geom.grid import SkyGrid
+from gammaxr.reduce.fov_background import exclusion_on_grid
+from gammaxr.reduce.ring import resample_energy
+from gammaxr.stats import (
+    alpha_on_off,
+    cash_errn,
+    cash_error,
+    cash_errp,
+    cash_n_sig_matching_significance,
+    cash_sqrt_ts,
+    cash_ts,
+    cash_upper_limit,
+    wstat_errn,
+    wstat_error,
+    wstat_errp,
+    wstat_n_sig_matching_significance,
+    wstat_sqrt_ts,
+    wstat_ts,
+    wstat_upper_limit,
+)
+
+__all__ = ["OPTIONAL_OUTPUTS", "excess_map", "reco_exposure"]
+
+#: Optional outputs (``selection``): asymmetric errors, upper limits, the excess of a
+#: ``n_sigma_sensitivity`` detection, and for on/off datasets alpha and the acceptances.
+OPTIONAL_OUTPUTS = ("errn-errp", "ul", "sensitivity", "alpha", "acceptance_on", "acceptance_off")
+_ON_OFF = ("counts_off", "acceptance", "acceptance_off")
+_CM2_PER_M2 = 1e4
+
+
+def _selection(selection: str | Sequence[str] | None, on_off: bool) -> set[str]:
+    if selection is None:
+        return set()
+    if isinstance(selection, str):
+        selection = list(OPTIONAL_OUTPUTS) if selection == "all" else [selection]
+    chosen = set(selection)
+    unknown = chosen - set(OPTIONAL_OUTPUTS)
+    if unknown:
+        raise ValueError(
+            f"unknown excess map outputs {sorted(unknown)}; choose from {OPTIONAL_OUTPUTS}"
+        )
+    if not on_off:
+        chosen -= {"alpha", "acceptance_on", "acceptance_off"}
+    return chosen
+
+
+def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
+    """Predicted counts of a reference spectrum per reco-energy bin, per unit norm.
+
+    Energy dispersion is neglected: each true-energy bin contributes the integral of the
+    spectrum over its overlap with the reco bin, times its exposure.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With ``exposure(energy_true, lat, lon)`` [m2 s] and both energy axes with bounds.
+    spectral_model : gammaxr.models.SpectralModel, optional
+        Reference spectrum (``integral(emin, emax)`` in cm-2 s-1 for TeV edges); default
+        a power law of index 2, 1e-12 cm-2 s-1 TeV-1 at 1 TeV.
+
+    Returns
+    -------
+    xarray.DataArray, dims (energy, lat, lon)
+        Counts; lazy if the exposure is.
+    """
+    model = _reference_model(spectral_model)
+    lo_t, hi_t = axis_lo_hi(ds, "energy_true")
+    edges = axis_edges(ds, "energy")
+    lo = np.maximum(edges[:-1, None], lo_t[None, :])
+    hi = np.minimum(edges[1:, None], hi_t[None, :])
+    overlap = hi > lo
+    flux = np.where(
+        overlap, model.integral(np.where(overlap, lo, 1.0), np.where(overlap, hi, 2.0)), 0.0
+    )
+    weights = xr.DataArray(
+        flux * _CM2_PER_M2, dims=("energy", "energy_true"), coords={"energy": ds["energy"]}
+    )
+    exposure = ds["exposure"].fillna(0)
+    out = xr.dot(weights, exposure, dim="energy_true")
+    return out.transpose("energy", ..., "lat", "lon").assign_attrs(units="")
+
+
+def _reference_model(spectral_model: Any) -> Any:
+    if spectral_model is not None:
+        return spectral_model
+    from gammaxr.models.spectral import PowerLaw
+
+    return PowerLaw(index=2.0, amplitude=1e-12, reference=1.0)
+
+
+def _band_slices(old: np.ndarray, new: np.ndarray) -> list[slice]:
+    """Slices of the old energy bins that make up each new band (edges must coincide)."""
+    pos = []
+    for edge in new:
+        hit = np.flatnonzero(np.isclose(old, edge, rtol=1e-6, atol=0))
+        if hit.size == 0:
+            raise ValueError(
+                f"energy edge {edge:g} TeV is not an edge of the dataset's energy axis "
+                f"({np.array2string(old, precision=4)})"
+            )
+        pos.append(int(hit[0]))
+    if np.any(np.diff(pos) <= 0):
+        raise ValueError("energy_edges must be increasing")
+    return [slice(a, b) for a, b in itertools.pairwise(pos)]
+
+
+def _resample(
+    ds: xr.Dataset, energy_edges: Sequence[float] | None, extra: dict[str, xr.DataArray]
+) -> tuple[xr.Dataset, dict[str, xr.DataArray]]:
+    """Group reco-energy bins (summed where safe); on/off keeps alpha * n_off summed."""
+    if energy_edges is None:
+        return ds, extra
+    new = np.asarray(energy_edges, dtype=float)
+    slices = _band_slices(axis_edges(ds, "energy"), new)
+    safe = ds["mask_safe"]
+
+    def group(var: xr.DataArray, how: str = "sum") -> xr.DataArray:
+        parts = []
+        for sl in slices:
+            band = var.isel(energy=sl)
+            if how == "any":
+                parts.append(band.any("energy"))
+            else:
+                parts.append(band.where(safe.isel(energy=sl), 0).sum("energy"))
+        return xr.concat(parts, dim="energy").transpose(*var.dims)
+
+    coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"))
+    grouped_extra = {k: group(v).assign_coords(coords) for k, v in extra.items()}
+    if not any(n in ds for n in _ON_OFF):
+        return resample_energy(ds, new), grouped_extra
+    out = {}
+    for name in ("counts", "counts_off", "acceptance"):
+        out[name] = group(ds[name])
+    alpha = alpha_on_off(ds["acceptance"], ds["acceptance_off"])
+    bkg = group(alpha * ds["counts_off"])
+    acc_off = group(ds["acceptance_off"])
+    # acceptance_off such that acceptance / acceptance_off = sum(alpha n_off) / sum(n_off)
+    ratio = out["acceptance"] * out["counts_off"] / bkg.where(bkg > 0)
+    out["acceptance_off"] = ratio.where(bkg > 0, acc_off)
+    out["mask_safe"] = group(safe, "any")
+    if "mask_fit" in ds:
+        out["mask_fit"] = (
+            group(ds["mask_fit"], "any") if "energy" in ds["mask_fit"].dims else ds["mask_fit"]
+        )
+    for name, var in ds.data_vars.items():
+        if name not in out and "energy" not in var.dims:
+            out[name] = var
+    keep = {
+        k: v
+        for k, v in ds.coords.items()
+        if "energy" not in v.dims and k not in ("energy", bounds_name("energy"))
+    }
+    result = xr.Dataset(out, coords={**keep, **coords}, attrs=dict(ds.attrs))
+    return result, grouped_extra
+
+
+def _estimator_mask(ds: xr.Dataset, mask: Any) -> xr.DataArray:
+    """Pixels used: mask_safe & mask_fit (where present) & the extra mask or exclusion."""
+    if mask is False:
+        return xr.ones_like(ds["counts"], dtype=bool)
+    out = ds["mask_safe"] if "mask_safe" in ds else xr.ones_like(ds["counts"], dtype=bool)
+    if "mask_fit" in ds:
+        out = out & ds["mask_fit"]
+    if mask is not None and mask is not True:
+        if isinstance(mask, xr.DataArray) and "energy" in mask.dims:
+            extra = mask.astype(bool)
+        else:
+            extra = exclusion_on_grid(ds, mask)
+        out = out & extra
+    return out.transpose(*ds["counts"].dims)
+
+
+def excess_map(
+    ds: xr.Dataset,
+    correlation_radius: float = 0.1,
+    *,
+    correlate_off: bool = True,
+    energy_edges: Sequence[float] | None = None,
+    mask: Any = None,
+    npred_signal: xr.DataArray | None = None,
+    spectral_model: Any = None,
+    n_sigma: float = 1.0,
+    n_sigma_ul: float = 2.0,
+    n_sigma_sensitivity: float = 5.0,
+    selection: str | Sequence[str] | None = None,
+    metric: str = "sky",
+) -> xr.Dataset:
+    """Correlated counts, excess, significance (and flux) maps of a dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A stacked dataset, dims ``(energy, lat, lon)`` (any other dim such as ``obs_id``
+        gives one map per entry): ``counts`` with ``background`` [counts], or on/off
+        ``counts_off``, ``acceptance``, ``acceptance_off``; optional ``mask_safe``,
+        ``mask_fit`` (bool, same dims or ``(lat, lon)``) and ``exposure(energy_true, lat,
+        lon)`` [m2 s]. numpy- or dask-backed.
+    correlation_radius : float
+        Top-hat radius in deg (default 0.1).
+    correlate_off : bool
+        On/off only: correlate the off counts too (default, Gammapy's), or not (for ring
+        background datasets, whose off counts are already ring sums).
+    energy_edges : sequence of float, optional
+        Reco-energy band edges in TeV (a subset of the dataset's edges); bins are summed
+        within the safe mask. None: one map per energy bin of the dataset.
+    mask : xarray.DataArray, regions, str, bool or None
+        Extra pixels to use (bool, True = use; ``(lat, lon)`` or with ``energy``) or sky
+        regions to leave out (an exclusion, e.g. to get the significance distribution of
+        source-free pixels), combined with ``mask_safe`` and ``mask_fit``. ``False``: use
+        every pixel, ignoring the dataset's masks.
+    npred_signal : xarray.DataArray, optional
+        Predicted counts of models ``(energy, lat, lon)`` on the dataset's energy axis,
+        added to the known background (cash) or taken as known signal (wstat); the excess
+        and significance are then those beyond the models.
+    spectral_model : gammaxr.models.SpectralModel, optional
+        Reference spectrum of ``norm``/``flux`` (default power law, index 2).
+    n_sigma : float
+        Confidence level of ``norm_err`` and the asymmetric errors, in sigma.
+    n_sigma_ul : float
+        Confidence level of the upper limits, in sigma.
+    n_sigma_sensitivity : float
+        Significance of the ``sensitivity`` output.
+    selection : "all", str or sequence of str, optional
+        Optional outputs from :data:`OPTIONAL_OUTPUTS`.
+    metric : {"sky", "pixel"}
+        How the radius is measured (:func:`gammaxr.estimators.smoothing.kernel_steps`;
+        ``"pixel"`` is Gammapy's); the same on grids square on the sky near lat 0.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims as ``counts``, NaN outside the mask: ``npred`` and ``counts`` (correlated
+        counts), ``npred_background``, ``npred_excess`` [counts], ``ts``, ``sqrt_ts``
+        [sigma], ``npred_excess_err`` (symmetric, ``n_sigma``); with ``errn-errp``:
+        ``npred_excess_errn``/``_errp``; with ``ul``: ``npred_excess_ul``; with
+        ``sensitivity``: ``npred_excess_sensitivity``; with an exposure: ``norm``,
+        ``norm_err`` (and ``_errn``, ``_errp``, ``_ul``, ``_sensitivity``), ``flux``,
+        ``flux_err``, ... [cm-2 s-1]; on/off selections ``alpha``, ``acceptance_on``,
+        ``acceptance_off``; ``mask`` (the pixels used). Attrs: ``correlation_radius_deg``,
+        ``statistic`` (``cash``/``wstat``), ``correlate_off``, ``n_sigma``, ``n_sigma_ul``.
+        Lazy if the input is.
+
+    Raises
+    ------
+    ValueError
+        If the dataset has neither a background nor on/off variables, or an option is wrong.
+    """
+    on_off = all(n in ds for n in _ON_OFF)
+    if not on_off and "background" not in ds:
+        raise ValueError(
+            "excess map needs 'counts' with 'background' or on/off variables "
+            f"{_ON_OFF}; dataset has {sorted(ds.data_vars)}"
+        )
+    if "counts" not in ds:
+        raise ValueError("excess map needs a 'counts' variable")
+    chosen = _selection(selection, on_off)
+    extra = {}
+    if npred_signal is not None:
+        extra["npred_signal"] = npred_signal
+    if "exposure" in ds:
+        extra["reco_exposure"] = reco_exposure(ds, spectral_model)
+    if energy_edges is not None and "mask_safe" not in ds:
+        raise ValueError("grouping energy bins needs a 'mask_safe' variable")
+    ds, extra = _resample(ds, energy_edges, extra)
+    use = _estimator_mask(ds, mask)
+    kernel = tophat_kernel(SkyGrid.from_xarray(ds), correlation_radius, metric)
+
+    def corr(var: xr.DataArray, integer: bool = False) -> xr.DataArray:
+        return convolve_sky(var.where(use, 0), kernel, integer=integer)
+
+    n_on = corr(ds["counts"], integer=True)
+    signal = corr(extra["npred_signal"]) if "npred_signal" in extra else None
+    maps: dict[str, xr.DataArray] = {}
+    if on_off:
+        counts_off = ds["counts_off"].where(use, 0)
+        acc_on = ds["acceptance"].where(use, 0)
+        acc_off = ds["acceptance_off"].where(use, 0)
+        if correlate_off:
+            bkg = corr(alpha_on_off(acc_on, acc_off) * counts_off)
+            n_off = corr(counts_off)
+            fallback = alpha_on_off(corr(acc_on), corr(acc_off))
+            alpha = (bkg / n_off.where(n_off > 0)).fillna(fallback)
+            maps["acceptance_on"], maps["acceptance_off"] = corr(acc_on), corr(acc_off)
+        else:
+            n_off = counts_off.astype(np.float64)
+            maps["acceptance_on"] = corr(acc_on)
+            maps["acceptance_off"] = acc_off.astype(np.float64)
+            alpha = alpha_on_off(maps["acceptance_on"], acc_off)
+        maps["alpha"] = alpha
+        mu_sig = signal if signal is not None else 0.0
+        stat_args = (n_on, n_off, alpha, mu_sig)
+        background = alpha * n_off
+        funcs = dict(
+            ts=wstat_ts,
+            sqrt_ts=wstat_sqrt_ts,
+            errn=wstat_errn,
+            errp=wstat_errp,
+            ul=wstat_upper_limit,
+        )
+        error = wstat_error(n_on, n_off, alpha)
+        excess = n_on - background - mu_sig
+        if "sensitivity" in chosen:
+            sensitivity = wstat_n_sig_matching_significance(n_off, alpha, n_sigma_sensitivity)
+    else:
+        background = corr(ds["background"])
+        mu_bkg = background + signal if signal is not None else background
+        stat_args = (n_on, mu_bkg)
+        funcs = dict(
+            ts=cash_ts,
+            sqrt_ts=cash_sqrt_ts,
+            errn=cash_errn,
+            errp=cash_errp,
+            ul=cash_upper_limit,
+        )
+        error = cash_error(n_on)
+        excess = n_on - mu_bkg
+        if "sensitivity" in chosen:
+            sensitivity = cash_n_sig_matching_significance(mu_bkg, n_sigma_sensitivity)
+
+    out: dict[str, xr.DataArray] = {
+        "npred": n_on,
+        "counts": n_on,
+        "npred_background": background,
+        "npred_excess": excess,
+        "ts": funcs["ts"](*stat_args),
+        "sqrt_ts": funcs["sqrt_ts"](*stat_args),
+        "npred_excess_err": error * n_sigma,
+    }
+    if "errn-errp" in chosen:
+        out["npred_excess_errn"] = funcs["errn"](*stat_args, n_sigma=n_sigma)
+        out["npred_excess_errp"] = funcs["errp"](*stat_args, n_sigma=n_sigma)
+    if "ul" in chosen:
+        out["npred_excess_ul"] = funcs["ul"](*stat_args, n_sigma=n_sigma_ul)
+    if "sensitivity" in chosen:
+        out["npred_excess_sensitivity"] = sensitivity
+    for name in ("alpha", "acceptance_on", "acceptance_off"):
+        if name in chosen:
+            out[name] = maps[name]
+    if "reco_exposure" in extra:
+        out.update(_flux_maps(out, extra["reco_exposure"], use, kernel, ds, spectral_model))
+    units = {"ts": "", "sqrt_ts": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
+    result = {}
+    for name, var in out.items():
+        unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")
+        result[name] = var.where(use).transpose(*ds["counts"].dims).assign_attrs(units=unit)
+    result["mask"] = use.assign_attrs(units="")
+    coords = {k: v for k, v in ds.coords.items() if k not in result}
+    attrs = {
+        "frame": ds.attrs.get("frame"),
+        "correlation_radius_deg": float(correlation_radius),
+        "statistic": "wstat" if on_off else "cash",
+        "correlate_off": bool(correlate_off),
+        "n_sigma": float(n_sigma),
+        "n_sigma_ul": float(n_sigma_ul),
+        "n_sigma_sensitivity": float(n_sigma_sensitivity),
+        "kernel_metric": metric,
+    }
+    return xr.Dataset(
+        result, coords=coords, attrs={k: v for k, v in attrs.items() if v is not None}
+    )
+
+
+def _flux_maps(
+    out: dict[str, xr.DataArray],
+    reco: xr.DataArray,
+    use: xr.DataArray,
+    kernel: np.ndarray,
+    ds: xr.Dataset,
+    spectral_model: Any,
+) -> dict[str, xr.DataArray]:
+    """norm = excess / (reference counts averaged over the masked top-hat); flux = norm x
+    the reference integral flux in each band."""
+    num = convolve_sky(reco.where(use, 0), kernel)
+    den = convolve_sky(use.astype(np.float64), kernel)
+    mean_reco = num / den.where(den > 0)
+    edges = axis_edges(ds, "energy")
+    model = _reference_model(spectral_model)
+    ref_flux = xr.DataArray(
+        np.asarray(model.integral(edges[:-1], edges[1:]), dtype=float),
+        dims="energy",
+        coords={"energy": ds["energy"]},
+    )
+    maps = {}
+    for name, var in out.items():
+        if name.startswith("npred_excess"):
+            suffix = name[len("npred_excess") :]
+            norm = var / mean_reco.where(mean_reco > 0)
+            maps[f"norm{suffix}"] = norm
+            maps[f"flux{suffix}"] = norm * ref_flux
+    return maps
