@@ -35,17 +35,32 @@ from .data import MapData, SpectrumData
 from .kernels import (
     CUTOUT_MARGIN,
     Cutout,
+    containment_radii,
     cutout_around,
     diagonal_response,
     edisp_at,
+    place_kernel,
     psf_kernel,
     psf_profile_at,
+    spline_coefficients,
 )
 
-__all__ = ["CM2_PER_M2", "MapSourceEvaluator", "SpectrumSourceEvaluator", "convolve_same"]
+__all__ = [
+    "CM2_PER_M2",
+    "CONVENTIONS",
+    "MapSourceEvaluator",
+    "SpectrumSourceEvaluator",
+    "convolve_same",
+]
 
 #: Exposure is stored in m2 s, fluxes are per cm2.
 CM2_PER_M2 = 1e4
+#: Evaluation conventions (see :class:`MapSourceEvaluator`).
+CONVENTIONS = ("gammaxr", "gammapy")
+#: Point sources are shifted by spline interpolation of the PSF kernel (convention
+#: "gammaxr") when the PSF's 68 % radius is at least this many pixels at all energies;
+#: otherwise (and without PSF) they get bilinear pixel weights, as in Gammapy.
+SMOOTH_PSF_PIXELS = 1.0
 #: Images with at most this many non-zero pixels are convolved as a sum of shifted kernels.
 _SPARSE_PIXELS = 16
 
@@ -99,8 +114,11 @@ class MapSourceEvaluator:
         values come with each call.
     margin : float
         deg added to the evaluation radius in the cutout and in the IRF-refresh distance.
-    psf_pixels : {"sky", "square"}
-        PSF kernel pixel geometry (:func:`gammaxr.fit.kernels.psf_kernel`).
+    convention : {"gammaxr", "gammapy"}
+        ``"gammaxr"``: PSF kernels on the grid's own pixels and point sources shifted by
+        cubic spline interpolation; ``"gammapy"``: Gammapy's square kernel pixels and bilinear point
+        weights (:func:`gammaxr.models.integrate_pixels`), to reproduce its numbers (see
+        :mod:`gammaxr.fit.kernels`).
     """
 
     def __init__(
@@ -108,7 +126,7 @@ class MapSourceEvaluator:
         data: MapData,
         model: SkyModel,
         margin: float = CUTOUT_MARGIN,
-        psf_pixels: str = "sky",
+        convention: str = "gammaxr",
     ) -> None:
         if model.spatial is None:
             raise ValueError(
@@ -118,7 +136,10 @@ class MapSourceEvaluator:
         if data.exposure is None or data.energy_true_edges is None:
             raise ValueError(f"map dataset {data.name!r} needs 'exposure(energy_true, lat, lon)'")
         self.data, self.model, self.margin = data, model, float(margin)
-        self.psf_pixels = psf_pixels
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        self.convention = convention
+        self._psf_pixels = "square" if convention == "gammapy" else "sky"
         edges = data.energy_true_edges
         self._e_lo, self._e_hi = edges[:-1], edges[1:]
         self._irf: dict[str, Any] | None = None
@@ -147,11 +168,15 @@ class MapSourceEvaluator:
 
     def _update_irf(self, lon: float, lat: float, radius: float) -> None:
         d = self.data
-        kernel = None
+        kernel, smooth = None, False
         if d.psf is not None:
             profile = psf_profile_at(d.psf, d.lon_irf, d.lat_irf, lon, lat)
+            if self.convention == "gammaxr":
+                pixel = max(abs(d.lon_step) * np.cos(np.deg2rad(lat)), abs(d.lat_step))
+                r68 = containment_radii(profile, d.rad_edges, 0.68)
+                smooth = bool(np.all(r68 >= SMOOTH_PSF_PIXELS * pixel))
             kernel = psf_kernel(
-                profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self.psf_pixels
+                profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self._psf_pixels
             )
         if d.edisp is not None:
             edisp = edisp_at(d.edisp, d.lon_irf, d.lat_irf, lon, lat)
@@ -168,6 +193,7 @@ class MapSourceEvaluator:
             "lat": lat,
             "radius": radius,
             "kernel": kernel,
+            "coefficients": spline_coefficients(kernel) if smooth else None,
             "edisp": edisp,
             "cutout": cut,
             "exposure": exposure,
@@ -189,12 +215,17 @@ class MapSourceEvaluator:
             return
         d = self.data
         ys, xs = cut.slices
-        image = spatial.integrate_pixels(d.lon[xs], d.lat[ys], d.frame)
-        if irf["kernel"] is not None:
-            conv = convolve_same(image, irf["kernel"])
+        n_et = irf["exposure"].shape[0]
+        if spatial.is_point and irf["coefficients"] is not None:
+            lon_c = d.lon[cut.x0]
+            fx = (np.mod(lon - lon_c + 180.0, 360.0) - 180.0) / d.lon_step
+            fy = (lat - d.lat[cut.y0]) / d.lat_step
+            conv = place_kernel(irf["coefficients"], fy, fx, cut.shape)
         else:
-            conv = np.broadcast_to(image, (irf["exposure"].shape[0], *image.shape))
-        self._weights = irf["exposure"] * conv.reshape(conv.shape[0], -1)
+            image = spatial.integrate_pixels(d.lon[xs], d.lat[ys], d.frame)
+            conv = image[None] if irf["kernel"] is None else convolve_same(image, irf["kernel"])
+        conv = np.broadcast_to(conv, (n_et, *cut.shape))
+        self._weights = irf["exposure"] * conv.reshape(n_et, -1)
 
     def __call__(self, spatial_values: dict, spectral_values: dict) -> tuple[Cutout, np.ndarray]:
         """Predicted counts on the source's cutout.

@@ -44,7 +44,7 @@ def fit(
     strategy: int = 1,
     ncall: int | None = None,
     scales: Mapping[str, float] | None = None,
-    psf_pixels: str = "sky",
+    convention: str = "gammaxr",
 ) -> FitResult:
     """Fit models to datasets by maximum likelihood (iminuit Migrad, then Hesse).
 
@@ -75,9 +75,10 @@ def fit(
     scales : mapping of str to float, optional
         Conditioning scales by full parameter name (default: error, 0.01 deg for angles or
         10 % of the value; see :func:`gammaxr.fit.minimizer.default_scales`).
-    psf_pixels : {"sky", "square"}
-        PSF kernel pixel geometry ("square" reproduces Gammapy; see
-        :mod:`gammaxr.fit.kernels`).
+    convention : {"gammaxr", "gammapy"}
+        How sources are rendered on map datasets: PSF kernels on the grid's own pixels and
+        point sources shifted smoothly (default), or Gammapy's square kernel pixels and
+        bilinear point weights, to reproduce its numbers (:mod:`gammaxr.fit.kernels`).
 
     Returns
     -------
@@ -96,7 +97,7 @@ def fit(
     names = models.free_parameter_names
     if not names:
         raise ValueError("the models have no free parameter to fit")
-    context = FitContext(load_datasets(datasets, name), models, psf_pixels=psf_pixels)
+    context = FitContext(load_datasets(datasets, name), models, convention=convention)
     free = [p for _, p in models.free_parameters]
     x0 = models.get_vector()
     scale = default_scales(x0, [p.unit for p in free], [p.error for p in free])
@@ -157,7 +158,7 @@ def npred(
     *,
     kind: str = "total",
     name: str | None = None,
-    psf_pixels: str = "sky",
+    convention: str = "gammaxr",
 ) -> xr.DataArray:
     """Predicted counts of models on a dataset (compute boundary: the dataset is loaded).
 
@@ -172,8 +173,8 @@ def npred(
         background model; for on/off datasets ``alpha * mu_bkg`` profiled by wstat).
     name : str, optional
         Dataset name (see :func:`fit`).
-    psf_pixels : {"sky", "square"}
-        PSF kernel pixel geometry.
+    convention : {"gammaxr", "gammapy"}
+        Source rendering convention (see :func:`fit`).
 
     Returns
     -------
@@ -184,6 +185,6 @@ def npred(
     if kind not in NPRED_KINDS:
         raise ValueError(f"kind must be one of {NPRED_KINDS}, got {kind!r}")
     data = load_datasets(ds, name, skip_empty=False)
-    context = FitContext(data, _as_models(models), psf_pixels=psf_pixels, require_sources=False)
+    context = FitContext(data, _as_models(models), convention=convention, require_sources=False)
     arrays = [out[kind] for out in context.npred()]
     return _to_xarray(ds, data, arrays, kind)

@@ -123,14 +123,14 @@ class MapTerm(_Term):
         The dataset.
     models : Models
         All models; those applying to the dataset are used.
-    psf_pixels : {"sky", "square"}
-        PSF kernel pixel geometry (:func:`gammaxr.fit.kernels.psf_kernel`).
+    convention : {"gammaxr", "gammapy"}
+        Evaluation convention (:class:`gammaxr.fit.evaluators.MapSourceEvaluator`).
     """
 
-    def __init__(self, data: MapData, models: Models, psf_pixels: str = "sky") -> None:
+    def __init__(self, data: MapData, models: Models, convention: str = "gammaxr") -> None:
         super().__init__(data, models)
         self.sources = [
-            (m.name, MapSourceEvaluator(data, m, psf_pixels=psf_pixels))
+            (m.name, MapSourceEvaluator(data, m, convention=convention))
             for m in models.sky_models
             if _applies(m, data.names)
         ]
@@ -247,8 +247,9 @@ class FitContext:
     models : Models
         Models with start values; their free parameters are the fit vector
         (:attr:`Models.free_parameter_names`).
-    psf_pixels : {"sky", "square"}
-        PSF kernel pixel geometry of map datasets (:func:`gammaxr.fit.kernels.psf_kernel`).
+    convention : {"gammaxr", "gammapy"}
+        Evaluation convention of map datasets
+        (:class:`gammaxr.fit.evaluators.MapSourceEvaluator`).
     require_sources : bool
         Raise if no sky model applies to any dataset (a fit of background norms alone is
         allowed with False).
@@ -263,12 +264,12 @@ class FitContext:
         self,
         data: Sequence[MapData | SpectrumData],
         models: Models,
-        psf_pixels: str = "sky",
+        convention: str = "gammaxr",
         require_sources: bool = True,
     ) -> None:
         self.models = models
         self.terms = [
-            MapTerm(d, models, psf_pixels) if isinstance(d, MapData) else SpectrumTerm(d, models)
+            MapTerm(d, models, convention) if isinstance(d, MapData) else SpectrumTerm(d, models)
             for d in data
         ]
         known = {n for d in data for n in d.names}
