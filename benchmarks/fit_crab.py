@@ -1,0 +1,135 @@
+"""Stacked Crab fit (H.E.S.S. DR1, 4 runs) against Gammapy 2.1's ``crab_fit`` reference.
+
+Reduces the ``crab_runs`` reference case (grid and energy axes from crab_runs.npz, maps
+counts/exposure/background/psf/edisp, safe mask offset-max 2.5 deg + aeff-max 10 %), fits
+the FoV background of each run (method "fit", exclusion circle (83.63, 22.14) r = 0.2 deg),
+stacks, and fits a point source with a power law plus a background norm (tilt frozen),
+starting from the reference start values. Prints the fit time (Gammapy 2.1: about 2.6 s on
+this machine class) and every fitted value against the reference, in units of the
+reference error, with the ratio of errors; once with gammaxr's conventions (the default)
+and once with ``convention="gammapy"``.
+
+Usage::
+
+    python benchmarks/fit_crab.py [--repeat 5] [--data DIR] [--reference DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import gammaxr.accessors  # noqa: F401  (registers ds.gamma)
+from gammaxr.data import open_datastore
+from gammaxr.geom import SkyGrid
+from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
+from gammaxr.reduce.dataset import ReductionSpec
+from gammaxr.reduce.runs import reduce_runs
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared"
+EXCLUSION = "icrs; circle(83.63, 22.14, 0.2)"
+ROWS = (
+    ("index", "crab.spectral.index", "index"),
+    ("amplitude", "crab.spectral.amplitude", "amplitude_cm-2_s-1_TeV-1"),
+    ("lon_0", "crab.spatial.lon_0", "lon_0_deg"),
+    ("lat_0", "crab.spatial.lat_0", "lat_0_deg"),
+    ("bkg norm", "stacked-bkg.spectral.norm", "bkg_norm"),
+)
+
+
+def crab_dataset(data_dir: Path, reference_dir: Path):
+    """The stacked Crab dataset of the reference case (and the reduction time)."""
+    ref = np.load(reference_dir / "crab_runs.npz")
+    meta = json.loads((reference_dir / "reference.json").read_text())["crab_runs"]
+    spec = ReductionSpec(
+        energy_edges=ref["energy_edges"],
+        energy_true_edges=ref["energy_true_edges"],
+        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
+        maps=("counts", "exposure", "background", "psf", "edisp"),
+        safe_mask=("offset-max", "aeff-max"),
+        offset_max=2.5,
+        aeff_percent=10,
+    )
+    t0 = time.perf_counter()
+    store = open_datastore(data_dir)
+    runs = reduce_runs(store.observations([int(i) for i in meta["runs"]]), spec)
+    runs = runs.gamma.fov_background(EXCLUSION, method="fit").compute()
+    stacked = runs.gamma.stack()
+    # older stack_runs dropped the axis bounds coordinates (dims (axis, bnds))
+    missing = {c: runs[c] for c in runs.coords if c.endswith("_bounds") and c not in stacked}
+    stacked = stacked.assign_coords(missing)
+    return stacked, time.perf_counter() - t0
+
+
+def crab_models() -> Models:
+    """Point source + power law (reference start values) + background norm (tilt frozen)."""
+    crab = SkyModel(
+        PowerLaw(index=2.702, amplitude="4.712e-11 cm-2 s-1 TeV-1", reference="1 TeV"),
+        PointSpatialModel(lon_0=83.63308, lat_0=22.01450, frame="icrs"),
+        name="crab",
+    )
+    return Models([crab, FoVBackgroundModel("stacked")])
+
+
+def timed_fit(ds, models, repeat: int, **kwargs):
+    wall, cpu = [], []
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = ds.gamma.fit(models, **kwargs)
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return result, np.array(wall), np.array(cpu)
+
+
+def report(result, reference: dict, label: str) -> bool:
+    print(f"\n{label}: success={result.success}, nfev={result.nfev}, message={result.message!r}")
+    print(
+        f"{'parameter':10s} {'gammaxr':>12s} {'+-':>10s} {'Gammapy':>12s} {'+-':>10s} "
+        f"{'dev/sigma':>9s} {'err ratio':>9s}"
+    )
+    ok = result.success
+    for label_, name, key in ROWS:
+        value, error = result.value(name), result.error(name)
+        ref_value, ref_error = reference["params"][key]
+        dev = (value - ref_value) / ref_error
+        ratio = error / ref_error
+        ok &= abs(dev) <= 0.2 and abs(ratio - 1) <= 0.1
+        print(
+            f"{label_:10s} {value:12.6g} {error:10.4g} {ref_value:12.6g} {ref_error:10.4g} "
+            f"{dev:+9.3f} {ratio:9.3f}"
+        )
+    print(f"total_stat {result.total_stat:.2f} (Gammapy {reference['total_stat']})")
+    print(f"all values within 0.2 sigma and errors within 10 %: {'yes' if ok else 'NO'}")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed fits per convention")
+    parser.add_argument("--data", type=Path, default=SHARED / "data" / "hess-dl3-dr1")
+    parser.add_argument("--reference", type=Path, default=SHARED / "reference")
+    args = parser.parse_args()
+    reference = json.loads((args.reference / "reference.json").read_text())["crab_fit"]
+    ds, seconds = crab_dataset(args.data, args.reference)
+    print(f"reduction + FoV background + stacking: {seconds:.2f} s")
+    print(f"stacked counts {float(ds['counts'].where(ds['mask_safe']).sum()):.0f}")
+    models = crab_models()
+    gammapy_seconds = reference["gammapy_seconds"]["fit"]
+    for convention in ("gammaxr", "gammapy"):
+        result, wall, cpu = timed_fit(ds, models, args.repeat, convention=convention)
+        print(
+            f"\nfit (convention={convention!r}), {args.repeat} runs: wall median "
+            f"{np.median(wall):.3f} s (min {wall.min():.3f}), CPU median {np.median(cpu):.3f} s; "
+            f"Gammapy 2.1 {gammapy_seconds} s -> {gammapy_seconds / np.median(wall):.1f}x faster"
+        )
+        report(result, reference, f"convention={convention!r}")
+    assert models == crab_models(), "the user's models were modified"
+
+
+if __name__ == "__main__":
+    main()
