@@ -31,6 +31,7 @@ in the band`` [cm-2 s-1], with errors and upper limits alike.
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -299,7 +300,13 @@ def excess_map(
     if npred_signal is not None:
         extra["npred_signal"] = npred_signal
     if "exposure" in ds:
-        extra["reco_exposure"] = reco_exposure(ds, spectral_model)
+        if bounds_name("energy_true") in ds.coords or "energy_true_lo" in ds.coords:
+            extra["reco_exposure"] = reco_exposure(ds, spectral_model)
+        else:
+            warnings.warn(
+                "excess map: the exposure has no energy_true bounds; no norm/flux maps",
+                stacklevel=2,
+            )
     if energy_edges is not None and "mask_safe" not in ds:
         raise ValueError("grouping energy bins needs a 'mask_safe' variable")
     ds, extra = _resample(ds, energy_edges, extra)
