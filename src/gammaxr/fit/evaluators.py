@@ -86,7 +86,8 @@ def convolve_same(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     _, ky, kx = kernels.shape
     nonzero = np.flatnonzero(image)
     if nonzero.size > _SPARSE_PIXELS:
-        return fftconvolve(image[None], kernels, mode="same", axes=(1, 2))
+        planes = np.broadcast_to(image, (kernels.shape[0], ny, nx))  # "same": shape of in1
+        return fftconvolve(planes, kernels, mode="same", axes=(1, 2))
     out = np.zeros((kernels.shape[0], ny, nx))
     cy, cx = ky // 2, kx // 2
     for y, x in zip(*np.unravel_index(nonzero, image.shape), strict=True):

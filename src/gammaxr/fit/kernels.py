@@ -297,8 +297,8 @@ def cutout_around(
     ix = int(np.rint((lon - lon_grid[0]) / dlon))
     iy = int(np.rint((lat - lat_grid[0]) / dlat))
     cos_lat = max(np.cos(np.deg2rad(min(abs(lat) + radius, 89.0))), 1e-3)
-    wx = kernel_shape[1] // 2 + int(np.ceil(radius / (abs(dlon) * cos_lat)))
-    wy = kernel_shape[0] // 2 + int(np.ceil(radius / abs(dlat)))
+    wx = kernel_shape[1] // 2 + int(np.ceil(radius / (abs(dlon) * cos_lat) - 1e-9))
+    wy = kernel_shape[0] // 2 + int(np.ceil(radius / abs(dlat) - 1e-9))
     return Cutout(
         y0=max(iy - wy, 0),
         y1=min(iy + wy + 1, lat_grid.size),
