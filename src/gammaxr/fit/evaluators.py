@@ -253,7 +253,7 @@ class MapSourceEvaluator:
         if refreshed or skey != self._spectral_key or self._counts is None:
             n_e = self.data.energy.size
             if self._weights is None:
-                self._counts = np.zeros((n_e, *cut.shape))
+                self._counts = np.zeros((n_e, *(max(n, 0) for n in cut.shape)))
             else:
                 flux = _spectral_flux(self.model.spectral, self._e_lo, self._e_hi, spectral_values)
                 matrix = flux[:, None] * self._irf["edisp"]
