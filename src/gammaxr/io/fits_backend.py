@@ -297,7 +297,7 @@ class FitsTable:
         self.columns = tuple(columns)
         self.nrows = int(nrows)
         self.is_table = bool(is_table)
-        self._index = {c.name.strip().upper(): c for c in self.columns}
+        self._by_name = {c.name.strip().upper(): c for c in self.columns}
 
     @property
     def column_names(self) -> list[str]:
@@ -307,12 +307,12 @@ class FitsTable:
     def get_column(self, name: str) -> FitsColumn:
         """Description of column ``name`` (case-insensitive); raises ``KeyError`` if absent."""
         try:
-            return self._index[name.strip().upper()]
+            return self._by_name[name.strip().upper()]
         except KeyError:
             raise KeyError(f"no column {name!r} in table {self.name!r}") from None
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.strip().upper() in self._index
+        return isinstance(name, str) and name.strip().upper() in self._by_name
 
     def column(self, name: str) -> np.ndarray:
         """All rows of column ``name`` (case-insensitive), see :func:`native_array`.
@@ -355,7 +355,7 @@ class _AstropyTable(FitsTable):
 
 
 class _FitsioTable(FitsTable):
-    def __init__(self, hdu, name: str, parent: _FitsioFile) -> None:
+    def __init__(self, hdu, name: str, index: int, parent: _FitsioFile) -> None:
         header = FitsHeader((c["name"], c["value"]) for c in hdu.read_header_list())
         is_table = hdu.get_exttype() == "BINARY_TBL"
         columns, nrows = [], 0
@@ -369,6 +369,7 @@ class _FitsioTable(FitsTable):
             nrows = hdu.get_nrows()
         super().__init__(name, header, columns, nrows, is_table)
         self._hdu = hdu
+        self._hdu_index = index
         self._parent = parent
         self._data: np.ndarray | None = None
         self._fallback: FitsTable | None = None
@@ -393,7 +394,7 @@ class _FitsioTable(FitsTable):
                 raise
             except Exception as exc:  # cfitsio cannot read the data: astropy decides
                 _log.debug("fitsio cannot read %s: %s; using astropy", self.name, exc)
-                self._fallback = self._parent.astropy_table(self.name)
+                self._fallback = self._parent.astropy_table(self._hdu_index)
         return self._fallback.column(name)
 
 
@@ -436,24 +437,38 @@ class FitsFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = str(path)
-        self._tables: dict[str, FitsTable] = {}
+        self._tables: dict[int, FitsTable] = {}
 
     def __getitem__(self, name: str) -> FitsTable:
-        """HDU ``name`` (``EXTNAME``, case-insensitive); ``KeyError`` if the file has none."""
-        key = str(name).strip().upper()
-        if key not in self._tables:
-            self._tables[key] = self._table(name)
-        return self._tables[key]
+        """HDU ``name`` (``EXTNAME``, case-insensitive, first match); ``KeyError`` if none."""
+        return self.table_at(self._index(name))
+
+    def table_at(self, index: int) -> FitsTable:
+        """HDU number ``index`` (0 is the primary HDU); each HDU is parsed once."""
+        if index not in self._tables:
+            self._tables[index] = self._table(index)
+        return self._tables[index]
+
+    def tables(self) -> Iterator[FitsTable]:
+        """The binary-table HDUs, in file order."""
+        for index in range(1, self._count()):
+            if self._is_binary_table(index):
+                yield self.table_at(index)
 
     def hdu_names(self) -> list[str]:
         """Names of all HDUs in file order (``"PRIMARY"`` for an unnamed primary)."""
         raise NotImplementedError
 
-    def tables(self) -> Iterator[FitsTable]:
-        """The binary-table HDUs, in file order."""
+    def _index(self, name: str) -> int:
         raise NotImplementedError
 
-    def _table(self, name: str) -> FitsTable:
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def _is_binary_table(self, index: int) -> bool:
+        raise NotImplementedError
+
+    def _table(self, index: int) -> FitsTable:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -472,25 +487,29 @@ class FitsFile:
 class _AstropyFile(FitsFile):
     backend = "astropy"
 
-    def __init__(self, path: str | os.PathLike, raw: bytes | None = None) -> None:
+    def __init__(self, path: str | os.PathLike) -> None:
         super().__init__(path)
-        raw = _read_content(path)[0] if raw is None else raw
+        raw = _read_content(path)
         try:
             self._hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
             self._hdul[0]  # force parsing the primary header
         except (OSError, ValueError, TypeError, IndexError) as exc:
             raise CorruptFileError(f"{path}: not a readable FITS file: {exc}") from exc
 
-    def _table(self, name: str) -> FitsTable:
-        return _AstropyTable(self._hdul[name])
+    def _index(self, name: str) -> int:
+        return self._hdul.index_of(name)
+
+    def _count(self) -> int:
+        return len(self._hdul)
+
+    def _is_binary_table(self, index: int) -> bool:
+        return isinstance(self._hdul[index], fits.BinTableHDU)
+
+    def _table(self, index: int) -> FitsTable:
+        return _AstropyTable(self._hdul[index])
 
     def hdu_names(self) -> list[str]:
         return [h.name for h in self._hdul]
-
-    def tables(self) -> Iterator[FitsTable]:
-        for hdu in self._hdul[1:]:
-            if isinstance(hdu, fits.BinTableHDU):
-                yield self[hdu.name] if hdu.name else _AstropyTable(hdu)
 
     def close(self) -> None:
         self._hdul.close()
@@ -514,35 +533,38 @@ class _FitsioFile(FitsFile):
 
     def _index(self, name: str) -> int:
         key = str(name).strip().upper()
-        for i, hdu_name in enumerate(self._names):
+        for index, hdu_name in enumerate(self._names):
             if hdu_name.upper() == key:
-                return i
+                return index
         raise KeyError(f"no HDU named {name!r}")
 
-    def _table(self, name: str) -> FitsTable:
-        i = self._index(name)
+    def _count(self) -> int:
+        return len(self._names)
+
+    def _is_binary_table(self, index: int) -> bool:
+        return self._fits[index].get_exttype() == "BINARY_TBL"
+
+    def _table(self, index: int) -> FitsTable:
         try:
-            table = _FitsioTable(self._fits[i], self._names[i], self)
+            table = _FitsioTable(self._fits[index], self._names[index], index, self)
         except Exception as exc:  # cfitsio cannot parse this HDU: astropy decides
-            _log.debug("fitsio cannot read %s[%s]: %s; using astropy", self.path, name, exc)
-            return self.astropy_table(name)
+            _log.debug("fitsio cannot read %s[%d]: %s; using astropy", self.path, index, exc)
+            return self.astropy_table(index)
         if table.is_table and not _fitsio_reads_alike(table.header, len(table.columns)):
-            return self.astropy_table(name)
+            return self.astropy_table(index)
         return table
 
-    def astropy_table(self, name: str) -> FitsTable:
-        """HDU ``name`` read by astropy (fallback for what fitsio cannot read alike)."""
+    def astropy_table(self, index: int) -> FitsTable:
+        """HDU number ``index`` read by astropy (for what fitsio cannot read alike).
+
+        The file is read again for this (once, whatever the number of such HDUs).
+        """
         if self._astropy is None:
             self._astropy = _AstropyFile(self.path)
-        return self._astropy[name]
+        return self._astropy.table_at(index)
 
     def hdu_names(self) -> list[str]:
         return list(self._names)
-
-    def tables(self) -> Iterator[FitsTable]:
-        for i, hdu in enumerate(self._fits):
-            if i > 0 and hdu.get_exttype() == "BINARY_TBL":
-                yield self[self._names[i]] if self._names[i] else _FitsioTable(hdu, "", self)
 
     def _remove_temporary(self) -> None:
         if self._cleanup is not None:
@@ -557,7 +579,7 @@ class _FitsioFile(FitsFile):
         self._remove_temporary()
 
 
-def _read_content(path: str | os.PathLike) -> tuple[bytes, bool]:
+def _read_content(path: str | os.PathLike) -> bytes:
     """Whole file content, gzip decompressed when it starts with the gzip magic bytes."""
     path = Path(path)
     try:
@@ -569,9 +591,9 @@ def _read_content(path: str | os.PathLike) -> tuple[bytes, bool]:
     except OSError as exc:
         raise DL3Error(f"{path}: cannot read file: {exc}") from exc
     if raw[:2] != _GZIP_MAGIC:
-        return raw, False
+        return raw
     try:
-        return gzip.decompress(raw), True
+        return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptFileError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
 
@@ -595,7 +617,7 @@ def _memory_file(raw: bytes) -> tuple[int, str | None]:
 
 
 def _open_fitsio(path: str | os.PathLike) -> FitsFile:
-    raw, _ = _read_content(path)  # the file's own errors, exactly as with astropy
+    raw = _read_content(path)  # the file's own errors, exactly as with astropy
     fd, temporary = _memory_file(raw)
     del raw
     try:
