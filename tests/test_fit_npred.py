@@ -83,6 +83,19 @@ def test_gaussian_source_counts_and_width(toy, sigma):
     assert var == pytest.approx(sigma**2 + 0.08**2 + 0.04**2 / 12, rel=0.05)
 
 
+def test_energy_dependent_psf_on_extended_source():
+    """Each true-energy bin is convolved with its own PSF (FFT path of extended sources)."""
+    et = np.array([1.0, 2.0, 4.0, 10.0])
+    psf = (0.12, 0.07, 0.04)
+    ds = toy_map_dataset(center=CENTER, energy_true_edges=et, psf_sigma=psf)
+    model = _source(GaussianSpatialModel(lon_0=CENTER[0], lat_0=CENTER[1], sigma=0.05))
+    image = npred(ds, model, kind="signal").values
+    y = ds["lat"].values - CENTER[1]
+    for plane, s in zip(image, psf, strict=True):
+        var = plane.sum(1) @ y**2 / plane.sum() - (plane.sum(1) @ y / plane.sum()) ** 2
+        assert var == pytest.approx(0.05**2 + s**2 + 0.04**2 / 12, rel=0.05)
+
+
 def test_galactic_grid_icrs_model():
     lon_g, lat_g = transform_lonlat(np.array([83.6]), np.array([22.0]), "icrs", "galactic")
     ds = toy_map_dataset(center=(float(lon_g[0]), float(lat_g[0])), frame="galactic")

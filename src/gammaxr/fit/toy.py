@@ -52,7 +52,7 @@ def toy_map_dataset(
     exposure: float = 3e9,
     background: float = 0.5,
     background_index: float = 1.5,
-    psf_sigma: float = 0.08,
+    psf_sigma: float | tuple[float, ...] = 0.08,
     irf_binsz: float = 0.4,
     name: str = "toy",
 ) -> xr.Dataset:
@@ -73,8 +73,9 @@ def toy_map_dataset(
     background : float
         Background counts per pixel in the first reco bin; other bins follow a power law of
         the bin-centre energy with ``background_index``.
-    psf_sigma : float
-        Gaussian PSF width, deg (the same at all energies and positions).
+    psf_sigma : float or sequence of float
+        Gaussian PSF width, deg: one for all true-energy bins, or one per bin (the same at
+        all positions).
     irf_binsz : float
         Pixel size of the coarse IRF grid, deg.
     name : str
@@ -90,7 +91,8 @@ def toy_map_dataset(
     irf = SkyGrid.from_center(center, width, irf_binsz, frame=frame)
     e = np.asarray(energy_edges, dtype=float)
     et = np.asarray(energy_true_edges, dtype=float)
-    rad = np.linspace(0.0, max(6.0 * psf_sigma, 0.05), 61)
+    sigma = np.broadcast_to(np.asarray(psf_sigma, dtype=float), (et.size - 1,))
+    rad = np.linspace(0.0, max(6.0 * float(sigma.max()), 0.05), 61)
     coords = dict(grid.coords)
     coords.update(axis_coords("energy", e, "TeV"))
     coords.update(axis_coords("energy_true", et, "TeV"))
@@ -101,7 +103,7 @@ def toy_map_dataset(
     (n_lat, n_lon), (m_lat, m_lon) = grid.shape, irf.shape
     e_c = np.sqrt(e[1:] * e[:-1])
     bkg = background * (e_c / e_c[0]) ** (-background_index)
-    profile = gaussian_psf_profile(np.full(n_et, psf_sigma), rad)
+    profile = gaussian_psf_profile(sigma, rad)
     reco, true = ("energy", "lat", "lon"), ("energy_true", "lat", "lon")
     irf_dims = ("lat_irf", "lon_irf")
     data = {
