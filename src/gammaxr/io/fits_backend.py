@@ -13,18 +13,21 @@ library directly: they get a :class:`FitsFile` from :func:`open_fits_file` and, 
 Two backends build these objects:
 
 ``"fitsio"`` (default when the ``fitsio`` package imports)
-    cfitsio parses headers and reads each table in one C call, about 4-5 times faster than
-    astropy on a H.E.S.S. DR1 run. gammaxr still reads the file itself first (so that a
+    cfitsio parses headers and reads each table in one C call: opening and parsing the six
+    HDUs of a H.E.S.S. DR1 run takes ~10 ms instead of ~27 ms with astropy (gzip
+    decompression included). gammaxr still reads the file itself first (so that a
     missing file or a broken gzip stream fails exactly as with astropy), decompresses gzip
     content in memory (detected by the magic bytes, whatever the file name) and hands cfitsio
-    the FITS bytes through an anonymous in-memory file.
+    the FITS bytes through an anonymous in-memory file (cfitsio's own gzip reader would, for
+    one, accept a stream cut in its trailer).
 ``"astropy"``
     :mod:`astropy.io.fits` on the in-memory bytes: the reference behaviour.
 
 With fitsio, gammaxr falls back to astropy, for one HDU or the whole file, whenever cfitsio
 cannot open or read it, and for the column formats whose conversion differs between the two
 libraries (bit arrays ``X``, variable-length arrays ``P``/``Q``, scaled columns other than the
-unsigned-integer ``TZERO`` convention). Either way the result is the same Datasets.
+unsigned-integer ``TZERO`` convention); astropy then reads the file again, once. Either way
+the result is the same Datasets, and errors name the file as with astropy.
 
 Choosing the backend (first that applies):
 
