@@ -204,9 +204,11 @@ class MapSourceEvaluator:
 
     # -- evaluation ----------------------------------------------------------------------
     def _spatial_weights(self, values: dict) -> None:
-        spatial = self.model.spatial.with_values(**values)
+        is_point = self.model.spatial.is_point
+        # a point needs no model object (radius 0); others are rebuilt with the new values
+        spatial = None if is_point else self.model.spatial.with_values(**values)
         lon, lat = self._position(values)
-        radius = float(spatial.evaluation_radius)
+        radius = 0.0 if is_point else float(spatial.evaluation_radius)
         if self._irf_is_stale(lon, lat, radius):
             self._update_irf(lon, lat, radius)
         irf = self._irf
@@ -217,12 +219,14 @@ class MapSourceEvaluator:
         d = self.data
         ys, xs = cut.slices
         n_et = irf["exposure"].shape[0]
-        if spatial.is_point and irf["coefficients"] is not None:
+        if is_point and irf["coefficients"] is not None:
             lon_c = d.lon[cut.x0]
             fx = (np.mod(lon - lon_c + 180.0, 360.0) - 180.0) / d.lon_step
             fy = (lat - d.lat[cut.y0]) / d.lat_step
             conv = place_kernel(irf["coefficients"], fy, fx, cut.shape)
         else:
+            if spatial is None:
+                spatial = self.model.spatial.with_values(**values)
             image = spatial.integrate_pixels(d.lon[xs], d.lat[ys], d.frame)
             conv = image[None] if irf["kernel"] is None else convolve_same(image, irf["kernel"])
         conv = np.broadcast_to(conv, (n_et, *cut.shape))
