@@ -177,4 +177,13 @@ def test_prod5_irfs():
     }
     assert irfs.bkg.attrs["fov_alignment"] == "RADEC"
     assert irfs.bkg.sizes == {"energy": 21, "fov_lon": 60, "fov_lat": 60}
+    # the standard GADF layout (numpy (lat, lon, energy)) is transposed, not reshaped: a
+    # smooth background, falling with energy above 0.1 TeV and with offset, symmetric
+    on_axis = evaluate_bkg_3d(irfs.bkg, [0.2, 1.0, 10.0], 0.1, 0.1)
+    assert np.all(np.diff(on_axis) < 0)
+    rates = evaluate_bkg_3d(
+        irfs.bkg, 1.0, [0.1, 1.0, -1.0, 0.1, 0.1, 3.0], [0.1, 0.1, 0.1, 1.0, -1.0, 3.0]
+    )
+    np.testing.assert_allclose(rates[1:5], rates[1], rtol=0.01)  # symmetric about the axis
+    assert rates[5] < 0.5 * rates[0]
     assert float(evaluate_aeff(irfs.aeff, 10.0, 0.5)) > 1e6  # m2: a large array

@@ -378,7 +378,9 @@ class _Parser:
                 q = u.Quantity(value)
                 return float(q.to_value(unit) if q.unit != u.dimensionless_unscaled else q.value)
             except (TypeError, ValueError, u.UnitsError) as exc:
-                raise self.error(where, f"cannot read {value!r} as a quantity in {unit}") from exc
+                raise self.error(
+                    where, f"cannot read {value!r} as a quantity in {unit or 'no unit'}"
+                ) from exc
         raise self.error(where, f"expected a number (in {unit or 'no unit'}), got {value!r}")
 
     def range(self, value: Any, where: str) -> tuple[float, float]:
@@ -439,6 +441,31 @@ _RUN_KEYS = (
 _WOBBLE_KEYS = ("center", "offset", "angles", "first_obs_id")
 
 
+# units of the ToyInstrument parameters given as strings with units ("0.1 TeV", "2 deg")
+_TOY_UNITS = {
+    "aeff_max": "m2",
+    "bkg_rate": "s-1 MeV-1 sr-1",
+    **dict.fromkeys(("energy_threshold", "energy_min", "energy_max"), "TeV"),
+    **dict.fromkeys(
+        ("aeff_offset_sigma", "psf_sigma", "psf_sigma_low", "bkg_offset_sigma", "offset_max",
+         "offset_bin", "fov_bin", "rad_max", "rad_bin"),
+        "deg",
+    ),
+}  # fmt: skip
+_TOY_TEXT = ("name", "psf_format", "bkg_format")
+
+
+def _toy_value(p: _Parser, key: str, value: Any, where: str) -> Any:
+    """A toy parameter as a number in its unit (YAML reads ``1e5`` as text)."""
+    if key in _TOY_TEXT or key not in ToyInstrument.parameter_names():
+        return value
+    if key == "bins_per_decade":
+        if not _is_int(value):
+            raise p.error(where, f"expected an integer, got {value!r}")
+        return int(value)
+    return p.quantity(value, _TOY_UNITS.get(key, ""), where)
+
+
 def _instruments(p: _Parser, data: Any) -> dict[str, InstrumentSpec]:
     if data is None:
         return {}
@@ -453,7 +480,8 @@ def _instruments(p: _Parser, data: Any) -> dict[str, InstrumentSpec]:
         kind = spec.pop("type", "toy")
         try:
             if kind == "toy":
-                out[str(name)] = InstrumentSpec(str(name), "toy", tuple(sorted(spec.items())))
+                params = {k: _toy_value(p, k, v, f"{where}.{k}") for k, v in spec.items()}
+                out[str(name)] = InstrumentSpec(str(name), "toy", tuple(sorted(params.items())))
             elif kind == "gadf":
                 p.mapping(spec, where, ("file",))
                 path = p.path(spec.get("file"), f"{where}.file")

@@ -26,7 +26,10 @@ the tables) are not reconstructed.
 Background events are drawn the same way from the background rate (per unit on-time) in reco
 energy, over the table's field of view (a disc of the offset range for ``bkg_2d``, the
 ``fov_lon`` x ``fov_lat`` rectangle for ``bkg_3d``): the rate is interpolated in log, so its
-maximum over a cell is at a corner too. Arrival times are uniform in the GTIs.
+maximum over a cell is at a corner too. Beyond the outermost nodes the rate may not rise
+above its value at the nearest node (log extrapolation next to an empty node can explode,
+as at the FoV corners of H.E.S.S. DR1 tables); tables falling towards their edges are
+unaffected. Arrival times are uniform in the GTIs.
 
 Randomness comes from :class:`numpy.random.Generator`; :func:`run_generator` derives each
 run's generator from a master seed and the obs_id, so a run's events do not depend on which
@@ -375,6 +378,42 @@ def _reconstruct(source: dict[str, np.ndarray], irfs: IRFSet, rng) -> dict[str, 
 # --------------------------------------------------------------------------- background
 
 
+def _bkg_rate(bkg: xr.DataArray, energy, *spatial) -> np.ndarray:
+    """Background rate (s-1 MeV-1 sr-1) that does not rise beyond the outermost nodes.
+
+    Log interpolation extrapolates beyond the outermost nodes up to the table edges; next to
+    an empty (zero) node that can explode (H.E.S.S. DR1 tables reach 1e26 at FoV corners).
+    The rate is the smaller of the extrapolated value and the value at the coordinates
+    clamped to the node range, so tables falling towards their edges (the usual case, and the
+    toy's) are sampled exactly as :func:`gammaxr.irf.integrate_bkg_energy` integrates them.
+    """
+    dims = ("energy", "offset") if "offset" in bkg.dims else ("energy", "fov_lon", "fov_lat")
+    coords = (energy, *spatial)
+    clamped = []
+    for dim, x in zip(dims, coords, strict=True):
+        _, _, nodes = _axis_range(bkg, dim)
+        clamped.append(np.clip(x, nodes.min(), nodes.max()))
+    func = evaluate_bkg_2d if "offset" in bkg.dims else evaluate_bkg_3d
+    return np.minimum(func(bkg, *coords), func(bkg, *clamped))
+
+
+def _bkg_envelope(bkg: xr.DataArray, edges: np.ndarray, *points: np.ndarray) -> np.ndarray:
+    """Largest rate over each energy cell and the whole FoV (see the module docstring)."""
+    dims = ("energy", "offset") if "offset" in bkg.dims else ("energy", "fov_lon", "fov_lat")
+    func = evaluate_bkg_2d if "offset" in bkg.dims else evaluate_bkg_3d
+    grids = np.meshgrid(edges, *points, indexing="ij")
+    clamped = []
+    for dim, x in zip(dims, grids, strict=True):
+        _, _, nodes = _axis_range(bkg, dim)
+        clamped.append(np.clip(x, nodes.min(), nodes.max()))
+    axes = tuple(range(1, len(dims)))
+    # max of min(f, g) over a cell <= min(max f, max g), each reached at a corner
+    extrapolated, capped = func(bkg, *grids).max(axis=axes), func(bkg, *clamped).max(axis=axes)
+    f_max = np.maximum(extrapolated[:-1], extrapolated[1:])
+    g_max = np.maximum(capped[:-1], capped[1:])
+    return np.minimum(f_max, g_max) * (1.0 + 1e-9)
+
+
 def sample_background(
     irfs: IRFSet,
     pointing: tuple[float, float],
@@ -419,8 +458,7 @@ def sample_background(
     if "offset" in bkg.dims:
         o_lo, o_hi, o_nodes = _axis_range(bkg, "offset")
         o_lo, o_hi = max(o_lo, 0.0), min(o_hi, 180.0)
-        points = _corners(o_lo, o_hi, o_nodes)
-        rate = evaluate_bkg_2d(bkg, edges[:, None], points[None, :]).max(axis=1)
+        envelope = _bkg_envelope(bkg, edges, _corners(o_lo, o_hi, o_nodes))
         c_lo, c_hi = np.cos(np.radians(o_hi)), np.cos(np.radians(o_lo))
         solid_angle = 2.0 * np.pi * (c_hi - c_lo)
     else:
@@ -434,11 +472,9 @@ def sample_background(
         y_lo, y_hi, y_nodes = _axis_range(bkg, "fov_lat")
         y_lo, y_hi = max(y_lo, -89.0), min(y_hi, 89.0)
         xs, ys = _corners(x_lo, x_hi, x_nodes), _corners(y_lo, y_hi, y_nodes)
-        rate = evaluate_bkg_3d(bkg, edges[:, None, None], xs[None, :, None], ys[None, None, :])
-        rate = rate.max(axis=(1, 2))
+        envelope = _bkg_envelope(bkg, edges, xs, ys)
         s_lo, s_hi = np.sin(np.radians(y_lo)), np.sin(np.radians(y_hi))
         solid_angle = np.radians(x_hi - x_lo) * (s_hi - s_lo)
-    envelope = np.maximum(rate[:-1], rate[1:]) * (1.0 + 1e-9)  # s-1 MeV-1 sr-1
     weights = envelope * np.diff(edges) * _MEV_PER_TEV * solid_angle * ontime * norm
     total = float(weights.sum())
     parts = []
@@ -447,12 +483,12 @@ def sample_background(
         e = edges[cell] + rng.random(size) * (edges[cell + 1] - edges[cell])
         if "offset" in bkg.dims:
             theta = np.degrees(np.arccos(c_lo + rng.random(size) * (c_hi - c_lo)))
-            value = evaluate_bkg_2d(bkg, e, theta)
+            value = _bkg_rate(bkg, e, theta)
             ra, dec = offset_by(pointing[0], pointing[1], 360.0 * rng.random(size), theta)
         else:
             x = x_lo + rng.random(size) * (x_hi - x_lo)
             y = np.degrees(np.arcsin(s_lo + rng.random(size) * (s_hi - s_lo)))
-            value = evaluate_bkg_3d(bkg, e, x, y)
+            value = _bkg_rate(bkg, e, x, y)
             fov_lon = -x if alignment == "REVERSE_LON_RADEC" else x
             ra, dec = fov_to_sky(fov_lon, y, pointing[0], pointing[1])
         keep = rng.random(size) * envelope[cell] < value

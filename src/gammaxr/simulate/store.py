@@ -158,6 +158,14 @@ def obs_index_table(
     return xr.Dataset(data, attrs=attrs)
 
 
+def _hdu_size(hdu) -> int:
+    """Bytes of an HDU in its (uncompressed) FITS file: header and data in 2880-byte blocks."""
+    blocks = lambda n: -(-int(n) // 2880) * 2880  # noqa: E731
+    return blocks(80 * (len(hdu.header) + 1)) + blocks(
+        hdu.data.nbytes if hdu.data is not None else 0
+    )
+
+
 class _StoreWriter:
     """Writes run files and shared IRF files; collects the index rows."""
 
@@ -208,7 +216,7 @@ class _StoreWriter:
         }
         data["obs_id"] = data["obs_id"].astype(np.int64)
         data["size"] = xr.Variable(
-            "hdu", np.asarray([r[-1].filebytes() for r in self.rows], dtype=np.int64)
+            "hdu", np.asarray([_hdu_size(r[-1]) for r in self.rows], dtype=np.int64)
         )
         hdu_index = xr.Dataset(data)
         obs_table = obs_index_table(self.headers, observatory)
