@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from astropy import units as u
 from astropy.io import fits
 
 from gammaxr.geom.axes import axis_coords, axis_lo_hi
@@ -138,8 +139,29 @@ def _format(arr: np.ndarray, name: str) -> str:
     return f"{repeat}{code}" if repeat != 1 else code
 
 
+def _fits_unit(unit: str) -> str:
+    """A unit in FITS syntax (``"1 / sr"`` -> ``"sr-1"``), as FITS readers (Gammapy) parse it.
+
+    The readers keep units as astropy's generic strings; written verbatim, some of them
+    (``"1 / sr"``, ``"1 / (MeV s sr)"``) are not valid FITS units. Valid FITS units and
+    unparseable ones are kept as given.
+    """
+    if not unit:
+        return ""
+    try:
+        u.Unit(unit, format="fits")
+        return unit
+    except (ValueError, u.UnitsError):
+        pass
+    try:
+        return u.Unit(unit).to_string("fits")
+    except (ValueError, u.UnitsError):
+        return unit
+
+
 def _column(name: str, arr: np.ndarray, unit: str = "") -> fits.Column:
     """A FITS column of ``nrow`` rows; extra numpy axes become a ``TDIM`` (reversed order)."""
+    unit = _fits_unit(unit)
     arr = np.asarray(arr)
     if arr.dtype.kind == "U":
         arr = arr.astype("S")
