@@ -187,3 +187,14 @@ def test_prod5_irfs():
     np.testing.assert_allclose(rates[1:5], rates[1], rtol=0.01)  # symmetric about the axis
     assert rates[5] < 0.5 * rates[0]
     assert float(evaluate_aeff(irfs.aeff, 10.0, 0.5)) > 1e6  # m2: a large array
+
+
+def test_units_written_in_fits_syntax(irfs):
+    """IRFs read from files carry astropy's generic unit strings; FITS needs its own syntax."""
+    generic = irfs.replace(
+        psf=irfs.psf.assign_attrs(units="1 / sr"), bkg=irfs.bkg.assign_attrs(units="1 / (MeV s sr)")
+    )
+    hdus = generic.to_hdus()
+    assert hdus["psf"].columns["RPSF"].unit == "sr-1"
+    assert hdus["bkg"].columns["BKG"].unit == "MeV-1 s-1 sr-1"
+    assert hdus["aeff"].columns["EFFAREA"].unit == "m2"
