@@ -212,6 +212,48 @@ def _estimator_mask(ds: xr.Dataset, mask: Any) -> xr.DataArray:
     return out.transpose(*ds["counts"].dims)
 
 
+_STATISTICS = {
+    "cash": dict(
+        ts=cash_ts,
+        sqrt_ts=cash_sqrt_ts,
+        errn=cash_errn,
+        errp=cash_errp,
+        ul=cash_upper_limit,
+        matching=cash_n_sig_matching_significance,
+    ),
+    "wstat": dict(
+        ts=wstat_ts,
+        sqrt_ts=wstat_sqrt_ts,
+        errn=wstat_errn,
+        errp=wstat_errp,
+        ul=wstat_upper_limit,
+        matching=wstat_n_sig_matching_significance,
+    ),
+}
+
+
+def _on_off_terms(
+    ds: xr.Dataset, use: xr.DataArray, corr: Any, correlate_off: bool
+) -> tuple[xr.DataArray, xr.DataArray, dict[str, xr.DataArray]]:
+    """``n_off``, ``alpha`` and the acceptance maps of an on/off dataset (module docstring)."""
+    counts_off = ds["counts_off"].where(use, 0)
+    acc_on = ds["acceptance"].where(use, 0)
+    acc_off = ds["acceptance_off"].where(use, 0)
+    acceptance_on = corr(acc_on)
+    if correlate_off:
+        bkg = corr(alpha_on_off(acc_on, acc_off) * counts_off)
+        n_off = corr(counts_off)
+        acceptance_off = corr(acc_off)
+        # no off counts in the disk: the ratio of the acceptances
+        alpha = (bkg / n_off.where(n_off > 0)).fillna(alpha_on_off(acceptance_on, acceptance_off))
+    else:
+        n_off = counts_off.astype(np.float64)
+        acceptance_off = acc_off.astype(np.float64)
+        alpha = alpha_on_off(acceptance_on, acc_off)
+    maps = {"alpha": alpha, "acceptance_on": acceptance_on, "acceptance_off": acceptance_off}
+    return n_off, alpha, maps
+
+
 def excess_map(
     ds: xr.Dataset,
     correlation_radius: float = 0.1,
@@ -318,53 +360,23 @@ def excess_map(
 
     n_on = corr(ds["counts"], integer=True)
     signal = corr(extra["npred_signal"]) if "npred_signal" in extra else None
-    maps: dict[str, xr.DataArray] = {}
     if on_off:
-        counts_off = ds["counts_off"].where(use, 0)
-        acc_on = ds["acceptance"].where(use, 0)
-        acc_off = ds["acceptance_off"].where(use, 0)
-        if correlate_off:
-            bkg = corr(alpha_on_off(acc_on, acc_off) * counts_off)
-            n_off = corr(counts_off)
-            fallback = alpha_on_off(corr(acc_on), corr(acc_off))
-            alpha = (bkg / n_off.where(n_off > 0)).fillna(fallback)
-            maps["acceptance_on"], maps["acceptance_off"] = corr(acc_on), corr(acc_off)
-        else:
-            n_off = counts_off.astype(np.float64)
-            maps["acceptance_on"] = corr(acc_on)
-            maps["acceptance_off"] = acc_off.astype(np.float64)
-            alpha = alpha_on_off(maps["acceptance_on"], acc_off)
-        maps["alpha"] = alpha
+        n_off, alpha, maps = _on_off_terms(ds, use, corr, correlate_off)
         mu_sig = signal if signal is not None else 0.0
         stat_args = (n_on, n_off, alpha, mu_sig)
         background = alpha * n_off
-        funcs = dict(
-            ts=wstat_ts,
-            sqrt_ts=wstat_sqrt_ts,
-            errn=wstat_errn,
-            errp=wstat_errp,
-            ul=wstat_upper_limit,
-        )
-        error = wstat_error(n_on, n_off, alpha)
         excess = n_on - background - mu_sig
-        if "sensitivity" in chosen:
-            sensitivity = wstat_n_sig_matching_significance(n_off, alpha, n_sigma_sensitivity)
+        error = wstat_error(n_on, n_off, alpha)
+        match_args = (n_off, alpha)
     else:
+        maps = {}
         background = corr(ds["background"])
         mu_bkg = background + signal if signal is not None else background
         stat_args = (n_on, mu_bkg)
-        funcs = dict(
-            ts=cash_ts,
-            sqrt_ts=cash_sqrt_ts,
-            errn=cash_errn,
-            errp=cash_errp,
-            ul=cash_upper_limit,
-        )
-        error = cash_error(n_on)
         excess = n_on - mu_bkg
-        if "sensitivity" in chosen:
-            sensitivity = cash_n_sig_matching_significance(mu_bkg, n_sigma_sensitivity)
-
+        error = cash_error(n_on)
+        match_args = (mu_bkg,)
+    funcs = _STATISTICS["wstat" if on_off else "cash"]
     out: dict[str, xr.DataArray] = {
         "npred": n_on,
         "counts": n_on,
@@ -380,7 +392,7 @@ def excess_map(
     if "ul" in chosen:
         out["npred_excess_ul"] = funcs["ul"](*stat_args, n_sigma=n_sigma_ul)
     if "sensitivity" in chosen:
-        out["npred_excess_sensitivity"] = sensitivity
+        out["npred_excess_sensitivity"] = funcs["matching"](*match_args, n_sigma_sensitivity)
     for name in ("alpha", "acceptance_on", "acceptance_off"):
         if name in chosen:
             out[name] = maps[name]
