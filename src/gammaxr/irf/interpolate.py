@@ -212,32 +212,83 @@ def interpolate_table(
 
     scaled = [ax.scale(c) for ax, c in zip(axes, coords, strict=True)]
     shape = np.broadcast_shapes(*(np.shape(x) for x in scaled))
-    table, located, active = _contract_separable(table, axes, scaled, shape)
-    result = np.zeros(shape)
-    for corner in range(2 ** len(active)):
-        index = [loc[0] for loc in located]
-        weight = 1.0
-        for bit, i in enumerate(active):
-            idx, w = located[i]
-            if (corner >> bit) & 1:
-                index[i] = idx + 1
-                weight = weight * w
-            else:
-                weight = weight * (1.0 - w)
-        result = result + weight * table[tuple(index)]
+    result = _multilinear(table, axes, scaled, shape)
 
     if values_scale == "log":
         with np.errstate(over="ignore"):
-            result = np.exp(result)
-        result = np.where(result <= 2 * _FLOAT64_TINY, 0.0, result)
+            np.exp(result, out=result)
+        result[result <= 2 * _FLOAT64_TINY] = 0.0
     if clip:
-        result = np.clip(result, 0.0, None)
+        np.maximum(result, 0.0, out=result)
     if fill_value is not None:
-        bad = np.zeros(shape, dtype=bool)
+        # out-of-range masks are built on each coordinate's own (small) shape first
+        bad = None
         for ax, x in zip(axes, scaled, strict=True):
-            bad = bad | ~((x >= ax.lo) & (x <= ax.hi))
-        result = np.where(bad | ~np.isfinite(result), fill_value, result)
+            outside = ~((x >= ax.lo) & (x <= ax.hi))
+            if np.any(outside):
+                bad = outside if bad is None else bad | outside
+        if bad is not None:
+            result[np.broadcast_to(bad, shape)] = fill_value
+        if values_scale == "log" or not np.all(np.isfinite(table)):
+            result[~np.isfinite(result)] = fill_value
     return result
+
+
+def _multilinear(table, axes, scaled, shape) -> np.ndarray:
+    """Multilinear interpolation (extrapolating) of ``table`` at broadcast coordinates.
+
+    Multilinear interpolation is separable. An axis whose coordinate varies along output
+    dims of its own (true energies x pixel offsets, say) is interpolated once for all the
+    others by a small contraction of the table; its table axis then lists the coordinate's
+    own values and becomes those output dims by a reshape. Only the remaining axes, whose
+    coordinates share dims (FoV lon and lat over the pixels), are interpolated point by point,
+    gathering whole contiguous rows of the contracted table. The result equals plain
+    multilinear interpolation up to rounding.
+
+    Returns a new float64 array of the broadcast ``shape``.
+    """
+    ndim = len(shape)
+    shapes = [(1,) * (ndim - np.ndim(x)) + np.shape(x) for x in scaled]
+    owned, active = {}, []
+    for i, (ax, x) in enumerate(zip(axes, scaled, strict=True)):
+        if ax.nodes.size == 1:  # constant along this axis
+            table = np.take(table, [0], axis=i)
+            owned[i] = []
+            continue
+        own = _own_dims(shapes, i)
+        if own is None:
+            active.append(i)
+            continue
+        idx, w = _locate(ax, np.reshape(x, -1))
+        w = w.reshape((1,) * i + (-1,) + (1,) * (table.ndim - i - 1))
+        table = (1.0 - w) * np.take(table, idx, axis=i) + w * np.take(table, idx + 1, axis=i)
+        owned[i] = own
+    # table axes: active ones first (gathered), then the owned output dims in axis order
+    contracted = [i for i in range(len(axes)) if i not in active]
+    table = np.transpose(table, active + contracted)
+    own_dims = [d for i in contracted for d in owned[i]]
+    table = table.reshape(table.shape[: len(active)] + tuple(shape[d] for d in own_dims))
+    shared = sorted({d for i in active for d, n in enumerate(shapes[i]) if n > 1})
+    pick = tuple(slice(None) if d in shared else 0 for d in range(ndim))
+    located = [_locate(axes[i], np.broadcast_to(scaled[i], shapes[i])[pick]) for i in active]
+    located = [(np.broadcast_to(a, [shape[d] for d in shared]), b) for a, b in located]
+    result = None
+    for corner in range(2 ** len(active)):
+        index, weight = [], 1.0
+        for bit, (idx, w) in enumerate(located):
+            upper = (corner >> bit) & 1
+            index.append(idx + upper)
+            weight = weight * (w if upper else 1.0 - w)
+        values = table[tuple(index)] if active else table
+        if active:
+            weight = np.reshape(weight, np.shape(weight) + (1,) * len(own_dims))
+        term = weight * values
+        result = term if result is None else result + term
+    # result axes: shared dims, then owned dims -> output order, unowned dims of size one
+    order = shared + own_dims
+    result = np.transpose(result, np.argsort(order))
+    full = [shape[d] if d in order else 1 for d in range(ndim)]
+    return np.array(np.broadcast_to(result.reshape(full), shape), dtype=float)
 
 
 def _own_dims(shapes: list[tuple[int, ...]], i: int) -> list[int] | None:
@@ -247,36 +298,6 @@ def _own_dims(shapes: list[tuple[int, ...]], i: int) -> list[int] | None:
         if j != i and any(other[d] > 1 for d in mine):
             return None
     return mine
-
-
-def _contract_separable(table, axes, scaled, shape):
-    """Interpolate first along axes whose coordinates vary along dims of their own.
-
-    Multilinear interpolation is separable: on an outer-product set of points (e.g. true
-    energies x pixel offsets) each such axis can be interpolated once for all the others,
-    which turns ``2**n`` gathers over the full output into a few small contractions. The
-    contracted table axis then holds the coordinate's own values, indexed directly. The
-    result equals the plain multilinear interpolation up to rounding.
-
-    Returns the contracted table, per-axis ``(index, weight)`` pairs for the corner loop
-    and the axes still to interpolate.
-    """
-    ndim = len(shape)
-    shapes = [(1,) * (ndim - np.ndim(x)) + np.shape(x) for x in scaled]
-    located, active = [], []
-    for i, (ax, x) in enumerate(zip(axes, scaled, strict=True)):
-        own = _own_dims(shapes, i) if ax.nodes.size > 1 else None
-        if own is None or np.size(x) < 2:
-            located.append(_locate(ax, x))
-            if ax.nodes.size > 1:
-                active.append(i)
-            continue
-        flat = np.reshape(x, -1)
-        idx, w = _locate(ax, flat)
-        w = w.reshape((1,) * i + (-1,) + (1,) * (table.ndim - i - 1))
-        table = (1.0 - w) * np.take(table, idx, axis=i) + w * np.take(table, idx + 1, axis=i)
-        located.append((np.arange(flat.size).reshape(shapes[i]), None))
-    return table, located, active
 
 
 def outside_valid_range(axis: GridAxis, values: np.ndarray) -> np.ndarray:
