@@ -60,9 +60,6 @@ def crab_dataset(data_dir: Path, reference_dir: Path):
     runs = reduce_runs(store.observations([int(i) for i in meta["runs"]]), spec)
     runs = runs.gamma.fov_background(EXCLUSION, method="fit").compute()
     stacked = runs.gamma.stack()
-    # older stack_runs dropped the axis bounds coordinates (dims (axis, bnds))
-    missing = {c: runs[c] for c in runs.coords if c.endswith("_bounds") and c not in stacked}
-    stacked = stacked.assign_coords(missing)
     return stacked, time.perf_counter() - t0
 
 

@@ -44,10 +44,6 @@ def crab(hess_dir, reference_dir):
     )
     runs = runs.compute()
     stacked = runs.gamma.stack()
-    # axis bounds (dims (axis, bnds)) are restored if stacking dropped them
-    stacked = stacked.assign_coords(
-        {c: runs[c] for c in runs.coords if c.endswith("_bounds") and c not in stacked}
-    )
     crab = SkyModel(
         PowerLaw(index=2.702, amplitude="4.712e-11 cm-2 s-1 TeV-1"),
         PointSpatialModel(lon_0=83.63308, lat_0=22.01450),
