@@ -8,11 +8,13 @@
 - :mod:`~gammaxr.simulate.instrument`: :class:`ToyInstrument` (analytic IRFs tabulated in the
   GADF layout), :class:`IRFSet`, :func:`read_irfs` (any GADF IRF file, e.g. CTA prod5),
   :func:`irfs_from_observation` (a run of a data store);
-- :mod:`~gammaxr.simulate.events`: exact sampling of source photons through aeff, edisp and
-  PSF and of background events from the background IRF (:func:`simulate_observation`);
+- :mod:`~gammaxr.simulate.sampling`: exact sampling of source photons through aeff, edisp
+  and PSF and of background events from the background IRF;
+- :mod:`~gammaxr.simulate.events`: the event list of a run (:func:`simulate_observation`);
 - :mod:`~gammaxr.simulate.store`: :func:`write_datastore`, :func:`simulate_datastore`;
 - :mod:`~gammaxr.simulate.config`: YAML descriptions (:func:`read_config`,
-  :func:`parse_config`, :class:`SimulationConfig`);
+  :func:`parse_config`) filling the dataclasses of :mod:`~gammaxr.simulate.specs`
+  (:class:`SimulationConfig`, :class:`ObservationSpec`, :class:`InstrumentSpec`);
 - :mod:`~gammaxr.simulate.scenarios`: :func:`default_scenario`, :func:`simulate_default`.
 """
 

@@ -33,13 +33,9 @@ from gammaxr.io.gadf_write import (
     write_fits,
     write_index_files,
 )
-from gammaxr.simulate.config import (
-    TIME_REFERENCE,
-    Observatory,
-    SimulationConfig,
-    read_config,
-)
+from gammaxr.simulate.config import read_config
 from gammaxr.simulate.events import SimulatedObservation, simulate_observations
+from gammaxr.simulate.specs import TIME_REFERENCE, Observatory, SimulationConfig
 
 __all__ = [
     "SimulationReport",
