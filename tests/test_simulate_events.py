@@ -161,6 +161,19 @@ def test_background_counts_follow_poisson_mean(request, fixture):
     check_poisson(scaled, 2 * mu)
 
 
+def test_run_counts_follow_poisson_mean(irfs):
+    """Whole runs: N ~ Poisson(sum of sources' flux x exposure + background)."""
+    spec = ObservationSpec(1, *POINTING, livetime=60.0, deadc=0.9, instrument="toy")
+    models = [POINT, EXTENDED]
+    mu = sum(expected_source_counts(m, irfs, spec.livetime) for m in models)
+    mu += expected_background(irfs, spec.ontime)
+    counts = [
+        simulate_observation(spec, irfs, models, run_generator(seed, 1)).events.sizes["event"]
+        for seed in range(N_SEEDS)
+    ]
+    check_poisson(counts, mu)
+
+
 def test_energy_ranges_restrict_samples(irfs):
     src = sample_source(POINT, irfs, POINTING, 300, np.random.default_rng(1), (1.0, 10.0))
     assert src["energy_true"].min() >= 1.0 and src["energy_true"].max() <= 10.0

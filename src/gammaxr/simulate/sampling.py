@@ -383,11 +383,14 @@ def _bkg_envelope(bkg: xr.DataArray, edges: np.ndarray, *points: np.ndarray) -> 
     """Largest rate over each energy cell and the whole FoV (see the module docstring)."""
     dims = ("energy", "offset") if "offset" in bkg.dims else ("energy", "fov_lon", "fov_lat")
     func = evaluate_bkg_2d if "offset" in bkg.dims else evaluate_bkg_3d
-    grids = np.meshgrid(edges, *points, indexing="ij")
-    clamped = []
-    for dim, x in zip(dims, grids, strict=True):
+    # open (broadcast) grids: the interpolation contracts them axis by axis, fast
+    grids, clamped = [], []
+    for k, (dim, x) in enumerate(zip(dims, (edges, *points), strict=True)):
         _, _, nodes = _axis_range(bkg, dim)
-        clamped.append(np.clip(x, nodes.min(), nodes.max()))
+        shape = [1] * len(dims)
+        shape[k] = x.size
+        grids.append(x.reshape(shape))
+        clamped.append(np.clip(x, nodes.min(), nodes.max()).reshape(shape))
     axes = tuple(range(1, len(dims)))
     # max of min(f, g) over a cell <= min(max f, max g), each reached at a corner
     extrapolated, capped = func(bkg, *grids).max(axis=axes), func(bkg, *clamped).max(axis=axes)
