@@ -193,3 +193,14 @@ def test_bkg_2d_at_nodes_equal_table():
         evaluate_bkg_2d(bkg, e, o_c[2]), 1e-4 * e**-2.5 * np.exp(-(o_c[2] ** 2)), rtol=1e-5
     )
     assert evaluate_bkg_2d(bkg, 1.0, 3.01) == 0 and evaluate_bkg_2d(bkg, 101.0, 1.0) == 0
+
+
+def test_prod5_bkg_3d_in_reversed_column_order_is_transposed(cta_dir):
+    """prod5 stores BKG as numpy (DETY, DETX, ENERG) for columns ENERG, DETX, DETY."""
+    path = cta_dir.parent / "cta-caldb" / PROD5_FILES[0]
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    bkg = _read(path, "BACKGROUND", "bkg_3d")
+    raw = _raw_column(path, "BACKGROUND", "BKG")
+    assert raw.shape == (bkg.sizes["fov_lat"], bkg.sizes["fov_lon"], bkg.sizes["energy"])
+    np.testing.assert_allclose(bkg.transpose("fov_lat", "fov_lon", "energy").values, raw)

@@ -33,7 +33,13 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
 
 from gammaxr.io.errors import DL3Error, HDUNotFoundError, UnknownHDUClassError
-from gammaxr.io.gadf import READABLE_CLASSES, met_to_time, read_file_hdus, time_to_met
+from gammaxr.io.gadf import (
+    READABLE_CLASSES,
+    met_to_time,
+    read_file_hdus,
+    read_leading_header,
+    time_to_met,
+)
 from gammaxr.io.irf_fits import legacy_fov_alignment
 
 __all__ = [
@@ -242,6 +248,9 @@ class Observation:
         if "events" not in self._hdus:
             return MappingProxyType({})
         loc = self._hdus["events"]
+        header = read_leading_header(loc.path, loc.hdu_name)
+        if header is not None:
+            return MappingProxyType(header)
         header = read_file_hdus(loc.path, [(loc.hdu_name, "header")])[loc.hdu_name, "header"]
         if isinstance(header, Exception):
             raise _with_obs_id(header, self._obs_id)

@@ -25,8 +25,10 @@ astropy); both give the same Datasets. The readers below take a
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from astropy import units as u
+from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from gammaxr.io.errors import CorruptFileError, DL3Error, HDUNotFoundError, MissingFileError
@@ -208,6 +211,78 @@ def _get_hdu(hdul: FitsFile, hdu_name: str, path: str | os.PathLike) -> FitsTabl
     except (OSError, ValueError, IndexError):
         names = ["<unreadable>"]
     raise HDUNotFoundError(f"{path}: no HDU named {hdu_name!r} in the file (it has {names})")
+
+
+_BLOCK = 2880
+
+
+def _stream_header(stream) -> fits.Header | None:
+    """Next HDU header of a FITS byte stream (None at the end or on malformed input)."""
+    blocks = []
+    while True:
+        block = stream.read(_BLOCK)
+        if len(block) < _BLOCK:
+            return None
+        blocks.append(block)
+        cards = (block[i : i + 80] for i in range(0, _BLOCK, 80))
+        if any(card[:8] == b"END     " for card in cards):
+            return fits.Header.fromstring(b"".join(blocks).decode("ascii", "replace"))
+        if len(blocks) > 1000:
+            return None
+
+
+def _data_size(header: fits.Header) -> int:
+    """Bytes of an HDU's data unit, padded to whole FITS blocks."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    size = abs(int(header["BITPIX"])) // 8
+    for i in range(1, naxis + 1):
+        size *= int(header[f"NAXIS{i}"])
+    size = (size + int(header.get("PCOUNT", 0))) * int(header.get("GCOUNT", 1))
+    return -(-size // _BLOCK) * _BLOCK
+
+
+def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 4):
+    """Keywords of an HDU near the start of a file, decompressing only up to its header.
+
+    The events header of a DL3 run file sits right after the primary header, so run metadata
+    can be read without inflating the whole file. Returns None when the HDU is not among the
+    first ``max_hdus`` or anything about the file is unusual; callers then read the file the
+    regular way (:func:`read_file_hdus`), which also reports errors properly.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        FITS file, gzipped or not.
+    hdu_name : str
+        EXTNAME of the HDU (case-insensitive).
+    max_hdus : int
+        How many HDUs to look through.
+
+    Returns
+    -------
+    dict or None
+        As :func:`header_attrs`, or None.
+    """
+    try:
+        with open(path, "rb") as raw:
+            magic = raw.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rb") as stream:
+            for index in range(max_hdus):
+                header = _stream_header(stream)
+                if header is None:
+                    return None
+                name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip()
+                if name.upper() == hdu_name.upper():
+                    return header_attrs(header)
+                size = _data_size(header)
+                if size and len(stream.read(size)) < size:
+                    return None
+    except (OSError, EOFError, ValueError, KeyError, zlib.error):
+        return None
+    return None
 
 
 def read_header(path: str | os.PathLike, hdu_name: str) -> dict[str, Any]:

@@ -20,8 +20,9 @@ bkg_3d     (energy, fov_lon, fov_lat)                   s-1 MeV-1 sr-1
 In a GADF table the data column's numpy axes are the axis columns in reverse order; the
 reader maps each ``X_LO``/``X_HI`` pair to its dim and transposes to the order above.
 
-The exception is ``bkg_3d``: its numpy array is read as ``(energy, fov_lon, fov_lat)`` as
-stored (DETX along the second numpy axis), whatever the column order. This is how Gammapy reads
+The exception is ``bkg_3d`` stored energy-first: its numpy array is read as
+``(energy, fov_lon, fov_lat)`` as stored (DETX along the second numpy axis), whatever the
+column order; arrays stored in reversed column order (CTA prod5) follow the general rule. This is how Gammapy reads
 these tables and so how the public files (H.E.S.S. DR1, CTA 1DC) have been validated; the
 reversed-order rule would swap DETX and DETY. :func:`legacy_fov_alignment` gives the
 alignment to use for the H.E.S.S. DR1 files, whose FoV longitude runs the other way.
@@ -112,11 +113,19 @@ def _axes_from_columns(table: FitsTable, irf_class: str) -> list[tuple[str, dict
     return axes
 
 
-def _data_dims(irf_class: str, axes: list[tuple[str, dict]]) -> list[str]:
-    """Dims of the data column's numpy axes (see the module docstring)."""
+def _data_dims(irf_class: str, axes: list[tuple[str, dict]], stored_shape=None) -> list[str]:
+    """Dims of the data column's numpy axes (see the module docstring).
+
+    A ``bkg_3d`` array stored energy-first (H.E.S.S. DR1, CTA 1DC) is read as
+    ``(energy, fov_lon, fov_lat)``; one stored in the reversed column order (CTA prod5:
+    ``(DETY, DETX, ENERG)`` for columns ENERG, DETX, DETY) by the general rule.
+    """
+    column_order = [d for d, _ in reversed(axes)]
     if irf_class == "bkg_3d":
-        return ["energy", "fov_lon", "fov_lat"]
-    return [d for d, _ in reversed(axes)]
+        n_energy = next(len(c[d]) for d, c in axes if d == "energy")
+        if stored_shape is None or stored_shape[0] == n_energy:
+            return ["energy", "fov_lon", "fov_lat"]
+    return column_order
 
 
 def _data_column(table: FitsTable, name: str, axes: list[tuple[str, dict]], dims) -> np.ndarray:
@@ -193,7 +202,8 @@ def _read_tabulated(table: FitsTable, irf_class, axes, attrs) -> xr.DataArray:
         raise DL3Error(
             f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}"
         )
-    data_dims = _data_dims(irf_class, axes)
+    stored_shape = np.shape(table.column(column)[0])
+    data_dims = _data_dims(irf_class, axes, stored_shape)
     data = _data_column(table, column, axes, data_dims)
     unit = unit_string(table.get_column(column).unit)
     if irf_class.startswith("bkg") and unit:

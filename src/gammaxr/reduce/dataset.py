@@ -337,29 +337,37 @@ def reduce_observation_arrays(
 
 def run_coords(observations: Sequence) -> xr.Dataset:
     """Per-run metadata as coordinates along ``obs_id`` (read from headers / obs table)."""
-    rows = {
-        "livetime": ("s", lambda o: o.livetime),
-        "ontime": ("s", lambda o: o.ontime),
-        "deadtime_fraction": ("", lambda o: o.deadtime_fraction),
-        "ra_pnt": ("deg", lambda o: o.pointing.ra.deg),
-        "dec_pnt": ("deg", lambda o: o.pointing.dec.deg),
-        "zenith": ("deg", lambda o: o.zenith),
-        "tstart": ("s", lambda o: o.tstart),
-        "tstop": ("s", lambda o: o.tstop),
+    getters = {
+        "livetime": ("s", lambda o, p: o.livetime),
+        "ontime": ("s", lambda o, p: o.ontime),
+        "deadtime_fraction": ("", lambda o, p: o.deadtime_fraction),
+        "ra_pnt": ("deg", lambda o, p: p.ra.deg),
+        "dec_pnt": ("deg", lambda o, p: p.dec.deg),
+        "zenith": ("deg", lambda o, p: o.zenith),
+        "tstart": ("s", lambda o, p: o.tstart),
+        "tstop": ("s", lambda o, p: o.tstop),
     }
     obs_ids = np.array([int(o.obs_id) for o in observations])
     if len(set(obs_ids.tolist())) != obs_ids.size:
         raise ValueError("each run may appear only once (duplicate obs_id)")
+    pointings = [_safe_pointing(o) for o in observations]
     coords = {"obs_id": ("obs_id", obs_ids)}
-    for name, (unit, getter) in rows.items():
-        values = np.array([_safe_float(getter, o) for o in observations], dtype=float)
-        coords[name] = ("obs_id", values, {"units": unit})
+    for name, (unit, getter) in getters.items():
+        values = [_safe_float(getter, o, p) for o, p in zip(observations, pointings, strict=True)]
+        coords[name] = ("obs_id", np.array(values, dtype=float), {"units": unit})
     return xr.Dataset(coords=coords)
 
 
-def _safe_float(getter, obs) -> float:
+def _safe_pointing(obs):
     try:
-        return float(getter(obs))
+        return obs.pointing
+    except Exception:  # metadata missing: the run's task will report the real problem
+        return None
+
+
+def _safe_float(getter, obs, pointing) -> float:
+    try:
+        return float(getter(obs, pointing))
     except Exception:  # metadata missing: the run's task will report the real problem
         return float("nan")
 

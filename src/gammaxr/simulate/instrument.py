@@ -478,28 +478,6 @@ def _class_from_extname(hdu: fits.BinTableHDU) -> str | None:
     return None
 
 
-def _bkg_3d_layout(hdu: fits.BinTableHDU, bkg: xr.DataArray) -> xr.DataArray:
-    """Undo a scrambled read of a bkg_3d stored in the standard GADF layout.
-
-    :func:`gammaxr.io.irf_fits.read_irf_hdu` takes the numpy array of a bkg_3d column as
-    ``(energy, fov_lon, fov_lat)`` and *reshapes* any other layout to it. CTA prod5 files
-    store the standard GADF layout (``TDIM = (n_energy, n_lon, n_lat)``, numpy
-    ``(n_lat, n_lon, n_energy)``), which must be transposed instead (as Gammapy does). Until
-    the reader does so, the table is rebuilt here from the raw column.
-    """
-    column = next((c for c in ("BKG", "BGD") if c in hdu.columns.names), None)
-    if column is None:
-        return bkg
-    raw = np.asarray(hdu.data[column][0], dtype=float)
-    shape = tuple(bkg.sizes[d] for d in ("energy", "fov_lon", "fov_lat"))
-    if raw.shape == shape or raw.shape != shape[::-1]:
-        return bkg
-    values = raw.T
-    total = raw.sum()
-    factor = float(bkg.values.sum() / total) if total > 0 else 1.0  # the reader's unit factor
-    return bkg.transpose("energy", "fov_lon", "fov_lat").copy(data=values * factor)
-
-
 def read_irfs(
     path: str | os.PathLike, name: str | None = None, hdus: Mapping[str, str] | None = None
 ) -> IRFSet:
@@ -547,8 +525,6 @@ def read_irfs(
                 if hdu_type in found or (wanted is not None and hdu.name != wanted.upper()):
                     continue
                 irf = read_irf_hdu(hdu, irf_class, f"{path}[{hdu.name}]")
-                if irf_class == "bkg_3d":
-                    irf = _bkg_3d_layout(hdu, irf)
                 found[hdu_type] = irf
     except OSError as exc:
         raise DL3Error(f"{path}: cannot read IRF file: {exc}") from exc
