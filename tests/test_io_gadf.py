@@ -192,3 +192,15 @@ def test_uncompressed_index_copy(tmp_path, hess_dir):
     a = gadf.read_obs_index(tmp_path / "obs.fits")
     b = gadf.read_obs_index(hess_dir / "obs-index.fits.gz")
     assert a.drop_attrs().identical(b.drop_attrs())
+
+
+def test_leading_header_equals_full_read(hess_dir, tmp_path):
+    from gammaxr.io.gadf import read_file_hdus, read_leading_header
+
+    path = hess_dir / "data" / "hess_dl3_dr1_obs_id_023523.fits.gz"
+    full = read_file_hdus(path, [("EVENTS", "header")])["EVENTS", "header"]
+    assert read_leading_header(path, "events") == full
+    assert read_leading_header(path, "NOPE") is None
+    broken = tmp_path / "broken.fits.gz"
+    broken.write_bytes(path.read_bytes()[:1000])
+    assert read_leading_header(broken, "EVENTS") is None
