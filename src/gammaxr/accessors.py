@@ -97,3 +97,26 @@ class GammaDatasetAccessor:
         from gammaxr.estimators.residuals import dataset_residuals
 
         return dataset_residuals(self._ds, npred, method, **kwargs)
+
+    # ---- estimators: flux points, TS maps, light curves (gammaxr.estimators) ----
+
+    def flux_points(self, models, energy_edges=None, **kwargs) -> xr.Dataset:
+        """Flux points of a source (norm fitted per energy bin); see
+        :func:`gammaxr.estimators.flux_points.flux_points`."""
+        from gammaxr.estimators.flux_points import flux_points
+
+        return flux_points(self._ds, models, energy_edges, **kwargs)
+
+    def ts_map(self, models=None, **kwargs) -> xr.Dataset:
+        """TS, significance and flux maps of a test source; see
+        :func:`gammaxr.estimators.ts_map.ts_map`."""
+        from gammaxr.estimators.ts_map import ts_map
+
+        return ts_map(self._ds, models, **kwargs)
+
+    def light_curve(self, models, time_intervals=None, **kwargs) -> xr.Dataset:
+        """Light curve of a source from a dataset with an ``obs_id`` dim (runs); see
+        :func:`gammaxr.estimators.light_curve.light_curve`."""
+        from gammaxr.estimators.light_curve import light_curve
+
+        return light_curve(self._ds, models, time_intervals, **kwargs)
