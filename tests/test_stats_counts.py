@@ -239,6 +239,29 @@ def test_zero_count_cases_are_finite(n_on, n_off, alpha):
         assert values["sqrt_ts"] == pytest.approx(expected)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    n_on=counts,
+    n_off=counts,
+    alpha=st.one_of(st.just(0.0), alphas),
+    mu_bkg=st.one_of(st.just(0.0), backgrounds),
+)
+def test_every_output_is_finite_for_any_counts(n_on, n_off, alpha, mu_bkg):
+    values = [
+        wstat_sqrt_ts(n_on, n_off, alpha),
+        wstat_errn(n_on, n_off, alpha),
+        wstat_errp(n_on, n_off, alpha),
+        wstat_upper_limit(n_on, n_off, alpha),
+        wstat_excess(n_on, n_off, alpha),
+        cash_sqrt_ts(n_on, mu_bkg),
+        cash_errn(n_on, mu_bkg),
+        cash_errp(n_on, mu_bkg),
+        cash_upper_limit(n_on, mu_bkg),
+    ]
+    assert np.all(np.isfinite(values)), values
+    assert values[1] >= 0 and values[2] > 0 and values[6] >= 0 and values[7] > 0
+
+
 def test_alpha_on_off_is_zero_without_off_acceptance():
     alpha = alpha_on_off(np.array([1.0, 2.0, 0.0]), np.array([4.0, 0.0, 0.0]))
     np.testing.assert_array_equal(alpha, [0.25, 0.0, 0.0])
