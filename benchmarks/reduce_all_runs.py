@@ -80,9 +80,11 @@ def main() -> None:
 
     client = None
     if args.scheduler == "distributed":
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None)
+        from gammaxr.reduce.cluster import local_cluster
+
+        cluster = local_cluster(n_workers=args.workers)
         client = Client(cluster)
     with dask.config.set(
         {} if client else {"scheduler": args.scheduler, "num_workers": args.workers}
