@@ -105,3 +105,18 @@ def test_hess_kernel_at_crab_map_centre_matches_gammapy(hess_dir, reference_dir,
     expected = ref[f"edisp_{obs_id}"]
     assert kernel.shape == expected.shape == (10, 4)
     np.testing.assert_allclose(kernel, expected, atol=0.02, rtol=0)
+
+
+@pytest.mark.hess
+def test_many_offsets_equal_one_by_one(hess_dir):
+    """Kernels of many offsets (combined from the offset nodes, zero beyond the valid range)
+    equal kernels computed offset by offset."""
+    path = hess_dir / "data" / "hess_dl3_dr1_obs_id_023523.fits.gz"
+    with fits.open(path) as hdul:
+        edisp = read_irf_hdu(hdul["EDISP"], "edisp_2d", str(path))
+    offsets = np.random.default_rng(1).uniform(0, 4, (12, 12))
+    e_true, e_reco = np.geomspace(0.3, 100, 21), np.geomspace(0.5, 50, 11)
+    many = edisp_kernel(edisp, offsets, e_true, e_reco)
+    one_by_one = np.stack([edisp_kernel(edisp, o, e_true, e_reco) for o in offsets.ravel()])
+    np.testing.assert_allclose(many.reshape(one_by_one.shape), one_by_one, atol=1e-12)
+    assert not many[offsets > 2.75].any()

@@ -200,10 +200,12 @@ def edisp_kernel(
         wo = wo[:, None, None]
         at_edges = (1 - wo) * node_edges[idx] + wo * node_edges[idx + 1]
         total = (1 - wo) * node_total[idx] + wo * node_total[idx + 1]
-        out = np.empty((*o.shape, nt, nr))
+        out = np.zeros((*o.shape, nt, nr))
         out[inside] = finish(at_edges, total)
-        if not inside.all():
-            out[~inside] = finish(*unnormalised(table, o[~inside]))
+        # beyond the valid offset range the density is zero, and so is the kernel
+        rest = ~inside & ~outside_valid_range(axes[2], o)
+        if rest.any():
+            out[rest] = finish(*unnormalised(table, o[rest]))
         return out
 
     coords = {
