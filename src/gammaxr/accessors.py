@@ -120,3 +120,19 @@ class GammaDatasetAccessor:
         from gammaxr.estimators.light_curve import light_curve
 
         return light_curve(self._ds, models, time_intervals, **kwargs)
+
+    # ---- plotting (gammaxr.plot; a compute boundary: the pixels drawn are computed) ----
+
+    def plot_map(self, var: str, ax=None, **kwargs):
+        """Draw variable ``var`` as a sky map (east left, other dims summed); see
+        :func:`gammaxr.plot.maps.plot_dataset_map`."""
+        from gammaxr.plot.maps import plot_dataset_map
+
+        return plot_dataset_map(self._ds, var, ax, **kwargs)
+
+    def plot_residuals(self, npred=None, **kwargs):
+        """Residual map and spectral residuals against ``npred`` (predicted counts or
+        models; default the background); see :func:`gammaxr.plot.maps.plot_residuals`."""
+        from gammaxr.plot.maps import plot_residuals
+
+        return plot_residuals(self._ds, npred, **kwargs)
