@@ -137,12 +137,15 @@ def loglog_bin_integral(
     a = np.asarray(value_lo, dtype=float) * energy_lo
     b = np.asarray(value_hi, dtype=float) * energy_hi
     positive = (a > 0) & (b > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ln_ratio = np.log(np.where(positive, b, 1.0) / np.where(positive, a, 1.0))
-        close = np.abs(ln_ratio) < 1e-8
-        log_mean = np.where(close, 0.5 * (a + b), (b - a) / np.where(close, 1.0, ln_ratio))
-    width = np.log(np.asarray(energy_hi, dtype=float) / energy_lo)
-    return np.where(positive, log_mean * width, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ln_ratio = np.log(b / a)
+        log_mean = (b - a) / ln_ratio
+    close = np.abs(ln_ratio) < 1e-8  # NaN (non-positive ends) compares False
+    if close.any():
+        log_mean[close] = 0.5 * (a[close] + b[close])
+    log_mean *= np.log(np.asarray(energy_hi, dtype=float) / energy_lo)
+    log_mean[~positive] = 0.0
+    return log_mean
 
 
 def _oversampled_edges(edges: np.ndarray, oversampling: int) -> np.ndarray:

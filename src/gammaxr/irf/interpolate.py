@@ -245,12 +245,14 @@ def _multilinear(table, axes, scaled, shape) -> np.ndarray:
     gathering whole contiguous rows of the contracted table. The result equals plain
     multilinear interpolation up to rounding.
 
-    Returns a new float64 array of the broadcast ``shape``.
+    Returns a float64 array of the broadcast ``shape`` that does not share memory with
+    ``table`` (possibly a transposed view of a fresh array).
     """
+    original = table
     ndim = len(shape)
     shapes = [(1,) * (ndim - np.ndim(x)) + np.shape(x) for x in scaled]
     owned, active = {}, []
-    for i, (ax, x) in enumerate(zip(axes, scaled, strict=True)):
+    for i, ax in enumerate(axes):
         if ax.nodes.size == 1:  # constant along this axis
             table = np.take(table, [0], axis=i)
             owned[i] = []
@@ -258,11 +260,14 @@ def _multilinear(table, axes, scaled, shape) -> np.ndarray:
         own = _own_dims(shapes, i)
         if own is None:
             active.append(i)
-            continue
-        idx, w = _locate(ax, np.reshape(x, -1))
+        else:
+            owned[i] = own
+    # contract the axes that shrink the table first, so intermediates stay small
+    separable = [i for i in owned if axes[i].nodes.size > 1]
+    for i in sorted(separable, key=lambda i: np.size(scaled[i]) / axes[i].nodes.size):
+        idx, w = _locate(axes[i], np.reshape(scaled[i], -1))
         w = w.reshape((1,) * i + (-1,) + (1,) * (table.ndim - i - 1))
         table = (1.0 - w) * np.take(table, idx, axis=i) + w * np.take(table, idx + 1, axis=i)
-        owned[i] = own
     # table axes: active ones first (gathered), then the owned output dims in axis order
     contracted = [i for i in range(len(axes)) if i not in active]
     table = np.transpose(table, active + contracted)
@@ -286,9 +291,12 @@ def _multilinear(table, axes, scaled, shape) -> np.ndarray:
         result = term if result is None else result + term
     # result axes: shared dims, then owned dims -> output order, unowned dims of size one
     order = shared + own_dims
-    result = np.transpose(result, np.argsort(order))
     full = [shape[d] if d in order else 1 for d in range(ndim)]
-    return np.array(np.broadcast_to(result.reshape(full), shape), dtype=float)
+    result = np.transpose(np.asarray(result), np.argsort(order)).reshape(full)
+    if tuple(full) != tuple(shape):  # coordinates of single-node axes vary along these dims
+        return np.array(np.broadcast_to(result, shape))
+    # callers modify the result in place: copy it if it is still the caller's table
+    return result.copy() if np.shares_memory(result, original) else result
 
 
 def _own_dims(shapes: list[tuple[int, ...]], i: int) -> list[int] | None:
