@@ -79,6 +79,7 @@ def main() -> None:
     graph_seconds = time.perf_counter() - start
 
     client = None
+    cluster_start = time.perf_counter()
     if args.scheduler == "distributed":
         from distributed import Client
 
@@ -86,6 +87,8 @@ def main() -> None:
 
         cluster = local_cluster(n_workers=args.workers)
         client = Client(cluster)
+    cluster_seconds = time.perf_counter() - cluster_start
+    compute_start = time.perf_counter()
     with dask.config.set(
         {} if client else {"scheduler": args.scheduler, "num_workers": args.workers}
     ):
@@ -93,6 +96,7 @@ def main() -> None:
             tree.to_zarr(args.output, mode="w")
         (sums,) = dask.compute(safe_sums(tree))
     wall = time.perf_counter() - start
+    compute_seconds = time.perf_counter() - compute_start
     if client is not None:
         client.close()
         cluster.close()
@@ -102,6 +106,8 @@ def main() -> None:
     print(f"maps                    : {', '.join(spec.maps)}")
     print(f"scheduler / workers     : {args.scheduler} / {args.workers}")
     print(f"graph construction      : {graph_seconds:.2f} s")
+    print(f"cluster start-up        : {cluster_seconds:.2f} s")
+    print(f"reduction (compute)     : {compute_seconds:.2f} s")
     print(
         f"wall time (total)       : {wall:.1f} s  (Gammapy 2.1: {GAMMAPY_SECONDS} s, x{GAMMAPY_SECONDS / wall:.1f})"
     )
