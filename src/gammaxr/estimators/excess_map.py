@@ -30,7 +30,6 @@ in the band`` [cm-2 s-1], with errors and upper limits alike.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +38,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.estimators.smoothing import convolve_sky, tophat_kernel
-from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, bounds_name
+from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
 from gammaxr.reduce.ring import resample_energy
@@ -130,22 +129,6 @@ def _reference_model(spectral_model: Any) -> Any:
     return PowerLaw(index=2.0, amplitude=1e-12, reference=1.0)
 
 
-def _band_slices(old: np.ndarray, new: np.ndarray) -> list[slice]:
-    """Slices of the old energy bins that make up each new band (edges must coincide)."""
-    pos = []
-    for edge in new:
-        hit = np.flatnonzero(np.isclose(old, edge, rtol=1e-6, atol=0))
-        if hit.size == 0:
-            raise ValueError(
-                f"energy edge {edge:g} TeV is not an edge of the dataset's energy axis "
-                f"({np.array2string(old, precision=4)})"
-            )
-        pos.append(int(hit[0]))
-    if np.any(np.diff(pos) <= 0):
-        raise ValueError("energy_edges must be increasing")
-    return [slice(a, b) for a, b in itertools.pairwise(pos)]
-
-
 def _resample(
     ds: xr.Dataset, energy_edges: Sequence[float] | None, extra: dict[str, xr.DataArray]
 ) -> tuple[xr.Dataset, dict[str, xr.DataArray]]:
@@ -153,7 +136,7 @@ def _resample(
     if energy_edges is None:
         return ds, extra
     new = np.asarray(energy_edges, dtype=float)
-    slices = _band_slices(axis_edges(ds, "energy"), new)
+    slices = band_slices(axis_edges(ds, "energy"), new)
     safe = ds["mask_safe"]
 
     def group(var: xr.DataArray, how: str = "sum") -> xr.DataArray:

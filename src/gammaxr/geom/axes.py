@@ -11,10 +11,13 @@ DataArrays standing alone (the IRFs) carry the same edges as two 1D coordinates
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import xarray as xr
 
 __all__ = [
+    "band_slices",
     "LOG_AXES",
     "axis_coords",
     "axis_edges",
@@ -192,3 +195,38 @@ def axis_edges(obj: xr.DataArray | xr.Dataset, dim: str) -> np.ndarray:
     if not np.allclose(lo[1:], hi[:-1], rtol=1e-6, atol=0):
         raise ValueError(f"axis {dim!r} bins are not contiguous")
     return np.append(lo, hi[-1])
+
+
+def band_slices(edges: np.ndarray, band_edges: np.ndarray) -> list[slice]:
+    """Slices of the bins of ``edges`` that make up each band of ``band_edges``.
+
+    Parameters
+    ----------
+    edges : numpy.ndarray, shape (n + 1,)
+        Edges of the fine bins.
+    band_edges : numpy.ndarray, shape (m + 1,)
+        Edges of the wider bands; each must coincide with an edge of ``edges`` (relative
+        tolerance 1e-6).
+
+    Returns
+    -------
+    list of slice
+        One slice of fine-bin indices per band.
+
+    Raises
+    ------
+    ValueError
+        If a band edge is not a fine edge, or the band edges do not increase.
+    """
+    pos = []
+    for edge in band_edges:
+        hit = np.flatnonzero(np.isclose(edges, edge, rtol=1e-6, atol=0))
+        if hit.size == 0:
+            raise ValueError(
+                f"energy edge {edge:g} TeV is not an edge of the dataset's energy axis "
+                f"({np.array2string(np.asarray(edges), precision=4)})"
+            )
+        pos.append(int(hit[0]))
+    if np.any(np.diff(pos) <= 0):
+        raise ValueError("energy_edges must be increasing")
+    return [slice(a, b) for a, b in itertools.pairwise(pos)]

@@ -28,14 +28,13 @@ Runs are usually summed over energy first (:func:`to_image`, as Gammapy's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from scipy.signal import fftconvolve
 
-from gammaxr.geom.axes import axis_coords, axis_edges, bounds_name
+from gammaxr.geom.axes import axis_coords, axis_edges, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
 
@@ -114,22 +113,6 @@ def ring_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _band_index(old: np.ndarray, new: np.ndarray) -> list[slice]:
-    """Slices of old energy bins that make up each new bin (edges must coincide)."""
-    pos = []
-    for edge in new:
-        hit = np.flatnonzero(np.isclose(old, edge, rtol=1e-6, atol=0))
-        if hit.size == 0:
-            raise ValueError(
-                f"energy edge {edge:g} TeV is not an edge of the dataset's energy axis "
-                f"({np.array2string(old, precision=4)})"
-            )
-        pos.append(int(hit[0]))
-    if np.any(np.diff(pos) <= 0):
-        raise ValueError("energy_edges must be increasing")
-    return [slice(a, b) for a, b in pairwise(pos)]
-
-
 def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset:
     """Group reco-energy bins into wider bands, inside the safe mask.
 
@@ -158,7 +141,7 @@ def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset
     if "mask_safe" not in ds:
         raise ValueError("resampling in energy needs a 'mask_safe' variable")
     new = np.asarray(energy_edges, dtype=float)
-    slices = _band_index(axis_edges(ds, "energy"), new)
+    slices = band_slices(axis_edges(ds, "energy"), new)
     safe = ds["mask_safe"]
     out = {}
     for name in (*_SUMMED, *_ANY):
