@@ -158,6 +158,14 @@ def solve_norms(
     x = np.where(no_counts, lower, np.clip(x, lo, hi))
     niter = np.zeros(rows, dtype=int)
     active = has_model & ~no_counts
+    # where the edge is set by bins without counts the statistic is finite there; if it
+    # rises from the edge on, the minimum is at the edge
+    at_edge = active & np.isfinite(lower) & (lower > like.entry_lower())
+    if at_edge.any():
+        g_edge, _ = like.derivatives(np.where(at_edge, lower, 0.0))
+        at_edge &= g_edge >= 0
+        x = np.where(at_edge, lower, x)
+        active &= ~at_edge
     success = has_model.copy()
     todo = np.flatnonzero(active)
     sub = like.subset(active)
@@ -256,7 +264,8 @@ def profile_crossings(
             break
         further = 2.0 * x - best[rows]
         if side < 0:  # never leave the domain: approach its edge instead
-            further = np.where(further <= edge[rows], 0.5 * (x + edge[rows]), further)
+            close = further <= edge[rows] + 1e-6 * (x - edge[rows])
+            further = np.where(close, 0.5 * (x + edge[rows]), further)
         x = np.where(short, further, x)
     for _ in range(max_iter):
         if rows.size == 0:
@@ -265,7 +274,10 @@ def profile_crossings(
         with np.errstate(divide="ignore", invalid="ignore"):
             new = x - (stat - target[rows]) / slope
         new = np.where(np.isfinite(new), new, x)
-        done = np.abs(new - x) <= 1e-7 * scale[rows]
+        # converged in the statistic (steps can be tiny far from the crossing near the edge)
+        done = (np.abs(stat - target[rows]) <= 1e-9 * level) | (
+            np.abs(new - x) <= 1e-13 * scale[rows]
+        )
         out[rows[done]] = new[done]
         if done.all():
             break
