@@ -10,9 +10,9 @@ The description (``examples/demo.yaml`` is a complete one)::
       cone: {center: [83.63, 22.01], frame: icrs, radius: 3}     # deg
       target: Crab-like
     grid: {center: [83.45, 22.2], frame: icrs, width: 3, binsz: 0.04}     # deg
-    energy:
-      reco: {min: 0.3, max: 30, nbins: 8}   # TeV, log bins (or edges: [...]; "300 GeV")
-      true: {min: 0.1, max: 100, nbins: 20}
+    axes:                                   # named as the dataset dims
+      energy: {min: 0.3, max: 30, nbins: 8}           # reco energy, TeV, log bins
+      energy_true: {min: 0.1, max: 100, nbins: 20}    # (or edges: [...]; "300 GeV")
     reduction:
       maps: [counts, exposure, background, psf, edisp]
       safe_mask: [offset-max, aeff-max]
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 _SECTIONS = {
-    "name", "description", "datastore", "output", "observations", "grid", "energy",
+    "name", "description", "datastore", "output", "observations", "grid", "axes",
     "reduction", "background", "fit", "estimators", "plots", "compute",
 }  # fmt: skip
 _MAP_NAMES = ("counts", "exposure", "background", "psf", "edisp")
@@ -487,17 +487,17 @@ def parse_analysis_config(
     """
     p = _Parser(source, Path(base_path) if base_path is not None else Path.cwd())
     top = p.mapping(data, "description", _SECTIONS)
-    for key in ("datastore", "grid", "energy"):
+    for key in ("datastore", "grid", "axes"):
         if key not in top:
-            raise p.error(key, "missing (every description needs datastore, grid and energy)")
-    energy = p.mapping(top["energy"], "energy", {"reco", "true"})
-    for key in ("reco", "true"):
-        if key not in energy:
-            raise p.error(f"energy.{key}", "missing")
+            raise p.error(key, "missing (every description needs datastore, grid and axes)")
+    axes = p.mapping(top["axes"], "axes", {"energy", "energy_true"})
+    for key in ("energy", "energy_true"):
+        if key not in axes:
+            raise p.error(f"axes.{key}", "missing")
     kwargs: dict[str, Any] = {
         "datastore": p.path(top["datastore"], "datastore"),
-        "energy_edges": p.edges(energy["reco"], "energy.reco"),
-        "energy_true_edges": p.edges(energy["true"], "energy.true"),
+        "energy_edges": p.edges(axes["energy"], "axes.energy"),
+        "energy_true_edges": p.edges(axes["energy_true"], "axes.energy_true"),
         "source": source,
         "raw": copy.deepcopy(dict(data)),
     }

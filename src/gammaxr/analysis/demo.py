@@ -92,9 +92,9 @@ _DESCRIPTION: dict[str, Any] = {
     "datastore": "store",
     "observations": {"target": "Crab-like"},
     "grid": {"center": [83.45, 22.2], "frame": "icrs", "width": 3.0, "binsz": 0.04},
-    "energy": {
-        "reco": {"min": 0.3, "max": 30.0, "nbins": 8},
-        "true": {"min": 0.1, "max": 100.0, "nbins": 20},
+    "axes": {
+        "energy": {"min": 0.3, "max": 30.0, "nbins": 8},
+        "energy_true": {"min": 0.1, "max": 100.0, "nbins": 20},
     },
     "reduction": {
         "maps": ["counts", "exposure", "background", "psf", "edisp"],

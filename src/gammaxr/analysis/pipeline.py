@@ -302,7 +302,7 @@ def results_dataset(
     if flux_points is not None:
         fp = flux_points.rename({v: f"sed_{v}" for v in flux_points.data_vars})
         attrs["sed_source"] = flux_points.attrs.get("source", "")
-        parts.append(fp.drop_attrs())
+        parts.append(fp.drop_attrs(deep=False))
     if excess is not None:
         em = excess.compute()
         maps = em[list(_MAP_VARS)].rename(_MAP_VARS)
@@ -310,9 +310,10 @@ def results_dataset(
         attrs.update({f"significance_off_{k}": v for k, v in dist.items()})
         attrs["significance_max"] = float(em["sqrt_ts"].max())
         attrs["correlation_radius_deg"] = float(em.attrs["correlation_radius_deg"])
-        parts.append(maps.assign(use_off=em["use_off"]).drop_attrs())
-    out = xr.merge(parts, compat="override", combine_attrs="drop") if parts else xr.Dataset()
-    return out.assign_attrs(frame=stacked.attrs["frame"], **attrs)
+        parts.append(maps.assign(use_off=em["use_off"]).drop_attrs(deep=False))
+    out = xr.merge(parts, compat="override", combine_attrs="override") if parts else xr.Dataset()
+    out.attrs = {"frame": stacked.attrs["frame"], **attrs}  # variables keep their units
+    return out
 
 
 def run_analysis(
