@@ -60,13 +60,38 @@ _TABLE_COLUMNS = ("value", "error", "min", "max", "frozen", "unit", "link", "tru
 
 
 def parameters_table(results: xr.Dataset):
-    """The fit parameters as a ``pandas.DataFrame`` indexed by full parameter name."""
+    """The fit parameters as a table.
+
+    Parameters
+    ----------
+    results : xarray.Dataset
+        With dim ``param`` (:func:`gammaxr.analysis.pipeline.results_dataset`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by full parameter name; columns ``value``, ``error``, ``min``, ``max``,
+        ``frozen``, ``unit``, ``link`` (and ``true_value``, ``pull`` when present).
+    """
     columns = [c for c in _TABLE_COLUMNS if c in results]
     return results[columns].to_dataframe()[columns]
 
 
 def flux_points_table(flux_points: xr.Dataset):
-    """Flux points as a ``pandas.DataFrame``: ``e_ref``, ``e_min``, ``e_max`` [TeV], SED columns."""
+    """Flux points as a table (loaded here).
+
+    Parameters
+    ----------
+    flux_points : xarray.Dataset
+        Output of :func:`gammaxr.estimators.flux_points.flux_points` (dim ``energy``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin: ``e_ref``, ``e_min``, ``e_max`` [TeV], then every 1D variable
+        (``dnde`` [cm-2 s-1 TeV-1], ``e2dnde`` [TeV cm-2 s-1], errors, upper limits, ``ts``,
+        ``sqrt_ts``, ``is_ul``, ...).
+    """
     fp = flux_points.load()
     lo, hi = axis_lo_hi(fp, "energy")
     columns = {"e_ref": fp["e_ref"].values, "e_min": np.asarray(lo), "e_max": np.asarray(hi)}

@@ -121,7 +121,18 @@ def select_observations(config: AnalysisConfig) -> list:
 
 
 def reduction_spec(config: AnalysisConfig):
-    """The :class:`~gammaxr.reduce.dataset.ReductionSpec` of the configuration."""
+    """The reduction of the configuration: shared grid, energy axes, maps and safe masks.
+
+    Parameters
+    ----------
+    config : AnalysisConfig
+
+    Returns
+    -------
+    gammaxr.reduce.dataset.ReductionSpec
+        On :meth:`gammaxr.geom.SkyGrid.from_center` of ``config.center``, ``width`` (deg on
+        the sky), ``binsz`` (deg) and ``frame``.
+    """
     from gammaxr.geom import SkyGrid
     from gammaxr.reduce.dataset import ReductionSpec
 
@@ -173,7 +184,24 @@ def reduce_and_stack(config: AnalysisConfig, observations: list) -> dict[str, xr
 
 
 def fit_models(config: AnalysisConfig) -> Models:
-    """The models to fit: the configured ones plus a FoV background norm if asked."""
+    """The models to fit: the configured ones plus a FoV background norm if asked.
+
+    Parameters
+    ----------
+    config : AnalysisConfig
+
+    Returns
+    -------
+    Models
+        ``config.models``, plus ``FoVBackgroundModel(config.name)`` (named
+        ``"<name>-bkg"``, norm free, tilt frozen) when ``config.background_model`` is set and
+        the models have no background model.
+
+    Raises
+    ------
+    AnalysisError
+        If the configuration has no models.
+    """
     models = config.models
     if models is None:
         raise AnalysisError("no models to fit (fit.models)")
