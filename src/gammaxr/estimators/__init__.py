@@ -1,7 +1,10 @@
-"""Estimators: excess and significance maps, residual maps (and, in other modules, flux
-points, TS maps, light curves)."""
+"""Estimators: excess and significance maps, residual maps, flux points, TS maps, light
+curves and model error bands (butterflies)."""
 
+from gammaxr.estimators.butterfly import butterfly
 from gammaxr.estimators.excess_map import OPTIONAL_OUTPUTS, excess_map, reco_exposure
+from gammaxr.estimators.flux_points import flux_points
+from gammaxr.estimators.light_curve import light_curve
 from gammaxr.estimators.residuals import RESIDUAL_METHODS, dataset_residuals, residual_map
 from gammaxr.estimators.smoothing import (
     box_kernel,
@@ -10,17 +13,22 @@ from gammaxr.estimators.smoothing import (
     kernel_steps,
     tophat_kernel,
 )
+from gammaxr.estimators.ts_map import ts_map
 
 __all__ = [
     "OPTIONAL_OUTPUTS",
     "RESIDUAL_METHODS",
     "box_kernel",
+    "butterfly",
     "convolve_sky",
     "dataset_residuals",
     "excess_map",
+    "flux_points",
     "gauss_kernel",
     "kernel_steps",
+    "light_curve",
     "reco_exposure",
     "residual_map",
     "tophat_kernel",
+    "ts_map",
 ]
