@@ -303,6 +303,9 @@ def test_reco_exposure_and_flux_of_an_injected_source():
     soft = excess_map(ds, 0.06, spectral_model=PowerLaw(index=3.0, amplitude=1e-12))
     np.testing.assert_allclose(soft["flux"], m["flux"], rtol=1e-6)
     assert not np.allclose(soft["norm"].values[0], m["norm"].values[0], rtol=0.01)
+    # one band over both bins: the band flux is the sum of the bin fluxes
+    band = excess_map(ds, 0.06, energy_edges=edges[[0, -1]]).isel(lat=20, lon=20)
+    np.testing.assert_allclose(band["flux"].values[0], px["flux"].sum(), rtol=2e-3)
 
 
 # ----------------------------------------------------------------------- known truth

@@ -150,7 +150,9 @@ def _resample(
         return xr.concat(parts, dim="energy").transpose(*var.dims)
 
     coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"))
-    grouped_extra = {k: group(v).assign_coords(coords) for k, v in extra.items()}
+    # a DataArray cannot carry the (energy, bnds) bounds: give it the lo/hi form
+    da_coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"), lohi=True)
+    grouped_extra = {k: group(v).assign_coords(da_coords) for k, v in extra.items()}
     if not any(n in ds for n in _ON_OFF):
         return resample_energy(ds, new), grouped_extra
     out = {}
