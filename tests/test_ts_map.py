@@ -251,3 +251,47 @@ def test_default_kernel_model():
     model = default_kernel_model()
     assert model.spectral.index.value == 2.0
     assert model.spatial.is_point
+
+
+@pytest.mark.hess
+def test_crab_ts_map(hess_dir, reference_dir):
+    """Stacked Crab (4 runs): the TS map peaks at the fitted position; with the fitted source
+    in the models nothing significant is left."""
+    import json
+
+    from gammaxr.data import open_datastore
+    from gammaxr.geom import SkyGrid
+    from gammaxr.reduce.dataset import ReductionSpec
+    from gammaxr.reduce.runs import reduce_runs
+
+    ref = np.load(reference_dir / "crab_runs.npz")
+    meta = json.loads((reference_dir / "reference.json").read_text())
+    spec = ReductionSpec(
+        energy_edges=ref["energy_edges"],
+        energy_true_edges=ref["energy_true_edges"],
+        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
+        maps=("counts", "exposure", "background", "psf", "edisp"),
+        safe_mask=("offset-max", "aeff-max"),
+        offset_max=2.5,
+        aeff_percent=10,
+    )
+    obs = open_datastore(hess_dir).observations([int(i) for i in meta["crab_runs"]["runs"]])
+    runs = reduce_runs(obs, spec).gamma.fov_background(
+        "icrs; circle(83.63, 22.14, 0.2)", method="fit"
+    )
+    stacked = runs.compute().gamma.stack()
+    crab = SkyModel(
+        PowerLaw(index=2.6, amplitude="4.5e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=83.63, lat_0=22.01),
+        name="crab",
+    )
+    result = stacked.gamma.fit(Models([crab, FoVBackgroundModel("stacked")]))
+    maps = stacked.gamma.ts_map()
+    sqrt_ts = maps["sqrt_ts"][0]
+    iy, ix = np.unravel_index(int(np.nanargmax(sqrt_ts.values)), sqrt_ts.shape)
+    assert abs(float(sqrt_ts["lon"][ix]) - result.value("crab.spatial.lon_0")) < 0.02
+    assert abs(float(sqrt_ts["lat"][iy]) - result.value("crab.spatial.lat_0")) < 0.02
+    assert float(sqrt_ts[iy, ix]) > 30
+    residual = stacked.gamma.ts_map(result.models)
+    assert float(np.nanmax(np.abs(residual["sqrt_ts"]))) < 5
+    assert abs(float(np.nanmean(residual["sqrt_ts"]))) < 0.3
