@@ -31,7 +31,8 @@ from scipy.stats import norm as normal
 from gammaxr.fit import FitResult
 from gammaxr.models import Models, SkyModel, SpectralModel
 
-from .flux_points import SED_UNITS, source_model
+from .flux_points import SED_UNITS
+from .norm_fit import source_model
 
 __all__ = ["METHODS", "butterfly", "spectral_covariance"]
 

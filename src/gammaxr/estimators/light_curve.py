@@ -33,17 +33,8 @@ from astropy.time import Time
 
 from gammaxr.models import Models, SkyModel
 
-from .flux_points import (
-    OPTIONAL,
-    NormLikelihood,
-    _check_selection,
-    bin_ranges,
-    estimate_norm,
-    norm_terms,
-    sed_dataset,
-    source_model,
-    stack_rows,
-)
+from .flux_points import _check_selection, bin_ranges, sed_dataset, stack_rows
+from .norm_fit import OPTIONAL, NormLikelihood, estimate_norm, norm_terms, source_model
 
 __all__ = ["light_curve", "met_reference"]
 

@@ -53,7 +53,8 @@ from gammaxr.geom.axes import axis_coords
 from gammaxr.models import Models, PointSpatialModel, PowerLaw, SkyModel, models_to_yaml
 from gammaxr.models.sphere import transform_lonlat
 
-from .flux_points import _as_models, snap_energy_edges
+from .flux_points import snap_energy_edges
+from .norm_fit import _as_models
 from .pixel_norms import PixelLikelihood, profile_crossings, solve_norms
 
 __all__ = ["default_kernel_model", "test_source_kernel", "ts_map"]
