@@ -15,9 +15,13 @@ so the kernel extends to the PSF's 99.9 % radius plus the source's size). This i
 Gammapy's ``TSMapEstimator`` approach (Stewart 2009, appendix A), with the exact
 energy-weighted kernel where Gammapy averages the per-energy kernels.
 
-The norm is fitted by Newton iterations on the derivative of the Cash statistic for all
-pixels at once (vectorised over pixels and kernel offsets; a bracket guards the steps), and
-may be negative (down to where some predicted count reaches zero). With
+All pixels are fitted at once (:mod:`gammaxr.estimators.pixel_norms`): footprint sums of
+``b``, ``m_p`` and a matched-filter start value are FFT correlations; only the (pixel, bin)
+pairs whose bin has counts enter the Newton iterations on the derivative of the Cash
+statistic (vectorised, a bracket guards the steps), processed in chunks of map rows to
+bound memory. The norm may be negative, down to the exact edge where some predicted count
+of the footprint reaches zero (the minimum sits there for deep negative fluctuations, as
+Gammapy's ``norm_min_total``); profile errors below that edge are NaN. With
 ``sum_over_energy=True`` (default, as Gammapy) counts, background and ``m_p`` are summed
 over the reco bins of each energy group before the fit; with False every reco bin is a
 separate term (the full 3D likelihood, as a direct fit of the test source at that pixel).
