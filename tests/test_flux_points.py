@@ -220,8 +220,21 @@ def test_bad_arguments(fitted):
         flux_points(sim, models, EDGES, source="nope")
     with pytest.raises(ValueError, match="unknown selection"):
         flux_points(sim, models, EDGES, selection=["scan"])
-    with pytest.raises(NotImplementedError):
-        flux_points(sim, models, EDGES, reoptimize=True)
+
+
+def test_reoptimize(fitted, points):
+    """Re-fitting the other parameters: identical when none is free; with a free background
+    norm the background absorbs part of the source (lower TS), norms stay consistent."""
+    sim, models = fitted
+    frozen = models.with_parameter("toy-bkg.spectral.norm", frozen=True)
+    same = flux_points(sim, frozen, EDGES, reoptimize=True)
+    for key in ("norm", "norm_err", "ts", "norm_ul"):
+        np.testing.assert_allclose(same[key], points[key], rtol=1e-3)
+    np.testing.assert_allclose(same["norm_errp"], points["norm_errp"], rtol=1e-2)
+    free = flux_points(sim, models, EDGES, reoptimize=True, selection=None)
+    assert np.all(free["ts"] < points["ts"])
+    assert np.all(np.abs(free["norm"] - points["norm"]) < 0.2 * points["norm_err"])
+    np.testing.assert_allclose(free["counts"], points["counts"])
 
 
 def test_stat_of_likelihood_matches_cash(fitted):

@@ -45,6 +45,7 @@ from .norm_fit import (
     OPTIONAL,
     NormLikelihood,
     NormTerm,
+    _as_models,
     estimate_norm,
     norm_terms,
     source_model,
@@ -282,8 +283,9 @@ def flux_points(
     selection : {"errn-errp", "ul"}, "all", sequence or None
         Optional outputs (default both).
     reoptimize : bool
-        Only False (other parameters stay at their values, Gammapy's default) is
-        implemented.
+        False (default, as Gammapy): everything else stays at its value. True: the other
+        free parameters are re-fitted in each bin with the source's amplitude
+        (:mod:`gammaxr.estimators.reoptimize`; a fit per likelihood evaluation, slow).
     name : str or sequence of str, optional
         Dataset names (background models are matched by them).
     convention : {"gammaxr", "gammapy"}
@@ -302,18 +304,24 @@ def flux_points(
     >>> fp = ds.gamma.flux_points(result.models, [1, 2, 4, 10], source="crab")
     >>> fp["e2dnde"], fp["e2dnde_err"], fp["ts"]
     """
-    if reoptimize:
-        raise NotImplementedError("flux points with reoptimize=True are not implemented")
     chosen = _check_selection(selection)
     src = source_model(models, source)
     terms = norm_terms(datasets, models, source, name=name, convention=convention)
     start, stop, e_min, e_max = bin_ranges(terms, energy_edges)
+    options = {"n_sigma": n_sigma, "n_sigma_ul": n_sigma_ul, "selection": chosen}
     results = []
-    for a, b in zip(start, stop, strict=True):
+    for a, b, lo, hi in zip(start, stop, e_min, e_max, strict=True):
         like = NormLikelihood(terms, int(a), int(b))
-        results.append(
-            estimate_norm(like, n_sigma=n_sigma, n_sigma_ul=n_sigma_ul, selection=chosen)
-        )
+        if reoptimize and like.n_bins and like.signal_total > 0:
+            from .reoptimize import reoptimized_point
+
+            row = reoptimized_point(
+                datasets, _as_models(models), src, lo, hi, (int(a), int(b)),
+                name=name, convention=convention, **options,
+            )  # fmt: skip
+        else:
+            row = estimate_norm(like, **options)
+        results.append(row)
     failed = [i for i, r in enumerate(results) if not r["success"]]
     if failed and any(np.isfinite(results[i]["ts"]) for i in failed):
         warnings.warn(
