@@ -3,7 +3,8 @@
 For each requested energy bin the best-fit spectral model of one source (the *reference
 model*) is scaled by a free factor ``norm`` and fitted to the counts of the reco-energy bins
 inside the bin, everything else held at its current value (Gammapy's ``FluxPointsEstimator``
-with ``reoptimize=False``). With ``mu = other + norm * signal`` per bin, where ``signal`` is
+with ``reoptimize=False``; ``reoptimize=True`` re-fits the other free parameters per bin,
+:mod:`gammaxr.estimators.reoptimize`). With ``mu = other + norm * signal`` per bin, where ``signal`` is
 the source's predicted counts at ``norm = 1`` and ``other`` the background (scaled by its
 model) plus all other sources, the likelihood is one-dimensional and cheap: the predicted
 counts are computed once and each bin's norm is a scalar fit (the likelihood lives in
