@@ -178,6 +178,8 @@ def test_bad_inputs(with_source):
         ts_map(runs)
     with pytest.raises(ValueError, match="unknown selection"):
         ts_map(sim, selection="scan")
+    with pytest.raises(ValueError, match="exposure"):
+        ts_map(sim.drop_vars("exposure"))
     with pytest.raises(ValueError, match="do not overlap"):
         ts_map(sim, energy_edges=[20.0, 30.0])
 

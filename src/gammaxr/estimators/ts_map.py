@@ -454,6 +454,8 @@ def ts_map(
     (data,) = load_datasets(ds, name, skip_empty=False)
     if data.is_on_off:
         raise ValueError("ts_map needs a dataset with a known background (cash), not on/off")
+    if data.exposure is None or data.energy_true_edges is None:
+        raise ValueError(f"dataset {data.name!r} needs 'exposure(energy_true, lat, lon)'")
     if models is not None:
         context = FitContext(
             [data], _as_models(models), convention=convention, require_sources=False
