@@ -59,6 +59,8 @@ def test_lazy_equals_eager_per_run(store, spec, computed):
             np.testing.assert_array_equal(run[name].values, eager[name].values)
     assert failed_runs(computed) == {}
     assert computed["livetime"].attrs["units"] == "s"
+    assert computed["tstart"].attrs["MJDREFI"] == 51910  # MET reference kept
+    assert computed["tstop"].attrs["TIMESYS"] == "TT"
     np.testing.assert_allclose(
         computed["livetime"].values, [store.observation(i).livetime for i in RUNS]
     )

@@ -349,7 +349,9 @@ class Observation:
         """Run stop in s of mission elapsed time (``TSTOP``)."""
         return self._float("TSTOP")
 
-    def _time_attrs(self) -> dict[str, Any]:
+    @property
+    def time_attrs(self) -> dict[str, Any]:
+        """The MET reference keywords (``MJDREFI``, ``MJDREFF`` or ``MJDREF``, ``TIMESYS``)."""
         keys = ("MJDREFI", "MJDREFF", "MJDREF", "TIMESYS")
         attrs = {k: self._info.attrs[k] for k in keys if k in self._info.attrs}
         attrs.update({k: self.meta[k] for k in keys if k in self.meta})
@@ -358,12 +360,12 @@ class Observation:
     @property
     def time_start(self) -> Time:
         """Run start as an astropy Time."""
-        return met_to_time(self.tstart, self._time_attrs())
+        return met_to_time(self.tstart, self.time_attrs)
 
     @property
     def time_stop(self) -> Time:
         """Run stop as an astropy Time."""
-        return met_to_time(self.tstop, self._time_attrs())
+        return met_to_time(self.tstop, self.time_attrs)
 
     # ------------------------------------------------------------------ event helpers
     def event_offsets(self) -> xr.DataArray:

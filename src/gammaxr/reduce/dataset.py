@@ -355,7 +355,21 @@ def run_coords(observations: Sequence) -> xr.Dataset:
     for name, (unit, getter) in getters.items():
         values = [_safe_float(getter, o, p) for o, p in zip(observations, pointings, strict=True)]
         coords[name] = ("obs_id", np.array(values, dtype=float), {"units": unit})
+    # tstart/tstop are MET seconds: keep their reference epoch (of the first run that has one)
+    for obs in observations:
+        reference = _safe_time_attrs(obs)
+        if reference:
+            for name in ("tstart", "tstop"):
+                coords[name][2].update(reference)
+            break
     return xr.Dataset(coords=coords)
+
+
+def _safe_time_attrs(obs) -> dict:
+    try:
+        return dict(obs.time_attrs)
+    except Exception:  # metadata missing: the run's task will report the real problem
+        return {}
 
 
 def _safe_pointing(obs):
