@@ -216,8 +216,55 @@ def _get_hdu(hdul: FitsFile, hdu_name: str, path: str | os.PathLike) -> FitsTabl
 _BLOCK = 2880
 
 
-def _stream_header(stream) -> fits.Header | None:
-    """Next HDU header of a FITS byte stream (None at the end or on malformed input)."""
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([EeDd][+-]?\d+)?$")
+
+
+def _card_value(text: str):
+    """Value of a simple FITS card value field (string, logical, integer or real), else
+    raise ValueError so that the card is parsed by astropy."""
+    text = text.strip()
+    if text.startswith("'"):
+        end, out = 1, []
+        while True:
+            stop = text.index("'", end)
+            out.append(text[end:stop])
+            if text[stop + 1 : stop + 2] != "'":
+                return "".join(out).rstrip()
+            out.append("'")
+            end = stop + 2
+    token = text.split("/", 1)[0].strip()
+    if token in ("T", "F"):
+        return token == "T"
+    if _INT.match(token):
+        return int(token)
+    if _FLOAT.match(token):
+        return float(token.replace("D", "E").replace("d", "e"))
+    raise ValueError(token)
+
+
+def _parse_cards(raw: bytes) -> dict[str, Any]:
+    """Header keywords of simple cards (the rest by astropy), as :func:`header_attrs`."""
+    simple, other = {}, []
+    for i in range(0, len(raw), 80):
+        card = raw[i : i + 80].decode("ascii", "replace")
+        key = card[:8].rstrip()
+        if key == "END":
+            break
+        if card[8:10] != "= " or key in simple:
+            continue
+        try:
+            simple[key] = _card_value(card[10:])
+        except ValueError:
+            other.append(card)
+    if other:
+        simple.update(header_attrs(fits.Header.fromstring("".join(other))))
+    return {k: v for k, v in simple.items() if not _STRUCTURAL.match(k)}
+
+
+def _stream_header(stream) -> tuple[bytes, fits.Header] | None:
+    """Next HDU header of a FITS byte stream as (raw cards, header with the structure
+    keywords), or None at the end or on malformed input."""
     blocks = []
     while True:
         block = stream.read(_BLOCK)
@@ -226,7 +273,15 @@ def _stream_header(stream) -> fits.Header | None:
         blocks.append(block)
         cards = (block[i : i + 80] for i in range(0, _BLOCK, 80))
         if any(card[:8] == b"END     " for card in cards):
-            return fits.Header.fromstring(b"".join(blocks).decode("ascii", "replace"))
+            raw = b"".join(blocks)
+            keys = ("EXTNAME", "NAXIS", "BITPIX", "PCOUNT", "GCOUNT")
+            structure = [
+                raw[i : i + 80]
+                for i in range(0, len(raw), 80)
+                if raw[i : i + 8].rstrip().decode("ascii", "replace").startswith(keys)
+            ]
+            header = fits.Header.fromstring(b"".join(structure).decode("ascii", "replace"))
+            return raw, header
         if len(blocks) > 1000:
             return None
 
@@ -271,12 +326,13 @@ def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 
         opener = gzip.open if magic == b"\x1f\x8b" else open
         with opener(path, "rb") as stream:
             for index in range(max_hdus):
-                header = _stream_header(stream)
-                if header is None:
+                found = _stream_header(stream)
+                if found is None:
                     return None
+                raw, header = found
                 name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip()
                 if name.upper() == hdu_name.upper():
-                    return header_attrs(header)
+                    return _parse_cards(raw)
                 size = _data_size(header)
                 if size and len(stream.read(size)) < size:
                     return None

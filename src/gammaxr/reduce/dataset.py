@@ -179,7 +179,7 @@ class ReductionSpec:
 def coarse_grid(grid: SkyGrid, binsz: float) -> SkyGrid:
     """A grid over the same extent as ``grid`` with pixels of about ``binsz`` deg (at least 2)."""
     lon_edges, lat_edges = grid.lon_edges, grid.lat_edges
-    cos_lat = max(np.cos(np.radians(grid.center.spherical.lat.deg)), 1e-3)
+    cos_lat = max(np.cos(np.radians(0.5 * (lat_edges[0] + lat_edges[-1]))), 1e-3)
     n_lon = max(2, int(np.ceil((lon_edges[-1] - lon_edges[0]) * cos_lat / binsz - 1e-9)))
     n_lat = max(2, int(np.ceil((lat_edges[-1] - lat_edges[0]) / binsz - 1e-9)))
     lon = np.linspace(lon_edges[0], lon_edges[-1], n_lon + 1)

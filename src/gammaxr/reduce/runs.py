@@ -226,14 +226,16 @@ def reduce_runs_tree(observations: Sequence, spec: ReductionSpec, *, on_error: s
         :func:`reduce_runs` without the ``obs_id`` dim (its metadata in attrs).
     """
     _check_on_error(on_error)
+    metadata = run_coords(observations).coords
     children = {}
-    for obs in observations:
+    for index, obs in enumerate(observations):
         grid = run_grid(spec, obs)
         data_vars = _lazy_run_dataset(obs, spec, grid, on_error, stacked=False)
-        coords = run_coords([obs]).isel(obs_id=0)
-        ds = xr.Dataset(data_vars, coords=spec.coords(grid)).assign_attrs(spec.attrs(grid))
-        ds = ds.assign_attrs({k: _attr_value(v) for k, v in coords.coords.items()})
-        children[f"obs_{int(obs.obs_id)}"] = ds
+        attrs = {**spec.attrs(grid)}
+        attrs.update({k: _attr_value(v[index]) for k, v in metadata.items()})
+        children[f"obs_{int(obs.obs_id)}"] = xr.Dataset(
+            data_vars, coords=spec.coords(grid), attrs=attrs
+        )
     return xr.DataTree.from_dict(children)
 
 
