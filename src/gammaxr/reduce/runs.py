@@ -226,7 +226,7 @@ def reduce_runs_tree(observations: Sequence, spec: ReductionSpec, *, on_error: s
         :func:`reduce_runs` without the ``obs_id`` dim (its metadata in attrs).
     """
     _check_on_error(on_error)
-    metadata = run_coords(observations).coords
+    metadata = {k: v.values for k, v in run_coords(observations).coords.items()}
     children = {}
     for index, obs in enumerate(observations):
         grid = run_grid(spec, obs)
@@ -239,8 +239,8 @@ def reduce_runs_tree(observations: Sequence, spec: ReductionSpec, *, on_error: s
     return xr.DataTree.from_dict(children)
 
 
-def _attr_value(var: xr.DataArray):
-    value = var.values.item()
+def _attr_value(value):
+    value = value.item() if hasattr(value, "item") else value
     return value.decode() if isinstance(value, bytes) else value
 
 
