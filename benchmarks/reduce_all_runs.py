@@ -10,7 +10,7 @@ Each run's dataset is made in full on a worker and reduced there to its safe sum
 pipeline that stacks or writes results would); ``--output PATH`` also writes every run to a
 zarr store (one group per run).
 
-Usage: python benchmarks/reduce_all_runs.py [DATA_DIR] [--scheduler distributed|threads|sync]
+Usage: python benchmarks/reduce_all_runs.py [DATA_DIR] [--scheduler threads|distributed|sync]
           [--workers N] [--maps counts,exposure,background,psf,edisp] [--output PATH.zarr]
 """
 
@@ -57,7 +57,7 @@ def safe_sums(tree):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", nargs="?", type=Path, default=default_data_dir())
-    parser.add_argument("--scheduler", default="distributed")
+    parser.add_argument("--scheduler", default="threads")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--maps", default="counts,exposure,background,psf,edisp")
     parser.add_argument("--output", type=Path, default=None)
