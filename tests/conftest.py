@@ -60,3 +60,47 @@ def raise_on_compute():
     """Context in which any dask compute raises (checks that graph construction stays lazy)."""
     with dask.config.set(scheduler=_RaiseOnCompute()):
         yield
+
+
+@pytest.fixture(scope="session")
+def crab_reference_case(hess_dir, reference_dir):
+    """The ``crab_runs`` / ``crab_fit`` reference case of ``reference.json``, reduced once.
+
+    Four H.E.S.S. Crab runs on the reference grid (counts, exposure, background, PSF and
+    edisp maps; safe mask offset-max 2.5 deg + aeff-max 10 %), FoV background ``fit`` per run
+    with the exclusion circle, computed. Returns ``(runs, stacked, start_model, reference)``:
+    the per-run dataset, its stack, the Crab sky model at the reference start values and the
+    ``crab_fit`` entry of reference.json.
+    """
+    import json
+
+    import numpy as np
+
+    from gammaxr.data import open_datastore
+    from gammaxr.geom import SkyGrid
+    from gammaxr.models import PointSpatialModel, PowerLaw, SkyModel
+    from gammaxr.reduce.dataset import ReductionSpec
+    from gammaxr.reduce.runs import reduce_runs
+
+    ref = np.load(reference_dir / "crab_runs.npz")
+    meta = json.loads((reference_dir / "reference.json").read_text())
+    spec = ReductionSpec(
+        energy_edges=ref["energy_edges"],
+        energy_true_edges=ref["energy_true_edges"],
+        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
+        maps=("counts", "exposure", "background", "psf", "edisp"),
+        safe_mask=("offset-max", "aeff-max"),
+        offset_max=2.5,
+        aeff_percent=10,
+    )
+    obs = open_datastore(hess_dir).observations([int(i) for i in meta["crab_runs"]["runs"]])
+    runs = reduce_runs(obs, spec).gamma.fov_background(
+        "icrs; circle(83.63, 22.14, 0.2)", method="fit"
+    )
+    runs = runs.compute()
+    start = SkyModel(
+        PowerLaw(index=2.702, amplitude="4.712e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=83.63308, lat_0=22.01450),
+        name="crab",
+    )
+    return runs, runs.gamma.stack(), start, meta["crab_fit"]

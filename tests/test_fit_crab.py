@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 import gammaxr.accessors  # noqa: F401
 from gammaxr.data import open_datastore
 from gammaxr.geom import SkyGrid
-from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
-from gammaxr.reduce.dataset import ReductionSpec
-from gammaxr.reduce.runs import reduce_runs
+from gammaxr.models import FoVBackgroundModel, Models, PowerLaw, SkyModel
 
 pytestmark = pytest.mark.hess
 
@@ -26,30 +22,8 @@ ROWS = {
 
 
 @pytest.fixture(scope="module")
-def crab(hess_dir, reference_dir):
-    ref = np.load(reference_dir / "crab_runs.npz")
-    meta = json.loads((reference_dir / "reference.json").read_text())
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "psf", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
-    obs = open_datastore(hess_dir).observations([int(i) for i in meta["crab_runs"]["runs"]])
-    runs = reduce_runs(obs, spec).gamma.fov_background(
-        "icrs; circle(83.63, 22.14, 0.2)", method="fit"
-    )
-    runs = runs.compute()
-    stacked = runs.gamma.stack()
-    crab = SkyModel(
-        PowerLaw(index=2.702, amplitude="4.712e-11 cm-2 s-1 TeV-1"),
-        PointSpatialModel(lon_0=83.63308, lat_0=22.01450),
-        name="crab",
-    )
-    return runs, stacked, crab, meta["crab_fit"]
+def crab(crab_reference_case):
+    return crab_reference_case
 
 
 @pytest.mark.parametrize(

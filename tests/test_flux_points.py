@@ -4,7 +4,6 @@ on/off datasets, runs, dask, and the stacked Crab against Gammapy 2.1."""
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pytest
@@ -249,34 +248,9 @@ def test_stat_of_likelihood_matches_cash(fitted):
 
 
 @pytest.mark.hess
-def test_crab_flux_points_match_gammapy(hess_dir, reference_dir):
-    from gammaxr.data import open_datastore
-    from gammaxr.geom import SkyGrid
-    from gammaxr.reduce.dataset import ReductionSpec
-    from gammaxr.reduce.runs import reduce_runs
-
+def test_crab_flux_points_match_gammapy(crab_reference_case, reference_dir):
     ref = np.load(reference_dir / "crab_runs.npz")
-    meta = json.loads((reference_dir / "reference.json").read_text())
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "psf", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
-    obs = open_datastore(hess_dir).observations([int(i) for i in meta["crab_runs"]["runs"]])
-    runs = reduce_runs(obs, spec).gamma.fov_background(
-        "icrs; circle(83.63, 22.14, 0.2)", method="fit"
-    )
-    stacked = runs.compute().gamma.stack()
-    crab = SkyModel(
-        PowerLaw(index=2.702, amplitude="4.712e-11 cm-2 s-1 TeV-1"),
-        PointSpatialModel(lon_0=83.63308, lat_0=22.01450),
-        name="crab",
-    )
-    reference = meta["crab_fit"]
+    _, stacked, crab, reference = crab_reference_case
     for convention, e2_tol in (("gammaxr", 0.03), ("gammapy", 0.01)):
         result = stacked.gamma.fit(
             Models([crab, FoVBackgroundModel("stacked")]), convention=convention
