@@ -480,10 +480,25 @@ class SkyGrid:
         -------
         xarray.DataArray, dims (lat, lon), deg
         """
+        return self._data_array(self.separation_values(center, frame), "separation", "deg")
+
+    def separation_values(
+        self, center: SkyCoord | tuple[float, float], frame: Any = None
+    ) -> np.ndarray:
+        """Angular distance of every pixel centre from ``center`` as a numpy array.
+
+        Parameters
+        ----------
+        center, frame
+            As for :meth:`separation`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_lat, n_lon), deg
+        """
         lon0, lat0, cframe = _position(center, frame or self.frame)
         (lon0,), (lat0,) = transform_lonlat([lon0], [lat0], cframe, self.frame)
-        sep = angular_separation(lon0, lat0, self.lon[None, :], self.lat[:, None])
-        return self._data_array(sep, "separation", "deg")
+        return angular_separation(lon0, lat0, self.lon[None, :], self.lat[:, None])
 
     # ---------------------------------------------------------------- positions to pixels
 

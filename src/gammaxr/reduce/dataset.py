@@ -261,7 +261,7 @@ def irf_maps(observation, spec: ReductionSpec, irf_grid: SkyGrid) -> dict[str, n
     """
     energy_true = spec.energy_true
     centres = np.sqrt(energy_true[:-1] * energy_true[1:])
-    offset = irf_grid.separation(observation.pointing).values
+    offset = irf_grid.separation_values(observation.pointing)
     f = np.dtype(spec.dtype)
     out = {"exposure_irf": exposure_cube(observation.aeff, offset, observation.livetime, centres)}
     if "psf" in spec.maps:
@@ -295,7 +295,7 @@ def reduce_observation_arrays(
     obs = observation.read(spec.hdus())
     pointing = obs.pointing
     ra_pnt, dec_pnt = float(pointing.ra.deg), float(pointing.dec.deg)
-    offset = grid.separation(pointing).values
+    offset = grid.separation_values(pointing)
     energy, energy_true = spec.energy, spec.energy_true
     e_true_centres = np.sqrt(energy_true[:-1] * energy_true[1:])
     f = np.dtype(spec.dtype)

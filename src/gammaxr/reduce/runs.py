@@ -97,6 +97,15 @@ def _reduce_task(observation, spec: ReductionSpec, grid, on_error: str) -> dict:
     )
 
 
+def _describe(compute: Callable) -> tuple:
+    """What identifies a per-run computation for dask keys: the function and its arguments
+    (hashing the arguments' values is much cheaper than pickling a ``functools.partial``)."""
+    if isinstance(compute, partial):
+        keywords = tuple(sorted(compute.keywords.items()))
+        return (compute.func.__module__, compute.func.__qualname__, compute.args, keywords)
+    return (compute,)
+
+
 def _check_on_error(on_error: str) -> None:
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -138,8 +147,9 @@ def lazy_run_variables(
     """
     obs_id = int(observation.obs_id)
     # keys carry a token of what is computed, so two specs of one run never clash
-    token = dask.base.tokenize(compute, layout, on_error, getattr(observation, "files", None))
-    token = token[:10]
+    token = dask.base.tokenize(
+        _describe(compute), layout, on_error, getattr(observation, "files", None)
+    )[:10]
     task = dask.delayed(run_task, pure=False)(
         compute, observation, layout, on_error, dask_key_name=f"{task_name}-{token}-{obs_id}"
     )
