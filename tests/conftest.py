@@ -104,3 +104,33 @@ def crab_reference_case(hess_dir, reference_dir):
         name="crab",
     )
     return runs, runs.gamma.stack(), start, meta["crab_fit"]
+
+
+@pytest.fixture(scope="session")
+def msh_reference_runs(hess_dir, reference_dir):
+    """The ``msh1552_ring`` reference case reduced per run (lazy, persisted once).
+
+    The 20 runs within 2.5 deg of (228.32, -59.08) on the reference galactic grid, 0.5-10 TeV in
+    10 bins (true = reco), safe mask aeff-default. Returns ``(runs, reference_npz, meta)``.
+    """
+    import json
+
+    import numpy as np
+
+    from gammaxr.data import open_datastore
+    from gammaxr.geom import SkyGrid
+    from gammaxr.reduce.dataset import ReductionSpec
+    from gammaxr.reduce.runs import reduce_runs
+
+    ref = np.load(reference_dir / "msh1552_ring.npz")
+    meta = json.loads((reference_dir / "reference.json").read_text())["msh1552_ring"]
+    edges = np.geomspace(0.5, 10, 11)
+    spec = ReductionSpec(
+        energy_edges=edges,
+        energy_true_edges=edges,
+        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "galactic"),
+        safe_mask=("aeff-default",),
+    )
+    store = open_datastore(hess_dir).select_cone((228.32, -59.08, "icrs"), 2.5)
+    assert sorted(int(i) for i in store.obs_ids) == sorted(meta["obs_ids"])
+    return reduce_runs(store.observations(meta["obs_ids"]), spec).persist(), ref, meta

@@ -4,8 +4,6 @@ Gammapy 2.1."""
 
 from __future__ import annotations
 
-import json
-
 import dask
 import numpy as np
 import pytest
@@ -355,23 +353,10 @@ SOURCE_MSH = "icrs; circle(228.32, -59.08, 0.4)"
 
 
 @pytest.fixture(scope="module")
-def msh(hess_dir, reference_dir):
-    from gammaxr.data import open_datastore
-    from gammaxr.reduce.dataset import ReductionSpec
-    from gammaxr.reduce.runs import reduce_runs
+def msh(msh_reference_runs):
     from gammaxr.reduce.stack import stack_runs
 
-    ref = np.load(reference_dir / "msh1552_ring.npz")
-    meta = json.loads((reference_dir / "reference.json").read_text())["msh1552_ring"]
-    edges = np.geomspace(0.5, 10, 11)
-    spec = ReductionSpec(
-        energy_edges=edges,
-        energy_true_edges=edges,
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "galactic"),
-        safe_mask=("aeff-default",),
-    )
-    store = open_datastore(hess_dir).select_cone((228.32, -59.08, "icrs"), 2.5)
-    runs = reduce_runs(store.observations(meta["obs_ids"]), spec)
+    runs, ref, meta = msh_reference_runs
     on_off = stack_runs(runs.gamma.ring_background(0.5, 0.3, SOURCE_MSH, metric="pixel"))
     return on_off.compute(), ref, meta
 

@@ -252,24 +252,8 @@ SOURCE_MSH = "icrs; circle(228.32, -59.08, 0.4)"
 
 
 @pytest.fixture(scope="module")
-def msh(hess_dir, reference_dir):
-    from gammaxr.data import open_datastore
-    from gammaxr.reduce.dataset import ReductionSpec
-    from gammaxr.reduce.runs import reduce_runs
-
-    ref = np.load(reference_dir / "msh1552_ring.npz")
-    meta = json.loads((reference_dir / "reference.json").read_text())["msh1552_ring"]
-    edges = np.geomspace(0.5, 10, 11)
-    spec = ReductionSpec(
-        energy_edges=edges,
-        energy_true_edges=edges,
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "galactic"),
-        safe_mask=("aeff-default",),
-    )
-    store = open_datastore(hess_dir).select_cone((228.32, -59.08, "icrs"), 2.5)
-    assert sorted(int(i) for i in store.obs_ids) == sorted(meta["obs_ids"])
-    ds = reduce_runs(store.observations(meta["obs_ids"]), spec).persist()
-    return ds, ref, meta
+def msh(msh_reference_runs):
+    return msh_reference_runs
 
 
 def _by_coordinate(array):

@@ -256,32 +256,10 @@ def test_default_kernel_model():
 
 
 @pytest.mark.hess
-def test_crab_ts_map(hess_dir, reference_dir):
+def test_crab_ts_map(crab_reference_case):
     """Stacked Crab (4 runs): the TS map peaks at the fitted position; with the fitted source
     in the models nothing significant is left."""
-    import json
-
-    from gammaxr.data import open_datastore
-    from gammaxr.geom import SkyGrid
-    from gammaxr.reduce.dataset import ReductionSpec
-    from gammaxr.reduce.runs import reduce_runs
-
-    ref = np.load(reference_dir / "crab_runs.npz")
-    meta = json.loads((reference_dir / "reference.json").read_text())
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "psf", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
-    obs = open_datastore(hess_dir).observations([int(i) for i in meta["crab_runs"]["runs"]])
-    runs = reduce_runs(obs, spec).gamma.fov_background(
-        "icrs; circle(83.63, 22.14, 0.2)", method="fit"
-    )
-    stacked = runs.compute().gamma.stack()
+    _, stacked, _, _ = crab_reference_case
     crab = SkyModel(
         PowerLaw(index=2.6, amplitude="4.5e-11 cm-2 s-1 TeV-1"),
         PointSpatialModel(lon_0=83.63, lat_0=22.01),
