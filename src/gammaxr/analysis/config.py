@@ -43,7 +43,6 @@ an :class:`AnalysisConfigError` naming the file and the entry at fault.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ import numpy as np
 import yaml
 from astropy import units as u
 
+from gammaxr.io.yaml_files import read_yaml_mapping, suggest
 from gammaxr.models import ModelFormatError, Models, models_from_dict, read_models
 
 __all__ = [
@@ -197,8 +197,7 @@ class _Parser:
         unknown = sorted(set(value) - allowed)
         if unknown:
             key = unknown[0]
-            hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            did = suggest(key, allowed)
             raise self.error(where, f"unknown key {key!r}{did}; known keys: {sorted(allowed)}")
         return dict(value)
 
@@ -541,13 +540,5 @@ def read_analysis_config(path: str | os.PathLike) -> AnalysisConfig:
     AnalysisConfigError
         If the file is missing, is not YAML, or describes something invalid.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AnalysisConfigError(f"{path}: no such configuration file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise AnalysisConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise AnalysisConfigError(f"{path}: expected a YAML mapping at the top level")
+    data, path = read_yaml_mapping(path, AnalysisConfigError, "no such configuration file")
     return parse_analysis_config(data, base_path=path.resolve().parent, source=str(path))

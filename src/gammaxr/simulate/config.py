@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from astropy import units as u
 
+from gammaxr.io.yaml_files import read_yaml_mapping, suggest
 from gammaxr.models import ModelFormatError, Models, models_from_dict, read_models
 from gammaxr.models.sphere import offset_by, transform_lonlat
 from gammaxr.simulate.instrument import ToyInstrument
@@ -48,7 +48,6 @@ from gammaxr.simulate.specs import (
     SimulationConfig,
     SimulationConfigError,
     met,
-    suggest,
 )
 
 __all__ = [
@@ -437,13 +436,5 @@ def read_config(path: str | os.PathLike) -> SimulationConfig:
     SimulationConfigError
         The file is missing, is not YAML, or the description is invalid.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SimulationConfigError(f"{path}: simulation description not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SimulationConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise SimulationConfigError(f"{path}: expected a mapping at the top of the file")
+    data, path = read_yaml_mapping(path, SimulationConfigError, "simulation description not found")
     return parse_config(data, base_path=path.parent, source=str(path))

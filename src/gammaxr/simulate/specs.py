@@ -7,7 +7,6 @@ message naming the run). :mod:`gammaxr.simulate.config` fills them from YAML.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 from astropy.time import Time
 
 from gammaxr.io.gadf import time_to_met
+from gammaxr.io.yaml_files import suggest
 from gammaxr.models import Models, SkyModel
 from gammaxr.simulate.instrument import IRFSet, ToyInstrument, irfs_from_observation, read_irfs
 
@@ -29,7 +29,6 @@ __all__ = [
     "SimulationConfig",
     "SimulationConfigError",
     "met",
-    "suggest",
 ]
 
 #: Time reference of simulated event lists (the H.E.S.S./CTA GADF convention).
@@ -43,12 +42,6 @@ TIME_REFERENCE = {
 #: Start of the first run when the description gives none (UTC).
 DEFAULT_START = "2024-01-01T20:00:00"
 INSTRUMENT_TYPES = ("toy", "gadf", "datastore")
-
-
-def suggest(key: str, allowed) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``allowed``, or an empty string."""
-    close = difflib.get_close_matches(str(key), list(allowed), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class SimulationConfigError(ValueError):
