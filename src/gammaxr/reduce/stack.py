@@ -26,7 +26,7 @@ import xarray as xr
 
 __all__ = ["stack_runs"]
 
-_SUMMED_MASKED = ("counts", "background", "counts_off", "acceptance", "acceptance_off")
+_SUMMED_MASKED = ("counts", "background", "counts_off")
 _WEIGHTED_IRFS = ("psf", "edisp")
 
 
@@ -70,7 +70,7 @@ def stack_runs(
     spatial = _spatial_safe(mask)
     out = {}
     for name in _SUMMED_MASKED:
-        if name in ds and name not in ("acceptance", "acceptance_off"):
+        if name in ds:
             out[name] = ds[name].where(mask, 0).sum(dim, keep_attrs=True)
     if "acceptance" in ds:
         out.update(_stack_acceptances(ds, mask, dim))
@@ -80,11 +80,11 @@ def stack_runs(
         weights = ds["exposure_irf"].where(_irf_footprint(ds, spatial), 0)
         total = weights.sum(dim)
         out["exposure_irf"] = total.assign_attrs(ds["exposure_irf"].attrs)
+        if edisp_energy_mask is None:
+            edisp_energy_mask = bool(ds.attrs.get("edisp_energy_mask", False))
         for name in _WEIGHTED_IRFS:
             if name in ds:
                 w = weights
-                if edisp_energy_mask is None:
-                    edisp_energy_mask = bool(ds.attrs.get("edisp_energy_mask", False))
                 if edisp_energy_mask and "energy" in ds[name].dims and "energy" in mask.dims:
                     w = weights * _irf_footprint(ds, mask)  # unsafe reco bins drop out
                 num = (ds[name] * w).sum(dim)
