@@ -131,6 +131,6 @@ def msh_reference_runs(hess_dir, reference_dir):
         grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "galactic"),
         safe_mask=("aeff-default",),
     )
-    store = open_datastore(hess_dir).select_cone((228.32, -59.08, "icrs"), 2.5)
+    store = open_datastore(hess_dir).select_cone((228.32, -59.08), 2.5)
     assert sorted(int(i) for i in store.obs_ids) == sorted(meta["obs_ids"])
     return reduce_runs(store.observations(meta["obs_ids"]), spec).persist(), ref, meta

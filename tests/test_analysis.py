@@ -77,9 +77,9 @@ def test_demo_flux_points_follow_the_true_spectrum(demo):
 
 def test_demo_significance_map(demo):
     _, results = demo
-    assert results["sqrt_ts"].dims == ("lat", "lon")
+    assert results["significance"].dims == ("lat", "lon")
     # the peak is at the point source; off-source pixels are close to N(0, 1)
-    sig = results["sqrt_ts"].values
+    sig = results["significance"].values
     i = np.unravel_index(np.nanargmax(sig), sig.shape)
     assert float(results["lon"][i[1]]) == pytest.approx(83.633, abs=0.05)
     assert float(results["lat"][i[0]]) == pytest.approx(22.014, abs=0.05)
@@ -124,7 +124,7 @@ def test_demo_outputs_exist_and_reopen(demo):
     np.testing.assert_allclose(fp["e2dnde"], results["sed_e2dnde"])
     assert np.all(fp["e_min"] < fp["e_ref"]) and np.all(fp["e_ref"] < fp["e_max"])
     excess = gammaxr.open_dataset(out / "excess_map.zarr")
-    np.testing.assert_allclose(excess["sqrt_ts"].values, results["sqrt_ts"].values)
+    np.testing.assert_allclose(excess["significance"].values, results["significance"].values)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["background"]["method"] == "fov"
 

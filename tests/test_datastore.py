@@ -18,7 +18,7 @@ from gammaxr.data import event_offsets, events_in_gti, gti_mask, select_events_t
 from gammaxr.io import gadf
 from gammaxr.io.errors import HDUNotFoundError, ObsIdNotFoundError
 
-CRAB = (83.633, 22.014, "icrs")
+CRAB = (83.633, 22.014)
 CRAB_RUNS = [23523, 23526, 23559, 23592]
 
 
@@ -93,14 +93,23 @@ def test_crab_cone_any_frame(hess):
     gal = SkyCoord(83.633 * u.deg, 22.014 * u.deg).galactic
     assert sorted(icrs.obs_ids) == CRAB_RUNS
     np.testing.assert_array_equal(hess.select_cone(gal, 5 * u.deg).obs_ids, icrs.obs_ids)
-    radians = hess.select_cone((gal.l.deg, gal.b.deg, "galactic"), np.deg2rad(5) * u.rad)
+    radians = hess.select_cone((gal.l.deg, gal.b.deg), np.deg2rad(5) * u.rad, frame="galactic")
     np.testing.assert_array_equal(radians.obs_ids, icrs.obs_ids)
+
+
+@pytest.mark.hess
+def test_cone_centre_is_a_skycoord_or_a_pair_with_frame(hess):
+    with pytest.raises(TypeError, match="frame= argument"):
+        hess.select_cone((83.633, 22.014, "icrs"), 5)
+    gal = SkyCoord(83.633 * u.deg, 22.014 * u.deg).galactic
+    pair = hess.select_cone((gal.l.deg, gal.b.deg), 5, frame="galactic")
+    assert sorted(pair.obs_ids) == CRAB_RUNS
 
 
 @pytest.mark.hess
 def test_msh1552_cone_matches_reference(hess, reference_dir):
     ref = json.loads((reference_dir / "reference.json").read_text())["msh1552_ring"]["obs_ids"]
-    sel = hess.select_cone((228.32, -59.08, "icrs"), 2.5)
+    sel = hess.select_cone((228.32, -59.08), 2.5)
     assert sorted(sel.obs_ids.tolist()) == sorted(ref) and len(ref) == 20
 
 

@@ -133,24 +133,37 @@ def test_known_background_maps_equal_direct_sums():
             b = disk_sum(bkg, mask_fit, j, i, 3)
             px = m.isel(energy=e, lat=j, lon=i)
             assert float(px["counts"]) == n
-            assert float(px["npred_background"]) == pytest.approx(b, rel=1e-6)
-            assert float(px["npred_excess"]) == pytest.approx(n - b, rel=1e-6, abs=1e-6)
-            assert float(px["sqrt_ts"]) == pytest.approx(cash_sqrt_ts(n, b), rel=1e-6, abs=1e-9)
+            assert float(px["background"]) == pytest.approx(b, rel=1e-6)
+            assert float(px["excess"]) == pytest.approx(n - b, rel=1e-6, abs=1e-6)
+            assert float(px["significance"]) == pytest.approx(
+                cash_sqrt_ts(n, b), rel=1e-6, abs=1e-9
+            )
             assert float(px["ts"]) == pytest.approx(cash_ts(n, b), rel=1e-6, abs=1e-9)
-            assert float(px["npred_excess_err"]) == pytest.approx(np.sqrt(n))
-            assert float(px["npred_excess_errn"]) == pytest.approx(cash_errn(n, b), rel=1e-6)
-            assert float(px["npred_excess_errp"]) == pytest.approx(cash_errp(n, b), rel=1e-6)
+            assert float(px["excess_err"]) == pytest.approx(np.sqrt(n))
+            assert float(px["excess_errn"]) == pytest.approx(cash_errn(n, b), rel=1e-6)
+            assert float(px["excess_errp"]) == pytest.approx(cash_errp(n, b), rel=1e-6)
             ul = cash_upper_limit(n, b, n_sigma=2)
-            assert float(px["npred_excess_ul"]) == pytest.approx(ul, rel=1e-6, abs=1e-6)
+            assert float(px["excess_ul"]) == pytest.approx(ul, rel=1e-6, abs=1e-6)
     # outside the mask everything is NaN; the mask is reported
-    assert np.isnan(m["sqrt_ts"].values[:, 10:14, 3:30]).all()
-    assert not np.isnan(m["sqrt_ts"].values[:, mask_fit]).any()
+    assert np.isnan(m["significance"].values[:, 10:14, 3:30]).all()
+    assert not np.isnan(m["significance"].values[:, mask_fit]).any()
     np.testing.assert_array_equal(m["mask"].values[0], mask_fit)
     # sensitivity: the excess that would give 5 sigma on this background
     px = m.isel(energy=0, lat=20, lon=20)
-    s = float(px["npred_excess_sensitivity"])
-    b = float(px["npred_background"])
+    s = float(px["excess_sensitivity"])
+    b = float(px["background"])
     assert cash_sqrt_ts(s + b, b) == pytest.approx(5.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("on_off", [False, True])
+def test_only_the_products_are_returned(on_off):
+    ds = make_dataset(n_e=2, on_off=on_off, exposure=True, seed=4)
+    m = excess_map(ds, 0.04)
+    products = {"counts", "background", "excess", "excess_err", "significance", "ts", "mask"}
+    assert set(m.data_vars) == products | {"norm", "norm_err", "flux", "flux_err"}
+    assert not {"energy_true", "exposure", "mask_safe"} & set(m.variables)
+    no_exposure = excess_map(ds.drop_vars("exposure"), 0.04)
+    assert set(no_exposure.data_vars) == products
 
 
 @pytest.mark.parametrize("correlate_off", [True, False])
@@ -178,12 +191,12 @@ def test_on_off_maps_follow_the_correlate_off_switch(correlate_off):
             alpha = disk_sum(acc, mask, j, i, 2) / float(acc_off[0, j, i])
         px = m.isel(energy=0, lat=j, lon=i)
         assert float(px["alpha"]) == pytest.approx(alpha, rel=1e-5)
-        assert float(px["npred_background"]) == pytest.approx(alpha * n_off, rel=1e-5)
+        assert float(px["background"]) == pytest.approx(alpha * n_off, rel=1e-5)
         expected = wstat_sqrt_ts(n_on, n_off, alpha)
-        assert float(px["sqrt_ts"]) == pytest.approx(expected, rel=1e-4, abs=1e-6)
+        assert float(px["significance"]) == pytest.approx(expected, rel=1e-4, abs=1e-6)
         ul = wstat_upper_limit(n_on, n_off, alpha, n_sigma=2)
-        assert float(px["npred_excess_ul"]) == pytest.approx(ul, rel=1e-4)
-    assert np.isnan(m["sqrt_ts"].values[0, :, 30:]).all()
+        assert float(px["excess_ul"]) == pytest.approx(ul, rel=1e-4)
+    assert np.isnan(m["significance"].values[0, :, 30:]).all()
 
 
 def test_model_counts_are_taken_out_of_the_excess():
@@ -193,17 +206,17 @@ def test_model_counts_are_taken_out_of_the_excess():
     without = excess_map(ds, 0.04)
     inner = {"lat": slice(2, -2), "lon": slice(2, -2)}  # the whole disk inside the map
     np.testing.assert_allclose(
-        with_model["npred_excess"].isel(inner),
-        without["npred_excess"].isel(inner) - 0.5 * 13,
+        with_model["excess"].isel(inner),
+        without["excess"].isel(inner) - 0.5 * 13,
         rtol=1e-6,
         atol=1e-6,
     )
     onoff = make_dataset(seed=4, n_e=1, on_off=True)
     a = excess_map(onoff, 0.04, npred_signal=model, selection="errn-errp")
     px = a.isel(energy=0, lat=20, lon=20)
-    n_on, n_off = float(px["counts"]), float(px["npred_background"]) / 0.1
+    n_on, n_off = float(px["counts"]), float(px["background"]) / 0.1
     expected = wstat_errn(n_on, n_off, 0.1, 6.5)
-    assert float(px["npred_excess_errn"]) == pytest.approx(expected, rel=1e-4)
+    assert float(px["excess_errn"]) == pytest.approx(expected, rel=1e-4)
 
 
 def test_without_any_mask_uses_every_pixel():
@@ -211,8 +224,8 @@ def test_without_any_mask_uses_every_pixel():
     ds["mask_safe"] = ds["mask_safe"] & (ds["lon"] > ds["lon"][5])
     masked = excess_map(ds, 0.04)
     unmasked = excess_map(ds, 0.04, mask=False)
-    assert np.isnan(masked["sqrt_ts"].values[0, :, :6]).all()
-    assert not np.isnan(unmasked["sqrt_ts"]).any()
+    assert np.isnan(masked["significance"].values[0, :, :6]).all()
+    assert not np.isnan(unmasked["significance"]).any()
 
 
 # ------------------------------------------------------------------------- exclusions
@@ -225,13 +238,13 @@ def test_exclusion_regions_leave_source_pixels_out():
     bright = ds.assign(counts=ds["counts"] + 50.0 * inside)
     a = excess_map(bright, 0.04, mask=region)
     b = excess_map(ds, 0.04, mask=region)
-    xr.testing.assert_allclose(a["sqrt_ts"], b["sqrt_ts"])  # the source never enters
-    assert np.isnan(a["sqrt_ts"].values[0][inside]).all()
+    xr.testing.assert_allclose(a["significance"], b["significance"])  # the source never enters
+    assert np.isnan(a["significance"].values[0][inside]).all()
     # the same through mask_fit
     c = excess_map(bright.assign(mask_fit=(("lat", "lon"), ~inside)), 0.04)
-    xr.testing.assert_allclose(a["sqrt_ts"], c["sqrt_ts"])
+    xr.testing.assert_allclose(a["significance"], c["significance"])
     # and without the exclusion the source shows up
-    assert float(excess_map(bright, 0.04)["sqrt_ts"].max()) > 10
+    assert float(excess_map(bright, 0.04)["significance"].max()) > 10
 
 
 # ------------------------------------------------------------------------ energy bands
@@ -249,7 +262,9 @@ def test_energy_bands_sum_bins_inside_the_safe_mask():
     summed = ds.where(ds["mask_safe"], 0).sum("energy").expand_dims(energy=1)
     summed = summed.assign(mask_safe=ds["mask_safe"].any("energy").expand_dims(energy=1))
     direct = excess_map(summed, 0.04)
-    np.testing.assert_allclose(band["sqrt_ts"].values, direct["sqrt_ts"].values, rtol=1e-6)
+    np.testing.assert_allclose(
+        band["significance"].values, direct["significance"].values, rtol=1e-6
+    )
     per_bin = excess_map(ds, 0.04)
     assert per_bin.sizes["energy"] == 3
     with pytest.raises(ValueError, match="not an edge"):
@@ -266,8 +281,8 @@ def test_on_off_energy_bands_keep_the_background_estimate():
     per_bin = excess_map(ds, 0.04, correlate_off=False)
     # alpha n_off is additive over the bins; the counts too
     np.testing.assert_allclose(
-        band["npred_background"].values[0],
-        per_bin["npred_background"].sum("energy").values,
+        band["background"].values[0],
+        per_bin["background"].sum("energy").values,
         rtol=1e-5,
     )
     np.testing.assert_array_equal(band["counts"].values[0], per_bin["counts"].sum("energy"))
@@ -318,7 +333,7 @@ def test_pure_poisson_background_gives_standard_normal_significance(kind):
     correlate_off = kind == "wstat-correlated-off"
     m = excess_map(ds, 0.03, correlate_off=correlate_off)  # 9-pixel disk, 36 counts
     # drop the map edge, where the disk is cut
-    sig = m["sqrt_ts"].values[0, 2:-2, 2:-2]
+    sig = m["significance"].values[0, 2:-2, 2:-2]
     assert abs(sig.mean()) < 0.05
     assert sig.std() == pytest.approx(1.0, abs=0.05)
     assert np.mean(sig > 3) < 0.004
@@ -332,7 +347,7 @@ def test_lazy_dataset_builds_a_graph_and_matches_numpy(on_off, raise_on_compute)
     ds = make_dataset(n_e=2, on_off=on_off, exposure=True, seed=12)
     lazy = ds.chunk({"energy": 1}).assign_coords({c: ds[c] for c in ds.coords})
     m = lazy.gamma.excess_map(0.04, selection="all", correlate_off=False)
-    assert m["sqrt_ts"].chunks is not None and m["flux_ul"].chunks is not None
+    assert m["significance"].chunks is not None and m["flux_ul"].chunks is not None
     with dask.config.set(scheduler="sync"):
         xr.testing.assert_allclose(
             m.compute(), excess_map(ds, 0.04, selection="all", correlate_off=False)
@@ -373,9 +388,11 @@ def test_msh1552_estimator_on_gammapys_inputs_matches_exactly(msh):
         ds[name] = (("energy", "lat", "lon"), _by_coordinate(ref[name])[None].astype(np.float32))
     ds["mask_safe"] = ds["acceptance_off"] > 0
     m = excess_map(ds, 0.04, correlate_off=False, metric="pixel")
-    np.testing.assert_allclose(m["sqrt_ts"].values[0], _by_coordinate(ref["sqrt_ts"]), atol=1e-4)
     np.testing.assert_allclose(
-        m["npred_excess"].values[0], _by_coordinate(ref["npred_excess"]), rtol=1e-4, atol=1e-3
+        m["significance"].values[0], _by_coordinate(ref["sqrt_ts"]), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        m["excess"].values[0], _by_coordinate(ref["npred_excess"]), rtol=1e-4, atol=1e-3
     )
 
 
@@ -383,7 +400,7 @@ def test_msh1552_estimator_on_gammapys_inputs_matches_exactly(msh):
 def test_msh1552_significance_map_matches_gammapy(msh):
     on_off, ref, meta = msh
     m = on_off.gamma.excess_map(0.04, correlate_off=False, metric="pixel")
-    ours = m["sqrt_ts"].values[0]
+    ours = m["significance"].values[0]
     theirs = _by_coordinate(ref["sqrt_ts"])
     assert np.isfinite(ours).all()
     assert ours.max() == pytest.approx(meta["sqrt_ts_max"], abs=0.01)
@@ -400,7 +417,7 @@ def test_msh1552_significance_map_matches_gammapy(msh):
     assert diff[touched].max() < 0.5
     # the sky metric draws the same disk on this grid near lat 0
     sky = on_off.gamma.excess_map(0.04, correlate_off=False)
-    np.testing.assert_allclose(sky["sqrt_ts"], m["sqrt_ts"])
+    np.testing.assert_allclose(sky["significance"], m["significance"])
 
 
 @pytest.mark.hess
@@ -408,7 +425,7 @@ def test_msh1552_significance_outside_the_exclusion_is_standard_normal(msh):
     on_off, _, _ = msh
     # as the Gammapy tutorial: the exclusion as mask_fit, then the finite pixels
     m = on_off.gamma.excess_map(0.04, correlate_off=False, metric="pixel", mask=SOURCE_MSH)
-    sig = m["sqrt_ts"].values.ravel()
+    sig = m["significance"].values.ravel()
     sig = sig[np.isfinite(sig)]
     assert sig.size > 20000
     assert abs(sig.mean()) < 0.05

@@ -66,7 +66,7 @@ def test_masked_smoothing_averages_only_used_pixels(kernel):
 def test_tophat_sqrt_ts_residuals_equal_the_excess_map_significance():
     ds = make_dataset(seed=3)
     res = ds.gamma.residuals(method="sqrt_ts", smooth_kernel="tophat", smooth_radius=0.06)
-    sig = excess_map(ds, 0.06)["sqrt_ts"]
+    sig = excess_map(ds, 0.06)["significance"]
     np.testing.assert_allclose(res.values, sig.values, rtol=1e-6, atol=1e-9)
 
 

@@ -43,6 +43,13 @@ class GammaDatasetAccessor:
         """Write to a chunked zarr store; see :func:`gammaxr.io.zarr_store.to_zarr`."""
         return to_zarr(self._ds, path, **kwargs)
 
+    def to_image(self) -> xr.Dataset:
+        """Sum over reco energy inside the safe mask (one energy bin); see
+        :func:`gammaxr.reduce.ring.to_image`."""
+        from gammaxr.reduce.ring import to_image
+
+        return to_image(self._ds)
+
     # ---- background estimation: FoV and ring (gammaxr.reduce.fov_background / .ring) ----
 
     def fov_background(self, exclusion=None, **kwargs) -> xr.Dataset:

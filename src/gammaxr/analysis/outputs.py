@@ -198,7 +198,7 @@ def write_figures(
     ax = plot_dataset_map(stacked, "counts", title="counts (safe energy range)")
     save(ax.figure, "counts.png")
     if excess is not None:
-        sig = excess["sqrt_ts"]
+        sig = excess["significance"]
         top = max(5.0, float(np.nanmax(sig.values)) if np.isfinite(sig.values).any() else 5.0)
         ax = plot_map(
             sig.assign_attrs(frame=stacked.attrs["frame"]), cmap="RdBu_r",
@@ -342,7 +342,7 @@ def analysis_summary(results: xr.Dataset) -> str:
             lines.append(
                 f"  {float(r['e_ref']):8.3f} TeV: {text:24s} sqrt(TS) {float(r['sed_sqrt_ts']):6.1f}"
             )
-    if "sqrt_ts" in results:
+    if "significance" in results:
         lines += [
             "",
             f"significance map (r = {a.get('correlation_radius_deg', np.nan):g} deg): max "

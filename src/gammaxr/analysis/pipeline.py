@@ -51,8 +51,8 @@ __all__ = [
 ]
 
 #: Variables of the excess map kept in the results (renamed).
-_MAP_VARS = {"sqrt_ts": "sqrt_ts", "npred_excess": "excess", "counts": "counts_correlated"}
-_MAP_VARS["npred_background"] = "background_correlated"
+_MAP_VARS = {"significance": "significance", "excess": "excess", "counts": "counts_correlated"}
+_MAP_VARS["background"] = "background_correlated"
 
 
 class AnalysisError(RuntimeError):
@@ -112,7 +112,7 @@ def select_observations(config: AnalysisConfig) -> list:
         store = store.select_obs_ids(config.obs_ids)
     if config.cone is not None:
         c = config.cone
-        store = store.select_cone((c["lon"], c["lat"], c["frame"]), c["radius"])
+        store = store.select_cone((c["lon"], c["lat"]), c["radius"], frame=c["frame"])
     if config.target is not None:
         store = store.select_target(config.target)
     if len(store.obs_ids) == 0:
@@ -334,9 +334,9 @@ def results_dataset(
     if excess is not None:
         em = excess.compute()
         maps = em[list(_MAP_VARS)].rename(_MAP_VARS)
-        dist = significance_distribution(em["sqrt_ts"], em["use_off"])
+        dist = significance_distribution(em["significance"], em["use_off"])
         attrs.update({f"significance_off_{k}": v for k, v in dist.items()})
-        attrs["significance_max"] = float(em["sqrt_ts"].max())
+        attrs["significance_max"] = float(em["significance"].max())
         attrs["correlation_radius_deg"] = float(em.attrs["correlation_radius_deg"])
         parts.append(maps.assign(use_off=em["use_off"]).drop_attrs(deep=False))
     out = xr.merge(parts, compat="override", combine_attrs="override") if parts else xr.Dataset()
@@ -374,7 +374,7 @@ def run_analysis(
         ``unit``, ``link``, ``covariance(param, param2)``; with truth ``true_value``,
         ``pull``), flux points (dim ``energy``, variables prefixed ``sed_``: ``sed_e2dnde``
         [TeV cm-2 s-1], ``sed_e2dnde_err``, ``sed_ts``, ...), energy-summed maps (dims
-        ``lat``, ``lon``: ``sqrt_ts``, ``excess``, ``counts_correlated``,
+        ``lat``, ``lon``: ``significance``, ``excess``, ``counts_correlated``,
         ``background_correlated``, ``use_off``). Attrs: run totals, ``fit_success``,
         ``fit_total_stat``, ..., ``significance_off_mean`` / ``_sigma`` (off-source pixel
         distribution), ``significance_max``, ``seconds_<step>`` (wall-clock timings),

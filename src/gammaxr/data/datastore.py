@@ -1,7 +1,7 @@
 """GADF DL3 data store: HDU index + observation table, immutable selections, observations.
 
 >>> store = open_datastore("../shared/data/hess-dl3-dr1")                    # doctest: +SKIP
->>> crab = store.select_cone((83.633, 22.014, "icrs"), 5)                     # doctest: +SKIP
+>>> crab = store.select_cone((83.633, 22.014), 5)                            # doctest: +SKIP
 >>> runs = crab.load_observations(max_workers=4)                              # doctest: +SKIP
 
 A :class:`DataStore` never changes: every ``select_*`` method returns a new store holding
@@ -186,18 +186,21 @@ class DataStore:
         return self._subset(self._obs_table.sel(obs_id=ids))
 
     def select_cone(
-        self, center: SkyCoord | Sequence[Any], radius: float | u.Quantity
+        self, center: SkyCoord | Sequence[Any], radius: float | u.Quantity, frame: str = "icrs"
     ) -> DataStore:
         """Runs whose pointing is less than ``radius`` from ``center``.
 
         Parameters
         ----------
-        center : SkyCoord or (lon, lat, frame)
-            Any frame; lon/lat in deg.
+        center : SkyCoord or (float, float)
+            A SkyCoord in any frame, or ``(lon, lat)`` in deg in ``frame``.
         radius : float or astropy.units.Quantity
             Float in deg.
+        frame : str
+            Frame of a ``(lon, lat)`` centre (default ``"icrs"``), as for
+            :meth:`gammaxr.geom.SkyGrid.from_center`.
         """
-        return self.select(sel.cone_mask(self._obs_table, center, radius))
+        return self.select(sel.cone_mask(self._obs_table, center, radius, frame))
 
     def select_target(
         self,

@@ -21,6 +21,7 @@ from astropy import units as u
 from astropy.coordinates import Angle, SkyCoord
 from astropy.time import Time
 
+from gammaxr.geom.sky import to_skycoord
 from gammaxr.io.errors import DL3Error
 from gammaxr.io.gadf import column_name, time_to_met
 
@@ -30,7 +31,6 @@ __all__ = [
     "range_mask",
     "target_mask",
     "time_mask",
-    "to_skycoord",
 ]
 
 
@@ -48,25 +48,11 @@ def _mask(table: xr.Dataset, ok: np.ndarray) -> xr.DataArray:
     return xr.DataArray(ok, dims="obs_id", coords={"obs_id": table["obs_id"].values}, name="mask")
 
 
-def to_skycoord(center: SkyCoord | Sequence[Any]) -> SkyCoord:
-    """A scalar SkyCoord from a SkyCoord or a ``(lon, lat, frame)`` tuple (floats in deg).
-
-    Parameters
-    ----------
-    center : SkyCoord or tuple
-        ``SkyCoord`` in any frame, or ``(lon, lat, frame)`` with lon/lat in deg (float or
-        Quantity) and frame a name such as ``"icrs"`` or ``"galactic"``.
-    """
-    if isinstance(center, SkyCoord):
-        return center
-    if len(center) != 3:
-        raise ValueError(f"centre must be a SkyCoord or (lon, lat, frame), got {center!r}")
-    lon, lat, frame = center
-    return SkyCoord(u.Quantity(lon, u.deg), u.Quantity(lat, u.deg), frame=frame)
-
-
 def cone_mask(
-    table: xr.Dataset, center: SkyCoord | Sequence[Any], radius: float | u.Quantity
+    table: xr.Dataset,
+    center: SkyCoord | Sequence[Any],
+    radius: float | u.Quantity,
+    frame: str = "icrs",
 ) -> xr.DataArray:
     """Runs whose pointing lies less than ``radius`` from ``center``.
 
@@ -75,17 +61,19 @@ def cone_mask(
     table : xarray.Dataset
         Observation table with ``ra_pnt``/``dec_pnt`` (icrs, deg), or else
         ``glon_pnt``/``glat_pnt`` (galactic).
-    center : SkyCoord or (lon, lat, frame)
-        Cone centre, any frame.
+    center : SkyCoord or (float, float)
+        Cone centre: a SkyCoord in any frame or ``(lon, lat)`` in deg in ``frame``.
     radius : float or astropy.units.Quantity
         Cone radius; a float is in deg.
+    frame : str
+        Frame of a ``(lon, lat)`` centre (default ``"icrs"``).
 
     Returns
     -------
     xarray.DataArray of bool, dim obs_id
         ``separation < radius``.
     """
-    center = to_skycoord(center)
+    center = to_skycoord(center, frame)
     radius = Angle(u.Quantity(radius, u.deg))
     if "ra_pnt" in table and "dec_pnt" in table:
         lon, lat, frame = table["ra_pnt"], table["dec_pnt"], "icrs"

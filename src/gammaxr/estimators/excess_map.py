@@ -298,11 +298,12 @@ def excess_map(
     Returns
     -------
     xarray.Dataset
-        Dims as ``counts``, NaN outside the mask: ``npred`` and ``counts`` (correlated
-        counts), ``npred_background``, ``npred_excess`` [counts], ``ts``, ``sqrt_ts``
-        [sigma], ``npred_excess_err`` (symmetric, ``n_sigma``); with ``errn-errp``:
-        ``npred_excess_errn``/``_errp``; with ``ul``: ``npred_excess_ul``; with
-        ``sensitivity``: ``npred_excess_sensitivity``; with an exposure: ``norm``,
+        Only the products, dims as ``counts``, NaN outside the mask: ``counts``
+        (correlated counts), ``background`` (correlated background, ``alpha * n_off`` for
+        on/off data), ``excess`` [counts], ``excess_err`` (symmetric, ``n_sigma``),
+        ``significance`` (signed sqrt(TS), [sigma]) and ``ts``; with ``errn-errp``:
+        ``excess_errn``/``_errp``; with ``ul``: ``excess_ul``; with ``sensitivity``:
+        ``excess_sensitivity``; with an exposure: ``norm``,
         ``norm_err`` (and ``_errn``, ``_errp``, ``_ul``, ``_sensitivity``), ``flux``,
         ``flux_err``, ... [cm-2 s-1]; on/off selections ``alpha``, ``acceptance_on``,
         ``acceptance_off``; ``mask`` (the pixels used). Attrs: ``correlation_radius_deg``,
@@ -363,33 +364,36 @@ def excess_map(
         match_args = (mu_bkg,)
     funcs = _STATISTICS["wstat" if on_off else "cash"]
     out: dict[str, xr.DataArray] = {
-        "npred": n_on,
         "counts": n_on,
-        "npred_background": background,
-        "npred_excess": excess,
+        "background": background,
+        "excess": excess,
+        "excess_err": error * n_sigma,
+        "significance": funcs["sqrt_ts"](*stat_args),
         "ts": funcs["ts"](*stat_args),
-        "sqrt_ts": funcs["sqrt_ts"](*stat_args),
-        "npred_excess_err": error * n_sigma,
     }
     if "errn-errp" in chosen:
-        out["npred_excess_errn"] = funcs["errn"](*stat_args, n_sigma=n_sigma)
-        out["npred_excess_errp"] = funcs["errp"](*stat_args, n_sigma=n_sigma)
+        out["excess_errn"] = funcs["errn"](*stat_args, n_sigma=n_sigma)
+        out["excess_errp"] = funcs["errp"](*stat_args, n_sigma=n_sigma)
     if "ul" in chosen:
-        out["npred_excess_ul"] = funcs["ul"](*stat_args, n_sigma=n_sigma_ul)
+        out["excess_ul"] = funcs["ul"](*stat_args, n_sigma=n_sigma_ul)
     if "sensitivity" in chosen:
-        out["npred_excess_sensitivity"] = funcs["matching"](*match_args, n_sigma_sensitivity)
+        out["excess_sensitivity"] = funcs["matching"](*match_args, n_sigma_sensitivity)
     for name in ("alpha", "acceptance_on", "acceptance_off"):
         if name in chosen:
             out[name] = maps[name]
     if "reco_exposure" in extra:
         out.update(_flux_maps(out, extra["reco_exposure"], use, kernel, ds, spectral_model))
-    units = {"ts": "", "sqrt_ts": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
+    units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
     result = {}
     for name, var in out.items():
         unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")
         result[name] = var.where(use).transpose(*ds["counts"].dims).assign_attrs(units=unit)
     result["mask"] = use.assign_attrs(units="")
-    coords = {k: v for k, v in ds.coords.items() if k not in result}
+    # only the coordinates of the output dims (not those of energy_true, obs_id tables, ...)
+    dims = set(ds["counts"].dims)
+    coords = {
+        k: v for k, v in ds.coords.items() if k not in result and set(v.dims) <= dims | {"bnds"}
+    }
     attrs = {
         "frame": ds.attrs.get("frame"),
         "correlation_radius_deg": float(correlation_radius),
@@ -427,8 +431,8 @@ def _flux_maps(
     )
     maps = {}
     for name, var in out.items():
-        if name.startswith("npred_excess"):
-            suffix = name[len("npred_excess") :]
+        if name.startswith("excess"):
+            suffix = name[len("excess") :]
             norm = var / mean_reco.where(mean_reco > 0)
             maps[f"norm{suffix}"] = norm
             maps[f"flux{suffix}"] = norm * ref_flux

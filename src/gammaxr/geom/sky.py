@@ -8,7 +8,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import BaseCoordinateFrame, SkyCoord
 
-__all__ = ["FRAMES", "angular_separation", "transform_lonlat"]
+__all__ = ["FRAMES", "angular_separation", "to_skycoord", "transform_lonlat"]
 
 #: Sky frames a grid may use.
 FRAMES = ("icrs", "galactic")
@@ -99,6 +99,38 @@ def _position(center: Any, frame: Any = None) -> tuple[float, float, Any]:
             f"a sky position must be a SkyCoord or a (lon, lat) pair in deg, got {center!r}"
         ) from None
     return float(_deg(lon)), float(_deg(lat)), frame
+
+
+def to_skycoord(position: Any, frame: Any = None) -> SkyCoord:
+    """A scalar SkyCoord from a SkyCoord or a ``(lon, lat)`` pair: how gammaxr takes positions.
+
+    Parameters
+    ----------
+    position : SkyCoord or (float, float)
+        A SkyCoord in any frame, or ``(lon, lat)`` in deg (floats or angle Quantities) in
+        ``frame``.
+    frame : str or astropy frame, optional
+        Frame of a ``(lon, lat)`` pair (default ``"icrs"``); ignored for a SkyCoord.
+
+    Returns
+    -------
+    astropy.coordinates.SkyCoord
+
+    Raises
+    ------
+    TypeError
+        If ``position`` is neither (a 3-tuple ``(lon, lat, frame)`` is refused: give
+        ``frame=`` instead).
+    """
+    if isinstance(position, SkyCoord):
+        return position
+    if isinstance(position, tuple | list) and len(position) == 3:
+        raise TypeError(
+            f"a sky position is a SkyCoord or a (lon, lat) pair, got {position!r}: "
+            "give the frame as the frame= argument"
+        )
+    lon, lat, _ = _position(position)
+    return SkyCoord(lon * u.deg, lat * u.deg, frame=frame or "icrs")
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:

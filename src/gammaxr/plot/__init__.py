@@ -5,7 +5,7 @@
     from gammaxr.plot import plot_map, plot_residuals, plot_spectrum
     ax = plot_map(ds["counts"], sum_over="energy")           # or ds.gamma.plot_map("counts")
     fig = plot_residuals(ds, result.models)                   # or ds.gamma.plot_residuals(...)
-    ax = plot_significance_distribution(emap["sqrt_ts"], mask=exclusion)
+    ax = plot_significance_distribution(emap["significance"], mask=exclusion)
     ax = plot_spectrum(result.models["src"], result, flux_points)
 
 Maps are drawn with longitude increasing to the left (east left), as astronomers read them,

@@ -248,7 +248,7 @@ def plot_dataset_map(
         See :func:`plot_map`.
     isel : dict of str to int, optional
         Positional selections first, e.g. ``{"energy": 0}`` for one energy bin of a
-        non-additive map such as ``sqrt_ts``.
+        non-additive map such as ``significance``.
     masked : bool
         Sum only the bins inside ``mask_safe`` (where the dataset has it and the variable
         shares its dims).
@@ -384,17 +384,17 @@ def _default_npred(ds: xr.Dataset) -> xr.DataArray:
 
 
 def significance_distribution(
-    sqrt_ts: xr.DataArray | np.ndarray, mask: xr.DataArray | np.ndarray | None = None
+    significance: xr.DataArray | np.ndarray, mask: xr.DataArray | np.ndarray | None = None
 ) -> dict[str, float]:
     """Mean and width of a significance map's pixel distribution (maximum-likelihood normal).
 
     Parameters
     ----------
-    sqrt_ts : xarray.DataArray or numpy.ndarray
+    significance : xarray.DataArray or numpy.ndarray
         Significance map (any dims; NaN pixels are left out). Computed here (boundary).
     mask : xarray.DataArray or numpy.ndarray of bool, optional
         Pixels to use (True), e.g. outside the exclusion regions; broadcast against
-        ``sqrt_ts``.
+        ``significance``.
 
     Returns
     -------
@@ -403,7 +403,7 @@ def significance_distribution(
         ``n`` (pixels used), and their uncertainties ``mean_err`` (``sigma / sqrt(n)``) and
         ``sigma_err`` (``sigma / sqrt(2 n)``). NaN where no pixel is left.
     """
-    values = _finite_values(sqrt_ts, mask)
+    values = _finite_values(significance, mask)
     n = values.size
     if n == 0:
         nan = float("nan")
@@ -418,9 +418,9 @@ def significance_distribution(
     }
 
 
-def _finite_values(sqrt_ts: Any, mask: Any) -> np.ndarray:
-    """Finite values of ``sqrt_ts`` inside ``mask``, flattened (compute boundary)."""
-    values = sqrt_ts
+def _finite_values(significance: Any, mask: Any) -> np.ndarray:
+    """Finite values of ``significance`` inside ``mask``, flattened (compute boundary)."""
+    values = significance
     if mask is not None:
         if isinstance(values, xr.DataArray):
             values = values.where(mask)
@@ -434,7 +434,7 @@ def _finite_values(sqrt_ts: Any, mask: Any) -> np.ndarray:
 
 
 def plot_significance_distribution(
-    sqrt_ts: xr.DataArray | np.ndarray,
+    significance: xr.DataArray | np.ndarray,
     mask: xr.DataArray | np.ndarray | None = None,
     *,
     ax: Any = None,
@@ -445,7 +445,7 @@ def plot_significance_distribution(
 
     Parameters
     ----------
-    sqrt_ts : xarray.DataArray or numpy.ndarray
+    significance : xarray.DataArray or numpy.ndarray
         Significance map (NaN pixels left out); computed here (boundary).
     mask : xarray.DataArray or numpy.ndarray of bool, optional
         Pixels to use (True), e.g. source-free pixels outside the exclusion regions.
@@ -465,7 +465,7 @@ def plot_significance_distribution(
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
-    values = _finite_values(sqrt_ts, mask)
+    values = _finite_values(significance, mask)
     stats = significance_distribution(values)
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 4.6))
