@@ -13,6 +13,8 @@ from gammaxr.fit.kernels import (
     cutout_around,
     diagonal_response,
     edisp_at,
+    kernel_nodes,
+    node_weights,
     place_kernel,
     psf_kernel,
     psf_profile_at,
@@ -105,6 +107,41 @@ def test_edisp_at_nearest_irf_pixel():
     lon_irf, lat_irf = np.array([10.0, 10.2, 10.4]), np.array([0.0, 0.2])
     np.testing.assert_array_equal(edisp_at(edisp, lon_irf, lat_irf, 10.29, 0.11), edisp[..., 1, 1])
     np.testing.assert_array_equal(edisp_at(edisp, lon_irf, lat_irf, 50.0, -5.0), edisp[..., 0, 2])
+
+
+def test_edisp_linear_blend_is_continuous():
+    edisp = np.arange(2 * 3 * 2 * 3, dtype=float).reshape(2, 3, 2, 3)
+    lon_irf, lat_irf = np.array([10.0, 10.2, 10.4]), np.array([0.0, 0.2])
+    out = edisp_at(edisp, lon_irf, lat_irf, 10.3, 0.05, method="linear")
+    expected = 0.75 * 0.5 * (edisp[..., 0, 1] + edisp[..., 0, 2]) + 0.25 * 0.5 * (
+        edisp[..., 1, 1] + edisp[..., 1, 2]
+    )
+    np.testing.assert_allclose(out, expected)
+    left = edisp_at(edisp, lon_irf, lat_irf, 10.1 - 1e-9, 0.1, method="linear")
+    right = edisp_at(edisp, lon_irf, lat_irf, 10.1 + 1e-9, 0.1, method="linear")
+    np.testing.assert_allclose(left, right, atol=1e-6)
+    with pytest.raises(ValueError, match="method"):
+        edisp_at(edisp, lon_irf, lat_irf, 10.1, 0.1, method="cubic")
+
+
+def test_node_weights_bilinear_and_clamped():
+    lon, lat = np.array([10.0, 10.2, 10.4]), np.array([0.0, 0.2])
+    weights = {(j, i): w for j, i, w in node_weights(lon, lat, 10.25, 0.15)}
+    assert weights == pytest.approx(
+        {(0, 1): 0.1875, (0, 2): 0.0625, (1, 1): 0.5625, (1, 2): 0.1875}
+    )
+    assert node_weights(lon, lat, 10.2, 0.0) == ((0, 1, 1.0),)  # on a node: that node only
+    assert node_weights(lon, lat, 12.0, -3.0) == ((0, 2, 1.0),)  # outside: the edge node
+
+
+def test_kernel_nodes_with_one_psf_span_the_map_in_latitude():
+    lat_grid = np.linspace(21.0, 23.0, 101)
+    lon_nodes, lat_nodes = kernel_nodes(np.array([83.6]), np.array([22.0]), lat_grid)
+    assert lon_nodes.tolist() == [83.6]
+    np.testing.assert_allclose(np.diff(lat_nodes), 0.1)
+    assert lat_nodes[0] <= 21.0 and lat_nodes[-1] >= 23.0
+    lon_irf, lat_irf = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    assert kernel_nodes(lon_irf, lat_irf, lat_grid) == (lon_irf, lat_irf)
 
 
 def test_diagonal_response():

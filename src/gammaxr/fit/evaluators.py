@@ -8,11 +8,13 @@ with ``F(t)`` the spectral model integrated over true-energy bin ``t`` (cm-2 s-1
 ``exposure`` in m2 s (times 1e4 for cm2), ``S`` the spatial model integrated over the pixels
 (:func:`gammaxr.models.integrate_pixels`, oversampled for small sources) and ``K_t`` the PSF
 kernel at the source (:mod:`gammaxr.fit.kernels`). The sum runs over a cutout around the
-source only. A :class:`MapSourceEvaluator` keeps, between calls:
+source only. The PSF kernel, the edisp matrix and the cutout are functions of the source
+position alone (:mod:`gammaxr.fit.kernels`: kernels blended from a fixed lattice of nodes),
+so the likelihood at given parameters does not depend on the history of a fit. A
+:class:`MapSourceEvaluator` keeps, between calls:
 
-- the IRF state (cutout, exposure cutout, PSF kernel, edisp matrix), rebuilt only when the
-  source moves more than its evaluation radius + 0.1 deg from where it was built, or grows
-  beyond its cutout (Gammapy's rule: the IRFs are those at the start position during a fit);
+- the PSF kernels at the lattice nodes visited, and the blended IRF state at the last
+  position;
 - ``A(t, pixel) = exposure * (S (*) K_t)``, rebuilt only when spatial parameters change;
 - the counts, rebuilt when spectral parameters change (one small matrix product).
 
@@ -29,7 +31,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from gammaxr.models import SkyModel
-from gammaxr.models.sphere import separation, transform_lonlat
+from gammaxr.models.sphere import transform_lonlat
 
 from .data import MapData, SpectrumData
 from .kernels import (
@@ -39,6 +41,8 @@ from .kernels import (
     cutout_around,
     diagonal_response,
     edisp_at,
+    kernel_nodes,
+    node_weights,
     place_kernel,
     psf_kernel,
     psf_profile_at,
@@ -114,7 +118,7 @@ class MapSourceEvaluator:
         The source; its spatial and spectral models give the functional forms, parameter
         values come with each call.
     margin : float
-        deg added to the evaluation radius in the cutout and in the IRF-refresh distance.
+        deg added to the evaluation radius (and the PSF kernel) in the cutout.
     convention : {"gammaxr", "gammapy"}
         ``"gammaxr"``: PSF kernels on the grid's own pixels and point sources shifted by
         cubic spline interpolation; ``"gammapy"``: Gammapy's square kernel pixels and bilinear point
@@ -143,14 +147,21 @@ class MapSourceEvaluator:
         self._psf_pixels = "square" if convention == "gammapy" else "sky"
         edges = data.energy_true_edges
         self._e_lo, self._e_hi = edges[:-1], edges[1:]
+        self._edisp_method = "nearest" if convention == "gammapy" else "linear"
+        self._diagonal = diagonal_response(edges, data.energy_edges)
+        self._lon_nodes, self._lat_nodes = kernel_nodes(data.lon_irf, data.lat_irf, data.lat)
+        self._nodes: dict[tuple[int, int], dict[str, Any]] = {}
+        self._exposure_cutouts: dict[Cutout, np.ndarray] = {}
         self._irf: dict[str, Any] | None = None
+        self._irf_key: tuple | None = None
         self._spatial_key: tuple | None = None
         self._weights: np.ndarray | None = None  # A(t, pixel)
         self._spectral_key: tuple | None = None
         self._counts: np.ndarray | None = None
-        self.n_irf_updates = 0
+        #: number of PSF kernels computed at lattice nodes (diagnostics)
+        self.n_kernel_nodes = 0
 
-    # -- IRF state -----------------------------------------------------------------------
+    # -- IRF state: a function of the source position alone ------------------------------
     def _position(self, values: dict) -> tuple[float, float]:
         spatial = self.model.spatial
         lon, lat = values["lon_0"], values["lat_0"]
@@ -160,47 +171,78 @@ class MapSourceEvaluator:
             )
         return float(lon), float(lat)
 
-    def _irf_is_stale(self, lon: float, lat: float, radius: float) -> bool:
-        irf = self._irf
-        if irf is None:
-            return True
-        moved = float(separation(lon, lat, irf["lon"], irf["lat"]))
-        return moved > irf["radius"] + self.margin or radius > irf["radius"]
-
-    def _update_irf(self, lon: float, lat: float, radius: float) -> None:
+    def _node(self, j: int, i: int) -> dict[str, Any]:
+        """PSF kernel (and spline coefficients) at kernel-lattice node ``(j, i)``, cached."""
+        node = self._nodes.get((j, i))
+        if node is not None:
+            return node
         d = self.data
-        kernel, smooth = None, False
+        lon, lat = float(self._lon_nodes[i]), float(self._lat_nodes[j])
+        profile = psf_profile_at(d.psf, d.lon_irf, d.lat_irf, lon, lat)
+        kernel = psf_kernel(
+            profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self._psf_pixels
+        )
+        smooth = False
+        if self.convention == "gammaxr":
+            pixel = max(abs(d.lon_step) * np.cos(np.deg2rad(lat)), abs(d.lat_step))
+            r68 = containment_radii(profile, d.rad_edges, 0.68)
+            smooth = bool(np.all(r68 >= SMOOTH_PSF_PIXELS * pixel))
+        node = {
+            "kernel": kernel,
+            "coefficients": spline_coefficients(kernel) if smooth else None,
+        }
+        self._nodes[(j, i)] = node
+        self.n_kernel_nodes += 1
+        return node
+
+    def _blend(self, weighted: list, key: str) -> np.ndarray:
+        """Weighted sum of the nodes' ``key`` arrays (centred, zero-padded to the largest)."""
+        arrays = [node[key] for _, node in weighted]
+        ky, kx = (max(a.shape[k] for a in arrays) for k in (1, 2))
+        out = np.zeros((arrays[0].shape[0], ky, kx))
+        for (w, _), a in zip(weighted, arrays, strict=True):
+            y0, x0 = (ky - a.shape[1]) // 2, (kx - a.shape[2]) // 2
+            out[:, y0 : y0 + a.shape[1], x0 : x0 + a.shape[2]] += w * a
+        return out
+
+    def _irf_at(self, lon: float, lat: float, radius: float, point: bool) -> dict[str, Any]:
+        """IRF state for a source at ``(lon, lat)`` with evaluation radius ``radius`` (deg):
+        the blended PSF spline coefficients (a point source with a smooth PSF at every node
+        around it) or kernel, the edisp matrix, the cutout and the exposure on it."""
+        d = self.data
+        kernel = coefficients = None
+        shape = (1, 1)
         if d.psf is not None:
-            profile = psf_profile_at(d.psf, d.lon_irf, d.lat_irf, lon, lat)
-            if self.convention == "gammaxr":
-                pixel = max(abs(d.lon_step) * np.cos(np.deg2rad(lat)), abs(d.lat_step))
-                r68 = containment_radii(profile, d.rad_edges, 0.68)
-                smooth = bool(np.all(r68 >= SMOOTH_PSF_PIXELS * pixel))
-            kernel = psf_kernel(
-                profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self._psf_pixels
-            )
+            weighted = [
+                (w, self._node(j, i))
+                for j, i, w in node_weights(self._lon_nodes, self._lat_nodes, lon, lat)
+            ]
+            if point and all(node["coefficients"] is not None for _, node in weighted):
+                coefficients = self._blend(weighted, "coefficients")
+            else:
+                kernel = self._blend(weighted, "kernel")
+            shape = tuple(max(n["kernel"].shape[k] for _, n in weighted) for k in (1, 2))
         if d.edisp is not None:
-            edisp = edisp_at(d.edisp, d.lon_irf, d.lat_irf, lon, lat)
+            edisp = edisp_at(d.edisp, d.lon_irf, d.lat_irf, lon, lat, method=self._edisp_method)
         else:
-            edisp = diagonal_response(d.energy_true_edges, d.energy_edges)
-        shape = kernel.shape[1:] if kernel is not None else (1, 1)
+            edisp = self._diagonal
         cut = cutout_around(d.lon, d.lat, lon, lat, radius + self.margin, shape)
         exposure = None
         if not cut.empty:
-            ys, xs = cut.slices
-            exposure = (d.exposure[:, ys, xs] * CM2_PER_M2).reshape(d.exposure.shape[0], -1)
-        self._irf = {
-            "lon": lon,
-            "lat": lat,
-            "radius": radius,
+            exposure = self._exposure_cutouts.get(cut)
+            if exposure is None:
+                ys, xs = cut.slices
+                exposure = (d.exposure[:, ys, xs] * CM2_PER_M2).reshape(d.exposure.shape[0], -1)
+                if len(self._exposure_cutouts) >= 16:
+                    self._exposure_cutouts.clear()
+                self._exposure_cutouts[cut] = exposure
+        return {
             "kernel": kernel,
-            "coefficients": spline_coefficients(kernel) if smooth else None,
+            "coefficients": coefficients,
             "edisp": edisp,
             "cutout": cut,
             "exposure": exposure,
         }
-        self._spatial_key = None
-        self.n_irf_updates += 1
 
     # -- evaluation ----------------------------------------------------------------------
     def _spatial_weights(self, values: dict) -> None:
@@ -209,8 +251,10 @@ class MapSourceEvaluator:
         spatial = None if is_point else self.model.spatial.with_values(**values)
         lon, lat = self._position(values)
         radius = 0.0 if is_point else float(spatial.evaluation_radius)
-        if self._irf_is_stale(lon, lat, radius):
-            self._update_irf(lon, lat, radius)
+        key = (lon, lat, radius)
+        if self._irf_key != key:
+            self._irf = self._irf_at(lon, lat, radius, is_point)
+            self._irf_key = key
         irf = self._irf
         cut: Cutout = irf["cutout"]
         if cut.empty:

@@ -2,11 +2,17 @@
 
 Conventions follow Gammapy's ``MapEvaluator`` so that predicted counts agree:
 
-- the PSF profile at the source is interpolated bilinearly between the IRF-grid pixels
+- the PSF profile at a position is interpolated bilinearly between the IRF-grid pixels
   (Gammapy interpolates its PSF map linearly in the spatial pixel coordinates); the kernel
   extends to the radius holding 99.9 % of the PSF (per true-energy bin), pixels are
   oversampled by ``ceil(12 / (2 r68 / pixel))`` (at most 4) per side and averaged, and each
   true-energy plane is normalised to sum 1;
+- a source's kernel is the bilinear blend of the kernels computed at the nodes of a fixed
+  lattice around it (:func:`kernel_nodes`: the IRF-grid pixel centres), so predicted counts,
+  hence the likelihood, are a continuous function of the parameters alone, whatever the
+  history of a fit. Gammapy keeps the IRFs of the start position until the source moves
+  further than its evaluation radius, so its likelihood at given parameters depends on the
+  start values and on the minimiser's path;
 - kernel pixels are laid out on the dataset's own lon/lat grid (offsets are true angular
   distances on the sky at the source: ``psf_pixels="sky"``), so a grid whose lon step is a
   step of right ascension (pixels narrower on the sky than high) gets the right kernel.
@@ -14,9 +20,9 @@ Conventions follow Gammapy's ``MapEvaluator`` so that predicted counts agree:
   centred on the source and convolves it in pixel units; ``psf_pixels="square"`` does the
   same, for cross-checks (on a 0.02 deg RA x 0.02 deg Dec grid at Dec 22 deg its PSF is
   7 % too narrow in RA);
-- the energy-dispersion kernel is taken at the IRF pixel nearest the source (Gammapy's
-  ``method="nearest"``); without edisp the response is diagonal (overlap of true and reco
-  bins);
+- the energy-dispersion kernel is the bilinear blend of those of the IRF pixels around the
+  source (with ``convention="gammapy"``: the nearest IRF pixel, Gammapy's ``method="nearest"``);
+  without edisp the response is diagonal (overlap of true and reco bins);
 - sources are evaluated on a cutout centred on their pixel, extending the PSF kernel radius
   plus the model's evaluation radius plus a margin (0.1 deg) each side;
 - a point source's PSF-convolved image is the kernel shifted to the source's sub-pixel
@@ -41,11 +47,14 @@ from gammaxr.models.sphere import separation
 __all__ = [
     "PSF_CONTAINMENT",
     "CUTOUT_MARGIN",
+    "KERNEL_NODE_STEP",
     "Cutout",
     "containment_radii",
     "cutout_around",
     "diagonal_response",
     "edisp_at",
+    "kernel_nodes",
+    "node_weights",
     "bspline_weights",
     "place_kernel",
     "psf_kernel",
@@ -57,6 +66,8 @@ __all__ = [
 PSF_CONTAINMENT = 0.999
 #: Margin (deg) added around a source's evaluation radius in its cutout.
 CUTOUT_MARGIN = 0.1
+#: Latitude spacing (deg) of the kernel nodes of a dataset with one PSF for the whole map.
+KERNEL_NODE_STEP = 0.1
 _PRECISION_FACTOR = 12
 _MAX_OVERSAMPLING = 4
 
@@ -70,6 +81,41 @@ def _fractional_index(value: float, centres: np.ndarray) -> float:
     if centres.size == 1:
         return 0.0
     return float((value - centres[0]) / (centres[1] - centres[0]))
+
+
+def _axis_weights(value: float, centres: np.ndarray) -> tuple[tuple[int, float], ...]:
+    """Linear-interpolation weights of the (at most two) centres around ``value`` (clamped)."""
+    f = float(np.clip(_fractional_index(value, centres), 0.0, centres.size - 1))
+    i0 = int(np.floor(f))
+    i1 = min(i0 + 1, centres.size - 1)
+    return tuple((i, w) for i, w in ((i0, 1.0 - (f - i0)), (i1, f - i0)) if w > 0)
+
+
+def node_weights(
+    lon_nodes: np.ndarray, lat_nodes: np.ndarray, lon: float, lat: float
+) -> tuple[tuple[int, int, float], ...]:
+    """Bilinear weights of the nodes of a regular lon/lat lattice around a position.
+
+    Parameters
+    ----------
+    lon_nodes, lat_nodes : numpy.ndarray
+        Node coordinates, deg (regular; positions outside are clamped to the edge, ``lon``
+        is taken on the branch of the lattice's middle node).
+    lon, lat : float
+        Position, deg.
+
+    Returns
+    -------
+    tuple of (j, i, weight)
+        Indices along ``lat_nodes`` and ``lon_nodes`` with positive weights summing to 1
+        (one to four nodes); continuous in the position.
+    """
+    lon = _wrap_lon(lon, float(lon_nodes[lon_nodes.size // 2]))
+    return tuple(
+        (j, i, wy * wx)
+        for j, wy in _axis_weights(lat, lat_nodes)
+        for i, wx in _axis_weights(lon, lon_nodes)
+    )
 
 
 def psf_profile_at(
@@ -91,19 +137,42 @@ def psf_profile_at(
     numpy.ndarray, shape (n_et, n_rad)
         Profiles in sr-1.
     """
-    lon = _wrap_lon(lon, float(lon_irf[lon_irf.size // 2]))
-    weights = []
-    for centres, value in ((lat_irf, lat), (lon_irf, lon)):
-        f = float(np.clip(_fractional_index(value, centres), 0.0, centres.size - 1))
-        i0 = int(np.floor(f))
-        i1 = min(i0 + 1, centres.size - 1)
-        weights.append(((i0, 1.0 - (f - i0)), (i1, f - i0)))
     out = np.zeros(psf.shape[:2])
-    for j, wy in weights[0]:
-        for i, wx in weights[1]:
-            if wy * wx > 0:
-                out += wy * wx * psf[:, :, j, i]
+    for j, i, w in node_weights(lon_irf, lat_irf, lon, lat):
+        out += w * psf[:, :, j, i]
     return out
+
+
+def kernel_nodes(
+    lon_irf: np.ndarray, lat_irf: np.ndarray, lat_grid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice of positions where a dataset's PSF kernels are computed.
+
+    A source's kernel is the bilinear blend of the kernels at the lattice nodes around it
+    (:class:`gammaxr.fit.evaluators.MapSourceEvaluator`), so it is a continuous function of
+    the source position alone. The nodes are the IRF-grid pixel centres; along an axis where
+    the IRF grid has a single pixel (one PSF for the whole map) latitude nodes are spaced
+    :data:`KERNEL_NODE_STEP` apart over the map (the kernel's pixel geometry depends on the
+    latitude).
+
+    Parameters
+    ----------
+    lon_irf, lat_irf : numpy.ndarray
+        IRF-grid pixel centres, deg.
+    lat_grid : numpy.ndarray
+        Latitudes of the dataset's pixel centres, deg.
+
+    Returns
+    -------
+    lon_nodes, lat_nodes : numpy.ndarray
+        Node coordinates, deg.
+    """
+    if lat_irf.size >= 2:
+        return lon_irf, lat_irf
+    lo = np.floor((lat_grid.min() - 1.0) / KERNEL_NODE_STEP)
+    hi = np.ceil((lat_grid.max() + 1.0) / KERNEL_NODE_STEP)
+    lat_nodes = np.clip(np.arange(lo, hi + 1) * KERNEL_NODE_STEP, -89.9, 89.9)
+    return lon_irf, np.unique(lat_nodes)
 
 
 def containment_radii(profile: np.ndarray, rad_edges: np.ndarray, fraction: float) -> np.ndarray:
@@ -200,9 +269,14 @@ def psf_kernel(
 
 
 def edisp_at(
-    edisp: np.ndarray, lon_irf: np.ndarray, lat_irf: np.ndarray, lon: float, lat: float
+    edisp: np.ndarray,
+    lon_irf: np.ndarray,
+    lat_irf: np.ndarray,
+    lon: float,
+    lat: float,
+    method: str = "nearest",
 ) -> np.ndarray:
-    """Energy-dispersion kernel at the IRF pixel nearest a position.
+    """Energy-dispersion kernel at a position of the IRF grid.
 
     Parameters
     ----------
@@ -212,11 +286,21 @@ def edisp_at(
         IRF-grid pixel centres, deg.
     lon, lat : float
         Position, deg, in the grid's frame.
+    method : {"nearest", "linear"}
+        The kernel of the nearest IRF pixel (Gammapy's choice; a step function of the
+        position), or the bilinear blend of the surrounding ones (continuous).
 
     Returns
     -------
     numpy.ndarray, shape (n_et, n_e)
     """
+    if method == "linear":
+        out = np.zeros(edisp.shape[:2])
+        for j, i, w in node_weights(lon_irf, lat_irf, lon, lat):
+            out += w * edisp[:, :, j, i]
+        return out
+    if method != "nearest":
+        raise ValueError(f"method must be 'nearest' or 'linear', got {method!r}")
     lon = _wrap_lon(lon, float(lon_irf[lon_irf.size // 2]))
     i = int(np.clip(np.rint(_fractional_index(lon, lon_irf)), 0, lon_irf.size - 1))
     j = int(np.clip(np.rint(_fractional_index(lat, lat_irf)), 0, lat_irf.size - 1))
