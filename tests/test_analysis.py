@@ -206,9 +206,12 @@ def _parse(changes=None, drop=(), **kwargs):
 @pytest.mark.parametrize(
     ("changes", "match"),
     [
-        ({"grdi": {}}, r"test.yaml: description: unknown key 'grdi' \(did you mean 'grid'\?\)"),
-        ({"grid": {"center": [83, 22], "width": 3}}, r"grid: missing \['binsz'\]"),
-        ({"grid": {"center": [83, 22], "width": -1, "binsz": 0.1}}, "grid.width: must be positive"),
+        ({"grdi": {}}, r"test.yaml: grdi: unknown key \(did you mean 'grid'\?\)"),
+        ({"grid": {"center": [83, 22], "width": 3}}, "grid.binsz: missing"),
+        (
+            {"grid": {"center": [83, 22], "width": -1, "binsz": 0.1}},
+            r"grid.width\[0\]: must be positive",
+        ),
         (
             {"grid": {"center": "crab", "width": 3, "binsz": 0.1}},
             r"grid.center: expected \[lon, lat\]",
@@ -244,10 +247,13 @@ def _parse(changes=None, drop=(), **kwargs):
             "fit.models: model file '/data/nofile.yaml' does not exist",
         ),
         ({"fit": {"models": {"components": [{"type": "Nope", "name": "x"}]}}}, "fit.models"),
-        ({"fit": {"background_model": True}}, "fit: needs 'models'"),
+        ({"fit": {"background_model": True}}, "fit.models: missing"),
         ({"estimators": {"flux_points": {"source": "crab"}}}, "'crab' is not a sky model"),
         ({"fit": None, "estimators": {"flux_points": None}}, "flux points need fit models"),
-        ({"observations": {"obs_ids": [1, "2"]}}, "obs_ids must be integers"),
+        (
+            {"observations": {"obs_ids": [1, "2"]}},
+            r"observations.obs_ids\[1\]: expected an integer, got '2'",
+        ),
         ({"compute": {"num_workers": 0}}, "compute.num_workers"),
         ({"plots": "yes"}, "plots: expected true or false"),
         ({"name": "a.b"}, "name: must be a non-empty name without '.'"),

@@ -71,11 +71,14 @@ def test_run_example_reproduces_the_demo(demo_dir, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("grid: {center: [1, 2], width: 3}\n", "missing (every description needs"),
+        (
+            "grid: {center: [1, 2], width: 3}\n",
+            "3 problems:\n  datastore: missing\n  grid.binsz: missing\n  axes: missing",
+        ),
         (
             "datastore: s\ngrid: {center: [1, 2], width: 3, binz: 0.1}\n"
             "axes: {energy: {edges: [1, 10]}, energy_true: {edges: [1, 10]}}\n",
-            "unknown key 'binz' (did you mean 'binsz'?)",
+            "grid.binz: unknown key (did you mean 'binsz'?)",
         ),
         (
             "datastore: nowhere\noutput: out\ngrid: {center: [1, 2], width: 3, binsz: 0.1}\n"

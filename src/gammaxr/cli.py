@@ -10,6 +10,7 @@ and keeps its traceback.
     gammaxr simulate --default OUTPUT_DIR [--seed N] [--overwrite]
     gammaxr run CONFIG.yaml [--output DIR] [--datastore PATH] [--overwrite]
     gammaxr demo OUTPUT_DIR [--livetime S] [--seed N] [--overwrite]
+    gammaxr schema {analysis,simulation} [--output FILE]
 """
 
 from __future__ import annotations
@@ -164,8 +165,37 @@ def _add_demo(subparsers) -> None:
     parser.set_defaults(func=_demo)
 
 
+def _schema(args: argparse.Namespace) -> int:
+    if args.kind == "analysis":
+        from gammaxr.analysis.config import analysis_json_schema as schema
+    else:
+        from gammaxr.simulate.config import simulation_json_schema as schema
+    text = schema()
+    if args.output is None:
+        print(text)
+    else:
+        from pathlib import Path
+
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+def _add_schema(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "schema",
+        help="print the JSON schema of the analysis or simulation YAML (for editors)",
+        description=(
+            "Print the JSON schema of a description file format: 'analysis' (gammaxr run) or "
+            "'simulation' (gammaxr simulate). YAML editors use it for completion and checks."
+        ),
+    )
+    parser.add_argument("kind", choices=("analysis", "simulation"), help="which description")
+    parser.add_argument("-o", "--output", default=None, help="write to this file")
+    parser.set_defaults(func=_schema)
+
+
 #: Subcommand registrars, in the order shown by ``gammaxr --help``.
-_COMMANDS: list[Callable] = [_add_simulate, _add_run, _add_demo]
+_COMMANDS: list[Callable] = [_add_simulate, _add_run, _add_demo, _add_schema]
 
 
 def build_parser() -> argparse.ArgumentParser:

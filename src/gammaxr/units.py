@@ -1,0 +1,69 @@
+"""Units at the public entries: one converter from Quantity, string or number to a plain value.
+
+Every public function and spec takes its energies, angles, times and fluxes either as plain
+numbers in the documented unit (TeV, deg, s, ...) or as astropy quantities / strings with a
+unit (``100 * u.GeV``, ``"6 arcmin"``), which :func:`to_unit` converts. A quantity of the wrong
+kind raises :class:`astropy.units.UnitConversionError` naming the argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+
+__all__ = ["to_unit", "to_unit_or_none"]
+
+
+def to_unit(value: Any, unit: str | u.UnitBase, name: str) -> Any:
+    """``value`` as plain numbers in ``unit``.
+
+    Parameters
+    ----------
+    value : float, array-like, str or astropy.units.Quantity
+        Numbers are taken to be in ``unit`` already and returned unchanged (arrays as given,
+        lists as float arrays). A string is parsed as a quantity (``"100 GeV"``); a bare number
+        in a string (``"1e5"``) is taken in ``unit``.
+    unit : str or astropy.units.UnitBase
+        The documented unit (``""`` for dimensionless values).
+    name : str
+        The argument's name, used in error messages.
+
+    Returns
+    -------
+    float or numpy.ndarray or the value unchanged
+        A float for a scalar quantity or string, a float array for an array quantity or list.
+
+    Raises
+    ------
+    astropy.units.UnitConversionError
+        A quantity (or string) whose unit cannot be converted to ``unit``.
+    ValueError
+        A string that is not a quantity.
+    """
+    if isinstance(value, str):
+        try:
+            value = u.Quantity(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: cannot read {value!r} as a quantity in {unit!r}") from exc
+        if value.unit == u.dimensionless_unscaled:
+            return float(value.value)
+    if isinstance(value, u.Quantity):
+        try:
+            out = value.to_value(unit or u.dimensionless_unscaled)
+        except u.UnitConversionError as exc:
+            raise u.UnitConversionError(
+                f"{name}: {value} cannot be converted to {str(unit) or 'dimensionless'!r}"
+            ) from exc
+        return float(out) if np.ndim(out) == 0 else np.asarray(out, dtype=float)
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(v, (u.Quantity, str)) for v in value):
+            return np.array([to_unit(v, unit, f"{name}[{i}]") for i, v in enumerate(value)])
+        return np.asarray(value, dtype=float)
+    return value
+
+
+def to_unit_or_none(value: Any, unit: str | u.UnitBase, name: str) -> Any:
+    """:func:`to_unit`, passing ``None`` through."""
+    return None if value is None else to_unit(value, unit, name)
