@@ -303,3 +303,84 @@ def test_plot_flux_points_symmetric_errors():
     assert line.get_xdata().size == 4
     with pytest.raises(KeyError, match="dnde"):
         plot_flux_points(fp, sed_type="dnde")
+
+
+# ------------------------------------------------------------------ figure fixes (issue 13)
+
+
+def _inside_figure(fig) -> bool:
+    """Every artist (labels, ticks, titles, colour bars) lies inside the saved figure."""
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).transformed(fig.dpi_scale_trans)
+    return box.x0 >= -1 and box.y0 >= -1 and box.x1 <= fig.bbox.x1 + 1 and box.y1 <= fig.bbox.y1 + 1
+
+
+def test_significance_map_has_a_symmetric_diverging_scale():
+    from gammaxr.plot import plot_significance_map
+
+    ds = bump_dataset()
+    sig = (ds["counts"] - ds["background"]).sum("energy") / 2
+    sig = sig.assign_attrs(frame="icrs", units="").rename("significance")
+    peak = float(np.abs(sig).max())
+    ax = plot_significance_map(sig, title="significance")
+    norm = ax.images[-1].norm
+    assert norm.vmin == pytest.approx(-norm.vmax) and norm.vmax == pytest.approx(max(5, peak))
+    assert norm(0.0) == pytest.approx(0.5)  # white at zero
+    assert norm(-1.0) == pytest.approx(1 - norm(1.0))  # -1 sigma as far from white as +1
+    assert 0.02 < abs(norm(1.0) - 0.5) < 0.2  # ordinary noise visible, far from saturating
+    ticks = ax.images[-1].colorbar.get_ticks()
+    np.testing.assert_allclose(ticks, -ticks[::-1])
+    assert _inside_figure(ax.figure)
+
+
+def test_dataset_map_titles_name_the_energy_range():
+    ds = bump_dataset()
+    safe = np.ones(ds["mask_safe"].shape, bool)
+    safe[0] = False  # 1-2 TeV unsafe: the range drawn is 2-10 TeV
+    ds = ds.assign(mask_safe=(ds["mask_safe"].dims, safe))
+    ax = ds.gamma.plot_map("counts")
+    assert ax.get_title() == "counts, 2-10 TeV"
+    assert ds.gamma.plot_map("counts", isel={"energy": 0}).get_title() == "counts, 1-2 TeV"
+    assert _inside_figure(ax.figure)
+
+
+def test_exposure_summed_over_true_energy():
+    ds = toy_map_dataset(center=CENTER)
+    ax = ds.gamma.plot_map("exposure", sum_over="energy_true")
+    image = np.asarray(ax.images[-1].get_array())
+    np.testing.assert_allclose(image, ds["exposure"].sum("energy_true").values[:, ::-1])
+    assert ax.figure.axes[-1].get_ylabel() == "exposure summed over energy_true [m2 s]"
+    assert ax.get_title() == "exposure, 0.8-12 TeV (true)"
+    with pytest.raises(ValueError, match="cannot sum 'counts' over"):
+        ds.gamma.plot_map("counts", sum_over="energy_true")
+
+
+@pytest.mark.parametrize("method", ["diff", "diff/model", "diff/sqrt(model)"])
+def test_residual_map_title_matches_its_colour_bar(method):
+    from gammaxr.plot.labels import RESIDUAL_LABELS
+
+    fig = plot_residuals(toy_map_dataset(center=CENTER), method=method)
+    map_ax, colorbar_ax = fig.axes[0], fig.axes[1]
+    assert fig.axes[0].get_title().splitlines()[0] == RESIDUAL_LABELS[method]
+    assert colorbar_ax.get_ylabel() == RESIDUAL_LABELS[method]
+    assert "1-10 TeV" in map_ax.get_title()
+    assert _inside_figure(fig)
+
+
+def test_significance_distribution_legend_leaves_the_peak_free():
+    values = np.random.default_rng(2).normal(size=(60, 60))
+    ax = plot_significance_distribution(values, title="MSH 15-52")
+    assert ax.get_title() == "MSH 15-52"
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent().transformed(ax.transData.inverted())
+    peak = max(float(np.max(p.get_xy()[:, 1])) for p in ax.patches)  # the histogram's top
+    assert peak > 0.3
+    assert legend.y0 > peak
+    assert _inside_figure(ax.figure)
+
+
+def test_spectrum_has_a_title_and_unclipped_labels():
+    model = SkyModel(PowerLaw(index=2.5, amplitude=4e-11), name="crab")
+    ax = plot_spectrum(model, energy_range=(1, 10))
+    assert ax.get_title() == "crab, 1-10 TeV"
+    assert _inside_figure(ax.figure)

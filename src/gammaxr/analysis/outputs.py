@@ -177,15 +177,15 @@ def write_figures(
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from matplotlib.colors import TwoSlopeNorm
 
     from gammaxr.plot import (
         plot_dataset_map,
-        plot_map,
         plot_residuals,
         plot_significance_distribution,
+        plot_significance_map,
         plot_spectrum,
     )
+    from gammaxr.plot.labels import energy_range, energy_range_text
 
     written = []
 
@@ -195,28 +195,32 @@ def write_figures(
         plt.close(fig)
         written.append(path)
 
-    ax = plot_dataset_map(stacked, "counts", title="counts (safe energy range)")
+    erange = energy_range_text(energy_range(stacked))
+    ax = plot_dataset_map(stacked, "counts", title=f"counts, {erange} (safe)")
     save(ax.figure, "counts.png")
     if excess is not None:
         sig = excess["significance"]
-        top = max(5.0, float(np.nanmax(sig.values)) if np.isfinite(sig.values).any() else 5.0)
-        ax = plot_map(
-            sig.assign_attrs(frame=stacked.attrs["frame"]), cmap="RdBu_r",
-            norm=TwoSlopeNorm(0.0, -5.0, top), label="significance [sigma]",
-            title=f"significance, r = {excess.attrs['correlation_radius_deg']:g} deg",
-        )  # fmt: skip
+        radius = f"r = {excess.attrs['correlation_radius_deg']:g} deg"
+        ax = plot_significance_map(
+            sig.assign_attrs(frame=stacked.attrs["frame"]),
+            title=f"significance, {radius}, {erange}",
+        )
         if result is not None:
             _mark_sources(ax, result.models)
         save(ax.figure, "significance.png")
-        ax = plot_significance_distribution(sig, excess["use_off"], label="off-source pixels")
+        ax = plot_significance_distribution(
+            sig, excess["use_off"], label="off-source pixels",
+            title=f"significance distribution, {radius}, {erange}",
+        )  # fmt: skip
         save(ax.figure, "significance_distribution.png")
     fig = plot_residuals(stacked, result.models if result is not None else None)
     save(fig, "residuals.png")
     if result is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+        fig, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
         for i, model in enumerate(result.models.sky_models):
             fp = flux_points if model.name == source else None
             plot_spectrum(model, result, fp, ax=ax, color=f"C{i}", energy_range=_range(stacked))
+        ax.set_title(f"fitted spectra, {energy_range_text(_range(stacked))}")
         save(fig, "spectrum.png")
     return written
 

@@ -23,6 +23,7 @@ from gammaxr.plot.maps import (
     plot_map,
     plot_residuals,
     plot_significance_distribution,
+    plot_significance_map,
     significance_distribution,
 )
 from gammaxr.plot.spectra import (
@@ -41,6 +42,7 @@ __all__ = [
     "plot_map",
     "plot_residuals",
     "plot_significance_distribution",
+    "plot_significance_map",
     "plot_spectrum",
     "significance_distribution",
     "spectrum_butterfly",

@@ -23,6 +23,7 @@ import xarray as xr
 from astropy.wcs import WCS
 
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.plot.labels import RESIDUAL_LABELS, energy_range, energy_range_text, map_label
 
 __all__ = [
     "display_wcs",
@@ -31,8 +32,13 @@ __all__ = [
     "plot_map",
     "plot_residuals",
     "plot_significance_distribution",
+    "plot_significance_map",
     "significance_distribution",
 ]
+
+#: Significances up to this many sigma are drawn on a linear colour scale; beyond, the scale
+#: compresses (asinh), so that noise and a bright peak show on one symmetric bar.
+SIGNIFICANCE_LINEAR_WIDTH = 5.0
 
 _LON_LABELS = {"icrs": "Right Ascension (ICRS)", "galactic": "Galactic longitude"}
 _LAT_LABELS = {"icrs": "Declination (ICRS)", "galactic": "Galactic latitude"}
@@ -139,7 +145,7 @@ def _new_axes(wcs: WCS, ax: Any):
 
     if ax is not None:
         return ax
-    fig = plt.figure(figsize=(6.4, 5.2))
+    fig = plt.figure(figsize=(6.4, 5.2), layout="constrained")
     return fig.add_subplot(projection=wcs)
 
 
@@ -218,8 +224,8 @@ def plot_map(
     _label_axes(ax, grid.frame)
     if add_colorbar:
         if label is None:
-            units = da.attrs.get("units", "")
-            label = f"{da.name or ''} [{units}]" if units else str(da.name or "")
+            summed = [sum_over] if isinstance(sum_over, str) else list(sum_over or ())
+            label = map_label(da.name, da.attrs.get("units", ""), summed)
         ax.figure.colorbar(im, ax=ax, label=label)
     if title:
         ax.set_title(title)
@@ -233,6 +239,7 @@ def plot_dataset_map(
     *,
     isel: dict[str, int] | None = None,
     masked: bool = True,
+    sum_over: Sequence[str] | str | None = None,
     **kwargs: Any,
 ):
     """Draw a variable of a dataset as a sky map (what ``ds.gamma.plot_map(var)`` does).
@@ -252,8 +259,13 @@ def plot_dataset_map(
     masked : bool
         Sum only the bins inside ``mask_safe`` (where the dataset has it and the variable
         shares its dims).
+    sum_over : str or sequence of str, optional
+        Dims to sum (default every dim other than ``lat``/``lon`` left after ``isel``);
+        e.g. ``"energy_true"`` for the exposure.
     **kwargs
-        Passed to :func:`plot_map` (``cmap``, ``vmin``, ``title``, ...).
+        Passed to :func:`plot_map` (``cmap``, ``vmin``, ``title``, ...). The default title
+        names the variable and the energy range drawn (the safe range when summed over
+        ``energy``); the colour bar says which dims were summed.
 
     Returns
     -------
@@ -263,16 +275,36 @@ def plot_dataset_map(
         raise KeyError(f"dataset has no variable {var!r}; it has {sorted(ds.data_vars)}")
     da = ds[var].isel(isel or {})
     extra = [d for d in da.dims if d not in ("lat", "lon")]
-    if masked and extra and "mask_safe" in ds:
+    if sum_over is not None:
+        sum_over = [sum_over] if isinstance(sum_over, str) else list(sum_over)
+        missing = [d for d in sum_over if d not in extra]
+        if missing:
+            raise ValueError(f"cannot sum {var!r} over {missing}: it has dims {da.dims}")
+    else:
+        sum_over = extra
+    if masked and sum_over and "mask_safe" in ds:
         mask = ds["mask_safe"].isel(
             {k: v for k, v in (isel or {}).items() if k in ds["mask_safe"].dims}
         )
         if set(mask.dims) <= set(da.dims):
             da = da.where(mask)
+    if "title" not in kwargs:
+        kwargs["title"] = _map_title(ds, da, var, isel or {}, masked)
     frame = ds.attrs.get("frame", da.attrs.get("frame"))
     return plot_map(
-        da.assign_attrs(frame=frame) if frame else da, ax, sum_over=extra or None, **kwargs
+        da.assign_attrs(frame=frame) if frame else da, ax, sum_over=sum_over or None, **kwargs
     )
+
+
+def _map_title(ds: xr.Dataset, da: xr.DataArray, var: str, isel: dict, masked: bool) -> str:
+    """``var, <energy range>``: the selected bin, or the (safe) range of the summed axis."""
+    for dim in ("energy", "energy_true"):
+        if dim in da.dims or dim in isel:
+            sub = ds.isel({dim: [isel[dim]]}) if dim in isel else ds
+            text = energy_range_text(energy_range(sub, dim, safe=masked and dim not in isel))
+            if text:
+                return f"{var}, {text}" + (" (true)" if dim == "energy_true" else "")
+    return var
 
 
 def _spectral_residuals(
@@ -351,12 +383,17 @@ def plot_residuals(
         if name in ds:
             mask = ds[name] if mask is None else mask & ds[name]
     wcs = display_wcs(SkyGrid.from_xarray(ds))
-    fig = fig if fig is not None else plt.figure(figsize=(11.5, 4.6))
+    fig = fig if fig is not None else plt.figure(figsize=(11.5, 4.6), layout="constrained")
     ax_map = fig.add_subplot(1, 2, 1, projection=wcs)
+    what = RESIDUAL_LABELS[method]
+    smoothing = (
+        f"{smooth_kernel} smoothing {smooth_radius:g} deg" if smooth_kernel else "unsmoothed"
+    )
+    erange = energy_range_text(energy_range(ds))
     plot_map(
         residuals.assign_attrs(frame=ds.attrs.get("frame", "icrs")), ax_map, cmap="RdBu_r",
-        symmetric=True, label=f"residuals ({method})",
-        title=f"counts - npred, {smooth_kernel or 'no'} smoothing {smooth_radius:g} deg",
+        symmetric=True, label=what,
+        title=f"{what}\n{smoothing}" + (f", {erange}" if erange else ""),
     )  # fmt: skip
     lo, hi, c, n = _spectral_residuals(ds, npred, mask)
     centre = np.sqrt(lo * hi)
@@ -370,7 +407,8 @@ def plot_residuals(
     ax.set_xlabel("Energy [TeV]")
     ax.set_ylabel("(counts - npred) / npred")
     ax.set_title("spectral residuals (masked pixels)")
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     return fig
 
 
@@ -440,6 +478,7 @@ def plot_significance_distribution(
     ax: Any = None,
     bins: int | Sequence[float] | None = None,
     label: str = "pixels",
+    title: str | None = "significance distribution",
 ):
     """Histogram of significance values with N(0, 1) and the fitted normal overlaid.
 
@@ -455,11 +494,14 @@ def plot_significance_distribution(
         Histogram bins (default 0.2-wide bins from -5 to the largest value, at least 5).
     label : str
         Histogram label.
+    title : str or None
+        Axes title.
 
     Returns
     -------
     matplotlib Axes
-        With a log-scaled density histogram, ``N(0, 1)`` (dashed) and ``N(mean, sigma)``
+        With a log-scaled density histogram (the top of the axes left free for the legend,
+        above the peak), ``N(0, 1)`` (dashed) and ``N(mean, sigma)``
         of the pixels (:func:`significance_distribution`; values in the legend).
     """
     import matplotlib.pyplot as plt
@@ -468,7 +510,7 @@ def plot_significance_distribution(
     values = _finite_values(significance, mask)
     stats = significance_distribution(values)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.6))
+        _, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     if bins is None:
         top = max(5.0, float(values.max()) if values.size else 5.0)
         bins = np.arange(-5.0, top + 0.2, 0.2)
@@ -485,8 +527,65 @@ def plot_significance_distribution(
             label=f"fit: mean {stats['mean']:.2f}, width {stats['sigma']:.2f} ({stats['n']} px)",
         )
     ax.set_yscale("log")
-    ax.set_ylim(1e-5, 1.0)
+    # N(0, 1) peaks at 0.4: two decades above it hold the legend
+    ax.set_ylim(1e-5, 40.0)
     ax.set_xlabel("significance [sigma]")
     ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_significance_map(
+    da: xr.DataArray,
+    ax: Any = None,
+    *,
+    vmax: float | None = None,
+    linear_width: float = SIGNIFICANCE_LINEAR_WIDTH,
+    cmap: str = "RdBu_r",
+    label: str = "significance [sigma]",
+    **kwargs: Any,
+):
+    """Draw a significance map on a symmetric diverging colour scale centred on zero.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Significance ``(lat, lon)`` [sigma] (see :func:`plot_map` for dims and frame).
+    ax : matplotlib Axes, optional
+        See :func:`plot_map`.
+    vmax : float, optional
+        Colour limits ``-vmax, +vmax`` (default the largest ``|value|``, at least 5).
+    linear_width : float
+        The scale is linear within ``+-linear_width`` sigma and compresses beyond (asinh),
+        so that +-1 sigma noise stays visible next to a bright source without saturating.
+    cmap : str
+        A diverging colour map (white at zero).
+    label : str
+        Colour-bar label.
+    **kwargs
+        Passed to :func:`plot_map` (``title``, ``sum_over``, ...).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from matplotlib.colors import AsinhNorm
+    from matplotlib.ticker import NullLocator
+
+    da = da.compute()  # compute boundary: read once for the limits and the image
+    if vmax is None:
+        image = map_image(da, sum_over=kwargs.get("sum_over"), frame=kwargs.get("frame"))[0]
+        finite = np.abs(image[np.isfinite(image)])
+        vmax = max(5.0, float(finite.max()) if finite.size else 5.0)
+    norm = AsinhNorm(linear_width=linear_width, vmin=-vmax, vmax=vmax)
+    ax = plot_map(da, ax, cmap=cmap, norm=norm, label=label, **kwargs)
+    colorbar = ax.images[-1].colorbar
+    if colorbar is not None:
+        steps = np.array([2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0])
+        steps = steps[steps <= vmax]
+        colorbar.set_ticks(np.concatenate([-steps[::-1], [0.0], steps]))
+        colorbar.ax.yaxis.set_major_formatter("{x:g}")
+        colorbar.ax.yaxis.set_minor_locator(NullLocator())
     return ax

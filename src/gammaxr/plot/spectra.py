@@ -152,7 +152,7 @@ def plot_flux_points(
         raise KeyError(f"flux points have no {sed_type!r} variable")
     fp = flux_points.load()
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.8))
+        _, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
     e_ref = np.asarray(fp["e_ref"].values, float)
     lo, hi = (np.asarray(a, float) for a in axis_lo_hi(fp, "energy"))
     value = np.asarray(fp[sed_type].values, float)
@@ -199,6 +199,7 @@ def plot_spectrum(
     color: str = "C0",
     label: str | None = None,
     prefix: str | None = None,
+    title: str | None = None,
 ):
     """A fitted spectral model with its error band and flux points, log-log.
 
@@ -224,12 +225,16 @@ def plot_spectrum(
         Legend label (default the model name).
     prefix : str, optional
         Parameter-name prefix in the covariance (see :func:`spectrum_butterfly`).
+    title : str, optional
+        Axes title (default: the model name and the energy range drawn).
 
     Returns
     -------
     matplotlib Axes
     """
     import matplotlib.pyplot as plt
+
+    from gammaxr.plot.labels import energy_range_text
 
     _check_sed(sed_type)
     if energy_range is None:
@@ -240,7 +245,7 @@ def plot_spectrum(
             energy_range = (0.1, 100.0)
     energy = np.geomspace(energy_range[0], energy_range[1], n_points)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.8))
+        _, ax = plt.subplots(figsize=(6.4, 4.8), layout="constrained")
     label = label if label is not None else getattr(model, "name", "model")
     if covariance is not None:
         band = spectrum_butterfly(model, covariance, energy, prefix=prefix)
@@ -257,4 +262,5 @@ def plot_spectrum(
     ax.set_xlabel("Energy [TeV]")
     ax.set_ylabel(SED_LABELS[sed_type])
     ax.legend(loc="best", fontsize="small")
+    ax.set_title(title if title is not None else f"{label}, {energy_range_text(energy_range)}")
     return ax
