@@ -287,8 +287,8 @@ def test_bad_files_give_clear_errors(edit, error, match):
 @pytest.mark.filterwarnings("ignore:.*not given, using defaults")
 def test_unsupported_parts_are_refused():
     data = yaml.safe_load(GAMMAPY_YAML)
-    data["components"][0]["temporal"] = {"type": "ConstantTemporalModel", "parameters": []}
-    with pytest.raises(UnknownModelTypeError, match="temporal"):
+    data["components"][0]["temporal"] = {"type": "SineTemporalModel", "parameters": []}
+    with pytest.raises(UnknownModelTypeError, match="unknown temporal model type 'Sine"):
         Models.from_dict(data)
     data = yaml.safe_load(GAMMAPY_YAML)
     data["components"][4]["spectral"] = data["components"][0]["spectral"]

@@ -141,7 +141,7 @@ def test_sky_model_evaluation_and_sampling():
     np.testing.assert_array_equal(photons["lon"], again["lon"])
     with pytest.raises(TypeError, match="no spatial model"):
         SkyModel(PowerLaw(), name="s")(0.0, 0.0, 1.0)
-    with pytest.raises(NotImplementedError, match="temporal"):
+    with pytest.raises(TypeError, match="temporal must be a TemporalModel"):
         SkyModel(PowerLaw(), name="s", temporal=object())
 
 

@@ -20,11 +20,14 @@ Build, evaluate, fit-vector and serialise::
 Units: energies TeV, dN/dE cm-2 s-1 TeV-1, angles deg, surface brightness sr-1.
 """
 
+from .compound import CompoundSpectral
+from .ebl import EBLAbsorptionNorm, read_ebl_table, write_ebl_table
 from .parameters import Model, Parameter, ParameterUnitError
 from .pixels import integrate_geom, integrate_pixels, pixel_solid_angle
 from .serialize import (
     SPATIAL_MODELS,
     SPECTRAL_MODELS,
+    TEMPORAL_MODELS,
     ModelFormatError,
     UnknownModelTypeError,
     models_from_dict,
@@ -42,6 +45,7 @@ from .spatial import (
     ShellSpatialModel,
     SpatialModel,
 )
+from .spatial_extra import GeneralizedGaussianSpatialModel, Shell2SpatialModel
 from .spectral import (
     BrokenPowerLaw,
     ExpCutoffPowerLaw,
@@ -52,16 +56,41 @@ from .spectral import (
     SpectralModel,
     TemplateSpectral,
 )
+from .spectral_catalog import (
+    ConstantSpectral,
+    ExpCutoffPowerLaw3FGL,
+    PiecewiseNorm,
+    SmoothBrokenPowerLaw,
+    SuperExpCutoffPowerLaw4FGLDR3,
+)
 from .template import TemplateSpatialModel, read_template_fits, write_template_fits
+from .temporal import (
+    ConstantTemporalModel,
+    ExpDecayTemporalModel,
+    GaussianTemporalModel,
+    LightCurveTemplateTemporalModel,
+    TemporalModel,
+    met_to_mjd,
+)
 
 __all__ = [
     "SPATIAL_MODELS",
     "SPECTRAL_MODELS",
+    "TEMPORAL_MODELS",
     "BrokenPowerLaw",
+    "CompoundSpectral",
+    "ConstantSpectral",
+    "ConstantTemporalModel",
     "DiskSpatialModel",
+    "EBLAbsorptionNorm",
     "ExpCutoffPowerLaw",
+    "ExpCutoffPowerLaw3FGL",
+    "ExpDecayTemporalModel",
     "FoVBackgroundModel",
     "GaussianSpatialModel",
+    "GaussianTemporalModel",
+    "GeneralizedGaussianSpatialModel",
+    "LightCurveTemplateTemporalModel",
     "LogParabola",
     "Model",
     "ModelFormatError",
@@ -69,26 +98,34 @@ __all__ = [
     "Parameter",
     "ParameterRef",
     "ParameterUnitError",
+    "PiecewiseNorm",
     "PointSpatialModel",
     "PowerLaw",
     "PowerLaw2",
     "PowerLawNorm",
+    "Shell2SpatialModel",
     "ShellSpatialModel",
     "SkyModel",
+    "SmoothBrokenPowerLaw",
     "SpatialModel",
     "SpectralModel",
+    "SuperExpCutoffPowerLaw4FGLDR3",
     "TemplateSpatialModel",
     "TemplateSpectral",
+    "TemporalModel",
     "UnknownModelTypeError",
     "integrate_geom",
     "integrate_pixels",
+    "met_to_mjd",
     "models_from_dict",
     "models_from_yaml",
     "models_to_dict",
     "models_to_yaml",
     "pixel_solid_angle",
+    "read_ebl_table",
     "read_models",
     "read_template_fits",
+    "write_ebl_table",
     "write_models",
     "write_template_fits",
 ]

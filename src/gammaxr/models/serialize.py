@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from .compound import CompoundSpectral
+from .ebl import EBLAbsorptionNorm
 from .parameters import Model, Parameter, ParameterUnitError
 from .sky import FoVBackgroundModel, Models, SkyModel
 from .spatial import (
@@ -48,6 +50,7 @@ from .spatial import (
     ShellSpatialModel,
     SpatialModel,
 )
+from .spatial_extra import GeneralizedGaussianSpatialModel, Shell2SpatialModel
 from .spectral import (
     BrokenPowerLaw,
     ExpCutoffPowerLaw,
@@ -57,11 +60,26 @@ from .spectral import (
     PowerLawNorm,
     TemplateSpectral,
 )
+from .spectral_catalog import (
+    ConstantSpectral,
+    ExpCutoffPowerLaw3FGL,
+    PiecewiseNorm,
+    SmoothBrokenPowerLaw,
+    SuperExpCutoffPowerLaw4FGLDR3,
+)
 from .template import TemplateSpatialModel, read_template_fits, write_template_fits
+from .temporal import (
+    ConstantTemporalModel,
+    ExpDecayTemporalModel,
+    GaussianTemporalModel,
+    LightCurveTemplateTemporalModel,
+    TemporalModel,
+)
 
 __all__ = [
     "SPATIAL_MODELS",
     "SPECTRAL_MODELS",
+    "TEMPORAL_MODELS",
     "ModelFormatError",
     "UnknownModelTypeError",
     "models_from_dict",
@@ -89,6 +107,13 @@ _SPECTRAL_CLASSES = (
     BrokenPowerLaw,
     TemplateSpectral,
     PowerLawNorm,
+    ExpCutoffPowerLaw3FGL,
+    SuperExpCutoffPowerLaw4FGLDR3,
+    SmoothBrokenPowerLaw,
+    ConstantSpectral,
+    PiecewiseNorm,
+    CompoundSpectral,
+    EBLAbsorptionNorm,
 )
 _SPATIAL_CLASSES = (
     PointSpatialModel,
@@ -96,6 +121,14 @@ _SPATIAL_CLASSES = (
     DiskSpatialModel,
     ShellSpatialModel,
     TemplateSpatialModel,
+    Shell2SpatialModel,
+    GeneralizedGaussianSpatialModel,
+)
+_TEMPORAL_CLASSES = (
+    ConstantTemporalModel,
+    ExpDecayTemporalModel,
+    GaussianTemporalModel,
+    LightCurveTemplateTemporalModel,
 )
 
 
@@ -111,6 +144,8 @@ def _registry(classes) -> dict[str, type]:
 SPECTRAL_MODELS: dict[str, type] = _registry(_SPECTRAL_CLASSES)
 #: Spatial model classes by Gammapy type name, Gammapy short tag and gammaxr class name.
 SPATIAL_MODELS: dict[str, type] = _registry(_SPATIAL_CLASSES)
+#: Temporal model classes by Gammapy type name, Gammapy short tag and gammaxr class name.
+TEMPORAL_MODELS: dict[str, type] = _registry(_TEMPORAL_CLASSES)
 _SKY_TAGS = ("SkyModel", "sky-model")
 _BKG_TAGS = ("FoVBackgroundModel", "fov-bkg")
 
@@ -137,13 +172,47 @@ def _parameter_to_dict(p: Parameter, default: Parameter, full_output: bool) -> d
 
 
 def _component_to_dict(model: Model, full_output: bool, template_filename: str | None) -> dict:
+    if isinstance(model, CompoundSpectral):
+        return {
+            "type": model.tag,
+            "model1": _component_to_dict(model.model1, full_output, None),
+            "model2": _component_to_dict(model.model2, full_output, None),
+            "operator": model.operator,
+        }
     out: dict[str, Any] = {"type": model.tag}
     if isinstance(model, SpatialModel):
         out["frame"] = model.frame
-    defaults = {p.name: p for p in type(model).default_parameters}
+    defaults = {p.name: p for p in model.default_parameters}
     out["parameters"] = [
         _parameter_to_dict(p, defaults[p.name], full_output) for p in model.parameters
     ]
+    out.update(_table_fields(model, template_filename))
+    return out
+
+
+def _table_fields(model: Model, template_filename: str | None) -> dict:
+    """Non-parameter fields of tabulated and temporal models, in Gammapy's layout."""
+    out: dict[str, Any] = {}
+    if isinstance(model, PiecewiseNorm):
+        out["energy"] = {"data": [float(x) for x in model.energy], "unit": "TeV"}
+        out["interp"] = model.interp
+    if isinstance(model, EBLAbsorptionNorm):
+        if model.filename is not None:
+            out["filename"] = model.filename
+        else:
+            out["energy"] = {"data": [float(x) for x in model.energy], "unit": "TeV"}
+            out["param"] = {"data": [float(x) for x in model.param], "unit": ""}
+            out["values"] = {"data": model.table_values.tolist(), "unit": ""}
+    if isinstance(model, LightCurveTemplateTemporalModel):
+        filename = template_filename or model.filename
+        if filename is None:
+            raise ModelFormatError(
+                "a LightCurveTemplateTemporalModel needs a filename to be serialised: use "
+                "write_models(...) (which writes it) or model.with_filename('lc.fits')"
+            )
+        out.update({"filename": str(filename), "format": "table", "unit": ""})
+    if isinstance(model, TemporalModel):
+        out["scale"] = model.scale
     if isinstance(model, TemplateSpectral):
         out["energy"] = {"data": [float(x) for x in model.energy], "unit": "TeV"}
         out["values"] = {
@@ -199,6 +268,10 @@ def models_to_dict(
             entry["spatial"] = _component_to_dict(
                 m.spatial, full_output, template_filenames.get(m.name)
             )
+        if m.temporal is not None:
+            entry["temporal"] = _component_to_dict(
+                m.temporal, full_output, template_filenames.get(f"{m.name}.temporal")
+            )
         components.append(entry)
     return {"components": components}
 
@@ -247,6 +320,12 @@ def write_models(
             target = Path(name) if Path(name).is_absolute() else path.parent / name
             write_template_fits(m.spatial.map, target, overwrite=overwrite)
             filenames[m.name] = name
+        if isinstance(m.temporal, LightCurveTemplateTemporalModel):
+            name = m.temporal.filename or f"{path.stem}_{m.name}_lc.fits"
+            target = Path(name) if Path(name).is_absolute() else path.parent / name
+            if not (target.exists() and _same_light_curve(target, m.temporal)):
+                m.temporal.write(target, overwrite=overwrite)
+            filenames[f"{m.name}.temporal"] = name
     text = _dump(models_to_dict(models, full_output=full_output, template_filenames=filenames))
     path.write_text(text)
 
@@ -259,12 +338,14 @@ _PARAM_KEYS = {"name", "value", "unit", "error", "min", "max", "frozen", "link"}
 _IGNORED_PARAM_KEYS = {"interp", "scale_method", "scale_transform", "scale", "factor", "is_norm"}
 
 
-def _parameters_from_list(cls: type, entries: Any, where: str) -> dict[str, Parameter]:
+def _parameters_from_list(
+    cls: type, entries: Any, where: str, defaults: Any = None
+) -> dict[str, Parameter]:
     if entries is None:
         entries = []
     if not isinstance(entries, list):
         raise ModelFormatError(f"{where}: 'parameters' must be a list")
-    defaults = {p.name: p for p in cls.default_parameters}
+    defaults = {p.name: p for p in (cls.default_parameters if defaults is None else defaults)}
     out = {}
     for entry in entries:
         if not isinstance(entry, dict) or "name" not in entry:
@@ -331,21 +412,101 @@ def _quantity_list(data: Any, key: str, unit: str, where: str) -> np.ndarray:
 
     entry = data.get(key)
     if not isinstance(entry, dict) or "data" not in entry:
-        raise ModelFormatError(f"{where}: TemplateSpectralModel needs '{key}: {{data, unit}}'")
+        raise ModelFormatError(f"{where}: the model needs '{key}: {{data, unit}}'")
     try:
         return u.Quantity(entry["data"], entry.get("unit", unit)).to_value(unit)
     except (u.UnitConversionError, ValueError) as exc:
-        raise ModelFormatError(f"{where}: template {key}: {exc}") from exc
+        raise ModelFormatError(f"{where}: {key}: {exc}") from exc
 
 
-def _spectral_from_dict(data: Any, where: str) -> Any:
+def _spectral_from_dict(data: Any, where: str, base_path: Path | None = None) -> Any:
     cls = _lookup(SPECTRAL_MODELS, data, "spectral", where)
+    if cls is CompoundSpectral:
+        for key in ("model1", "model2", "operator"):
+            if key not in data:
+                raise ModelFormatError(f"{where}: CompoundSpectralModel needs '{key}'")
+        try:
+            return CompoundSpectral(
+                _spectral_from_dict(data["model1"], f"{where} model1", base_path),
+                _spectral_from_dict(data["model2"], f"{where} model2", base_path),
+                data["operator"],
+            )
+        except ValueError as exc:
+            raise ModelFormatError(f"{where}: {exc}") from exc
+    if cls in (PiecewiseNorm, EBLAbsorptionNorm):
+        return _tabulated_spectral(cls, data, where, base_path)
     params = _parameters_from_list(cls, data.get("parameters"), f"{where} spectral")
     if cls is TemplateSpectral:
         energy = _quantity_list(data, "energy", "TeV", where)
         values = _quantity_list(data, "values", "cm-2 s-1 TeV-1", where)
         return TemplateSpectral(energy, values, **params)
     return cls(**params)
+
+
+def _resolve(filename: str, base_path: Path | None, where: str) -> Path:
+    file = Path(filename)
+    if not file.is_absolute() and base_path is not None:
+        file = base_path / file
+    if not file.exists():
+        raise ModelFormatError(f"{where}: file {file} not found")
+    return file
+
+
+def _tabulated_spectral(cls: type, data: dict, where: str, base_path: Path | None) -> Any:
+    """PiecewiseNorm or EBLAbsorptionNorm from their Gammapy dictionary."""
+    try:
+        if cls is PiecewiseNorm:
+            energy = _quantity_list(data, "energy", "TeV", where)
+            base = PiecewiseNorm(energy, interp=data.get("interp", "log"))
+        elif "filename" in data:
+            base = EBLAbsorptionNorm.read(_resolve(data["filename"], base_path, where))
+            base = base.with_filename(data["filename"])
+        else:
+            base = EBLAbsorptionNorm(
+                _quantity_list(data, "energy", "TeV", where),
+                _quantity_list(data, "param", "", where),
+                _quantity_list(data, "values", "", where),
+            )
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, ModelFormatError):
+            raise
+        raise ModelFormatError(f"{where}: {exc}") from exc
+    params = _parameters_from_list(
+        cls, data.get("parameters"), f"{where} spectral", defaults=base.default_parameters
+    )
+    return base.with_parameters(params)
+
+
+def _temporal_from_dict(data: Any, where: str, base_path: Path | None) -> TemporalModel:
+    cls = _lookup(TEMPORAL_MODELS, data, "temporal", where)
+    params = _parameters_from_list(cls, data.get("parameters"), f"{where} temporal")
+    scale = data.get("scale", "utc")
+    try:
+        if cls is LightCurveTemplateTemporalModel:
+            if "filename" not in data:
+                raise ModelFormatError(f"{where}: LightCurveTemplateTemporalModel needs a filename")
+            if data.get("format", "table") != "table":
+                raise UnknownModelTypeError(
+                    f"{where}: light-curve template format {data['format']!r} is not supported "
+                    "(only 'table')"
+                )
+            model = LightCurveTemplateTemporalModel.read(
+                _resolve(data["filename"], base_path, where), scale=scale
+            )
+            return model.with_filename(data["filename"]).with_parameters(params)
+        return cls(scale=scale, **params)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, ModelFormatError):
+            raise
+        raise ModelFormatError(f"{where}: {exc}") from exc
+
+
+def _same_light_curve(path: Path, model: LightCurveTemplateTemporalModel) -> bool:
+    try:
+        on_disk = LightCurveTemplateTemporalModel.read(path)
+    except (OSError, ValueError):
+        return False
+    return np.array_equal(on_disk.time, model.time) and np.array_equal(on_disk.norm, model.norm)
 
 
 def _spatial_from_dict(data: Any, where: str, base_path: Path | None) -> SpatialModel:
@@ -398,19 +559,20 @@ def models_from_dict(data: Any, base_path: str | Path | None = None, source: str
                 raise ModelFormatError(f"{where}: a SkyModel needs a 'name'")
             if "spectral" not in comp:
                 raise ModelFormatError(f"{where}: a SkyModel needs a 'spectral' model")
-            if comp.get("temporal") is not None:
-                raise UnknownModelTypeError(f"{where}: temporal models are not supported yet")
             if comp.get("apply_irf", None) not in (None, {}):
                 raise ModelFormatError(f"{where}: 'apply_irf' is not supported")
-            spectral = _spectral_from_dict(comp["spectral"], where)
-            spatial = None
+            spectral = _spectral_from_dict(comp["spectral"], where, base)
+            spatial = temporal = None
             if comp.get("spatial") is not None:
                 spatial = _spatial_from_dict(comp["spatial"], where, base)
+            if comp.get("temporal") is not None:
+                temporal = _temporal_from_dict(comp["temporal"], where, base)
             models.append(
                 SkyModel(
                     spectral,
                     spatial,
                     name=comp["name"],
+                    temporal=temporal,
                     datasets_names=comp.get("datasets_names"),
                 )
             )

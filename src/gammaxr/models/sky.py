@@ -25,6 +25,7 @@ import xarray as xr
 from .parameters import Parameter
 from .spatial import SpatialModel
 from .spectral import PowerLawNorm, SpectralModel
+from .temporal import TemporalModel
 
 __all__ = ["FoVBackgroundModel", "Models", "ParameterRef", "SkyModel"]
 
@@ -40,8 +41,8 @@ class SkyModel:
         Normalised spatial distribution (sr-1); None for spectrum-only (1D) analyses.
     name : str
         Unique name within a :class:`Models` collection (no ``.`` allowed).
-    temporal : None
-        Reserved; temporal models are not implemented yet.
+    temporal : TemporalModel or None
+        Time dependence of the flux (a norm; see :mod:`gammaxr.models.temporal`).
     datasets_names : sequence of str, optional
         Datasets the model applies to (default: all).
     """
@@ -53,38 +54,43 @@ class SkyModel:
         spectral: SpectralModel,
         spatial: SpatialModel | None = None,
         name: str = "source",
-        temporal: None = None,
+        temporal: TemporalModel | None = None,
         datasets_names: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(spectral, SpectralModel):
             raise TypeError(f"SkyModel {name!r}: spectral must be a SpectralModel")
         if spatial is not None and not isinstance(spatial, SpatialModel):
             raise TypeError(f"SkyModel {name!r}: spatial must be a SpatialModel or None")
-        if temporal is not None:
-            raise NotImplementedError(f"SkyModel {name!r}: temporal models are not supported yet")
+        if temporal is not None and not isinstance(temporal, TemporalModel):
+            raise TypeError(f"SkyModel {name!r}: temporal must be a TemporalModel or None")
         _check_name(name)
         self._spectral, self._spatial, self._name = spectral, spatial, str(name)
+        self._temporal = temporal
         self._datasets_names = None if datasets_names is None else tuple(datasets_names)
 
     spectral = property(lambda self: self._spectral, doc="The spectral model.")
     spatial = property(lambda self: self._spatial, doc="The spatial model (or None).")
     name = property(lambda self: self._name, doc="Model name.")
-    temporal = property(lambda self: None, doc="Always None (no temporal models yet).")
+    temporal = property(lambda self: self._temporal, doc="The temporal model (or None).")
     datasets_names = property(lambda self: self._datasets_names, doc="Datasets or None (all).")
 
     @property
     def components(self) -> dict[str, Any]:
-        """``{"spectral": model, "spatial": model}`` (components that are present)."""
+        """``{"spectral": ..., "spatial": ..., "temporal": ...}`` (components present)."""
         out = {"spectral": self._spectral}
         if self._spatial is not None:
             out["spatial"] = self._spatial
+        if self._temporal is not None:
+            out["temporal"] = self._temporal
         return out
 
     def replace(self, **changes: Any) -> SkyModel:
-        """A copy with ``spectral``, ``spatial``, ``name`` or ``datasets_names`` changed."""
+        """A copy with ``spectral``, ``spatial``, ``temporal``, ``name`` or ``datasets_names``
+        changed."""
         kwargs = {
             "spectral": self._spectral,
             "spatial": self._spatial,
+            "temporal": self._temporal,
             "name": self._name,
             "datasets_names": self._datasets_names,
         }
@@ -126,7 +132,7 @@ class SkyModel:
         return out
 
     def _key(self) -> tuple:
-        return (self._name, self._spectral, self._spatial, self._datasets_names)
+        return (self._name, self._spectral, self._spatial, self._temporal, self._datasets_names)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -379,7 +385,7 @@ class Models(Sequence):
     def _ref(self, key: str | ParameterRef) -> ParameterRef:
         if isinstance(key, ParameterRef):
             return key
-        parts = str(key).split(".")
+        parts = str(key).split(".", 2)  # compound members: "m.spectral.model1.index"
         if len(parts) != 3:
             raise KeyError(f"parameter names are 'model.component.name', got {key!r}")
         return ParameterRef(*parts)

@@ -125,6 +125,29 @@ class SpectralModel(Model):
         """Integral of ``E * evaluate`` over ``[energy_min, energy_max]`` (TeV), TeV x unit."""
         return log_quadrature(lambda e: e * self.evaluate(e, **values), energy_min, energy_max)
 
+    def _combine(self, other: Any, op: str) -> Any:
+        from .compound import CompoundSpectral
+
+        if not isinstance(other, SpectralModel):
+            return NotImplemented
+        return CompoundSpectral(self, other, op)
+
+    def __add__(self, other):
+        """``CompoundSpectral(self, other, "add")``."""
+        return self._combine(other, "add")
+
+    def __sub__(self, other):
+        """``CompoundSpectral(self, other, "sub")``."""
+        return self._combine(other, "sub")
+
+    def __mul__(self, other):
+        """``CompoundSpectral(self, other, "mul")`` (e.g. a power law times an absorption)."""
+        return self._combine(other, "mul")
+
+    def __truediv__(self, other):
+        """``CompoundSpectral(self, other, "truediv")``."""
+        return self._combine(other, "truediv")
+
     def __call__(self, energy):
         """Differential flux at ``energy`` (TeV, or a quantity) in ``cm-2 s-1 TeV-1``."""
         energy, is_q = _strip(energy, "TeV")
