@@ -54,7 +54,7 @@ def test_total_stat_does_not_depend_on_the_start(crab):
     """Fits from start values 0.1 deg apart converge to the same likelihood, and the
     likelihood at given parameters is the same whatever the minimiser visited before."""
     from gammaxr.fit import FitContext, load_datasets, minimize
-    from gammaxr.fit.minimizer import default_scales
+    from gammaxr.fit.fitting import model_scales
 
     _, stacked, source, _ = crab
     models = Models([source, FoVBackgroundModel("stacked")])
@@ -65,7 +65,7 @@ def test_total_stat_does_not_depend_on_the_start(crab):
     data = load_datasets(stacked)
     x = a.models.get_vector()
     fresh = FitContext(data, models).stat(x)
-    scales = default_scales(x, [p.unit for _, p in models.free_parameters], [0.0] * x.size)
+    scales = model_scales(models)
     for start in (models, moved):
         context = FitContext(data, models)
         minimize(context, start.get_vector(), bounds=models.get_bounds(), scales=scales)

@@ -89,6 +89,18 @@ class GammaDatasetAccessor:
 
         return npred(self._ds, models, **kwargs)
 
+    def stat_profile(self, result, parameter: str, values=None, reoptimize=False, **kwargs):
+        """Statistic along values of one parameter; see :func:`gammaxr.fit.stat_profile`."""
+        from gammaxr.fit import stat_profile
+
+        return stat_profile(self._ds, result, parameter, values, reoptimize, **kwargs)
+
+    def stat_contour(self, result, x: str, y: str, n_sigma: float = 1.0, **kwargs):
+        """Minos contour of two parameters; see :func:`gammaxr.fit.stat_contour`."""
+        from gammaxr.fit import stat_contour
+
+        return stat_contour(self._ds, result, x, y, n_sigma, **kwargs)
+
     # ---- estimators: excess / significance maps and residuals (gammaxr.estimators) ----
 
     def excess_map(self, correlation_radius: float = 0.1, **kwargs) -> xr.Dataset:

@@ -16,12 +16,12 @@ import xarray as xr
 from gammaxr.geom.axes import axis_lo_hi
 from gammaxr.models import FoVBackgroundModel, Models, SkyModel
 
-from .data import MapData, load_datasets
+from .data import MapData, SpectrumData, load_datasets
 from .likelihood import FitContext
 from .minimizer import default_scales, minimize
 from .result import FitResult, result_dataset
 
-__all__ = ["fit", "npred"]
+__all__ = ["fit", "fit_data", "model_scales", "npred"]
 
 NPRED_KINDS = ("total", "signal", "background")
 
@@ -32,6 +32,13 @@ def _as_models(models) -> Models:
     if isinstance(models, (SkyModel, FoVBackgroundModel)):
         return Models([models])
     return Models(models)
+
+
+def model_scales(models: Models) -> np.ndarray:
+    """Conditioning scales of the free parameters of ``models`` (their errors where known;
+    :func:`gammaxr.fit.minimizer.default_scales`), in the order of ``get_vector()``."""
+    free = [p for _, p in models.free_parameters]
+    return default_scales(models.get_vector(), [p.unit for p in free], [p.error for p in free])
 
 
 def fit(
@@ -94,13 +101,46 @@ def fit(
         If the fit did not converge (``success`` False, the reason in ``message``).
     """
     models = _as_models(models)
+    if not models.free_parameter_names:
+        raise ValueError("the models have no free parameter to fit")
+    return fit_data(
+        load_datasets(datasets, name),
+        models,
+        minos=minos,
+        tol=tol,
+        strategy=strategy,
+        ncall=ncall,
+        scales=scales,
+        convention=convention,
+    )
+
+
+def fit_data(
+    data: Sequence[MapData | SpectrumData],
+    models: Models,
+    *,
+    minos: bool | Sequence[str] = False,
+    tol: float = 0.1,
+    strategy: int = 1,
+    ncall: int | None = None,
+    scales: Mapping[str, float] | None = None,
+    convention: str = "gammaxr",
+) -> FitResult:
+    """:func:`fit` on datasets already loaded by :func:`gammaxr.fit.data.load_datasets`
+    (for callers fitting the same data many times, e.g. likelihood profiles).
+
+    Parameters are those of :func:`fit`; ``data`` replaces ``datasets`` and ``name``.
+
+    Returns
+    -------
+    FitResult
+    """
     names = models.free_parameter_names
     if not names:
         raise ValueError("the models have no free parameter to fit")
-    context = FitContext(load_datasets(datasets, name), models, convention=convention)
-    free = [p for _, p in models.free_parameters]
+    context = FitContext(data, models, convention=convention)
     x0 = models.get_vector()
-    scale = default_scales(x0, [p.unit for p in free], [p.error for p in free])
+    scale = model_scales(models)
     for key, value in (scales or {}).items():
         if key not in names:
             raise KeyError(f"scales: {key!r} is not a free parameter; free are {names}")
@@ -127,7 +167,7 @@ def fit(
     fitted = models.with_vector(res.x, errors=errors)
     table = result_dataset(models, fitted, res, tol=tol, strategy=strategy)
     if not res.success:
-        warnings.warn(f"fit did not converge: {res.message}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"fit did not converge: {res.message}", RuntimeWarning, stacklevel=3)
     return FitResult(table, fitted)
 
 

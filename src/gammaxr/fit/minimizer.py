@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from iminuit import Minuit
 
-__all__ = ["MinimizeResult", "default_scales", "minimize"]
+__all__ = ["MinimizeResult", "default_scales", "minimize", "scaled_minuit"]
 
 
 @dataclass
@@ -95,6 +95,51 @@ def _migrad_message(m: Minuit) -> str:
     return "Optimization failed: " + (", ".join(reasons) or "invalid minimum")
 
 
+def scaled_minuit(
+    fcn: Callable[[np.ndarray], float],
+    x0: Sequence[float],
+    scales: Sequence[float],
+    *,
+    bounds: tuple[Sequence[float], Sequence[float]] | None = None,
+    names: Sequence[str] | None = None,
+    tol: float = 0.1,
+    strategy: int = 1,
+) -> Minuit:
+    """A Minuit object on ``x / scales`` (module docstring), ready for Migrad.
+
+    Parameters
+    ----------
+    fcn : callable
+        ``fcn(x) -> float``, the -2 log likelihood of the parameter vector ``x`` (non-finite
+        values are passed to Minuit as 1e300).
+    x0, scales : sequence of float, shape (n,)
+        Start values and conditioning scales.
+    bounds, names, tol, strategy
+        As for :func:`minimize`.
+
+    Returns
+    -------
+    iminuit.Minuit
+        Its values, errors and covariance are in units of ``scales``.
+    """
+    x0 = np.asarray(x0, dtype=float)
+    scales = np.asarray(scales, dtype=float)
+    names = [f"x{i}" for i in range(x0.size)] if names is None else list(names)
+
+    def scaled(u: np.ndarray) -> float:
+        value = fcn(np.asarray(u) * scales)
+        return value if math.isfinite(value) else 1e300
+
+    m = Minuit(scaled, x0 / scales, name=names)
+    m.errordef = 1.0  # the statistic is -2 log L
+    m.tol, m.strategy, m.print_level = tol, strategy, 0
+    m.errors = np.ones(x0.size)
+    if bounds is not None:
+        for i, (lo, hi) in enumerate(zip(*bounds, strict=True)):
+            m.limits[i] = _limit(float(lo), float(hi), scales[i])
+    return m
+
+
 def minimize(
     fcn: Callable[[np.ndarray], float],
     x0: Sequence[float],
@@ -106,6 +151,7 @@ def minimize(
     tol: float = 0.1,
     strategy: int = 1,
     ncall: int | None = None,
+    hesse: bool = True,
 ) -> MinimizeResult:
     """Minimise ``fcn`` with Migrad, then Hesse (and Minos on request).
 
@@ -129,6 +175,9 @@ def minimize(
         Minuit strategy (0 fast, 1 default, 2 careful).
     ncall : int, optional
         Call limit of Migrad (Minuit's default if None).
+    hesse : bool
+        Run Hesse after Migrad (False: errors and covariance are Migrad's estimates, for
+        callers that need only the minimum, such as profile likelihoods).
 
     Returns
     -------
@@ -141,28 +190,20 @@ def minimize(
     nan_cov = np.full((n, n), np.nan)
     calls = [0]
 
-    def scaled(u: np.ndarray) -> float:
+    def counted(x: np.ndarray) -> float:
         calls[0] += 1
-        value = fcn(np.asarray(u) * scales)
-        return value if math.isfinite(value) else 1e300
+        return fcn(x)
 
-    start = fcn(x0)
-    calls[0] += 1
+    start = counted(x0)
     if not math.isfinite(start):
         return MinimizeResult(
             x0, np.full(n, np.nan), nan_cov, start, False,
             f"statistic is not finite at the start values ({start})", calls[0],
         )  # fmt: skip
-    m = Minuit(scaled, x0 / scales, name=names)
-    m.errordef = 1.0  # the statistic is -2 log L
-    m.tol, m.strategy, m.print_level = tol, strategy, 0
-    m.errors = np.ones(n)
-    if bounds is not None:
-        for i, (lo, hi) in enumerate(zip(*bounds, strict=True)):
-            m.limits[i] = _limit(float(lo), float(hi), scales[i])
+    m = scaled_minuit(counted, x0, scales, bounds=bounds, names=names, tol=tol, strategy=strategy)
     m.migrad(ncall=ncall)
     success, message = bool(m.valid), _migrad_message(m)
-    if success:
+    if success and hesse:
         m.hesse()
         if not m.accurate or m.covariance is None:
             success, message = False, "Hesse failed: covariance not accurate"

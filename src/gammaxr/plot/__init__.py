@@ -7,13 +7,15 @@
     fig = plot_residuals(ds, result.models)                   # or ds.gamma.plot_residuals(...)
     ax = plot_significance_distribution(emap["significance"], mask=exclusion)
     ax = plot_spectrum(result.models["src"], result, flux_points)
+    ax = plot_stat_profile(stat_profile(ds, result, "src.spectral.index"))
 
 Maps are drawn with longitude increasing to the left (east left), as astronomers read them,
 though gammaxr arrays hold longitude increasing along ``lon`` (:func:`display_wcs`). Every
 function computes only the pixels or numbers it draws; dask-backed inputs are fine.
 
 Modules: :mod:`~gammaxr.plot.maps` (maps, residuals, significance distributions),
-:mod:`~gammaxr.plot.spectra` (spectral models with error bands, flux points).
+:mod:`~gammaxr.plot.spectra` (spectral models with error bands, flux points),
+:mod:`~gammaxr.plot.profiles` (likelihood profiles and contours).
 """
 
 from gammaxr.plot.maps import (
@@ -26,6 +28,7 @@ from gammaxr.plot.maps import (
     plot_significance_map,
     significance_distribution,
 )
+from gammaxr.plot.profiles import plot_stat_contour, plot_stat_profile
 from gammaxr.plot.spectra import (
     SED_LABELS,
     plot_flux_points,
@@ -44,6 +47,8 @@ __all__ = [
     "plot_significance_distribution",
     "plot_significance_map",
     "plot_spectrum",
+    "plot_stat_contour",
+    "plot_stat_profile",
     "significance_distribution",
     "spectrum_butterfly",
 ]
