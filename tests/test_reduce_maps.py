@@ -13,7 +13,12 @@ from gammaxr.reduce.maps import (
     exposure_cube,
     fill_missing_along_energy,
 )
-from gammaxr.reduce.safe_mask import energy_range_mask, safe_mask
+from gammaxr.reduce.safe_mask import (
+    energy_range_mask,
+    safe_energy_range,
+    safe_mask,
+    table_energy_inputs,
+)
 
 
 def _irf(dims, values, edges, units):
@@ -124,7 +129,14 @@ def test_safe_mask_combinations():
         "m2",
     )
     aeff.attrs.update(lo_threshold=0.9, hi_threshold=100.0)
-    mask = safe_mask(("aeff-default", "offset-max"), edges, offset, offset_max=2.5, aeff=aeff)
+    inputs = table_energy_inputs(("aeff-default",), aeff=aeff)
+    mask = safe_mask(
+        ("aeff-default", "offset-max"),
+        edges,
+        offset,
+        offset_max=2.5,
+        energy_range=safe_energy_range(("aeff-default",), inputs),
+    )
     assert mask.shape == (3, 1, 3)
     np.testing.assert_array_equal(mask[:, 0, 0], [False, True, True])
     np.testing.assert_array_equal(mask[1, 0], [True, True, False])

@@ -319,8 +319,22 @@ class Observation:
 
     @property
     def ontime(self) -> float:
-        """Total good time including dead time, in s (``ONTIME``)."""
-        return self._float("ONTIME")
+        """Total good time including dead time, in s.
+
+        ``ONTIME`` of the events header (or observation table), else the sum of the GTI
+        durations, as Gammapy's observation time. It is the time by which background rates
+        are multiplied; ``TSTOP - TSTART`` is not used because some headers store the times
+        rounded to float32 (CTA 1DC: 1792 s for an 1800 s run).
+        """
+        value = self._value("ONTIME")
+        if value is not None:
+            return float(value)
+        if "gti" not in self._data and "gti" not in self._hdus:
+            raise DL3Error(
+                f"obs_id {self._obs_id}: no ONTIME in the events header or obs table and no GTI HDU"
+            )
+        gti = self.gti
+        return float(np.sum(gti["stop"].values - gti["start"].values))
 
     @property
     def livetime(self) -> float:

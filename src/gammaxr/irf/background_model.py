@@ -22,11 +22,12 @@ the field of view (the H.E.S.S. DR1 ``"Off data"``):
 Conventions
 -----------
 Time
-    The rate is per unit of observation time ``TSTOP - TSTART`` (``time="duration"``, the
-    default): GADF background rates are per on-time, not dead-time corrected, and the time
-    is the one Gammapy's workflow (``observation_time_duration``) and gammaxr's reduction
-    (:func:`gammaxr.reduce.dataset.reduce_observation_arrays`) multiply the rate by. In
-    H.E.S.S. DR1 it equals ``ONTIME``. ``"ontime"`` and ``"livetime"`` are available.
+    The rate is per unit of on-time (``time="ontime"``, the default: ``ONTIME``, else the
+    sum of the GTIs): GADF background rates are per on-time, not dead-time corrected, and
+    the time is the one Gammapy's workflow (``observation_time_duration``, the GTI sum) and
+    gammaxr's reduction (:func:`gammaxr.reduce.dataset.reduce_observation_arrays`) multiply
+    the rate by. ``"duration"`` (``TSTOP - TSTART``; equal to ``ONTIME`` in H.E.S.S. DR1)
+    and ``"livetime"`` are available.
 Bins
     Bins include their lower edge and exclude their upper edge. Solid angles are exact on the
     sphere: an offset ring ``[r1, r2)`` covers ``2 pi (cos r1 - cos r2)`` sr (``pi (r2^2 -
@@ -176,7 +177,7 @@ def run_histogram(
     spatial: Mapping[str, np.ndarray],
     *,
     exclusion: Any = None,
-    time: str = "duration",
+    time: str = "ontime",
     gti_tolerance: float = 1.0,
     exclusion_binsz: float = 0.02,
 ) -> dict[str, np.ndarray]:
@@ -272,7 +273,7 @@ def background_counts(
     fov_lon_edges: Sequence[float] | None = None,
     fov_lat_edges: Sequence[float] | None = None,
     exclusion: Any = None,
-    time: str = "duration",
+    time: str = "ontime",
     gti_tolerance: float = 1.0,
     exclusion_binsz: float = 0.02,
     on_error: str = "raise",
@@ -296,7 +297,8 @@ def background_counts(
         are usable), or sky regions / a DS9 string to exclude (turned into a mask around each
         pointing with ``exclusion_binsz`` pixels).
     time : {"duration", "ontime", "livetime"}
-        Observation time of a run: ``TSTOP - TSTART`` (default), ``ONTIME`` or ``LIVETIME``.
+        Observation time of a run: ``TSTOP - TSTART``, ``ONTIME`` (default; else the GTI
+        sum) or ``LIVETIME``.
     gti_tolerance : float
         Seconds by which GTIs are widened (as :class:`gammaxr.reduce.dataset.ReductionSpec`;
         H.E.S.S. DR1 rounds GTI limits to whole seconds).

@@ -17,7 +17,7 @@ import xarray as xr
 from gammaxr.data.observation import events_in_gti
 from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
-from gammaxr.irf import RAD_EDGES_DEFAULT, psf_3gauss_to_table
+from gammaxr.irf import RAD_EDGES_DEFAULT, edisp_kernel, evaluate_aeff, psf_3gauss_to_table
 from gammaxr.reduce.maps import (
     background_cube,
     counts_cube,
@@ -26,7 +26,16 @@ from gammaxr.reduce.maps import (
     fill_missing_along_energy,
     psf_cube,
 )
-from gammaxr.reduce.safe_mask import SAFE_MASK_METHODS, safe_mask
+from gammaxr.reduce.safe_mask import (
+    SafeEnergyInputs,
+    aeff_default_thresholds,
+    check_safe_mask_options,
+    safe_energy_range,
+    safe_mask,
+    safe_mask_offset,
+    safe_mask_position,
+    table_energy_inputs,
+)
 
 __all__ = [
     "MAP_NAMES",
@@ -44,6 +53,7 @@ __all__ = [
 MAP_NAMES = ("counts", "exposure", "background", "psf", "edisp")
 
 _IRF_DIMS = ("lat_irf", "lon_irf")
+_SAFE_OPTIONS = ("safe_mask", "safe_mask_irfs", "safe_mask_position", "safe_mask_fixed_offset")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,16 @@ class ReductionSpec:
         deg, for ``"offset-max"``.
     aeff_percent, bias_percent : float
         %, for ``"aeff-max"`` and ``"edisp-bias"``.
+    safe_mask_irfs : {"DL4", "DL3"}
+        Where the energy methods look (Gammapy's ``irfs``): ``"DL4"`` (default) the run's
+        own exposure / kernel at ``safe_mask_position`` and its background map (``bkg-peak``
+        then needs the ``background`` map); ``"DL3"`` the IRF tables at one offset. See
+        :mod:`gammaxr.reduce.safe_mask`.
+    safe_mask_position : SkyCoord or (ra, dec) in deg, optional
+        Position of the energy thresholds; default the centre of the run's grid (``"DL4"``)
+        or the pointing (``"DL3"``). Stored as icrs (ra, dec).
+    safe_mask_fixed_offset : float, optional
+        Offset from the pointing in deg of the energy thresholds instead of a position.
     irf_binsz : float
         Pixel size of the coarse IRF grid in deg.
     rad_edges : sequence of float, optional
@@ -97,6 +117,9 @@ class ReductionSpec:
     offset_max: float = 2.5
     aeff_percent: float = 10.0
     bias_percent: float = 10.0
+    safe_mask_irfs: str = "DL4"
+    safe_mask_position: tuple[float, float] | None = None
+    safe_mask_fixed_offset: float | None = None
     irf_binsz: float = 0.2
     rad_edges: tuple[float, ...] | None = None
     background_oversampling: int = 1
@@ -110,14 +133,25 @@ class ReductionSpec:
                 raise ValueError(f"{name} must be increasing positive edges in TeV")
             object.__setattr__(self, name, tuple(edges.tolist()))
         object.__setattr__(self, "maps", tuple(self.maps))
-        object.__setattr__(self, "safe_mask", tuple(self.safe_mask))
         unknown = set(self.maps) - set(MAP_NAMES)
         if unknown:
             raise ValueError(f"unknown maps {sorted(unknown)}; known: {MAP_NAMES}")
-        unknown = set(self.safe_mask) - set(SAFE_MASK_METHODS)
-        if unknown:
+        options = check_safe_mask_options(
+            self.safe_mask,
+            self.safe_mask_irfs,
+            self.safe_mask_position,
+            self.safe_mask_fixed_offset,
+        )
+        for name, value in zip(_SAFE_OPTIONS, options, strict=True):
+            object.__setattr__(self, name, value)
+        if (
+            "bkg-peak" in self.safe_mask
+            and self.safe_mask_irfs == "DL4"
+            and "background" not in self.maps
+        ):
             raise ValueError(
-                f"unknown safe-mask methods {sorted(unknown)}; known: {SAFE_MASK_METHODS}"
+                "safe mask 'bkg-peak' with safe_mask_irfs='DL4' reads the background map: "
+                "add 'background' to maps (or use safe_mask_irfs='DL3')"
             )
 
     @property
@@ -145,7 +179,7 @@ class ReductionSpec:
         need = {"counts": ("events", "gti"), "exposure": ("aeff",), "background": ("bkg",)}
         need |= {"psf": ("psf", "aeff"), "edisp": ("edisp", "aeff")}
         safe_need = {"aeff-default": "aeff", "aeff-max": "aeff", "edisp-bias": "edisp"}
-        safe_need["bkg-peak"] = "bkg"
+        safe_need["bkg-peak"] = "bkg"  # DL4: the background map, made from the bkg IRF
         wanted = [h for m in self.maps for h in need[m]]
         wanted += [safe_need[m] for m in self.safe_mask if m in safe_need]
         return tuple(dict.fromkeys(wanted))
@@ -173,6 +207,7 @@ class ReductionSpec:
             "frame": grid.frame,
             "safe_mask_methods": list(self.safe_mask),
             "offset_max_deg": float(self.offset_max),
+            "safe_mask_irfs": self.safe_mask_irfs,
         }
 
 
@@ -311,28 +346,116 @@ def reduce_observation_arrays(
             bkg,
             grid,
             (ra_pnt, dec_pnt),
-            obs.tstop - obs.tstart,
+            obs.ontime,
             energy,
             offset=offset,
             oversampling=spec.background_oversampling,
         ).astype(f)
     if "exposure" in spec.maps:
         out["exposure"] = exposure_cube(obs.aeff, offset, obs.livetime, e_true_centres).astype(f)
-    irfs = {"aeff_percent": spec.aeff_percent, "bias_percent": spec.bias_percent}
-    for name in ("aeff", "edisp", "bkg"):
-        if name in spec.hdus():
-            irfs[name] = getattr(obs, name)
+    if irf_grid is None and (spec.irf_maps or "edisp-bias" in spec.safe_mask):
+        irf_grid = spec.irf_grid(grid)
+    energy_range = safe_energy_range(
+        spec.safe_mask,
+        safe_energy_inputs(obs, spec, grid, out, irf_grid=irf_grid, offset=offset),
+        aeff_percent=spec.aeff_percent,
+        bias_percent=spec.bias_percent,
+    )
     out["mask_safe"] = safe_mask(
         spec.safe_mask,
         energy,
         offset,
         offset_max=spec.offset_max,
         background=out.get("background"),
-        **irfs,
+        energy_range=energy_range,
     )
     if spec.irf_maps:
-        out.update(irf_maps(obs, spec, irf_grid if irf_grid is not None else spec.irf_grid(grid)))
+        out.update(irf_maps(obs, spec, irf_grid))
     return out
+
+
+def _nearest_pixel(grid: SkyGrid, position: tuple[float, float]) -> tuple[int, int] | None:
+    """(lat, lon) indices of the pixel holding an icrs position; None outside the grid."""
+    i_lon, i_lat, inside = grid.bin_indices(*position, frame="icrs")
+    return (int(i_lat), int(i_lon)) if bool(inside) else None
+
+
+def safe_energy_inputs(
+    obs,
+    spec: ReductionSpec,
+    grid: SkyGrid,
+    arrays: dict,
+    *,
+    irf_grid: SkyGrid | None = None,
+    offset: np.ndarray | None = None,
+) -> SafeEnergyInputs:
+    """What the energy safe-mask methods of one run's map dataset look at.
+
+    Parameters
+    ----------
+    obs : gammaxr.data.Observation
+        The run (its IRFs are read where needed).
+    spec : ReductionSpec
+        The reduction spec (``safe_mask_irfs`` says where the methods look).
+    grid : SkyGrid
+        The run's grid.
+    arrays : dict of str to numpy.ndarray
+        The run's maps; ``background`` (energy, lat, lon) for ``bkg-peak`` with ``"DL4"``.
+    irf_grid : SkyGrid, optional
+        The run's PSF / edisp grid; default ``spec.irf_grid(grid)``.
+    offset : numpy.ndarray, optional
+        Pixel offsets from the pointing (lat, lon) in deg, if already computed.
+
+    Returns
+    -------
+    SafeEnergyInputs
+        ``"DL4"``: the effective area of the run's exposure at the pixel holding the
+        safe-mask position (Gammapy takes the nearest pixel; zero outside the grid), the
+        kernel on the dataset's energy axes at the IRF pixel holding it, the background map
+        summed over the grid. ``"DL3"``: the IRF tables at the offset of
+        :func:`gammaxr.reduce.safe_mask.safe_mask_offset`.
+    """
+    methods, where = spec.safe_mask, f"obs_id {obs.obs_id}"
+    pointing = (float(obs.pointing.ra.deg), float(obs.pointing.dec.deg))
+    position, fixed = spec.safe_mask_position, spec.safe_mask_fixed_offset
+    if spec.safe_mask_irfs == "DL3":
+        tables = {
+            name: getattr(obs, name) for name in ("aeff", "edisp", "bkg") if name in spec.hdus()
+        }
+        return table_energy_inputs(
+            methods, offset=safe_mask_offset(pointing, position, fixed), where=where, **tables
+        )
+    if irf_grid is None:
+        irf_grid = spec.irf_grid(grid)
+    if offset is None:
+        offset = grid.separation_values(obs.pointing)
+    centre = grid.center.icrs
+    at = safe_mask_position(pointing, (centre.ra.deg, centre.dec.deg), position, fixed)
+    energy, energy_true = spec.energy, spec.energy_true
+    inputs = {"where": where}
+    if "aeff-default" in methods:
+        inputs["aeff_thresholds"] = aeff_default_thresholds(obs.aeff, where)
+    if "aeff-max" in methods:
+        centres = np.sqrt(energy_true[:-1] * energy_true[1:])
+        pixel = _nearest_pixel(grid, at)
+        area = (
+            np.zeros(centres.size)
+            if pixel is None
+            else evaluate_aeff(obs.aeff, centres, float(offset[pixel]))
+        )
+        inputs["aeff"] = (centres, area)
+    if "edisp-bias" in methods:
+        pixel = _nearest_pixel(irf_grid, at)
+        at_offset = (
+            safe_mask_offset(pointing, at)
+            if pixel is None
+            else float(irf_grid.separation_values(obs.pointing)[pixel])
+        )
+        kernel = edisp_kernel(obs.edisp, at_offset, energy_true, energy)
+        inputs["edisp"] = (np.asarray(kernel), energy_true, energy)
+    if "bkg-peak" in methods:
+        inputs["background"] = (energy, arrays["background"].sum(axis=(1, 2), dtype=float))
+    return SafeEnergyInputs(**inputs)
 
 
 def run_coords(observations: Sequence) -> xr.Dataset:

@@ -59,7 +59,16 @@ from gammaxr.reduce.reflected import (
     single_region,
 )
 from gammaxr.reduce.runs import _check_on_error, lazy_run_variables
-from gammaxr.reduce.safe_mask import SAFE_MASK_METHODS, safe_mask
+from gammaxr.reduce.safe_mask import (
+    SafeEnergyInputs,
+    aeff_default_thresholds,
+    check_safe_mask_options,
+    safe_energy_range,
+    safe_mask,
+    safe_mask_offset,
+    table_energy_inputs,
+)
+from gammaxr.stats import wstat_mu_bkg
 
 __all__ = [
     "SPECTRUM_MAPS",
@@ -105,10 +114,19 @@ class SpectrumSpec:
         Multiply the exposure by the PSF containment fraction within the on-circle radius at
         the region centre (circular on regions only).
     safe_mask : tuple of str
-        Safe-mask methods (:data:`gammaxr.reduce.safe_mask.SAFE_MASK_METHODS`), evaluated at
-        the on-region centre.
+        Safe-mask methods (:data:`gammaxr.reduce.safe_mask.SAFE_MASK_METHODS`).
     offset_max, aeff_percent, bias_percent : float
         Thresholds of the safe-mask methods (deg, %, %).
+    safe_mask_irfs : {"DL4", "DL3"}
+        Where the energy methods look (Gammapy's ``irfs``). ``"DL4"`` (default): the
+        spectrum itself: its exposure (containment-corrected when asked), its kernel at the
+        on-region centre, and the WStat background estimate of the on/off counts.
+        ``"DL3"``: the IRF tables at one offset (``safe_mask_fixed_offset``, else that of
+        ``safe_mask_position``, else 0).
+    safe_mask_position : SkyCoord or (ra, dec) in deg, optional
+        ``"DL3"`` only: position whose offset the tables are read at.
+    safe_mask_fixed_offset : float, optional
+        ``"DL3"`` only: offset in deg the tables are read at.
     region_binsz : float
         Pixel size (deg) used to integrate the background model over a region.
     background_oversampling : int
@@ -130,6 +148,9 @@ class SpectrumSpec:
     offset_max: float = 2.5
     aeff_percent: float = 10.0
     bias_percent: float = 10.0
+    safe_mask_irfs: str = "DL4"
+    safe_mask_position: tuple[float, float] | None = None
+    safe_mask_fixed_offset: float | None = None
     region_binsz: float = 0.01
     background_oversampling: int = 1
     gti_tolerance: float = 1.0
@@ -142,15 +163,25 @@ class SpectrumSpec:
             if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= 0:
                 raise ValueError(f"{name} must be increasing positive edges in TeV")
             object.__setattr__(self, name, tuple(edges.tolist()))
-        for name in ("maps", "safe_mask"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "maps", tuple(self.maps))
         unknown = set(self.maps) - set(SPECTRUM_MAPS)
         if unknown:
             raise ValueError(f"unknown maps {sorted(unknown)}; known: {SPECTRUM_MAPS}")
-        unknown = set(self.safe_mask) - set(SAFE_MASK_METHODS)
-        if unknown:
+        options = check_safe_mask_options(
+            self.safe_mask,
+            self.safe_mask_irfs,
+            self.safe_mask_position,
+            self.safe_mask_fixed_offset,
+        )
+        names = ("safe_mask", "safe_mask_irfs", "safe_mask_position", "safe_mask_fixed_offset")
+        for name, value in zip(names, options, strict=True):
+            object.__setattr__(self, name, value)
+        if self.safe_mask_irfs == "DL4" and (
+            self.safe_mask_position is not None or self.safe_mask_fixed_offset is not None
+        ):
             raise ValueError(
-                f"unknown safe-mask methods {sorted(unknown)}; known: {SAFE_MASK_METHODS}"
+                "a spectrum's DL4 safe mask is taken in its on region: safe_mask_position "
+                "and safe_mask_fixed_offset apply to safe_mask_irfs='DL3' only"
             )
         if self.acceptance not in _ACCEPTANCE:
             raise ValueError(f"acceptance must be one of {_ACCEPTANCE}, got {self.acceptance!r}")
@@ -188,13 +219,16 @@ class SpectrumSpec:
             need.append("aeff")
         if "edisp" in self.maps or "edisp-bias" in self.safe_mask:
             need.append("edisp")
-        if self.containment_correction:
+        if self.containment_correction and (
+            "exposure" in self.maps
+            or ("aeff-max" in self.safe_mask and self.safe_mask_irfs == "DL4")
+        ):
             need.append("psf")
         if "background" in self.maps or self.acceptance == "background":
             need.append("bkg")
         if {"aeff-default", "aeff-max"} & set(self.safe_mask):
             need.append("aeff")
-        if "bkg-peak" in self.safe_mask:
+        if "bkg-peak" in self.safe_mask and self.safe_mask_irfs == "DL3":
             need.append("bkg")
         return tuple(dict.fromkeys(need))
 
@@ -213,6 +247,7 @@ class SpectrumSpec:
             "containment_correction": int(self.containment_correction),
             "safe_mask_methods": list(self.safe_mask),
             "offset_max_deg": float(self.offset_max),
+            "safe_mask_irfs": self.safe_mask_irfs,
             # stack_runs: drop unsafe reco bins of each run's kernel (as Gammapy)
             "edisp_energy_mask": 1,
             **{f"reflected_{k}": v for k, v in _finder_attrs(self.finder).items()},
@@ -352,7 +387,6 @@ def spectrum_arrays(
         off_regions = parse_regions(off_regions) if off_regions.strip() else []
     n_off = len(off_regions)
     energy, energy_true = spec.energy, spec.energy_true
-    e_true_centres = np.sqrt(energy_true[:-1] * energy_true[1:])
     offset = float(_anchor(region).separation(pointing).to_value(u.deg))
 
     events = events_in_gti(obs.events, obs.gti, tolerance=spec.gti_tolerance)
@@ -364,7 +398,7 @@ def spectrum_arrays(
     out["counts_off"] = _energy_counts(e_evt, in_off, energy)
 
     n_e = energy.size - 1
-    ontime = obs.tstop - obs.tstart
+    ontime = obs.ontime
     if "background" in spec.maps or spec.acceptance == "background":
         bkg = fill_missing_along_energy(obs.bkg)
         bkg_on = _region_background(bkg, region, pointing, ontime, spec)
@@ -381,29 +415,96 @@ def spectrum_arrays(
         out["acceptance_off"] = np.full(n_e, float(n_off))
 
     if "exposure" in spec.maps or "edisp" in spec.maps:
-        exposure_irf = evaluate_aeff(obs.aeff, e_true_centres, offset) * obs.livetime
+        exposure_irf, exposure = _region_exposure(obs, spec, offset)
         if "exposure" in spec.maps:
-            exposure = exposure_irf
-            if spec.containment_correction:
-                radius = region.radius.to_value(u.deg)
-                exposure = exposure * _containment(obs.psf, e_true_centres, offset, radius)
-            out["exposure"] = np.asarray(exposure, dtype=float)
+            out["exposure"] = exposure
         if "edisp" in spec.maps:
-            out["exposure_irf"] = np.asarray(exposure_irf, dtype=float)
+            out["exposure_irf"] = exposure_irf
             out["edisp"] = np.asarray(edisp_kernel(obs.edisp, offset, energy_true, energy))
 
-    irfs = {"aeff_percent": spec.aeff_percent, "bias_percent": spec.bias_percent}
-    for name in ("aeff", "edisp", "bkg"):
-        if name in spec.hdus():
-            irfs[name] = getattr(obs, name)
+    energy_range = safe_energy_range(
+        spec.safe_mask,
+        spectrum_safe_energy_inputs(obs, spec, out),
+        aeff_percent=spec.aeff_percent,
+        bias_percent=spec.bias_percent,
+    )
     # the region centre as a one-pixel image
     mask = safe_mask(
-        spec.safe_mask, energy, np.full((1, 1), offset), offset_max=spec.offset_max, **irfs
+        spec.safe_mask,
+        energy,
+        np.full((1, 1), offset),
+        offset_max=spec.offset_max,
+        energy_range=energy_range,
     )[:, 0, 0]
     mask &= n_off > 0
     mask &= out["acceptance_off"] > 0
     out["mask_safe"] = mask
     return out
+
+
+def _region_exposure(obs, spec: SpectrumSpec, offset: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exposure (m2 s) at the on-region centre without and with the containment correction."""
+    energy_true = spec.energy_true
+    centres = np.sqrt(energy_true[:-1] * energy_true[1:])
+    exposure_irf = np.asarray(evaluate_aeff(obs.aeff, centres, offset) * obs.livetime, float)
+    if not spec.containment_correction:
+        return exposure_irf, exposure_irf
+    radius = spec.region.radius.to_value(u.deg)
+    return exposure_irf, exposure_irf * _containment(obs.psf, centres, offset, radius)
+
+
+def spectrum_safe_energy_inputs(obs, spec: SpectrumSpec, arrays: dict) -> SafeEnergyInputs:
+    """What the energy safe-mask methods of one run's spectrum look at.
+
+    Parameters
+    ----------
+    obs : gammaxr.data.Observation
+        The run (its IRFs are read where needed).
+    spec : SpectrumSpec
+        The reduction spec (``safe_mask_irfs`` says where the methods look).
+    arrays : dict of str to numpy.ndarray
+        The run's spectrum arrays (:func:`spectrum_layout`); ``counts``, ``counts_off``,
+        ``acceptance``, ``acceptance_off`` for ``bkg-peak``, and ``exposure`` / ``edisp``
+        where made (else computed here).
+
+    Returns
+    -------
+    SafeEnergyInputs
+        ``"DL4"``: the spectrum's own (containment-corrected) exposure, its kernel at the
+        on-region centre and the WStat background ``alpha (n_on + n_off) / (1 + alpha)``, as
+        Gammapy's ``npred_background`` of an on/off spectrum without a source model.
+        ``"DL3"``: the IRF tables at the offset of :func:`safe_mask_offset`.
+    """
+    methods, where = spec.safe_mask, f"obs_id {obs.obs_id}"
+    if spec.safe_mask_irfs == "DL3":
+        pointing = (float(obs.pointing.ra.deg), float(obs.pointing.dec.deg))
+        at = safe_mask_offset(pointing, spec.safe_mask_position, spec.safe_mask_fixed_offset)
+        tables = {
+            name: getattr(obs, name) for name in ("aeff", "edisp", "bkg") if name in spec.hdus()
+        }
+        return table_energy_inputs(methods, offset=at, where=where, **tables)
+    energy, energy_true = spec.energy, spec.energy_true
+    offset = float(_anchor(spec.region).separation(obs.pointing).to_value(u.deg))
+    inputs = {"where": where}
+    if "aeff-default" in methods:
+        inputs["aeff_thresholds"] = aeff_default_thresholds(obs.aeff, where)
+    if "aeff-max" in methods:
+        exposure = arrays.get("exposure")
+        if exposure is None:
+            exposure = _region_exposure(obs, spec, offset)[1]
+        inputs["aeff"] = (np.sqrt(energy_true[:-1] * energy_true[1:]), exposure)
+    if "edisp-bias" in methods:
+        kernel = arrays.get("edisp")
+        if kernel is None:
+            kernel = np.asarray(edisp_kernel(obs.edisp, offset, energy_true, energy))
+        inputs["edisp"] = (kernel, energy_true, energy)
+    if "bkg-peak" in methods:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alpha = np.nan_to_num(arrays["acceptance"] / arrays["acceptance_off"])
+        n_on, n_off = arrays["counts"], arrays["counts_off"]
+        background = alpha * np.nan_to_num(wstat_mu_bkg(n_on, n_off, alpha, 0.0))
+        inputs["background"] = (energy, background)
+    return SafeEnergyInputs(**inputs)
 
 
 def _attr_float(value) -> float:
