@@ -262,9 +262,9 @@ def test_bad_arguments(tmp_path):
         add_runs_to_mosaic(path, [ToyRun(1, 60, 0), ToyRun(1, 61, 0)])
     with pytest.raises(ValueError, match="on_error"):
         add_runs_to_mosaic(path, [ToyRun(1, 60, 0)], on_error="ignore")
-    add_runs_to_mosaic(path, [ToyRun(1, 60, 0)])
-    with pytest.raises(ValueError, match=r"already in the mosaic .*\[1\]"):
-        add_runs_to_mosaic(path, [ToyRun(1, 60, 0)])
+    assert add_runs_to_mosaic(path, [ToyRun(1, 60, 0)]).added == (1,)
+    again = add_runs_to_mosaic(path, [ToyRun(1, 60, 0), ToyRun(2, 60.5, 0)])
+    assert again.added == (2,) and again.present == (1,)  # idempotent: run 1 not doubled
     with pytest.raises(FileNotFoundError, match="no mosaic store"):
         add_runs_to_mosaic(tmp_path / "nothing.zarr", [ToyRun(2, 60, 0)])
 

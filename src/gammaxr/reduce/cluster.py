@@ -6,15 +6,21 @@ adaptive mmap threshold, so every such temporary is a fresh ``mmap`` whose pages
 must zero again: on this workload workers ran 2-4 times slower than the same code in the
 client process. :func:`local_cluster` starts workers with thresholds that keep temporaries in
 the heap; memory is still returned to the system by trimming above 256 MiB.
+
+:func:`scheduler_context` turns a scheduler name (``"threads"``, ``"processes"``,
+``"synchronous"``) or the address of a running ``dask.distributed`` scheduler
+(``"tcp://host:port"``) into what ``dask.compute`` needs, connecting a client for an address.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import dask
 
-__all__ = ["WORKER_MALLOC_ENV", "local_cluster"]
+__all__ = ["WORKER_MALLOC_ENV", "is_scheduler_address", "local_cluster", "scheduler_context"]
 
 #: Environment of worker processes (glibc malloc tuning, see the module docstring).
 WORKER_MALLOC_ENV = {
@@ -49,3 +55,45 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
     environ.update(WORKER_MALLOC_ENV)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, **kwargs)
+
+
+def is_scheduler_address(scheduler: str | None) -> bool:
+    """True if ``scheduler`` is the address of a distributed scheduler (``"tcp://..."``)."""
+    return isinstance(scheduler, str) and "://" in scheduler
+
+
+@contextlib.contextmanager
+def scheduler_context(scheduler: str | None) -> Iterator[dict[str, Any]]:
+    """Keyword arguments of ``dask.compute`` for a scheduler name or address.
+
+    Parameters
+    ----------
+    scheduler : str or None
+        None (dask's current scheduler), a local scheduler name (``"threads"``,
+        ``"processes"``, ``"synchronous"``/``"sync"``) or the address of a running
+        ``dask.distributed`` scheduler (``"tcp://host:port"``; a client is connected for the
+        duration of the context and closed after).
+
+    Yields
+    ------
+    dict
+        ``{}`` or ``{"scheduler": name_or_client}``.
+
+    Raises
+    ------
+    OSError
+        If no scheduler answers at the address (the message names it).
+    """
+    if scheduler is None:
+        yield {}
+    elif is_scheduler_address(scheduler):
+        from distributed import Client
+
+        try:
+            client = Client(scheduler, set_as_default=False, timeout="10s")
+        except OSError as exc:
+            raise OSError(f"no dask scheduler reachable at {scheduler}: {exc}") from exc
+        with client:
+            yield {"scheduler": client}
+    else:
+        yield {"scheduler": scheduler}

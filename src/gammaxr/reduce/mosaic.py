@@ -10,23 +10,27 @@ For a grid much larger than one run's field of view (a survey, the whole sky), s
    (:meth:`gammaxr.geom.SkyGrid.cutout` with radius ``offset_max`` plus one pixel, an exact
    sub-grid) with :func:`gammaxr.reduce.dataset.reduce_observation_arrays`, applies the
    stacking rules of :func:`~gammaxr.reduce.stack.stack_runs` and adds the result into the
-   zarr chunks it overlaps (read, add, write). One dask task per run; memory stays bounded by a
+   zarr chunks it overlaps (read, add, write; exactly once, below). One dask task per run; memory stays bounded by a
    few cutouts and the chunks they touch, whatever the size of the parent grid.
 
 The store then equals ``stack_runs(reduce_runs(runs, spec))`` on the parent grid (up to
 float32 rounding of the order of additions) and opens lazily with
 :func:`gammaxr.open_dataset`.
 
-Concurrency
------------
-Runs are reduced in parallel; each run's read-add-write is serialised per chunk: the task
-takes a lock for every chunk its cutout touches (in sorted order, so tasks never deadlock),
-then a lock on the store attrs to record the run. On a ``dask.distributed`` worker these are
-``distributed.Lock`` objects (any cluster); elsewhere (threads, processes, synchronous) they
-are POSIX file locks (``flock``) in the temporary directory, which serialise threads and
-processes on one machine. Each run's addition and its record in the attrs
-(``stacked_obs_ids``, ``livetime_total``, ``ontime_total``) happen under the same locks, so an
-interrupted call leaves a store that says which runs it holds.
+Exactly once, crash-safe, concurrent
+-----------------------------------
+Each run is added under its own lock, one zarr chunk ("block") at a time under the block's
+lock, through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): each block records which
+runs it holds, and a block's new values reach zarr through a journal, so a block is always
+either before or after a run, never half-way. A run is in the mosaic once all its blocks hold
+it and its record says complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``,
+``livetime_total``, ``ontime_total`` and ``skipped_obs_ids``/``skipped_reasons`` from those
+records, and refuses a store with a run half added. Calling :func:`add_runs_to_mosaic` again
+with the same runs after any interruption finishes what is missing and skips what is complete;
+calls running at the same time in several processes or dask workers (with the same or
+overlapping runs) count every run once. Locks are POSIX ``flock`` files inside the store:
+they serialise threads and processes of one machine (and of machines sharing a file system
+whose ``flock`` works), and a killed process releases them.
 
 Conventions and limits
 ----------------------
@@ -35,9 +39,8 @@ Conventions and limits
 - On a parent that covers the full 360 deg of longitude, a run across the lon seam is reduced
   on one continuous cutout and written into both ends of the grid.
 - A run whose cutout misses the parent grid is skipped (whatever ``on_error``) and recorded
-  in the attrs ``skipped_obs_ids``/``skipped_reasons``, as are failed runs with
-  ``on_error="skip"``. A run already in the store is refused (adding it twice would double
-  it).
+  as skipped with the reason, as are failed runs with ``on_error="skip"``. A run already in
+  the store is not added again (reported in :attr:`MosaicResult.present`).
 - PSF and energy-dispersion maps are kept as the running exposure-weighted average, with
   ``exposure_irf`` the sum of the weights, as :func:`~gammaxr.reduce.stack.stack_runs` makes
   them.
@@ -45,14 +48,11 @@ Conventions and limits
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import itertools
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
@@ -64,6 +64,9 @@ import xarray as xr
 import zarr
 
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.io.mosaic_ledger import MosaicLedger
+from gammaxr.io.zarr_store import open_dataset, write_store
+from gammaxr.reduce.cluster import scheduler_context
 from gammaxr.reduce.dataset import (
     ReductionSpec,
     irf_maps,
@@ -94,9 +97,11 @@ class MosaicResult(NamedTuple):
     """What one :func:`add_runs_to_mosaic` call did."""
 
     added: tuple[int, ...]
-    """obs_ids added into the store."""
+    """obs_ids added into the store (by this call)."""
     skipped: dict[int, str]
     """obs_id -> reason, for runs outside the grid or failed (``on_error="skip"``)."""
+    present: tuple[int, ...] = ()
+    """obs_ids the store already held completely (not added again)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,25 +190,18 @@ def create_mosaic_store(
         encoding[name] = {"chunks": chunk, "_FillValue": None, "fill_value": fill}
     attrs = {
         **spec.attrs(parent),
-        "stacked_obs_ids": [],
-        "livetime_total": 0.0,
-        "ontime_total": 0.0,
-        "skipped_obs_ids": [],
-        "skipped_reasons": [],
         "mosaic_spec": _spec_record(spec),
     }
     ds = xr.Dataset(data_vars, coords=spec.coords(parent), attrs=attrs)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
-        warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-        # compute=False: metadata and coordinates only; chunks stay absent (= fill_value)
-        ds.to_zarr(path, mode=mode, compute=False, encoding=encoding, consolidated=True)
-    from gammaxr.io.zarr_store import open_dataset
-
+    # metadata, coordinates and the empty ledger only (chunks stay absent = fill_value),
+    # published at ``path`` in one rename
+    write_store(ds, path, mode=mode, encoding=encoding, prepare=MosaicLedger.initialise, data=False)
     return open_dataset(path)
 
 
 def _open_group(path: str, mode: str = "r"):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"{path} is a file, not a mosaic store directory")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"no mosaic store at {path}")
     return zarr.open_group(path, mode=mode)
@@ -234,7 +232,7 @@ def mosaic_spec(path: str | os.PathLike) -> ReductionSpec:
 
 
 def mosaic_skipped_runs(store: str | os.PathLike | xr.Dataset) -> dict[int, str]:
-    """Runs a mosaic skipped and why (from its attrs).
+    """Runs a mosaic skipped and why (from its ledger, or the opened dataset's attrs).
 
     Parameters
     ----------
@@ -246,7 +244,11 @@ def mosaic_skipped_runs(store: str | os.PathLike | xr.Dataset) -> dict[int, str]
     dict of int to str
         obs_id -> reason.
     """
-    attrs = store.attrs if isinstance(store, xr.Dataset) else _open_group(os.fspath(store)).attrs
+    if isinstance(store, xr.Dataset):
+        attrs = store.attrs
+    else:
+        _open_group(os.fspath(store))
+        attrs = MosaicLedger(store).summary()
     ids, reasons = attrs.get("skipped_obs_ids", []), attrs.get("skipped_reasons", [])
     return {int(i): str(r) for i, r in zip(ids, reasons, strict=True)}
 
@@ -362,73 +364,7 @@ class _Outside(Exception):
 
 
 # ----------------------------------------------------------------------------------------------
-# locks
-# ----------------------------------------------------------------------------------------------
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: only distributed locks are available
-    fcntl = None
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file: serialises threads and processes on one machine."""
-
-    def __init__(self, path: str):
-        self._path = path
-        self._fd = None
-
-    def __enter__(self):
-        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-
-
-def _on_distributed_worker() -> bool:
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return False
-    return True
-
-
-def _lock(store_key: str, name: str):
-    """A lock named ``name`` for the store whose identity is ``store_key``."""
-    if _on_distributed_worker():
-        from distributed import Lock
-
-        return Lock(f"gammaxr-mosaic-{store_key}-{name}")
-    if fcntl is None:  # pragma: no cover
-        raise RuntimeError("mosaic locks need POSIX flock or a dask.distributed cluster")
-    folder = os.path.join(tempfile.gettempdir(), f"gammaxr-mosaic-locks-{os.getuid()}")
-    folder = os.path.join(folder, store_key)
-    os.makedirs(folder, exist_ok=True)
-    return _FileLock(os.path.join(folder, f"{name}.lock"))
-
-
-@contextlib.contextmanager
-def _holding(store_key: str, names: Sequence[str]) -> Iterator[None]:
-    """Hold the locks ``names``, taken in sorted order (no deadlock between tasks)."""
-    with contextlib.ExitStack() as stack:
-        for name in sorted(set(names)):
-            stack.enter_context(_lock(store_key, name))
-        yield
-
-
-def _chunk_names(prefix: str, rows: slice, cols: slice, chunks: tuple[int, int]) -> list[str]:
-    r = range(rows.start // chunks[0], (rows.stop - 1) // chunks[0] + 1)
-    c = range(cols.start // chunks[1], (cols.stop - 1) // chunks[1] + 1)
-    return [f"{prefix}-{i}-{j}" for i in r for j in c]
-
-
-# ----------------------------------------------------------------------------------------------
-# adding into the store
+# adding into the store, block by block (see gammaxr.io.mosaic_ledger)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -437,7 +373,6 @@ class _Plan:
     """What every task needs to know about the store (small, pickled into each task)."""
 
     path: str
-    store_key: str
     parent: SkyGrid
     irf_parent: SkyGrid | None
     radius: float
@@ -445,104 +380,114 @@ class _Plan:
     irf_chunks: tuple[int, int] | None
 
 
-def _region(ndim: int, rows: slice, cols: slice) -> tuple:
-    return (*(slice(None),) * (ndim - 2), rows, cols)
+class _Part(NamedTuple):
+    """Where a piece of a run's cutout lands in one block: parent bounds
+    ``(row0, row1, col0, col1)`` and the matching cutout slices."""
+
+    bounds: tuple[int, int, int, int]
+    cut_rows: slice
+    cut_cols: slice
 
 
-def _add_fine(group, fine: _Placement, arrays: dict) -> None:
-    for cut_cols, cols in fine.pieces():
+def _blocks(prefix: str, place: _Placement, chunks: tuple[int, int]) -> dict[str, list[_Part]]:
+    """The zarr chunks (blocks ``{prefix}-{i}-{j}``) a placement covers, with its parts."""
+    out: dict[str, list[_Part]] = {}
+    rows, (ch_r, ch_c) = place.rows, chunks
+    for cut_cols, cols in place.pieces():
+        for i in range(rows.start // ch_r, (rows.stop - 1) // ch_r + 1):
+            r0, r1 = max(rows.start, i * ch_r), min(rows.stop, (i + 1) * ch_r)
+            for j in range(cols.start // ch_c, (cols.stop - 1) // ch_c + 1):
+                c0, c1 = max(cols.start, j * ch_c), min(cols.stop, (j + 1) * ch_c)
+                k0 = cut_cols.start + c0 - cols.start
+                part = _Part(
+                    (r0, r1, c0, c1),
+                    slice(r0 - rows.start, r1 - rows.start),
+                    slice(k0, k0 + c1 - c0),
+                )
+                out.setdefault(f"{prefix}-{i}-{j}", []).append(part)
+    return out
+
+
+def _fine_writes(ledger: MosaicLedger, parts: list[_Part], arrays: dict) -> list:
+    """New values of the summed maps and ``mask_safe`` in a fine block (old + run)."""
+    writes = []
+    for part in parts:
         for name, values in arrays.items():
-            if name in _SUMMED or name == "mask_safe":
-                arr = group[name]
-                region = _region(arr.ndim, fine.rows, cols)
-                part = values[..., cut_cols]
-                old = arr[region]
-                arr[region] = (old | part) if name == "mask_safe" else old + part
+            if name not in _SUMMED and name != "mask_safe":
+                continue
+            run = values[..., part.cut_rows, part.cut_cols]
+            if not run.any():
+                continue
+            old = ledger.read(name, part.bounds)
+            writes.append((name, part.bounds, (old | run) if name == "mask_safe" else old + run))
+    return writes
 
 
-def _add_irf(group, irf: _Placement, arrays: dict) -> None:
-    """exposure_irf summed; psf/edisp kept as exposure-weighted averages."""
-    for cut_cols, cols in irf.pieces():
-        total = group["exposure_irf"]
-        region = _region(3, irf.rows, cols)
-        w_old = np.asarray(total[region], dtype=float)
-        w_run = np.asarray(arrays["exposure_irf"][..., cut_cols], dtype=float)
+def _irf_writes(ledger: MosaicLedger, parts: list[_Part], arrays: dict) -> list:
+    """New ``exposure_irf`` (summed) and ``psf``/``edisp`` (exposure-weighted averages) in an
+    IRF block."""
+    writes = []
+    for part in parts:
+        w_run = np.asarray(arrays["exposure_irf"][..., part.cut_rows, part.cut_cols], float)
+        if not w_run.any():
+            continue
+        w_old = np.asarray(ledger.read("exposure_irf", part.bounds), dtype=float)
         w_new = w_old + w_run
         for name in _WEIGHTED:
             if name not in arrays:
                 continue
-            arr = group[name]
-            reg = _region(arr.ndim, irf.rows, cols)
             # psf (energy_true, rad, ...) and edisp (energy_true, energy, ...): weights on axis 0
-            old, run = arr[reg], arrays[name][..., cut_cols]
+            old = ledger.read(name, part.bounds)
+            run = arrays[name][..., part.cut_rows, part.cut_cols]
             num = old * w_old[:, None] + run * w_run[:, None]
             with np.errstate(invalid="ignore", divide="ignore"):
                 avg = np.where(w_new[:, None] > 0, num / w_new[:, None], 0)
-            arr[reg] = avg.astype(arr.dtype)
-        total[region] = w_new.astype(total.dtype)
-
-
-def _record(plan: _Plan, obs_id: int, *, livetime=None, ontime=None, reason=None) -> None:
-    """Record a run in the store attrs: added (with its times) or skipped (with the reason)."""
-    with _holding(plan.store_key, ["attrs"]):
-        group = zarr.open_group(plan.path, mode="r+")
-        attrs = group.attrs.asdict()
-        skipped = dict(zip(attrs["skipped_obs_ids"], attrs["skipped_reasons"], strict=True))
-        update = {}
-        if reason is None:
-            skipped.pop(obs_id, None)
-            update["stacked_obs_ids"] = [*attrs["stacked_obs_ids"], obs_id]
-            update["livetime_total"] = float(attrs["livetime_total"]) + float(livetime)
-            update["ontime_total"] = float(attrs["ontime_total"]) + float(ontime)
-        else:
-            skipped[obs_id] = reason
-        update["skipped_obs_ids"] = [int(i) for i in skipped]
-        update["skipped_reasons"] = list(skipped.values())
-        group.attrs.update(update)
+            writes.append((name, part.bounds, avg.astype(old.dtype)))
+        writes.append(("exposure_irf", part.bounds, w_new.astype(np.float32)))
+    return writes
 
 
 def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) -> dict:
-    """The per-run dask task: reduce on the cutout, add under chunk locks, record."""
+    """The per-run dask task: under the run's lock, reduce it on its cutout and add it into
+    every block that does not hold it yet, then mark it complete (exactly once)."""
     obs_id = int(observation.obs_id)
-    try:
-        fine, irf, arrays = _run_contribution(observation, spec, plan)
-        livetime, ontime = float(observation.livetime), float(observation.ontime)
-    except _Outside as exc:
-        _record(plan, obs_id, reason=str(exc))
-        return {"obs_id": obs_id, "status": "skipped", "reason": str(exc)}
-    except Exception as exc:
-        return _failed(plan, obs_id, f"{type(exc).__name__}: {exc}", on_error)
-    names = [
-        n for _, cols in fine.pieces() for n in _chunk_names("fine", fine.rows, cols, plan.chunks)
-    ]
-    if irf is not None:
-        names += [
-            n
-            for _, cols in irf.pieces()
-            for n in _chunk_names("irf", irf.rows, cols, plan.irf_chunks)
-        ]
-    try:
-        with _holding(plan.store_key, names):
-            group = zarr.open_group(plan.path, mode="r+")
-            _add_fine(group, fine, arrays)
-            if irf is not None:
-                _add_irf(group, irf, arrays)
-            _record(plan, obs_id, livetime=livetime, ontime=ontime)
-    except Exception as exc:
-        reason = f"writing into the store failed (it may hold part of this run): {exc!r}"
-        return _failed(plan, obs_id, reason, on_error)
+    ledger = MosaicLedger(plan.path)
+    with ledger.run_lock(obs_id):
+        record = ledger.run_record(obs_id)
+        if record is not None and record["state"] == "complete":
+            return {"obs_id": obs_id, "status": "present", "reason": ""}
+        try:
+            fine, irf, arrays = _run_contribution(observation, spec, plan)
+            times = {"livetime": float(observation.livetime), "ontime": float(observation.ontime)}
+        except _Outside as exc:
+            ledger.write_run(obs_id, "skipped", reason=str(exc))
+            return {"obs_id": obs_id, "status": "skipped", "reason": str(exc)}
+        except Exception as exc:
+            return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
+        blocks = [(b, p, _fine_writes) for b, p in _blocks("fine", fine, plan.chunks).items()]
+        if irf is not None:
+            blocks += [(b, p, _irf_writes) for b, p in _blocks("irf", irf, plan.irf_chunks).items()]
+        ledger.write_run(obs_id, "adding", **times)
+        try:
+            for block, parts, writes_of in blocks:
+                with ledger.block(block) as holders:
+                    if obs_id not in holders:
+                        ledger.transact(block, obs_id, writes_of(ledger, parts, arrays))
+        except Exception as exc:
+            reason = (
+                f"writing into the store failed ({type(exc).__name__}: {exc}); the store holds "
+                "part of this run: add it again to finish"
+            )
+            return {"obs_id": obs_id, "status": "failed", "reason": reason}
+        ledger.write_run(obs_id, "complete", **times)
     return {"obs_id": obs_id, "status": "added", "reason": ""}
 
 
-def _failed(plan: _Plan, obs_id: int, reason: str, on_error: str) -> dict:
+def _failed(ledger: MosaicLedger, obs_id: int, reason: str, on_error: str) -> dict:
     if on_error == "skip":
-        _record(plan, obs_id, reason=reason)
+        ledger.write_run(obs_id, "skipped", reason=reason)
         return {"obs_id": obs_id, "status": "skipped", "reason": reason}
     return {"obs_id": obs_id, "status": "failed", "reason": reason}
-
-
-def _store_key(path: str) -> str:
-    return hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
 
 
 def _make_plan(path: str, spec: ReductionSpec) -> _Plan:
@@ -552,9 +497,7 @@ def _make_plan(path: str, spec: ReductionSpec) -> _Plan:
     chunks = tuple(group["mask_safe"].chunks[-2:])
     irf_parent = spec.irf_grid(parent) if spec.irf_maps else None
     irf_chunks = tuple(group["exposure_irf"].chunks[-2:]) if spec.irf_maps else None
-    return _Plan(
-        path, _store_key(path), parent, irf_parent, spec.offset_max + margin, chunks, irf_chunks
-    )
+    return _Plan(path, parent, irf_parent, spec.offset_max + margin, chunks, irf_chunks)
 
 
 def _check_same_spec(spec: ReductionSpec, stored: ReductionSpec, path: str) -> None:
@@ -579,8 +522,14 @@ def add_runs_to_mosaic(
 
     One dask task per run: read the run, reduce it on the cutout of radius ``offset_max``
     (plus one pixel) around its pointing, mask it as :func:`~gammaxr.reduce.stack.stack_runs`
-    does, then add it into the zarr chunks it overlaps under per-chunk locks (see the module
+    does, then add it into the zarr chunks it overlaps, exactly once (see the module
     docstring). Peak memory is a few cutouts and chunks per worker, independent of the grid.
+
+    Idempotent: runs the store already holds completely are skipped and reported
+    (``present``); a run half added by an interrupted call is finished (only the chunks that
+    miss it are written). Several calls may run at once, from any processes of one machine
+    (or of machines sharing a file system with working ``flock``), with the same or
+    overlapping runs: each run is counted once.
 
     Parameters
     ----------
@@ -592,25 +541,27 @@ def add_runs_to_mosaic(
         Must equal the store's spec (checked); default the store's
         (:func:`mosaic_spec`).
     on_error : {"raise", "skip"}
-        A run that fails to reduce: ``"skip"`` records it in the store attrs
-        (``skipped_obs_ids``, ``skipped_reasons``) with a warning; ``"raise"`` still adds
-        every other run (each addition is complete and recorded) and then raises
-        :class:`~gammaxr.reduce.runs.RunReductionError` naming the first failed run. Runs
-        whose cutout misses the grid are skipped and recorded in either case.
+        A run that fails to reduce: ``"skip"`` records it as skipped (attrs
+        ``skipped_obs_ids``, ``skipped_reasons`` of the opened store) with a warning;
+        ``"raise"`` still adds every other run (each addition is complete and recorded) and
+        then raises :class:`~gammaxr.reduce.runs.RunReductionError` naming the first failed
+        run. Runs whose cutout misses the grid are skipped and recorded in either case.
     scheduler : str, optional
-        Dask scheduler (``"threads"``, ``"processes"``, ``"sync"``); default dask's current
-        one (threads, or the active ``distributed`` client).
+        Dask scheduler (``"threads"``, ``"processes"``, ``"sync"``) or the address of a
+        ``dask.distributed`` scheduler (``"tcp://host:port"``); default dask's current one
+        (threads, or the active ``distributed`` client).
 
     Returns
     -------
     MosaicResult
-        The obs_ids added and the skipped runs with reasons.
+        The obs_ids added, the skipped runs with reasons, and the runs already present.
 
     Raises
     ------
     ValueError
-        If the spec differs from the store's, an obs_id is given twice or is already in the
-        store.
+        If the spec differs from the store's or an obs_id is given twice.
+    PermissionError
+        If the store is not writable.
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -623,11 +574,10 @@ def add_runs_to_mosaic(
     obs_ids = [int(o.obs_id) for o in observations]
     if len(set(obs_ids)) != len(obs_ids):
         raise ValueError("each run may appear only once (duplicate obs_id)")
-    present = set(_open_group(path).attrs["stacked_obs_ids"]) & set(obs_ids)
-    if present:
-        raise ValueError(f"runs already in the mosaic {path}: {sorted(present)}")
+    if not os.access(path, os.W_OK) or not os.access(MosaicLedger(path).root, os.W_OK):
+        raise PermissionError(f"cannot add runs to the mosaic {path}: it is not writable")
     if not observations:
-        return MosaicResult((), {})
+        return MosaicResult((), {}, ())
     plan = _make_plan(path, spec)
     tasks = [
         dask.delayed(_add_run_task, pure=False)(
@@ -635,12 +585,8 @@ def add_runs_to_mosaic(
         )
         for obs in observations
     ]
-    try:
-        records = dask.compute(*tasks, scheduler=scheduler)
-    finally:  # zarr v2 stores keep root attrs in the consolidated metadata too
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-            zarr.consolidate_metadata(path)
+    with scheduler_context(scheduler) as kwargs:
+        records = dask.compute(*tasks, **kwargs)
     skipped = {r["obs_id"]: r["reason"] for r in records if r["status"] == "skipped"}
     for obs_id, reason in skipped.items():
         warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=2)
@@ -648,4 +594,5 @@ def add_runs_to_mosaic(
     if failed:
         raise RunReductionError(failed[0]["obs_id"], failed[0]["reason"])
     added = tuple(r["obs_id"] for r in records if r["status"] == "added")
-    return MosaicResult(added, skipped)
+    present = tuple(r["obs_id"] for r in records if r["status"] == "present")
+    return MosaicResult(added, skipped, present)
