@@ -134,3 +134,14 @@ def msh_reference_runs(hess_dir, reference_dir):
     store = open_datastore(hess_dir).select_cone((228.32, -59.08), 2.5)
     assert sorted(int(i) for i in store.obs_ids) == sorted(meta["obs_ids"])
     return reduce_runs(store.observations(meta["obs_ids"]), spec).persist(), ref, meta
+
+
+@pytest.fixture(scope="session")
+def simulated_store_dir(tmp_path_factory) -> Path:
+    """A small simulated DL3 store (the default scenario: 4 runs of 300 s, seed 3), made
+    once per session; tests of persistence faults and clusters run on it (no external data)."""
+    from gammaxr.simulate import default_scenario, simulate_datastore
+
+    directory = tmp_path_factory.mktemp("simulated") / "store"
+    simulate_datastore(default_scenario(livetime=300.0, seed=3), directory)
+    return directory

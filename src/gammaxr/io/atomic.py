@@ -21,7 +21,15 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None
 
-__all__ = ["FileLock", "process_tag", "read_json", "tag_is_dead", "write_atomic", "write_json"]
+__all__ = [
+    "FileLock",
+    "process_tag",
+    "read_json",
+    "tag_is_dead",
+    "writable",
+    "write_atomic",
+    "write_json",
+]
 
 
 def process_tag() -> str:
@@ -44,6 +52,18 @@ def tag_is_dead(tag: str) -> bool:
     except PermissionError:  # alive, another user's
         return False
     return False
+
+
+def writable(folder: str | os.PathLike) -> bool:
+    """True if a file can be created in ``folder`` (tried: permission bits do not stop root,
+    but read-only mounts and immutable folders do)."""
+    probe = Path(folder) / f".gammaxr-probe-{process_tag()}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError:
+        return False
+    probe.unlink(missing_ok=True)
+    return True
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -41,7 +41,14 @@ from pathlib import Path
 import dask
 import xarray as xr
 
-from gammaxr.io.atomic import FileLock, process_tag, read_json, tag_is_dead, write_json
+from gammaxr.io.atomic import (
+    FileLock,
+    process_tag,
+    read_json,
+    tag_is_dead,
+    writable,
+    write_json,
+)
 
 __all__ = ["IncompleteStoreError", "open_dataset", "to_zarr", "write_store"]
 
@@ -90,7 +97,7 @@ def _check_target(path: Path) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PermissionError(f"cannot write the zarr store {path}: {exc}") from exc
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not writable(parent):
         raise PermissionError(
             f"cannot write the zarr store {path}: its directory {parent} is not writable"
         )

@@ -64,6 +64,7 @@ import xarray as xr
 import zarr
 
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.io.atomic import writable
 from gammaxr.io.mosaic_ledger import MosaicLedger
 from gammaxr.io.zarr_store import open_dataset, write_store
 from gammaxr.reduce.cluster import scheduler_context
@@ -574,7 +575,7 @@ def add_runs_to_mosaic(
     obs_ids = [int(o.obs_id) for o in observations]
     if len(set(obs_ids)) != len(obs_ids):
         raise ValueError("each run may appear only once (duplicate obs_id)")
-    if not os.access(path, os.W_OK) or not os.access(MosaicLedger(path).root, os.W_OK):
+    if not all(writable(MosaicLedger(path).root / f) for f in ("runs", "blocks", "locks")):
         raise PermissionError(f"cannot add runs to the mosaic {path}: it is not writable")
     if not observations:
         return MosaicResult((), {}, ())
