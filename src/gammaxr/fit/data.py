@@ -79,6 +79,10 @@ class MapData:
         Energy-dispersion kernels (probability per reco bin).
     counts_off, alpha : numpy.ndarray, shape (n_e, n_lat, n_lon), or None
         Off counts and ``acceptance / acceptance_off`` of an on/off dataset.
+    square_pixel : float or None
+        deg; the pixel side of the Gammapy WCS a dataset was relabelled from (attr
+        ``gammapy_pixel_deg``, :mod:`gammaxr.io.gammapy_geometry`), used by
+        ``convention="gammapy"`` for its square PSF-kernel pixels.
     """
 
     name: str
@@ -100,6 +104,7 @@ class MapData:
     edisp: np.ndarray | None = None
     counts_off: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    square_pixel: float | None = None
 
     @property
     def is_on_off(self) -> bool:
@@ -291,6 +296,7 @@ def _one_map(ds, arrays: dict, name: str, names: tuple[str, ...]) -> MapData:
         edisp=edisp,
         counts_off=counts_off,
         alpha=alpha,
+        square_pixel=ds.attrs.get("gammapy_pixel_deg"),
     )
 
 

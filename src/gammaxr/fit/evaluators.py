@@ -180,8 +180,9 @@ class MapSourceEvaluator:
         lon, lat = float(self._lon_nodes[i]), float(self._lat_nodes[j])
         profile = psf_profile_at(d.psf, d.lon_irf, d.lat_irf, lon, lat)
         kernel = psf_kernel(
-            profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self._psf_pixels
-        )
+            profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self._psf_pixels,
+            square_side=d.square_pixel,
+        )  # fmt: skip
         smooth = False
         if self.convention == "gammaxr":
             pixel = max(abs(d.lon_step) * np.cos(np.deg2rad(lat)), abs(d.lat_step))

@@ -210,6 +210,7 @@ def psf_kernel(
     lat_step: float,
     containment: float = PSF_CONTAINMENT,
     psf_pixels: str = "sky",
+    square_side: float | None = None,
 ) -> np.ndarray:
     """PSF convolution kernels on a lon/lat pixel grid at latitude ``lat``.
 
@@ -229,6 +230,9 @@ def psf_kernel(
     psf_pixels : {"sky", "square"}
         Pixel geometry: the grid's own pixels on the sky, or Gammapy's square pixels of side
         ``max(|lon_step|, |lat_step|)`` (see the module docstring).
+    square_side : float, optional
+        deg; the side of the square pixels instead of ``max(|lon_step|, |lat_step|)`` (the
+        WCS pixel of a Gammapy map that was relabelled onto a lon/lat grid).
 
     Returns
     -------
@@ -240,7 +244,7 @@ def psf_kernel(
     radius = containment_radii(profile, rad_edges, containment)
     r68 = containment_radii(profile, rad_edges, 0.68)
     if psf_pixels == "square":
-        side = max(abs(lon_step), abs(lat_step))
+        side = square_side or max(abs(lon_step), abs(lat_step))
         lon_step = np.copysign(side / np.cos(np.deg2rad(lat)), lon_step)
         lat_step = np.copysign(side, lat_step)
     elif psf_pixels != "sky":
