@@ -50,6 +50,13 @@ class GammaDatasetAccessor:
 
         return to_image(self._ds)
 
+    def to_gammapy(self, path: str | os.PathLike, overwrite: bool = False, **kwargs):
+        """Write in Gammapy 2.1's format of the dataset's kind (map dataset FITS, OGIP,
+        gadf-sed); see :func:`gammaxr.io.gammapy_files.write_gammapy`."""
+        from gammaxr.io.gammapy_files import write_gammapy
+
+        return write_gammapy(self._ds, path, overwrite=overwrite, **kwargs)
+
     # ---- background estimation: FoV and ring (gammaxr.reduce.fov_background / .ring) ----
 
     def fov_background(self, exclusion=None, **kwargs) -> xr.Dataset:

@@ -55,7 +55,7 @@ from gammaxr.io.gammapy_geometry import (
     grid_header,
 )
 
-__all__ = ["MAP_HDUS", "read_map_dataset", "write_map_dataset"]
+__all__ = ["MAP_HDUS", "gti_attrs", "gti_hdu", "read_map_dataset", "write_map_dataset"]
 
 #: Gammapy map HDU -> (gammaxr variable, unit of the variable).
 MAP_HDUS = {
@@ -72,6 +72,8 @@ _IRF_UNITS = {"PSF": "sr-1", "EDISP": "", "PSF_EXPOSURE": "m2 s", "EDISP_EXPOSUR
 _META_COLUMNS = {"RA_PNT": "ra_pnt", "DEC_PNT": "dec_pnt", "TELESCOP": "telescope"}
 _META_COLUMNS["OBS_MODE"] = "obs_mode"
 _TIME_KEYS = ("MJDREFI", "MJDREFF", "TIMESYS")
+_WCS_KEYS = ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CRPIX1", "CRPIX2")
+_WCS_KEYS += ("NAXIS1", "NAXIS2", "LONPOLE", "LATPOLE")
 
 
 # --------------------------------------------------------------------------------- reading
@@ -102,11 +104,7 @@ class _Reader:
         return f"{self.path}[{name}]"
 
     def grid(self, hdu: Any, name: str) -> WcsGrid:
-        key = "\n".join(
-            f"{k}={hdu.header.get(k)}"
-            for k in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2", "CRPIX1")
-            + ("CRPIX2", "NAXIS1", "NAXIS2", "LONPOLE", "LATPOLE")
-        )
+        key = "\n".join(f"{k}={hdu.header.get(k)}" for k in _WCS_KEYS)
         if key not in self.grids:
             self.grids[key] = grid_from_header(
                 hdu.header, hdu.data.shape[-2:], geometry=self.geometry, source=self.source(name)
@@ -131,9 +129,11 @@ class _Reader:
         if hdu.data is None or hdu.data.ndim < 2:
             raise ValueError(f"{self.source(name)}: not an image map")
         bands_name = str(hdu.header.get("BANDSHDU", f"{name}_BANDS"))
-        axes = axes_from_bands(self.hdul[bands_name], self.source(bands_name)) if (
-            bands_name in self.hdul
-        ) else []
+        axes = (
+            axes_from_bands(self.hdul[bands_name], self.source(bands_name))
+            if (bands_name in self.hdul)
+            else []
+        )
         if len(axes) != hdu.data.ndim - 2:
             raise ValueError(
                 f"{self.source(name)}: {hdu.data.ndim - 2} non-spatial axes in the image but "
@@ -221,7 +221,7 @@ def _renamed(coords: dict, old: str, new: str) -> dict:
     ) for k, v in coords.items()}  # fmt: skip
 
 
-def _gti_attrs(hdul: fits.HDUList) -> dict:
+def gti_attrs(hdul: fits.HDUList) -> dict:
     if "GTI" not in hdul:
         return {}
     hdu = hdul["GTI"]
@@ -313,7 +313,7 @@ def read_map_dataset(path: str | os.PathLike, *, geometry: str = "auto") -> xr.D
             attrs["gammapy_pixel_deg"] = main.pixel_side
         if irf is not None and not irf.exact:
             attrs["gammapy_wcs_irf"] = irf.header
-        attrs.update(_gti_attrs(hdul))
+        attrs.update(gti_attrs(hdul))
         attrs.update(_meta_attrs(hdul))
         attrs["source_file"] = os.path.basename(path)
         return xr.Dataset({**data_vars, **irf_vars}, coords=reader.coords, attrs=attrs)
@@ -362,7 +362,7 @@ def _exposure_irf_hdus(
     return _image_hdu(var, axes, name, header, {})
 
 
-def _gti_hdu(attrs: dict) -> fits.BinTableHDU | None:
+def gti_hdu(attrs: dict) -> fits.BinTableHDU | None:
     if "gti_start" in attrs and "gti_stop" in attrs:
         start, stop = np.atleast_1d(attrs["gti_start"]), np.atleast_1d(attrs["gti_stop"])
     elif "tstart" in attrs and "tstop" in attrs:
@@ -404,9 +404,7 @@ def _meta_table_hdu(attrs: dict) -> fits.BinTableHDU | None:
                             array=text[None, :])
             )  # fmt: skip
         else:
-            columns.append(
-                fits.Column(column, f"{ids.size}D", array=values.astype(float)[None, :])
-            )
+            columns.append(fits.Column(column, f"{ids.size}D", array=values.astype(float)[None, :]))
     return fits.BinTableHDU.from_columns(columns, name="META_TABLE")
 
 
@@ -480,7 +478,7 @@ def write_map_dataset(ds: xr.Dataset, path: str | os.PathLike, overwrite: bool =
                 weights = "exposure_irf"
             if weights in ds:
                 hdus += _exposure_irf_hdus(ds, weights, f"{name}_EXPOSURE", kernel_dim, irf_header)
-    for hdu in (_gti_hdu(ds.attrs), _meta_table_hdu(ds.attrs)):
+    for hdu in (gti_hdu(ds.attrs), _meta_table_hdu(ds.attrs)):
         if hdu is not None:
             hdus.append(hdu)
     path.parent.mkdir(parents=True, exist_ok=True)
