@@ -120,9 +120,15 @@ def test_demo_outputs_exist_and_reopen(demo):
     assert len(fit["covariance"]["parameters"]) == 10
     cov = np.array(fit["covariance"]["matrix"])
     np.testing.assert_allclose(np.sqrt(np.diag(cov)), [fit["parameters"][n]["error"] for n in fit["covariance"]["parameters"]], rtol=1e-6)  # fmt: skip
-    fp = pd.read_csv(out / "flux_points.csv")
-    np.testing.assert_allclose(fp["e2dnde"], results["sed_e2dnde"])
-    assert np.all(fp["e_min"] < fp["e_ref"]) and np.all(fp["e_ref"] < fp["e_max"])
+    fp = gammaxr.read_gammapy(out / "flux_points.ecsv")
+    np.testing.assert_allclose(fp["e2dnde"], results["sed_e2dnde"], rtol=1e-10)
+    lo, hi = fp["energy_bounds"].values.T
+    assert np.all(lo < fp["e_ref"].values) and np.all(fp["e_ref"].values < hi)
+    assert models.covariance is not None  # models_fitted_covariance.dat
+    np.testing.assert_allclose(
+        models.covariance.sel(param=fit["covariance"]["parameters"],
+                              param2=fit["covariance"]["parameters"]).values, cov, rtol=1e-10,
+    )  # fmt: skip
     excess = gammaxr.open_dataset(out / "excess_map.zarr")
     np.testing.assert_allclose(excess["significance"].values, results["significance"].values)
     config = yaml.safe_load((out / "config.yaml").read_text())

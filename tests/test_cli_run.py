@@ -37,7 +37,7 @@ def test_commands_registered():
 
 
 def test_demo_writes_everything(demo_dir):
-    for name in ("stacked.zarr", "models_fitted.yaml", "flux_points.csv", "significance.png"):
+    for name in ("stacked.zarr", "models_fitted.yaml", "flux_points.ecsv", "significance.png"):
         assert (demo_dir / name).exists(), name
     summary = (demo_dir / "summary.txt").read_text()
     assert "pull" in summary and "fit: success True" in summary

@@ -7,9 +7,11 @@ Files in the output directory (:data:`OUTPUT_NAMES`):
 - ``config.yaml``: the description that was run;
 - ``fit_parameters.csv``: one row per parameter (value, error, min, max, frozen, unit, link;
   with truth: true_value, pull); ``fit_result.yaml``: fit status, values and covariance;
-- ``models_fitted.yaml``: the fitted models in Gammapy's model YAML (:meth:`Models.read`);
-- ``flux_points.csv``: e_ref, e_min, e_max and the SED columns (dnde, e2dnde, ... with errors
-  and upper limits, ts, sqrt_ts, is_ul);
+- ``models_fitted.yaml`` and ``models_fitted_covariance.dat``: the fitted models and their
+  covariance in Gammapy's model YAML (:meth:`Models.read` / Gammapy's ``Models.read``);
+- ``flux_points.ecsv``: the flux points as a gadf-sed table with units (``SED_TYPE``
+  likelihood: e_ref, e_min, e_max, reference fluxes, norms with errors and upper limits, ts,
+  sqrt_ts, is_ul...), read by :func:`gammaxr.read_gammapy` and Gammapy's ``FluxPoints.read``;
 - ``excess_map.zarr``: the energy-summed correlated excess / significance maps;
 - figures ``counts.png``, ``significance.png``, ``significance_distribution.png``,
   ``residuals.png``, ``spectrum.png``;
@@ -31,7 +33,6 @@ __all__ = [
     "FIGURE_NAMES",
     "OUTPUT_NAMES",
     "analysis_summary",
-    "flux_points_table",
     "parameters_table",
     "write_figures",
     "write_outputs",
@@ -51,7 +52,8 @@ OUTPUT_NAMES = (
     "fit_parameters.csv",
     "fit_result.yaml",
     "models_fitted.yaml",
-    "flux_points.csv",
+    "models_fitted_covariance.dat",
+    "flux_points.ecsv",
     "excess_map.zarr",
     *FIGURE_NAMES,
     "summary.txt",
@@ -75,32 +77,6 @@ def parameters_table(results: xr.Dataset):
     """
     columns = [c for c in _TABLE_COLUMNS if c in results]
     return results[columns].to_dataframe()[columns]
-
-
-def flux_points_table(flux_points: xr.Dataset):
-    """Flux points as a table (loaded here).
-
-    Parameters
-    ----------
-    flux_points : xarray.Dataset
-        Output of :func:`gammaxr.estimators.flux_points.flux_points` (dim ``energy``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bin: ``e_ref``, ``e_min``, ``e_max`` [TeV], then every 1D variable
-        (``dnde`` [cm-2 s-1 TeV-1], ``e2dnde`` [TeV cm-2 s-1], errors, upper limits, ``ts``,
-        ``sqrt_ts``, ``is_ul``, ...).
-    """
-    fp = flux_points.load()
-    lo, hi = axis_lo_hi(fp, "energy")
-    columns = {"e_ref": fp["e_ref"].values, "e_min": np.asarray(lo), "e_max": np.asarray(hi)}
-    for name, var in fp.data_vars.items():
-        if var.dims == ("energy",):
-            columns[name] = var.values
-    import pandas as pd
-
-    return pd.DataFrame(columns)
 
 
 def _fit_yaml(result: Any) -> str:
@@ -264,9 +240,11 @@ def write_outputs(
     if result is not None:
         parameters_table(results).to_csv(out_dir / "fit_parameters.csv")
         (out_dir / "fit_result.yaml").write_text(_fit_yaml(result))
-        result.models.write(out_dir / "models_fitted.yaml", overwrite=True)
+        result.models.write(out_dir / "models_fitted.yaml", overwrite=True, covariance=True)
     if flux_points is not None:
-        flux_points_table(flux_points).to_csv(out_dir / "flux_points.csv", index=False)
+        from gammaxr.io.gadf_sed import write_flux_points
+
+        write_flux_points(flux_points, out_dir / "flux_points.ecsv", overwrite=True)
     if excess is not None:
         to_zarr(excess.assign_attrs(frame=stacked.attrs["frame"]), out_dir / "excess_map.zarr")
     if plots:

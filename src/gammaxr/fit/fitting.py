@@ -168,7 +168,7 @@ def fit_data(
     table = result_dataset(models, fitted, res, tol=tol, strategy=strategy)
     if not res.success:
         warnings.warn(f"fit did not converge: {res.message}", RuntimeWarning, stacklevel=3)
-    return FitResult(table, fitted)
+    return FitResult(table, fitted.with_covariance(table["covariance"]))
 
 
 def _to_xarray(ds: xr.Dataset, data, arrays: list[np.ndarray], kind: str) -> xr.DataArray:

@@ -24,7 +24,10 @@ parameters and, unless ``full_output``, ``min``/``max``/``error``/``frozen`` are
 when they differ from the default. Type names are Gammapy's class names; Gammapy's short
 tags (``pl``, ``gauss``...) and gammaxr class names are accepted on reading. Parameters in
 other compatible units are converted to the canonical ones. Parameters sharing a ``link``
-label are linked. The ``covariance`` file entry and ``metadata`` are ignored on reading.
+label are linked. ``metadata`` is ignored on reading. The ``covariance:`` entry names
+Gammapy's covariance file next to the YAML file (:mod:`gammaxr.models.covariance`):
+:func:`read_models` reads it into :attr:`Models.covariance` and
+``write_models(..., covariance=True)`` writes it.
 Template spatial models live in FITS files next to the YAML file (relative paths are
 relative to the YAML file's directory).
 """
@@ -292,6 +295,7 @@ def write_models(
     path: str | Path,
     overwrite: bool = False,
     full_output: bool = False,
+    covariance: bool = False,
 ) -> None:
     """Write models to a YAML file that Gammapy's ``Models.read`` reads.
 
@@ -308,6 +312,9 @@ def write_models(
         Replace existing YAML and template files.
     full_output : bool
         Write every parameter field.
+    covariance : bool
+        Also write ``{yaml stem}_covariance.dat`` (the models' covariance, else the one
+        implied by the parameter errors) and name it under ``covariance:``, as Gammapy.
     """
     path = Path(path)
     models = Models(models) if not isinstance(models, Models) else models
@@ -326,8 +333,14 @@ def write_models(
             if not (target.exists() and _same_light_curve(target, m.temporal)):
                 m.temporal.write(target, overwrite=overwrite)
             filenames[f"{m.name}.temporal"] = name
-    text = _dump(models_to_dict(models, full_output=full_output, template_filenames=filenames))
-    path.write_text(text)
+    data = models_to_dict(models, full_output=full_output, template_filenames=filenames)
+    if covariance:
+        from .covariance import covariance_filename, write_covariance
+
+        name = covariance_filename(path)
+        write_covariance(path.parent / name, models, models.covariance)
+        data["covariance"] = name
+    path.write_text(_dump(data))
 
 
 # ----------------------------------------------------------------------------------------
@@ -612,4 +625,15 @@ def models_from_yaml(text: str, base_path: str | Path | None = None, source: str
 def read_models(path: str | Path) -> Models:
     """Read a model YAML file written by gammaxr or Gammapy."""
     path = Path(path)
-    return models_from_yaml(path.read_text(), base_path=path.parent, source=str(path))
+    text = path.read_text()
+    models = models_from_yaml(text, base_path=path.parent, source=str(path))
+    name = (yaml.safe_load(text) or {}).get("covariance")
+    if name:
+        from .covariance import read_covariance
+
+        file = Path(name) if Path(name).is_absolute() else path.parent / name
+        if not file.exists():
+            warnings.warn(f"{path}: covariance file {name!r} not found; not read", stacklevel=2)
+        else:
+            models = models.with_covariance(read_covariance(file, models))
+    return models

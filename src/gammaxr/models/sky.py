@@ -554,6 +554,19 @@ class Models(Sequence):
             coords={"param": [r.full_name for r, _ in rows]},
         )
 
+    # -- covariance (see covariance.py) -------------------------------------------------
+    @property
+    def covariance(self) -> xr.DataArray | None:
+        """Parameter covariance (dims ``param``, ``param2``; full names) or None: set by a
+        fit, read from the covariance file a model YAML names, kept by :meth:`write`."""
+        return getattr(self, "_covariance", None)
+
+    def with_covariance(self, covariance: xr.DataArray | None) -> Models:
+        """A copy holding ``covariance`` (dims ``param``, ``param2``)."""
+        out = Models(self._models)
+        out._covariance = covariance
+        return out
+
     # -- serialisation (see serialize.py) ----------------------------------------------
     def to_dict(self, full_output: bool = False) -> dict:
         """Gammapy-compatible ``{"components": [...]}`` dictionary."""
