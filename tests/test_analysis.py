@@ -312,3 +312,19 @@ def test_read_config_errors(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(AnalysisConfigError, match="mapping at the top level"):
         read_analysis_config(bad)
+
+
+def test_demo_stacked_dataset_and_store_summaries(demo):
+    out, results = demo
+    stacked = gammaxr.open_dataset(out / "stacked.zarr")
+    text = repr(stacked.gamma)
+    counts, background = results.attrs["counts_total"], results.attrs["background_total"]
+    assert f"counts (safe)     : {counts:.0f}" in text
+    assert f"excess (safe)     : {counts - background:.1f}" in text
+    assert "significance" in text and "livetime 0.67 h" in text  # 4 runs of 600 s
+    store = gammaxr.open_datastore(out / "store")
+    obs = store.observation(int(store.obs_ids[0]))
+    summary = repr(obs)
+    assert "zenith   : 20.0 deg" in summary and "livetime : 10.0 min" in summary
+    assert obs.loaded == ()
+    assert "runs     : 4" in store.info(show=False)

@@ -197,7 +197,7 @@ def test_observation_is_lazy(hess, count_opens):
     assert obs.obs_id == 23523 and obs.loaded == ()
     assert obs.psf_class == "psf_table" and obs.hdu_classes["bkg"] == "bkg_3d"
     assert count_opens == []
-    assert obs.events.sizes["event"] == int(obs.info["event_count"])
+    assert obs.events.sizes["event"] == int(obs.obs_info["event_count"])
     assert len(count_opens) == 1
 
 
@@ -305,7 +305,7 @@ def test_cta_runs_load_sharing_the_irf_file(cta, count_opens):
     assert sorted(set(count_opens)) == sorted(set(cta.hdu_table["path"].values))
     assert len(count_opens) == 5  # four event files, the shared IRF file once
     for obs in runs:
-        assert obs.events.sizes["event"] == int(obs.info["event_count"])
+        assert obs.events.sizes["event"] == int(obs.obs_info["event_count"])
         assert {"detx", "dety", "mc_id"} <= set(obs.events.data_vars)
         assert obs.psf_class == "psf_3gauss" and isinstance(obs.psf, xr.Dataset)
         assert set(obs.psf.data_vars) == {
@@ -320,7 +320,7 @@ def test_cta_runs_load_sharing_the_irf_file(cta, count_opens):
         assert obs.aeff.dims == ("energy_true", "offset")
         assert obs.edisp.dims == ("energy_true", "migra", "offset")
         assert obs.bkg.dims == ("energy", "fov_lon", "fov_lat")
-        assert obs.livetime == pytest.approx(float(obs.info["livetime"]))
+        assert obs.livetime == pytest.approx(float(obs.obs_info["livetime"]))
     # the shared IRF was read once: the snapshots share its (read-only) buffer
     assert np.shares_memory(runs[0].edisp.values, runs[3].edisp.values)
 

@@ -23,6 +23,25 @@ class GammaDatasetAccessor:
     def __init__(self, ds: xr.Dataset):
         self._ds = ds
 
+    def __repr__(self) -> str:
+        """Summary of the dataset (computes totals); see :func:`gammaxr.summary.dataset_text`."""
+        from gammaxr.summary import dataset_text
+
+        return dataset_text(self._ds)
+
+    def _repr_html_(self) -> str:
+        """Notebook summary; see :func:`gammaxr.summary.dataset_html`."""
+        from gammaxr.summary import dataset_html
+
+        return dataset_html(self._ds)
+
+    def summary(self) -> dict:
+        """Counts, background, excess, significance, ... as numbers; see
+        :func:`gammaxr.summary.dataset_summary`."""
+        from gammaxr.summary import dataset_summary
+
+        return dataset_summary(self._ds)
+
     @property
     def grid(self):
         """The :class:`gammaxr.geom.SkyGrid` of the dataset (from ``lon``/``lat`` and ``frame``)."""

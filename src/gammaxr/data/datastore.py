@@ -144,6 +144,19 @@ class DataStore:
         source = self._obs_table.attrs.get("source", "")
         return f"<DataStore {len(ids)} runs [{shown}] from {source}>"
 
+    def info(self, show: bool = True) -> str | None:
+        """Summary of the store: runs, targets, livetime, zenith and date ranges, events and
+        HDU classes, from the index tables (nothing else read); see
+        :func:`gammaxr.summary.data.datastore_text`. Prints it (``show=True``) or returns it.
+        """
+        from gammaxr.summary.data import datastore_text
+
+        text = datastore_text(self)
+        if not show:
+            return text
+        print(text)
+        return None
+
     # ------------------------------------------------------------------ selection
     def select(self, mask: xr.DataArray | np.ndarray | Sequence[bool]) -> DataStore:
         """New store with the runs where ``mask`` is true.

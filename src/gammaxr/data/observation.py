@@ -107,9 +107,24 @@ class Observation:
         return self._obs_id
 
     @property
-    def info(self) -> xr.Dataset:
+    def obs_info(self) -> xr.Dataset:
         """This run's row of the observation table (a shallow copy; 0-d variables)."""
         return self._info.copy(deep=False)
+
+    def info(self, show: bool = True) -> str | None:
+        """Summary of the run: target, pointing, start, livetime, zenith, events, IRFs.
+
+        Header and observation table only (no events read); see
+        :func:`gammaxr.summary.data.observation_text`. Prints it (``show=True``, as
+        Gammapy's ``info()`` methods do) or returns it.
+        """
+        from gammaxr.summary.data import observation_text
+
+        text = observation_text(self)
+        if not show:
+            return text
+        print(text)
+        return None
 
     @property
     def hdus(self) -> Mapping[str, HDULocation]:
@@ -138,8 +153,14 @@ class Observation:
         return tuple(dict.fromkeys(loc.path for loc in self._hdus.values()))
 
     def __repr__(self) -> str:
-        state = f"loaded {list(self.loaded)}" if self.loaded else "lazy"
-        return f"<Observation obs_id={self._obs_id} hdus={list(self._hdus)} {state}>"
+        from gammaxr.summary.data import observation_text
+
+        return observation_text(self)
+
+    def _repr_html_(self) -> str:
+        from gammaxr.summary.data import observation_html
+
+        return observation_html(self)
 
     # ------------------------------------------------------------------ HDU access
     def location(self, hdu_type: str) -> HDULocation:

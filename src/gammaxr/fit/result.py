@@ -56,6 +56,17 @@ class FitResult(NamedTuple):
         """Number of likelihood evaluations."""
         return int(self.parameters.attrs["nfev"])
 
+    def __repr__(self) -> str:
+        """Fit status and parameter table; see :func:`gammaxr.summary.fit.fit_text`."""
+        from gammaxr.summary.fit import fit_text
+
+        return fit_text(self)
+
+    def _repr_html_(self) -> str:
+        from gammaxr.summary.fit import fit_html
+
+        return fit_html(self)
+
     def value(self, name: str) -> float:
         """Fitted value of parameter ``name`` (full name ``model.component.name``)."""
         return float(self.parameters["value"].sel(param=name))

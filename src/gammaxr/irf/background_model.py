@@ -252,7 +252,7 @@ def _run_task(observation, energy_edges, spatial, on_error: str, kwargs) -> dict
 
 def _table_coords(observations) -> dict[str, tuple]:
     """Numeric observation-table columns shared by all runs, as coordinates along obs_id."""
-    infos = [o.info for o in observations]
+    infos = [o.obs_info for o in observations]
     names = [
         n
         for n, v in infos[0].data_vars.items()
