@@ -5,7 +5,8 @@
   with the background profiled (background models do not apply);
 - spectrum dataset with a ``background`` (no off counts): cash;
 - datasets with an ``obs_id`` dim: one term per run (joint likelihood; sky model parameters
-  shared, background norms per run or shared; see :mod:`gammaxr.fit.data` for names).
+  shared, background norms per run or shared; see :mod:`gammaxr.fit.data` for names);
+- priors on parameters add ``weight * (-2 log p(value))`` (:mod:`gammaxr.models.priors`).
 
 A :class:`FitContext` is created per fit (or per :func:`gammaxr.fit.npred` call): it
 holds the numpy snapshots of the datasets and the evaluators with their caches, so nothing is
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gammaxr.models import FoVBackgroundModel, Models, SkyModel
+from gammaxr.models import FoVBackgroundModel, Models, Prior, SkyModel
 from gammaxr.stats import cash, wstat, wstat_mu_bkg
 
 from .data import MapData, SpectrumData
@@ -237,6 +238,19 @@ class SpectrumTerm(_Term):
         return out
 
 
+def _priors(models: Models) -> list[tuple[tuple[str, str], str, Prior]]:
+    """``((model, component), parameter name, prior)`` of every parameter with a prior,
+    frozen ones included (a constant), linked parameters once."""
+    out, links = [], set()
+    for ref, p in models.parameters:
+        if p.prior is None or (p.link is not None and p.link in links):
+            continue
+        if p.link is not None:
+            links.add(p.link)
+        out.append(((ref.model, ref.component), ref.name, p.prior))
+    return out
+
+
 class FitContext:
     """The likelihood of ``models`` on datasets, with all caches of one fit.
 
@@ -281,6 +295,7 @@ class FitContext:
                 )
         if require_sources and not any(t.sources for t in self.terms):
             raise ValueError("no sky model applies to any dataset")
+        self.priors = _priors(models)
         self.nfev = 0
 
     def values(self, vector: Sequence[float] | None = None) -> Values:
@@ -288,10 +303,16 @@ class FitContext:
         return self.models.component_values(vector)
 
     def stat(self, vector: Sequence[float] | None = None) -> float:
-        """Total -2 log likelihood at ``vector`` (free parameters; start values if None)."""
+        """Total statistic at ``vector`` (free parameters; start values if None): -2 log
+        likelihood of every term plus the priors' statistic."""
         self.nfev += 1
         values = self.values(vector)
-        return float(sum(term.stat(values) for term in self.terms))
+        total = sum(term.stat(values) for term in self.terms)
+        return float(total + self.prior_stat(values))
+
+    def prior_stat(self, values: Values) -> float:
+        """Sum of the priors' statistic (:mod:`gammaxr.models.priors`) at ``values``."""
+        return float(sum(prior.stat(values[key][name]) for key, name, prior in self.priors))
 
     __call__ = stat
 

@@ -24,6 +24,7 @@ from .compound import CompoundSpectral
 from .ebl import EBLAbsorptionNorm, read_ebl_table, write_ebl_table
 from .parameters import Model, Parameter, ParameterUnitError
 from .pixels import integrate_geom, integrate_pixels, pixel_solid_angle
+from .priors import GaussianPrior, Prior, UniformPrior
 from .serialize import (
     SPATIAL_MODELS,
     SPECTRAL_MODELS,
@@ -87,6 +88,7 @@ __all__ = [
     "ExpCutoffPowerLaw3FGL",
     "ExpDecayTemporalModel",
     "FoVBackgroundModel",
+    "GaussianPrior",
     "GaussianSpatialModel",
     "GaussianTemporalModel",
     "GeneralizedGaussianSpatialModel",
@@ -101,6 +103,7 @@ __all__ = [
     "PiecewiseNorm",
     "PointSpatialModel",
     "PowerLaw",
+    "Prior",
     "PowerLaw2",
     "PowerLawNorm",
     "Shell2SpatialModel",
@@ -111,6 +114,7 @@ __all__ = [
     "SpectralModel",
     "SuperExpCutoffPowerLaw4FGLDR3",
     "TemplateSpatialModel",
+    "UniformPrior",
     "TemplateSpectral",
     "TemporalModel",
     "UnknownModelTypeError",

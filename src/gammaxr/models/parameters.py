@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 import astropy.units as u
 import numpy as np
 
+from .priors import Prior
+
 __all__ = ["Model", "Parameter", "ParameterUnitError", "to_canonical"]
 
 
@@ -55,6 +57,9 @@ class Parameter:
     link : str or None
         Link label: parameters with the same label in one :class:`~gammaxr.models.Models`
         collection share one fit parameter (e.g. a background norm shared by datasets).
+    prior : Prior or None
+        A prior (:mod:`gammaxr.models.priors`, values in ``unit``) added to the fit
+        statistic; a uniform prior also narrows the fit bounds to its support.
     """
 
     name: str
@@ -65,6 +70,7 @@ class Parameter:
     frozen: bool = False
     error: float = 0.0
     link: str | None = field(default=None)
+    prior: Prior | None = field(default=None)
 
     def __post_init__(self) -> None:
         for attr in ("value", "min", "max", "error"):
@@ -76,6 +82,11 @@ class Parameter:
                     f"parameter {self.name!r}: {attr} must be a number, got {raw!r}"
                 ) from exc
         object.__setattr__(self, "frozen", bool(self.frozen))
+        if self.prior is not None and not isinstance(self.prior, Prior):
+            raise TypeError(
+                f"parameter {self.name!r}: prior must be a gammaxr.models.priors.Prior "
+                f"(GaussianPrior, UniformPrior), got {type(self.prior).__name__}"
+            )
         text = str(self.unit or "").strip()
         _parse_unit(self.name, text)
         object.__setattr__(self, "unit", "" if _is_dimensionless(text) else text)
@@ -105,10 +116,21 @@ class Parameter:
 
     @property
     def bounds(self) -> tuple[float, float]:
-        """``(min, max)`` with NaN replaced by -inf / +inf."""
+        """``(min, max)`` with NaN replaced by -inf / +inf, narrowed to the support of a
+        uniform prior."""
         lo = -math.inf if math.isnan(self.min) else self.min
         hi = math.inf if math.isnan(self.max) else self.max
+        if self.prior is not None:
+            p_lo, p_hi = self.prior.bounds()
+            lo, hi = max(lo, p_lo), min(hi, p_hi)
         return lo, hi
+
+    def prior_stat(self, value: float | None = None) -> float:
+        """The prior's statistic at ``value`` (default the parameter's value); 0 without a
+        prior (:mod:`gammaxr.models.priors`)."""
+        if self.prior is None:
+            return 0.0
+        return self.prior.stat(self.value if value is None else value)
 
     def replace(self, **changes: Any) -> Parameter:
         """A copy with some fields changed (``p.replace(value=2.0, frozen=True)``)."""
@@ -138,6 +160,7 @@ class Parameter:
             max=self.max * scale,
             error=abs(self.error * scale),
             unit=unit,
+            prior=None if self.prior is None else self.prior.scaled(scale),
         )
 
 

@@ -24,8 +24,9 @@ parameters and, unless ``full_output``, ``min``/``max``/``error``/``frozen`` are
 when they differ from the default. Type names are Gammapy's class names; Gammapy's short
 tags (``pl``, ``gauss``...) and gammaxr class names are accepted on reading. Parameters in
 other compatible units are converted to the canonical ones. Parameters sharing a ``link``
-label are linked. ``metadata`` is ignored on reading. The ``covariance:`` entry names
-Gammapy's covariance file next to the YAML file (:mod:`gammaxr.models.covariance`):
+label are linked. A parameter's ``prior`` entry (Gammapy's layout) is read and written
+(:mod:`gammaxr.models.priors`). ``metadata`` is ignored on reading. The ``covariance:`` entry
+names Gammapy's covariance file next to the YAML file (:mod:`gammaxr.models.covariance`):
 :func:`read_models` reads it into :attr:`Models.covariance` and
 ``write_models(..., covariance=True)`` writes it.
 Template spatial models live in FITS files next to the YAML file (relative paths are
@@ -45,6 +46,7 @@ import yaml
 from .compound import CompoundSpectral
 from .ebl import EBLAbsorptionNorm
 from .parameters import Model, Parameter, ParameterUnitError
+from .priors import PriorFormatError, prior_from_dict
 from .sky import FoVBackgroundModel, Models, SkyModel
 from .spatial import (
     DiskSpatialModel,
@@ -171,6 +173,8 @@ def _parameter_to_dict(p: Parameter, default: Parameter, full_output: bool) -> d
         out["frozen"] = bool(p.frozen)
     if p.link is not None:
         out["link"] = p.link
+    if p.prior is not None:
+        out["prior"] = p.prior.to_dict()
     return out
 
 
@@ -347,7 +351,7 @@ def write_models(
 # reading
 # ----------------------------------------------------------------------------------------
 
-_PARAM_KEYS = {"name", "value", "unit", "error", "min", "max", "frozen", "link"}
+_PARAM_KEYS = {"name", "value", "unit", "error", "min", "max", "frozen", "link", "prior"}
 _IGNORED_PARAM_KEYS = {"interp", "scale_method", "scale_transform", "scale", "factor", "is_norm"}
 
 
@@ -368,8 +372,6 @@ def _parameters_from_list(
             raise ModelFormatError(
                 f"{where}: {cls.tag} has no parameter {name!r}; valid names are {list(defaults)}"
             )
-        if "prior" in entry:
-            raise ModelFormatError(f"{where}: parameter {name!r} has a prior (not supported)")
         unknown = set(entry) - _PARAM_KEYS - _IGNORED_PARAM_KEYS
         if unknown:
             raise ModelFormatError(
@@ -378,13 +380,18 @@ def _parameters_from_list(
         d = defaults[name]
         try:
             # fields given in the file are in the file's unit; omitted ones are defaults
+            unit = entry.get("unit", d.unit) or ""
+            prior = entry.get("prior")
+            if prior is not None:
+                prior = prior_from_dict(prior, unit, f"{where}: parameter {name!r}")
             given = Parameter(
                 name=name,
                 value=entry.get("value", math.nan),
-                unit=entry.get("unit", d.unit) or "",
+                unit=unit,
                 min=_nan(entry.get("min")),
                 max=_nan(entry.get("max")),
                 error=entry.get("error", 0.0),
+                prior=prior,
             ).to_unit(d.unit)
             out[name] = d.replace(
                 value=given.value if "value" in entry else d.value,
@@ -393,8 +400,9 @@ def _parameters_from_list(
                 error=given.error if "error" in entry else d.error,
                 frozen=bool(entry.get("frozen", d.frozen)),
                 link=entry.get("link"),
+                prior=given.prior,
             )
-        except (ParameterUnitError, TypeError) as exc:
+        except (ParameterUnitError, PriorFormatError, TypeError) as exc:
             raise ModelFormatError(f"{where}: {exc}") from exc
     missing = set(defaults) - set(out)
     if missing and cls not in (TemplateSpectral, TemplateSpatialModel):
