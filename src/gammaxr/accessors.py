@@ -166,6 +166,13 @@ class GammaDatasetAccessor:
 
         return light_curve(self._ds, models, time_intervals, **kwargs)
 
+    def sensitivity(self, spectral_model=None, **kwargs) -> xr.Dataset:
+        """Differential sensitivity per energy bin of a spectrum dataset; see
+        :func:`gammaxr.estimators.sensitivity.sensitivity`."""
+        from gammaxr.estimators.sensitivity import sensitivity
+
+        return sensitivity(self._ds, spectral_model, **kwargs)
+
     # ---- plotting (gammaxr.plot; a compute boundary: the pixels drawn are computed) ----
 
     def plot_map(self, var: str, ax=None, **kwargs):

@@ -1,11 +1,12 @@
 """Estimators: excess and significance maps, residual maps, flux points, TS maps, light
-curves and model error bands (butterflies)."""
+curves, model error bands (butterflies) and differential sensitivity."""
 
 from gammaxr.estimators.butterfly import butterfly
 from gammaxr.estimators.excess_map import OPTIONAL_OUTPUTS, excess_map, reco_exposure
 from gammaxr.estimators.flux_points import flux_points
 from gammaxr.estimators.light_curve import light_curve
 from gammaxr.estimators.residuals import RESIDUAL_METHODS, dataset_residuals, residual_map
+from gammaxr.estimators.sensitivity import minimum_excess, sensitivity
 from gammaxr.estimators.smoothing import (
     box_kernel,
     convolve_sky,
@@ -27,8 +28,10 @@ __all__ = [
     "gauss_kernel",
     "kernel_steps",
     "light_curve",
+    "minimum_excess",
     "reco_exposure",
     "residual_map",
+    "sensitivity",
     "tophat_kernel",
     "ts_map",
 ]

@@ -15,7 +15,8 @@ function computes only the pixels or numbers it draws; dask-backed inputs are fi
 
 Modules: :mod:`~gammaxr.plot.maps` (maps, residuals, significance distributions),
 :mod:`~gammaxr.plot.spectra` (spectral models with error bands, flux points),
-:mod:`~gammaxr.plot.profiles` (likelihood profiles and contours).
+:mod:`~gammaxr.plot.profiles` (likelihood profiles and contours),
+:mod:`~gammaxr.plot.sensitivity` (differential sensitivity curves).
 """
 
 from gammaxr.plot.maps import (
@@ -29,6 +30,7 @@ from gammaxr.plot.maps import (
     significance_distribution,
 )
 from gammaxr.plot.profiles import plot_stat_contour, plot_stat_profile
+from gammaxr.plot.sensitivity import plot_sensitivity
 from gammaxr.plot.spectra import (
     SED_LABELS,
     plot_flux_points,
@@ -44,6 +46,7 @@ __all__ = [
     "plot_flux_points",
     "plot_map",
     "plot_residuals",
+    "plot_sensitivity",
     "plot_significance_distribution",
     "plot_significance_map",
     "plot_spectrum",
