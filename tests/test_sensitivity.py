@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import astropy.units as u
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import regions as rg
+from astropy.coordinates import SkyCoord
 
 import gammaxr.accessors  # noqa: F401
 from gammaxr.estimators import minimum_excess, sensitivity
 from gammaxr.estimators.sensitivity import TEV_TO_ERG
 from gammaxr.fit import npred
 from gammaxr.fit.toy import toy_map_dataset, toy_spectrum_dataset
+from gammaxr.geom.axes import axis_lo_hi
 from gammaxr.models import LogParabola, PowerLaw, SkyModel
 from gammaxr.plot import plot_sensitivity
+from gammaxr.reduce.irf_spectrum import irf_spectrum_dataset
+from gammaxr.reduce.spectrum import SpectrumSpec
+from gammaxr.simulate import ToyInstrument, read_irfs
 from gammaxr.stats import li_ma_significance
 
 
@@ -101,3 +110,70 @@ def test_plot_sensitivity(spectrum):
     assert ax.get_xscale() == "log" and "erg cm-2 s-1" in ax.get_ylabel()
     assert len(ax.lines) == 1 + 3  # curve, then one marker set per criterion
     plt.close("all")
+
+
+# -- expected datasets from IRFs ------------------------------------------------------------
+
+PROD5 = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/cta-caldb/Prod5-South-20deg-AverageAz-14MSTs37SSTs.180000s-v0.1.fits.gz"
+)
+# Gammapy 2.1, hand-run in a separate environment (never a test dependency):
+# Observation.create(prod5 South, 50 h, pointing (0, 0)), SpectrumDatasetMaker(exposure, edisp,
+# background, containment_correction=True) on circle((0, 0.5), 0.1 deg), reco 0.03-30 TeV in
+# 20 bins, true 0.01-100 TeV in 100 bins, SpectrumDatasetOnOff.from_spectrum_dataset(
+# acceptance=1, acceptance_off=5), SensitivityEstimator() -> e2dnde in 1e-13 erg cm-2 s-1
+GAMMAPY_PROD5_50H = [
+    763.3493, 86.1219, 19.6848, 12.0484, 8.7495, 6.2399, 4.2428, 3.3807, 2.5877, 2.1614,
+    1.7594, 1.5602, 1.4641, 1.5256, 1.4898, 1.5294, 1.5417, 1.9386, 2.3545, 2.9603,
+]  # fmt: skip
+
+
+def _spec(radius: float, containment: bool, **kwargs) -> SpectrumSpec:
+    on = rg.CircleSkyRegion(SkyCoord(0.0, 0.5, unit="deg"), radius * u.deg)
+    return SpectrumSpec(
+        on,
+        kwargs.get("energy_edges", np.geomspace(0.5, 50, 9)),
+        kwargs.get("energy_true_edges", np.geomspace(0.3, 80, 25)),
+        maps=("exposure", "edisp", "background"),
+        containment_correction=containment,
+    )
+
+
+def test_irf_spectrum_dataset_follows_the_analytic_toy_instrument():
+    toy = ToyInstrument()
+    irfs = toy.irfs()
+    livetime = 3600.0
+    ds = irf_spectrum_dataset(irfs, _spec(0.15, True), (0.0, 0.0), livetime)
+    assert ds.attrs["offset_deg"] == pytest.approx(0.5)
+    e_true = ds["energy_true"].values
+    expected = toy.effective_area(e_true, 0.5) * livetime * toy.psf_containment(e_true, 0.5, 0.15)
+    np.testing.assert_allclose(ds["exposure"], expected, rtol=0.03)
+    lo, hi = (np.asarray(x) for x in axis_lo_hi(ds, "energy"))
+    e = np.geomspace(lo, hi, 200)  # (200, n_e)
+    rate = np.trapezoid(toy.background_rate(e, 0.5), e * 1e6, axis=0)  # s-1 sr-1
+    area = 2 * np.pi * (1 - np.cos(np.deg2rad(0.15)))
+    np.testing.assert_allclose(ds["background"], rate * area * livetime, rtol=0.05)
+    longer = irf_spectrum_dataset(irfs, _spec(0.15, False), (0.0, 0.0), 2 * livetime)
+    np.testing.assert_allclose(longer["background"], 2 * ds["background"], rtol=1e-12)
+    assert np.all(longer["exposure"] > 2 * ds["exposure"])  # no containment cut
+    np.testing.assert_allclose(ds["edisp"].sum("energy")[8:-6], 1.0, atol=0.02)
+    with pytest.raises(ValueError, match="livetime"):
+        irf_spectrum_dataset(irfs, _spec(0.15, True), (0.0, 0.0), 0.0)
+    with pytest.raises(ValueError, match="no background"):
+        irf_spectrum_dataset(irfs.replace(bkg=None), _spec(0.15, True), (0.0, 0.0), livetime)
+
+
+def test_prod5_sensitivity_at_50_hours_matches_gammapy():
+    if not PROD5.exists():
+        pytest.skip(f"CTA prod5 IRFs not found at {PROD5}")
+    spec = _spec(
+        0.1,
+        True,
+        energy_edges=np.geomspace(0.03, 30, 21),
+        energy_true_edges=np.geomspace(0.01, 100, 101),
+    )
+    ds = irf_spectrum_dataset(read_irfs(PROD5), spec, (0.0, 0.0), 50 * 3600.0)
+    table = sensitivity(ds, alpha=0.2)
+    np.testing.assert_allclose(table["e2dnde"] * 1e13, GAMMAPY_PROD5_50H, rtol=0.01)
+    assert set(table["criterion"].values) == {"significance"}
