@@ -9,6 +9,13 @@ with everything else held at its value: the flux-point estimate of
 :mod:`gammaxr.estimators.flux_points` restricted to those runs (Gammapy's
 ``LightCurveEstimator`` with ``reoptimize=False``). Intervals without any run are dropped.
 
+Bins shorter than a run: with ``observations`` (the runs' events and GTIs), every run is cut
+at the interval limits instead (:func:`gammaxr.estimators.time_slices.slice_terms`): the
+counts of a part are its events inside the interval and the GTIs, its exposure and
+background the run's scaled by the fraction of good time inside the interval; the IRFs are
+not read again. The norm is relative to the source's spectral model alone (a temporal
+model on the source is not applied), so ``flux`` is the mean flux in each bin.
+
 Times: intervals may be given as MJD (floats, ``time_format="mjd"``, the default), as MET
 seconds (``time_format="met"``) or as :class:`astropy.time.Time`. MJD needs the MET
 reference epoch: ``time_reference`` (a :class:`~astropy.time.Time` or an MJD), else the
@@ -19,7 +26,10 @@ The output has dims ``(time_bin, energy)``: the flux-point variables (``norm``,
 ``norm_err``, ``norm_errn``/``norm_errp``, ``norm_ul``, ``ts``, ``sqrt_ts``, ``is_ul``,
 ``dnde``/``e2dnde``/``flux``/``eflux`` with errors and limits, ``npred``, ``counts``...) and
 the coordinates ``time_min``/``time_max`` (MJD, where known), ``tstart``/``tstop`` (MET
-s), ``n_runs`` and ``obs_ids`` (comma-separated run numbers) along ``time_bin``.
+s), ``n_runs`` and ``obs_ids`` (comma-separated run numbers) along ``time_bin``; and, along
+``energy``, the variability tests of the flux (:func:`~gammaxr.estimators.time_slices.
+variability`): ``variability_chi2``, ``variability_dof``, ``variability_pvalue``,
+``fvar`` and ``fvar_err``.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ from astropy.time import Time
 from gammaxr.models import Models, SkyModel
 
 from .flux_points import _check_selection, bin_ranges, sed_dataset, stack_rows
-from .norm_fit import OPTIONAL, NormLikelihood, estimate_norm, norm_terms, source_model
+from .norm_fit import OPTIONAL, NormLikelihood, _as_models, estimate_norm, norm_terms, source_model
+from .time_slices import slice_terms, variability
 
 __all__ = ["light_curve", "met_reference"]
 
@@ -116,6 +127,8 @@ def light_curve(
     selection: str | Sequence[str] | None = OPTIONAL,
     name: str | None = None,
     convention: str = "gammaxr",
+    observations: Sequence | Mapping | None = None,
+    gti_tolerance: float = 0.0,
 ) -> xr.Dataset:
     """Light curve of a source: its flux norm fitted per time interval (and energy bin).
 
@@ -148,6 +161,12 @@ def light_curve(
         Name of the dataset (background models may refer to it).
     convention : {"gammaxr", "gammapy"}
         Source rendering convention (see :func:`gammaxr.fit.fit`).
+    observations : sequence or mapping, optional
+        The runs' events and GTIs (:class:`gammaxr.data.Observation`, the simulator's
+        outputs, or ``{obs_id: observation}``): runs are then cut at the interval limits,
+        for bins shorter than a run (map datasets only).
+    gti_tolerance : float
+        Seconds by which GTIs are widened when selecting events of a run part.
 
     Returns
     -------
@@ -167,6 +186,9 @@ def light_curve(
             raise ValueError(f"light_curve needs the per-run coordinate {coord!r} (MET s)")
     chosen = _check_selection(selection)
     src = source_model(models, source)
+    if src.temporal is not None:  # the norm is measured against the spectral model alone
+        models = _as_models(models).replace(src.replace(temporal=None))
+        src = source_model(models, src.name)
     reference = met_reference(runs, time_reference)
     obs_ids = np.asarray(runs["obs_id"].values)
     tstart = np.asarray(runs["tstart"].values, dtype=float)
@@ -181,13 +203,18 @@ def light_curve(
     if energy_edges is None:  # one bin over the whole range
         energy_edges = terms[0].energy_edges[[0, -1]]
     start, stop, e_min, e_max = bin_ranges(terms, energy_edges)
+    if observations is None:
+        groups = []
+        for t0, t1 in intervals:
+            inside = (tstart >= t0 - atol) & (tstop <= t1 + atol)
+            ids = [str(i) for i in obs_ids[inside] if str(i) in by_name]
+            groups.append(([by_name[i] for i in ids], ids))
+    else:
+        groups = slice_terms(terms, runs, observations, intervals, gti_tolerance)
     rows, kept, members = [], [], []
-    for t0, t1 in intervals:
-        inside = (tstart >= t0 - atol) & (tstop <= t1 + atol)
-        chosen_ids = [str(i) for i in obs_ids[inside] if str(i) in by_name]
+    for (t0, t1), (group, chosen_ids) in zip(intervals, groups, strict=True):
         if not chosen_ids:
             continue
-        group = [by_name[i] for i in chosen_ids]
         rows.append(
             stack_rows(
                 [
@@ -218,6 +245,10 @@ def light_curve(
         n_sigma_ul=n_sigma_ul,
         sqrt_ts_threshold_ul=sqrt_ts_threshold_ul,
     )
+    tests = variability(out, "flux")
+    for key in ("chi2", "dof", "pvalue"):
+        out[f"variability_{key}"] = tests[key]
+    out["fvar"], out["fvar_err"] = tests["fvar"], tests["fvar_err"]
     return out
 
 

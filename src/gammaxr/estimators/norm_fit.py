@@ -82,6 +82,8 @@ class NormTerm:
         profiles the background).
     counts_off, alpha : numpy.ndarray, shape (k,), or None
         Off counts and acceptance ratio of an on/off dataset.
+    bins : numpy.ndarray of int, shape (k,), or None
+        Flat index of each masked bin in the dataset's counts array (to re-bin events).
     """
 
     name: str
@@ -92,6 +94,7 @@ class NormTerm:
     other: np.ndarray
     counts_off: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    bins: np.ndarray | None = None
 
     @property
     def is_on_off(self) -> bool:
@@ -156,6 +159,7 @@ def norm_terms(
                 other=others,
                 counts_off=off,
                 alpha=alpha,
+                bins=idx,
             )
         )
     return terms

@@ -16,13 +16,15 @@ after the dataset is shared by all runs, one per run name gives each run its own
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask
 import numpy as np
 import xarray as xr
 
 from gammaxr.geom.axes import axis_edges
+from gammaxr.io.errors import DL3Error
+from gammaxr.io.gadf import time_reference
 
 __all__ = ["DEFAULT_NAME", "MapData", "SpectrumData", "dataset_name", "load_datasets"]
 
@@ -83,6 +85,9 @@ class MapData:
         deg; the pixel side of the Gammapy WCS a dataset was relabelled from (attr
         ``gammapy_pixel_deg``, :mod:`gammaxr.io.gammapy_geometry`), used by
         ``convention="gammapy"`` for its square PSF-kernel pixels.
+    time_intervals : numpy.ndarray, shape (n, 2), or None
+        Time span(s) of the data (``tstart``, ``tstop``), MJD in TT, where known; temporal
+        models are averaged over them.
     """
 
     name: str
@@ -105,6 +110,7 @@ class MapData:
     counts_off: np.ndarray | None = None
     alpha: np.ndarray | None = None
     square_pixel: float | None = None
+    time_intervals: np.ndarray | None = None
 
     @property
     def is_on_off(self) -> bool:
@@ -144,6 +150,8 @@ class SpectrumData:
         Background model counts in the on region (cash likelihood when there is no off).
     counts_off, alpha : numpy.ndarray, shape (n_e,), or None
         Off counts and alpha (wstat likelihood).
+    time_intervals : numpy.ndarray, shape (n, 2), or None
+        As :class:`MapData`.
     """
 
     name: str
@@ -158,6 +166,7 @@ class SpectrumData:
     background: np.ndarray | None = None
     counts_off: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    time_intervals: np.ndarray | None = None
 
     @property
     def is_on_off(self) -> bool:
@@ -321,6 +330,35 @@ def _one_spectrum(ds, arrays: dict, name: str, names: tuple[str, ...]) -> Spectr
     )
 
 
+def time_spans(ds: xr.Dataset) -> np.ndarray | None:
+    """``[[tstart, tstop], ...]`` of a dataset as MJD (TT), one row per run, or None.
+
+    Read from the ``tstart``/``tstop`` coordinates (MET s, with ``MJDREFI``/``MJDREFF``/
+    ``TIMESYS`` attrs; one value per run along ``obs_id``, or scalars), else from the
+    dataset's attrs of the same names; None where they or their reference are missing.
+    """
+    if "tstart" in ds.coords and "tstop" in ds.coords:
+        start, stop = ds["tstart"], ds["tstop"]
+        attrs = {**ds.attrs, **start.attrs}
+        start, stop = np.atleast_1d(start.values), np.atleast_1d(stop.values)
+    elif "tstart" in ds.attrs and "tstop" in ds.attrs:
+        attrs, start, stop = (
+            ds.attrs,
+            np.atleast_1d(ds.attrs["tstart"]),
+            np.atleast_1d(ds.attrs["tstop"]),
+        )
+    else:
+        return None
+    try:
+        reference = time_reference(attrs)
+    except DL3Error:
+        return None
+    met = np.stack([np.asarray(start, float), np.asarray(stop, float)], axis=-1)
+    if not np.all(np.isfinite(met)):
+        return None
+    return reference.tt.mjd + met / 86400.0
+
+
 def load_datasets(
     datasets: xr.Dataset | Sequence[xr.Dataset],
     name: str | Sequence[str] | None = None,
@@ -366,14 +404,16 @@ def load_datasets(
     out: list[MapData | SpectrumData] = []
     for ds, n, arrays in zip(datasets, names, loaded, strict=True):
         make = _one_map if ("lat" in ds.dims and "lon" in ds.dims) else _one_spectrum
+        spans = time_spans(ds)
         if "obs_id" not in ds.dims:
-            out.append(make(ds, arrays, n, (n,)))
+            out.append(replace(make(ds, arrays, n, (n,)), time_intervals=spans))
             continue
         for i, obs_id in enumerate(np.asarray(ds["obs_id"].values).tolist()):
             run = {k: a[i] for k, a in arrays.items()}
             if skip_empty and not np.any(run["mask"]):
                 continue  # nothing of this run enters the likelihood
-            out.append(make(ds, run, str(obs_id), (str(obs_id), n)))
+            span = None if spans is None else spans[i : i + 1]
+            out.append(replace(make(ds, run, str(obs_id), (str(obs_id), n)), time_intervals=span))
     if not out and skip_empty:
         raise ValueError("no dataset has any bin inside its safe/fit mask")
     return out

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from astropy.time import Time
 
-from gammaxr.models import FoVBackgroundModel, Models, Prior, SkyModel
+from gammaxr.models import ConstantTemporalModel, FoVBackgroundModel, Models, Prior, SkyModel
 from gammaxr.stats import cash, wstat, wstat_mu_bkg
 
 from .data import MapData, SpectrumData
@@ -66,6 +67,36 @@ class _Term:
         if data.is_on_off:
             self._n_off = data.counts_off.ravel()[self._idx]
             self._alpha = data.alpha.ravel()[self._idx]
+
+    def _temporal_spans(self, models: Models) -> dict[str, tuple]:
+        """``{source: (temporal model, t_min, t_max)}`` for sources with a time-varying norm.
+
+        The sources' predicted counts are multiplied by the norm averaged over the data's
+        time span (MJD in the model's scale).
+        """
+        out = {}
+        for name, _ in self.sources:
+            temporal = models[name].temporal
+            if temporal is None or isinstance(temporal, ConstantTemporalModel):
+                continue
+            spans = self.data.time_intervals
+            if spans is None:
+                raise ValueError(
+                    f"sky model {name!r} has a temporal model but dataset {self.data.name!r} "
+                    "has no time span (tstart/tstop with MJDREFI/MJDREFF): fit per-run "
+                    "datasets, or set tstart/tstop attrs on the stacked dataset"
+                )
+            mjd = getattr(Time(spans, format="mjd", scale="tt"), temporal.scale).mjd
+            out[name] = (temporal, mjd[:, 0], mjd[:, 1])
+        return out
+
+    def time_factor(self, name: str, values: Values) -> float:
+        """Mean temporal norm of source ``name`` over the data's time span (1 if constant)."""
+        entry = self._temporal.get(name)
+        if entry is None:
+            return 1.0
+        temporal, t_min, t_max = entry
+        return temporal.mean_norm(t_min, t_max, **values.get((name, "temporal"), {}))
 
     def background(self, values: Values) -> np.ndarray | None:
         """Background counts (scaled by the background model), or None (on/off, none)."""
@@ -135,6 +166,7 @@ class MapTerm(_Term):
             for m in models.sky_models
             if _applies(m, data.names)
         ]
+        self._temporal = self._temporal_spans(models)
         if data.is_on_off:
             return
         shape = data.counts.shape
@@ -176,7 +208,7 @@ class MapTerm(_Term):
             cut, counts = evaluator(values[(name, "spatial")], values[(name, "spectral")])
             if not cut.empty:
                 ys, xs = cut.slices
-                out[:, ys, xs] += counts
+                out[:, ys, xs] += counts * self.time_factor(name, values)
         return out
 
     def stat_per_bin(self, values: Values) -> float:
@@ -198,6 +230,7 @@ class MapTerm(_Term):
             cut, counts = evaluator(values[(name, "spatial")], values[(name, "spectral")])
             if cut.empty:
                 continue
+            counts = counts * self.time_factor(name, values)
             if counts.min() < 0:
                 return self.stat_per_bin(values)
             sel, local, mask = self._local_bins(name, cut)
@@ -229,12 +262,13 @@ class SpectrumTerm(_Term):
             for m in models.sky_models
             if _applies(m, data.names)
         ]
+        self._temporal = self._temporal_spans(models)
 
     def signal(self, values: Values) -> np.ndarray:
         """Summed predicted counts of all sources, shape (n_e,)."""
         out = np.zeros(self.data.counts.shape)
         for name, evaluator in self.sources:
-            out = out + evaluator(values[(name, "spectral")])
+            out = out + evaluator(values[(name, "spectral")]) * self.time_factor(name, values)
         return out
 
 

@@ -72,6 +72,7 @@ from .temporal import (
     LightCurveTemplateTemporalModel,
     TemporalModel,
     met_to_mjd,
+    mjd_to_met,
 )
 
 __all__ = [
@@ -121,6 +122,7 @@ __all__ = [
     "integrate_geom",
     "integrate_pixels",
     "met_to_mjd",
+    "mjd_to_met",
     "models_from_dict",
     "models_from_yaml",
     "models_to_dict",

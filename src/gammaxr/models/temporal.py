@@ -40,6 +40,7 @@ __all__ = [
     "LightCurveTemplateTemporalModel",
     "TemporalModel",
     "met_to_mjd",
+    "mjd_to_met",
 ]
 
 T_REF_DEFAULT = 51544.0  # 2000-01-01 (MJD), Gammapy's default reference time
@@ -65,6 +66,15 @@ def met_to_mjd(met, reference: Time, scale: str = "utc") -> np.ndarray:
     """
     t = reference + u.Quantity(np.asarray(met, dtype=float), "s")
     return np.asarray(getattr(t, scale).mjd, dtype=float)
+
+
+def mjd_to_met(mjd, reference: Time, scale: str = "utc") -> np.ndarray:
+    """Mission elapsed time (s since ``reference``) of MJD given in time ``scale``.
+
+    The inverse of :func:`met_to_mjd`.
+    """
+    t = Time(np.asarray(mjd, dtype=float), format="mjd", scale=scale)
+    return np.asarray((t - reference).to_value("s"), dtype=float)
 
 
 class TemporalModel(Model):

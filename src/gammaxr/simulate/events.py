@@ -3,7 +3,8 @@
 :func:`simulate_observation` draws the background events and, for each sky model, the
 detected photons with their reconstructed energies and directions (the samplers of
 :mod:`gammaxr.simulate.sampling`: exact thinning of Poisson processes through the tabulated
-IRFs), assigns arrival times uniform in the GTIs, and returns the event list as an
+IRFs), assigns arrival times uniform in the GTIs (following the temporal model for sources
+that have one, whose expected counts scale with its mean norm over the GTIs), and returns the event list as an
 ``xarray.Dataset`` with the ``EVENTS`` header keywords. :func:`simulate_observations` does
 every run of a :class:`~gammaxr.simulate.config.SimulationConfig`.
 
@@ -22,8 +23,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gammaxr.io.gadf import met_to_time
-from gammaxr.models import Models, SkyModel
+from gammaxr.io.gadf import met_to_time, time_reference
+from gammaxr.models import Models, SkyModel, met_to_mjd, mjd_to_met
 from gammaxr.models.sphere import transform_lonlat
 from gammaxr.simulate.instrument import IRFSet
 from gammaxr.simulate.sampling import (
@@ -59,6 +60,7 @@ __all__ = [
 
 #: ``MC_ID`` of background events; source ``k`` of the models (0-based) gets ``k + 1``.
 BACKGROUND_MC_ID = 0
+_MET_REFERENCE = time_reference(TIME_REFERENCE)
 
 
 def run_generator(seed: int | None, obs_id: int) -> np.random.Generator:
@@ -242,7 +244,9 @@ def simulate_observation(
     for k, model in enumerate(models):
         if not isinstance(model, SkyModel):
             raise TypeError(f"can only simulate SkyModels, got {type(model).__name__}")
-        photons = sample_source(model, irfs, pointing, spec.livetime, rng, energy_true)
+        # a time-varying source emits its mean norm over the GTIs times the constant rate
+        livetime = spec.livetime * _mean_temporal_norm(model, spec.gti)
+        photons = sample_source(model, irfs, pointing, livetime, rng, energy_true)
         events = reconstruct_photons(photons, irfs, rng)
         events["mc_id"] = np.full(events["energy"].size, k + 1)
         parts.append(events)
@@ -251,6 +255,9 @@ def simulate_observation(
     n = data["energy"].size
     times = sample_gti_times(spec.gti, n, rng)
     order = rng.permutation(n)  # shuffle components, then the sorted times give the order
+    times = _temporal_times(models, data["mc_id"][order], times, spec.gti, rng)
+    order = order[np.argsort(times, kind="stable")]
+    times = np.sort(times, kind="stable")
     units = {"energy": "TeV", "energy_true": "TeV", "ra": "deg", "dec": "deg"}
     units.update(ra_true="deg", dec_true="deg", mc_id="")
     variables = {
@@ -273,6 +280,33 @@ def simulate_observation(
     return SimulatedObservation(
         spec, events, gti, irfs, counts, seconds=_time.perf_counter() - start
     )
+
+
+def _mean_temporal_norm(model: SkyModel, gti) -> float:
+    """Mean norm of a source's temporal model over the GTIs (MET s), 1 without one."""
+    if model.temporal is None:
+        return 1.0
+    t = met_to_mjd(np.asarray(gti, float), _MET_REFERENCE, model.temporal.scale)
+    return model.temporal.mean_norm(t[:, 0], t[:, 1])
+
+
+def _temporal_times(models, mc_id: np.ndarray, times: np.ndarray, gti, rng) -> np.ndarray:
+    """Event times with those of time-varying sources drawn from their temporal models."""
+    times = times.copy()
+    for k, model in enumerate(models):
+        if model.temporal is None:
+            continue
+        mine = np.flatnonzero(mc_id == k + 1)
+        if not mine.size:
+            continue
+        scale = model.temporal.scale
+        t = met_to_mjd(np.asarray(gti, float), _MET_REFERENCE, scale)
+        drawn = model.temporal.sample_time(mine.size, t[:, 0], t[:, 1], rng)
+        # back to MET, kept inside the GTIs despite the round trip through MJD
+        met = mjd_to_met(drawn, _MET_REFERENCE, scale)
+        lo, hi = float(np.min(np.asarray(gti)[:, 0])), float(np.max(np.asarray(gti)[:, 1]))
+        times[mine] = rng.permutation(np.clip(met, lo, np.nextafter(hi, lo)))
+    return times
 
 
 def simulate_observations(
