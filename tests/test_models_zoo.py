@@ -22,15 +22,14 @@ def _zoo_dict(reference_dir) -> dict:
 
 
 def _normalised(node):
-    """Dict for comparison: units parsed, floats rounded to 12 digits, priors dropped.
+    """Dict for comparison: units parsed, floats rounded to 12 digits.
 
-    Priors are read and written by the priors feature and compared in its own tests;
     ``covariance`` and ``metadata`` are file-level entries not kept in Models.
     """
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            if key in ("prior", "covariance", "metadata"):
+            if key in ("covariance", "metadata"):
                 continue
             if key == "unit":
                 out[key] = u.Unit(value or "")
@@ -48,15 +47,7 @@ def _normalised(node):
 def zoo(reference_dir):
     data = _zoo_dict(reference_dir)
     values = json.loads((reference_dir / VALUES).read_text())
-    return models_from_dict(_strip_priors(data)), values, data
-
-
-def _strip_priors(node):
-    if isinstance(node, dict):
-        return {k: _strip_priors(v) for k, v in node.items() if k != "prior"}
-    if isinstance(node, list):
-        return [_strip_priors(v) for v in node]
-    return node
+    return models_from_dict(data), values, data
 
 
 def test_zoo_reads_every_component(zoo):
@@ -66,6 +57,8 @@ def test_zoo_reads_every_component(zoo):
     for name in ("CompoundSpectral", "SmoothBrokenPowerLaw", "Shell2SpatialModel"):
         assert name in kinds
     assert sum(m.temporal is not None for m in models) == 3
+    prior = models.parameter("pl__point__const_t.spectral.index").prior
+    assert prior is not None and prior.sigma == 0.1
 
 
 def test_zoo_spectra_match_gammapy(zoo):
