@@ -51,8 +51,10 @@ def test_run_example_reproduces_the_demo(demo_dir, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["run", str(EXAMPLE), "--datastore", str(demo_dir / "store"), "--output", str(out)]
     assert main(args) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert printed.startswith("reduce: 4 runs")
+    assert "100% Completed" in captured.err  # progress bars by default, on stderr
     assert "fit: success True" in printed and "timings:" in printed
     ours = Models.read(out / "models_fitted.yaml")
     demo = Models.read(demo_dir / "models_fitted.yaml")
@@ -121,3 +123,26 @@ def test_console_script_help():
         check=True,
     )
     assert "OUTPUT_DIR" in proc.stdout and "--livetime" in proc.stdout
+
+
+def test_run_quiet_prints_nothing(demo_dir, tmp_path, capsys):
+    args = ["run", str(EXAMPLE), "--datastore", str(demo_dir / "store"), "-o", str(tmp_path)]
+    assert main([*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert (tmp_path / "summary.txt").exists()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_demo_shows_progress_unless_quiet(tmp_path, monkeypatch, quiet):
+    import gammaxr.analysis
+
+    seen = {}
+
+    def fake_run_demo(output, **kwargs):
+        seen.update(kwargs)
+        raise gammaxr.analysis.AnalysisError("stop here")
+
+    monkeypatch.setattr(gammaxr.analysis, "run_demo", fake_run_demo)
+    assert main(["demo", str(tmp_path), *(["-q"] if quiet else [])]) == 2
+    assert seen["progress"] is (not quiet)

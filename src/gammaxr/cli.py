@@ -89,8 +89,9 @@ def _run(args: argparse.Namespace) -> int:
                 f"{args.config}: no output directory; give --output DIR or 'output:' in the file"
             )
         results = run_analysis(
-            config, args.output, overwrite=args.overwrite, log=None if args.quiet else print
-        )
+            config, args.output, overwrite=args.overwrite, log=None if args.quiet else print,
+            progress=not args.quiet,
+        )  # fmt: skip
     except _analysis_errors() as exc:
         raise CommandError(str(exc)) from exc
     if not args.quiet:
@@ -119,7 +120,9 @@ def _add_run(subparsers) -> None:
         "--datastore", default=None, help="data store to use instead of the file's 'datastore:'"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing (no progress bars either)"
+    )
     parser.set_defaults(func=_run)
 
 
@@ -133,6 +136,7 @@ def _demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             overwrite=args.overwrite,
             log=None if args.quiet else print,
+            progress=not args.quiet,
         )
     except _analysis_errors() as exc:
         raise CommandError(str(exc)) from exc

@@ -157,6 +157,7 @@ def run_demo(
     overwrite: bool = False,
     changes: Mapping[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Simulate the default scenario and analyse it end to end (module docstring).
 
@@ -174,6 +175,9 @@ def run_demo(
         Top-level sections of the description to replace (e.g. ``{"plots": False}``).
     log : callable, optional
         Called with one line per finished step.
+    progress : bool or None
+        Show progress bars of the reduction, flux points and maps (None: the
+        :func:`gammaxr.progress.show_progress` context).
 
     Returns
     -------
@@ -195,7 +199,9 @@ def run_demo(
     description = demo_description("store", ".")
     description.update(copy.deepcopy(dict(changes or {})))
     config = parse_analysis_config(description, base_path=output_dir, source="demo")
-    results = run_analysis(config, output_dir, overwrite=overwrite, truth=demo_truth(), log=say)
+    results = run_analysis(
+        config, output_dir, overwrite=overwrite, truth=demo_truth(), log=say, progress=progress
+    )
     total = time.perf_counter() - t0
     results.attrs.update(seconds_simulate=round(seconds, 3), seconds_total=round(total, 3))
     from gammaxr.analysis.outputs import analysis_summary

@@ -37,6 +37,7 @@ import xarray as xr
 from gammaxr.analysis.config import AnalysisConfig, parse_analysis_config, read_analysis_config
 from gammaxr.analysis.outputs import OUTPUT_NAMES, analysis_summary, write_outputs
 from gammaxr.models import FoVBackgroundModel, Models
+from gammaxr.progress import compute
 
 __all__ = [
     "AnalysisError",
@@ -251,15 +252,18 @@ def excess_products(
     return em.assign(use_off=use.assign_attrs(units=""))
 
 
-def _write_stacked(products: dict[str, xr.Dataset], out_dir: Path | None) -> dict[str, xr.Dataset]:
+def _write_stacked(
+    products: dict[str, xr.Dataset], out_dir: Path | None, progress: bool | None = None
+) -> dict[str, xr.Dataset]:
     """Compute the lazy products (once, together) into zarr stores and re-open them lazily;
     in memory without an output directory."""
     from gammaxr.io.zarr_store import open_dataset, to_zarr
 
     if out_dir is None:
-        return dict(zip(products, dask.persist(*products.values()), strict=True))
+        computed = compute(*products.values(), progress=progress)
+        return dict(zip(products, computed, strict=True))
     writes = [to_zarr(ds, out_dir / f"{name}.zarr", compute=False) for name, ds in products.items()]
-    dask.compute(*writes)
+    compute(*writes, progress=progress)
     return {name: open_dataset(out_dir / f"{name}.zarr") for name in products}
 
 
@@ -351,6 +355,7 @@ def run_analysis(
     overwrite: bool = False,
     truth: Models | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Run the configured analysis; returns the results and writes the outputs.
 
@@ -366,6 +371,9 @@ def run_analysis(
         True models (simulations): fitted values are compared with them.
     log : callable, optional
         Called with one line per finished step (e.g. ``print``).
+    progress : bool or None
+        Show progress bars of the reduction, flux points and maps (None: the
+        :func:`gammaxr.progress.show_progress` context).
 
     Returns
     -------
@@ -404,7 +412,7 @@ def run_analysis(
         with timer("select"):
             observations = select_observations(config)
         with timer("reduce"):
-            products = _write_stacked(reduce_and_stack(config, observations), out_dir)
+            products = _write_stacked(reduce_and_stack(config, observations), out_dir, progress)
         stacked = products["stacked"]
         say(
             f"reduce: {len(observations)} runs -> stacked dataset ({timer.seconds['reduce']:.1f} s)"
@@ -423,13 +431,16 @@ def run_analysis(
                         config.flux_points["energy_edges"],
                         source=config.flux_points["source"],
                         convention=config.convention,
+                        progress=progress,
                     )
                 say(
                     f"flux points: {fp.sizes['energy']} bins ({timer.seconds['flux_points']:.1f} s)"
                 )
         if config.excess_map is not None:
             with timer("excess_map"):
-                excess = excess_products(config, stacked, products.get("ring")).compute()
+                (excess,) = compute(
+                    excess_products(config, stacked, products.get("ring")), progress=progress
+                )
             say(f"excess map ({timer.seconds['excess_map']:.1f} s)")
         results = results_dataset(config, stacked, result, fp, excess, truth)
         if out_dir is not None:

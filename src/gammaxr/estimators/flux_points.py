@@ -41,6 +41,7 @@ import xarray as xr
 
 from gammaxr.geom.axes import axis_coords
 from gammaxr.models import Models, SkyModel, SpectralModel, models_to_yaml
+from gammaxr.progress import track
 
 from .norm_fit import (
     OPTIONAL,
@@ -259,6 +260,7 @@ def flux_points(
     reoptimize: bool = False,
     name: str | Sequence[str] | None = None,
     convention: str = "gammaxr",
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Flux points of a source: its spectrum's norm fitted in each energy bin.
 
@@ -291,6 +293,8 @@ def flux_points(
         Dataset names (background models are matched by them).
     convention : {"gammaxr", "gammapy"}
         Source rendering convention (see :func:`gammaxr.fit.fit`).
+    progress : bool or None
+        Show a progress bar (None: the :func:`gammaxr.progress.show_progress` context).
 
     Returns
     -------
@@ -311,7 +315,8 @@ def flux_points(
     start, stop, e_min, e_max = bin_ranges(terms, energy_edges)
     options = {"n_sigma": n_sigma, "n_sigma_ul": n_sigma_ul, "selection": chosen}
     results = []
-    for a, b, lo, hi in zip(start, stop, e_min, e_max, strict=True):
+    bins = zip(start, stop, e_min, e_max, strict=True)
+    for a, b, lo, hi in track(bins, progress, desc="flux points", total=len(start)):
         like = NormLikelihood(terms, int(a), int(b))
         if reoptimize and like.n_bins and like.signal_total > 0:
             from .reoptimize import reoptimized_point

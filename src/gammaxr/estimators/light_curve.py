@@ -42,6 +42,7 @@ import xarray as xr
 from astropy.time import Time
 
 from gammaxr.models import Models, SkyModel
+from gammaxr.progress import track
 
 from .flux_points import _check_selection, bin_ranges, sed_dataset, stack_rows
 from .norm_fit import OPTIONAL, NormLikelihood, _as_models, estimate_norm, norm_terms, source_model
@@ -129,6 +130,7 @@ def light_curve(
     convention: str = "gammaxr",
     observations: Sequence | Mapping | None = None,
     gti_tolerance: float = 0.0,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Light curve of a source: its flux norm fitted per time interval (and energy bin).
 
@@ -167,6 +169,9 @@ def light_curve(
         for bins shorter than a run (map datasets only).
     gti_tolerance : float
         Seconds by which GTIs are widened when selecting events of a run part.
+    progress : bool or None
+        Show a progress bar over the time intervals (None: the
+        :func:`gammaxr.progress.show_progress` context).
 
     Returns
     -------
@@ -212,7 +217,10 @@ def light_curve(
     else:
         groups = slice_terms(terms, runs, observations, intervals, gti_tolerance)
     rows, kept, members = [], [], []
-    for (t0, t1), (group, chosen_ids) in zip(intervals, groups, strict=True):
+    pairs = zip(intervals, groups, strict=True)
+    for (t0, t1), (group, chosen_ids) in track(
+        pairs, progress, desc="light curve", total=len(groups)
+    ):
         if not chosen_ids:
             continue
         rows.append(

@@ -56,6 +56,7 @@ from gammaxr.fit.kernels import diagonal_response, edisp_at
 from gammaxr.geom.axes import axis_coords
 from gammaxr.models import Models, PointSpatialModel, PowerLaw, SkyModel, models_to_yaml
 from gammaxr.models.sphere import transform_lonlat
+from gammaxr.progress import track
 
 from .flux_points import snap_energy_edges
 from .norm_fit import _as_models
@@ -368,7 +369,9 @@ def _fit_chunk(g: _Group, sums: dict, py, px, y0, y1, options: dict) -> dict:
     return res
 
 
-def _group_maps(g: _Group, valid: np.ndarray, options: dict) -> dict[str, np.ndarray]:
+def _group_maps(
+    g: _Group, valid: np.ndarray, options: dict, progress: bool | None = None
+) -> dict[str, np.ndarray]:
     """All output maps of one energy group (NaN where ``valid`` is False)."""
     ys, xs = np.nonzero(valid)
     if ys.size == 0:
@@ -377,7 +380,7 @@ def _group_maps(g: _Group, valid: np.ndarray, options: dict) -> dict[str, np.nda
     sums["lower"] = np.full(valid.shape, -np.inf)
     sums["lower"][ys, xs] = _exact_lower(g, ys, xs)
     out: dict[str, np.ndarray] = {}
-    for y0, y1 in _chunk_rows(g, ys):
+    for y0, y1 in track(_chunk_rows(g, ys), progress, desc="TS map rows"):
         sel = (ys >= y0) & (ys < y1)
         if not sel.any():
             continue
@@ -403,6 +406,7 @@ def ts_map(
     max_iter: int = 100,
     name: str | None = None,
     convention: str = "gammaxr",
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """TS, significance and flux maps of a test source fitted at every pixel.
 
@@ -438,6 +442,9 @@ def ts_map(
         Dataset name (matches background models).
     convention : {"gammaxr", "gammapy"}
         Rendering convention of the kernel and of the models (see :func:`gammaxr.fit.fit`).
+    progress : bool or None
+        Show a progress bar over the pixel chunks fitted (None: the
+        :func:`gammaxr.progress.show_progress` context).
 
     Returns
     -------
@@ -485,7 +492,7 @@ def ts_map(
         group, valid = _group_inputs(
             data, background, kernel, exposure, mask, a, b, sum_over_energy
         )
-        maps.append(_group_maps(group, valid, options))
+        maps.append(_group_maps(group, valid, options, progress))
     spectral = kernel_model.spectral
     e_min, e_max = edges[start], edges[stop]
     ref_flux = np.asarray(spectral.evaluate_integral(e_min, e_max, **spectral.values), float)

@@ -49,6 +49,7 @@ from gammaxr.io.atomic import (
     writable,
     write_json,
 )
+from gammaxr.progress import compute as progress_compute
 
 __all__ = ["IncompleteStoreError", "open_dataset", "to_zarr", "write_store"]
 
@@ -239,6 +240,7 @@ def to_zarr(
     mode: str = "w",
     compute: bool = True,
     chunks: Mapping[str, int] | None = None,
+    progress: bool | None = None,
 ):
     """Write a dataset to a zarr store, crash-safely (see the module docstring).
 
@@ -260,6 +262,9 @@ def to_zarr(
         Chunk sizes on disk for numpy-backed variables; the default is one run per chunk
         along ``obs_id``, spatial chunks of at most 512 x 512 and whole other axes.
         Dask-backed variables keep their dask chunks.
+    progress : bool or None
+        Show a progress bar while computing and writing (None: the
+        :func:`gammaxr.progress.show_progress` context); see :func:`gammaxr.progress.compute`.
 
     Returns
     -------
@@ -281,7 +286,8 @@ def to_zarr(
         if var.chunks is None:
             wanted = {**_default_chunks(var.variable), **(chunks or {})}
             encoding[name] = {"chunks": tuple(wanted.get(d, n) for d, n in var.sizes.items())}
-    return write_store(ds, path, mode=mode, compute=compute, encoding=encoding)
+    write = write_store(ds, path, mode=mode, compute=False, encoding=encoding)
+    return progress_compute(write, progress=progress)[0] if compute else write
 
 
 def _missing_store_message(path: Path) -> str:

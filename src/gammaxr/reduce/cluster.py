@@ -40,8 +40,9 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
         Threads per worker (reduction tasks hold the GIL part of the time: one thread per
         process parallelises best).
     **kwargs
-        Passed to ``distributed.LocalCluster`` (e.g. ``memory_limit``); the dashboard is
-        off unless ``dashboard_address`` is given.
+        Passed to ``distributed.LocalCluster`` (e.g. ``memory_limit``). The dashboard
+        (bokeh) listens on a free port unless ``dashboard_address`` says otherwise (``None``
+        switches it off); ``cluster.dashboard_link`` is its address.
 
     Returns
     -------
@@ -50,7 +51,7 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
     """
     from distributed import LocalCluster
 
-    kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("dashboard_address", ":0")
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
     environ.update(WORKER_MALLOC_ENV)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):

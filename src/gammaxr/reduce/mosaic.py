@@ -67,6 +67,7 @@ from gammaxr.geom.grid import SkyGrid
 from gammaxr.io.atomic import writable
 from gammaxr.io.mosaic_ledger import MosaicLedger
 from gammaxr.io.zarr_store import open_dataset, write_store
+from gammaxr.progress import compute
 from gammaxr.reduce.cluster import scheduler_context
 from gammaxr.reduce.dataset import (
     ReductionSpec,
@@ -518,6 +519,7 @@ def add_runs_to_mosaic(
     *,
     on_error: str = "raise",
     scheduler: str | None = None,
+    progress: bool | None = None,
 ) -> MosaicResult:
     """Reduce runs on cutouts of the parent grid and add them into a mosaic store.
 
@@ -551,6 +553,9 @@ def add_runs_to_mosaic(
         Dask scheduler (``"threads"``, ``"processes"``, ``"sync"``) or the address of a
         ``dask.distributed`` scheduler (``"tcp://host:port"``); default dask's current one
         (threads, or the active ``distributed`` client).
+    progress : bool or None
+        Show the runs' progress (None: the :func:`gammaxr.progress.show_progress` context);
+        see :func:`gammaxr.progress.compute`.
 
     Returns
     -------
@@ -587,7 +592,7 @@ def add_runs_to_mosaic(
         for obs in observations
     ]
     with scheduler_context(scheduler) as kwargs:
-        records = dask.compute(*tasks, **kwargs)
+        records = compute(*tasks, progress=progress, **kwargs)
     skipped = {r["obs_id"]: r["reason"] for r in records if r["status"] == "skipped"}
     for obs_id, reason in skipped.items():
         warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=2)

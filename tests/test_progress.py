@@ -1,0 +1,105 @@
+"""Progress: bars on local schedulers, distributed and loops; the context stays per thread;
+the dashboard of gammaxr's local cluster answers."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import gammaxr  # noqa: F401  (registers ds.gamma)
+from gammaxr.fit.toy import toy_map_dataset
+from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
+from gammaxr.progress import compute, progress_enabled, show_progress, track
+
+
+def _array():
+    return da.arange(1000, chunks=100).sum()
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_compute_shows_a_dask_progress_bar_when_asked(scheduler, capsys):
+    (value,) = compute(_array(), progress=True, scheduler=scheduler)
+    assert value == 499500
+    assert "100% Completed" in capsys.readouterr().err
+    (value,) = compute(_array(), progress=False, scheduler=scheduler)
+    assert value == 499500
+    assert capsys.readouterr().err == ""
+
+
+def test_the_bar_is_a_callback_of_one_compute_not_a_global():
+    from dask.callbacks import Callback
+
+    before = set(Callback.active)
+    with show_progress():
+        compute(_array())
+        assert set(Callback.active) == before
+
+
+def test_context_applies_to_this_thread_only(capsys):
+    seen = {}
+
+    def other_thread():
+        seen["other"] = progress_enabled()
+        compute(_array())
+
+    assert not progress_enabled()
+    with show_progress():
+        assert progress_enabled() and not progress_enabled(False)
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert seen["other"] is False
+        assert capsys.readouterr().err == ""  # the other thread's compute stayed quiet
+        compute(_array())
+        assert "Completed" in capsys.readouterr().err
+    assert not progress_enabled()
+
+
+def test_track_wraps_loops_in_tqdm(capsys):
+    items = [1, 2, 3]
+    assert track(items, False) is items
+    assert list(track(items, True, desc="bins")) == items
+    assert "bins" in capsys.readouterr().err
+
+
+def test_flux_points_and_ts_map_report_progress(capsys):
+    ds = toy_map_dataset(center=(83.63, 22.01), width=1.0)
+    src = SkyModel(
+        PowerLaw(index=2.5, amplitude="5e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=83.63, lat_0=22.01),
+        name="src",
+    )
+    models = Models([src, FoVBackgroundModel("toy")])
+    ds = ds.assign(
+        counts=ds.gamma.npred(models)
+        .transpose(*ds["counts"].dims)
+        .drop_vars(["energy_lo", "energy_hi"])
+    )
+    with show_progress():
+        points = ds.gamma.flux_points(models, source="src")
+        ds.gamma.ts_map(Models([FoVBackgroundModel("toy")]))
+    err = capsys.readouterr().err
+    assert "flux points" in err and "TS map rows" in err
+    quiet = ds.gamma.flux_points(models, source="src")
+    assert capsys.readouterr().err == ""
+    np.testing.assert_allclose(quiet["norm"], points["norm"])
+
+
+def test_local_cluster_dashboard_answers_and_distributed_progress(capsys):
+    from distributed import Client
+
+    from gammaxr.reduce.cluster import local_cluster
+
+    with local_cluster(n_workers=1) as cluster, Client(cluster) as client:
+        link = cluster.dashboard_link
+        with urllib.request.urlopen(link, timeout=30) as response:
+            assert response.status == 200
+        assert client.dashboard_link == link
+        (value,) = compute(_array(), progress=True)  # the client is dask's scheduler here
+        assert value == 499500
+    captured = capsys.readouterr()
+    assert "100% Completed" in captured.out + captured.err
