@@ -182,6 +182,13 @@ class GammaDatasetAccessor:
 
         return plot_dataset_map(self._ds, var, ax, **kwargs)
 
+    def peek(self, **kwargs):
+        """Counts, excess and exposure maps and the counts / background spectrum; see
+        :func:`gammaxr.plot.peek.peek_dataset`."""
+        from gammaxr.plot.peek import peek_dataset
+
+        return peek_dataset(self._ds, **kwargs)
+
     def plot_residuals(self, npred=None, **kwargs):
         """Residual map and spectral residuals against ``npred`` (predicted counts or
         models; default the background); see :func:`gammaxr.plot.maps.plot_residuals`."""

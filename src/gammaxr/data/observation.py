@@ -162,6 +162,12 @@ class Observation:
 
         return observation_html(self)
 
+    def peek(self, **kwargs):
+        """IRFs and events in one figure; see :func:`gammaxr.plot.peek.peek_observation`."""
+        from gammaxr.plot.peek import peek_observation
+
+        return peek_observation(self, **kwargs)
+
     # ------------------------------------------------------------------ HDU access
     def location(self, hdu_type: str) -> HDULocation:
         """Location of HDU ``hdu_type``; raises :class:`HDUNotFoundError` if not indexed."""

@@ -16,9 +16,20 @@ function computes only the pixels or numbers it draws; dask-backed inputs are fi
 Modules: :mod:`~gammaxr.plot.maps` (maps, residuals, significance distributions),
 :mod:`~gammaxr.plot.spectra` (spectral models with error bands, flux points),
 :mod:`~gammaxr.plot.profiles` (likelihood profiles and contours),
-:mod:`~gammaxr.plot.sensitivity` (differential sensitivity curves).
+:mod:`~gammaxr.plot.sensitivity` (differential sensitivity curves),
+:mod:`~gammaxr.plot.irf` (effective area, energy dispersion, PSF containment, background rate,
+events), :mod:`~gammaxr.plot.peek` (``obs.peek()``, ``ds.gamma.peek()``),
+:mod:`~gammaxr.plot.labels` (energy ranges and labels shared by titles and colour bars).
 """
 
+from gammaxr.plot.irf import (
+    plot_aeff,
+    plot_background_rate,
+    plot_edisp,
+    plot_event_energies,
+    plot_event_map,
+    plot_psf_containment,
+)
 from gammaxr.plot.maps import (
     display_wcs,
     map_image,
@@ -29,6 +40,7 @@ from gammaxr.plot.maps import (
     plot_significance_map,
     significance_distribution,
 )
+from gammaxr.plot.peek import peek_dataset, peek_observation
 from gammaxr.plot.profiles import plot_stat_contour, plot_stat_profile
 from gammaxr.plot.sensitivity import plot_sensitivity
 from gammaxr.plot.spectra import (
@@ -42,9 +54,17 @@ __all__ = [
     "SED_LABELS",
     "display_wcs",
     "map_image",
+    "peek_dataset",
+    "peek_observation",
+    "plot_aeff",
+    "plot_background_rate",
     "plot_dataset_map",
+    "plot_edisp",
+    "plot_event_energies",
+    "plot_event_map",
     "plot_flux_points",
     "plot_map",
+    "plot_psf_containment",
     "plot_residuals",
     "plot_sensitivity",
     "plot_significance_distribution",
