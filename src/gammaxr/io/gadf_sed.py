@@ -302,7 +302,10 @@ def write_flux_points(
         if name not in fp:
             continue
         unit = fp[name].attrs.get("units") or None
-        table[name] = column(variable(name), unit)
+        values = column(variable(name), unit)
+        if name in _PER_DATASET and "dataset" not in fp[name].dims:
+            values = values[..., None]  # Gammapy: one cell per dataset
+        table[name] = values
     table.meta["SED_TYPE"] = sed_type
     table.meta["UL_CONF"] = _ul_conf(float(fp.attrs.get("n_sigma_ul", 2.0)))
     if light_curve:

@@ -42,7 +42,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from gammaxr.geom.axes import axis_coords, axis_lo_hi
-from gammaxr.geom.regions import _anchor, parse_regions, regions_to_string
+from gammaxr.geom.regions import _anchor, _bounding_radius, parse_regions, regions_to_string
 from gammaxr.io.gammapy_maps import gti_attrs, gti_hdu
 
 __all__ = ["ogip_filenames", "read_ogip", "write_ogip"]
@@ -222,22 +222,27 @@ def read_ogip(path: str | os.PathLike) -> xr.Dataset:
 # --------------------------------------------------------------------------------- writing
 
 
-def _region_hdu(text: str) -> fits.BinTableHDU | None:
-    """A REGION table (pixel regions on a TAN grid of 0.01 deg pixels around them)."""
+def _region_hdu(text: str, binsz: float = 0.01) -> fits.BinTableHDU | None:
+    """A REGION table: the regions in pixels of a TAN grid of ``binsz`` deg covering them
+    (centred on the first region; ``WCSSHAPE`` gives its size, as Gammapy's)."""
     if not text or not text.strip():
         return None
     sky = parse_regions(text)
     centre = _anchor(sky[0]).icrs
+    extent = max(
+        float(_anchor(r).icrs.separation(centre).deg) + (_bounding_radius(r) or 0.0) for r in sky
+    )
+    npix = 2 * int(np.ceil(extent / binsz)) + 2
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [centre.ra.deg, centre.dec.deg]
-    wcs.wcs.cdelt = [-0.01, 0.01]
-    wcs.wcs.crpix = [1.0, 1.0]
+    wcs.wcs.cdelt = [-binsz, binsz]
+    wcs.wcs.crpix = [(npix + 1) / 2, (npix + 1) / 2]
     wcs.wcs.radesys = "ICRS"
     pixel = rg.Regions([r.to_pixel(wcs) for r in sky])
-    table = pixel.serialize(format="fits")
-    hdu = fits.BinTableHDU(table, name="REGION")
+    hdu = fits.BinTableHDU(pixel.serialize(format="fits"), name="REGION")
     hdu.header.update(wcs.to_header())
+    hdu.header["WCSSHAPE"] = f"({npix},{npix})"
     return hdu
 
 
