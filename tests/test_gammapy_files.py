@@ -143,7 +143,10 @@ def test_crab_fit_reproduces_gammapy(files, crab):
         Models([start, FoVBackgroundModel("crab-stacked")]), convention="gammapy"
     )
     assert result.success, result.message
-    # lat_0 sits on a pixel-row centre, where Gammapy's bilinear point weights have a kink
+    # files.json's lat_0 is not the minimum of Gammapy's own likelihood: Gammapy keeps the PSF
+    # of the start position during the fit (docs/conventions.md); its stat, evaluated afresh,
+    # is 0.027 lower at gammaxr's best fit and re-fitting from there gives gammaxr's lat_0
+    # (22.024553 vs 22.024546) and error (+5.5 %)
     tolerance = {"crab.lat_0": 0.35}
     for key, (value, error) in ref["crab"]["params"].items():
         model, name = key.split(".")
