@@ -168,7 +168,7 @@ def stat_profile(
             raise ValueError(f"no free parameter besides {parameter!r} to re-optimise")
         data_task = dask.delayed(data, traverse=False)
         tasks = [
-            dask.delayed(_refit, pure=True)(
+            dask.delayed(_refit)(
                 data_task, fixed.with_values({parameter: v}), convention, tol, strategy
             )
             for v in values
