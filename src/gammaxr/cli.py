@@ -70,8 +70,12 @@ def _analysis_errors() -> tuple[type[Exception], ...]:
     from gammaxr.analysis import AnalysisConfigError, AnalysisError
     from gammaxr.io.errors import DL3Error
     from gammaxr.reduce.runs import RunReductionError
+    from gammaxr.reduce.stack import NoOverlapError
 
-    return (AnalysisConfigError, AnalysisError, DL3Error, RunReductionError, FileExistsError)
+    return (
+        AnalysisConfigError, AnalysisError, DL3Error, RunReductionError, NoOverlapError,
+        FileExistsError,
+    )  # fmt: skip
 
 
 def _run(args: argparse.Namespace) -> int:

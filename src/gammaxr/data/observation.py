@@ -262,6 +262,22 @@ class Observation:
             return self
         return read_observations([self], hdus, max_workers=max_workers)[0]
 
+    def with_data(self, **values: Any) -> Observation:
+        """A loaded snapshot like this one with some HDUs replaced (e.g. cleaned ``events``).
+
+        Parameters
+        ----------
+        **values
+            HDU type -> value (``events=...``); must be types this run has.
+        """
+        unknown = sorted(set(values) - set(self._hdus))
+        if unknown:
+            raise ValueError(f"obs_id {self._obs_id}: no HDU(s) {unknown} to replace")
+        data = dict(self._data)
+        data.setdefault(_META, self.meta)
+        data.update(values)
+        return Observation(self._obs_id, self._info, self._hdus, data)
+
     # ------------------------------------------------------------------ metadata
     @cached_property
     def meta(self) -> Mapping[str, Any]:

@@ -17,9 +17,10 @@ from gammaxr.reduce.reflected import ReflectedRegionsConfig, reflected_regions
 from gammaxr.reduce.ring import ring_background, to_image
 from gammaxr.reduce.runs import RunReductionError, failed_runs, reduce_runs, reduce_runs_tree
 from gammaxr.reduce.spectrum import SpectrumSpec, find_off_regions, spectrum_dataset, spectrum_runs
-from gammaxr.reduce.stack import stack_runs
+from gammaxr.reduce.stack import NoOverlapError, stack_runs
 
 __all__ = [
+    "NoOverlapError",
     "ReductionSpec",
     "ReflectedRegionsConfig",
     "RunReductionError",

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.data.observation import events_in_gti
+from gammaxr.data.validation import RunValidationWarning, validate_observation
 from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.irf import RAD_EDGES_DEFAULT, edisp_kernel, evaluate_aeff, psf_3gauss_to_table
@@ -326,8 +328,14 @@ def reduce_observation_arrays(
     -------
     dict of str to numpy.ndarray
         Arrays as laid out by :func:`variable_layout`.
+
+    Raises
+    ------
+    gammaxr.data.validation.RunValidationError
+        If the run fails validation (:func:`~gammaxr.data.validation.validate_observation`);
+        a run whose safe mask is empty on the grid gives a ``RunValidationWarning``.
     """
-    obs = observation.read(spec.hdus())
+    obs = validate_observation(observation, spec.hdus())
     pointing = obs.pointing
     ra_pnt, dec_pnt = float(pointing.ra.deg), float(pointing.dec.deg)
     offset = grid.separation_values(pointing)
@@ -371,7 +379,24 @@ def reduce_observation_arrays(
     )
     if spec.irf_maps:
         out.update(irf_maps(obs, spec, irf_grid))
+    if not out["mask_safe"].any():
+        warnings.warn(
+            f"obs_id {obs.obs_id} contributes nothing to the grid: {_why_empty(offset, spec)}",
+            RunValidationWarning,
+            stacklevel=2,
+        )
     return out
+
+
+def _why_empty(offset: np.ndarray, spec: ReductionSpec) -> str:
+    """Why a run's safe mask is empty on a grid: outside it, or masked."""
+    nearest = float(np.min(offset))
+    if "offset-max" in spec.safe_mask and nearest >= spec.offset_max:
+        return (
+            f"no pixel within offset_max {spec.offset_max} deg of its pointing (the nearest "
+            f"is {nearest:.3g} deg away)"
+        )
+    return f"every bin is masked by the safe mask {list(spec.safe_mask)}"
 
 
 def _nearest_pixel(grid: SkyGrid, position: tuple[float, float]) -> tuple[int, int] | None:

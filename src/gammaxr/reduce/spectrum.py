@@ -39,6 +39,7 @@ import regions as rg
 import xarray as xr
 
 from gammaxr.data.observation import events_in_gti
+from gammaxr.data.validation import validate_observation
 from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.regions import (
@@ -379,7 +380,7 @@ def spectrum_arrays(
     dict of str to numpy.ndarray
         Arrays as laid out by :func:`spectrum_layout`.
     """
-    obs = observation.read(spec.hdus())
+    obs = validate_observation(observation, spec.hdus())
     region, pointing = spec.region, obs.pointing
     if off_regions is None:
         off_regions = find_off_regions(obs, spec)

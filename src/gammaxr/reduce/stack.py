@@ -22,9 +22,16 @@ Works on numpy- and dask-backed datasets alike and stays lazy.
 
 from __future__ import annotations
 
+import dask.array as da
+import numpy as np
 import xarray as xr
 
-__all__ = ["stack_runs"]
+__all__ = ["NoOverlapError", "stack_runs"]
+
+
+class NoOverlapError(ValueError):
+    """No run contributes to the stacked dataset: each is outside the grid, masked, or failed."""
+
 
 _SUMMED_MASKED = ("counts", "background", "counts_off")
 _WEIGHTED_IRFS = ("psf", "edisp")
@@ -61,6 +68,9 @@ def stack_runs(
     ------
     ValueError
         If ``dim`` or ``mask_safe`` is missing.
+    NoOverlapError
+        When no run contributes (``mask_safe`` false everywhere): at once for numpy data, on
+        computing ``mask_safe`` (or anything derived from it) for dask data.
     """
     if dim not in ds.dims:
         raise ValueError(f"dataset has no {dim!r} dimension to stack over")
@@ -89,7 +99,8 @@ def stack_runs(
                     w = weights * _irf_footprint(ds, mask)  # unsafe reco bins drop out
                 num = (ds[name] * w).sum(dim)
                 out[name] = (num / total.where(total > 0)).fillna(0).assign_attrs(ds[name].attrs)
-    out["mask_safe"] = mask.any(dim).assign_attrs(mask.attrs)
+    obs_ids = [int(i) for i in ds[dim].values]
+    out["mask_safe"] = _require_contribution(mask.any(dim), obs_ids).assign_attrs(mask.attrs)
     for name in ds.data_vars:
         if name not in out and dim not in ds[name].dims:
             out[name] = ds[name]
@@ -136,3 +147,28 @@ def _stack_acceptances(ds: xr.Dataset, mask: xr.DataArray, dim: str) -> dict[str
         "acceptance": acc_sum.assign_attrs(ds["acceptance"].attrs),
         "acceptance_off": acc_off_stacked.assign_attrs(ds["acceptance_off"].attrs),
     }
+
+
+def _check_block(block: np.ndarray, total: np.ndarray, message: str) -> np.ndarray:
+    if not bool(total):
+        raise NoOverlapError(message)
+    return block
+
+
+def _require_contribution(mask_any: xr.DataArray, obs_ids: list[int]) -> xr.DataArray:
+    """``mask_any`` that raises :class:`NoOverlapError` (now, or when computed) if all false."""
+    message = (
+        f"none of the runs {obs_ids} contributes to the stacked dataset: each lies outside "
+        "the grid, is masked everywhere by the safe mask, or failed (see the warnings and "
+        "gammaxr.reduce.failed_runs)"
+    )
+    if not isinstance(mask_any.data, da.Array):
+        if not bool(mask_any.any()):
+            raise NoOverlapError(message)
+        return mask_any
+    index = tuple(range(mask_any.ndim))
+    total = mask_any.data.any()
+    data = da.blockwise(
+        _check_block, index, mask_any.data, index, total, (), message=message, dtype=bool
+    )
+    return mask_any.copy(data=data)
