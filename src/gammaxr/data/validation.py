@@ -100,10 +100,10 @@ class _Checker:
 
     def index(self, key: str) -> float | None:
         name = key.lower()
-        if name not in self.obs.info.variables:
+        if name not in self.obs.obs_info.variables:
             return None
         try:
-            return float(self.obs.info[name].values)
+            return float(self.obs.obs_info[name].values)
         except (TypeError, ValueError):
             return None
 
