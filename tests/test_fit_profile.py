@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import astropy.units as u
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -37,6 +38,10 @@ def test_profile_with_others_fixed_is_the_likelihood_at_those_values(spectrum_fi
         expected = FitContext(data, result.models.with_values({INDEX: v})).stat()
         assert stat == pytest.approx(expected, rel=1e-12)
     assert profile["stat"].sel(value=best, method="nearest") == pytest.approx(result.total_stat)
+    amp = result.value(AMPLITUDE)
+    in_m2 = stat_profile(ds, result, AMPLITUDE, [amp * 1e4, amp * 1.1e4] * u.Unit("m-2 s-1 TeV-1"))
+    np.testing.assert_allclose(in_m2["value"], [amp, 1.1 * amp], rtol=1e-12)
+    assert in_m2["value"].attrs["units"] == "cm-2 s-1 TeV-1"
 
 
 def test_reoptimised_profile_is_below_the_fixed_one_and_rises_by_one_at_minos(spectrum_fit):

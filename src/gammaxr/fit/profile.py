@@ -29,6 +29,8 @@ import numpy as np
 import xarray as xr
 from scipy.stats import chi2
 
+from gammaxr.units import to_unit
+
 from .data import load_datasets
 from .fitting import model_scales
 from .likelihood import FitContext
@@ -124,9 +126,9 @@ def stat_profile(
     parameter : str
         Full name ``model.component.name`` of the parameter to scan (may be frozen in the
         fit when ``reoptimize`` is False).
-    values : array_like, optional
-        Values in the parameter's (canonical) unit; default :func:`profile_values` with
-        ``n_sigma`` and ``n_values``.
+    values : array_like or astropy.units.Quantity, optional
+        Values in the parameter's (canonical) unit, or a quantity (array) converted to it;
+        default :func:`profile_values` with ``n_sigma`` and ``n_values``.
     reoptimize : bool
         Re-fit all other free parameters at each value (one Migrad fit per value, run as
         dask tasks on ``scheduler``) instead of keeping them at the best fit.
@@ -149,7 +151,8 @@ def stat_profile(
     _check_parameter(result, parameter)
     if values is None:
         values = profile_values(result, parameter, n_sigma, n_values)
-    values = np.atleast_1d(np.asarray(values, dtype=float))
+    unit = result.models.parameter(parameter).unit
+    values = np.atleast_1d(np.asarray(to_unit(values, unit, "values"), dtype=float))
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"values must be a non-empty 1D sequence, got shape {values.shape}")
     data = load_datasets(datasets, name)
