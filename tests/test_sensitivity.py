@@ -86,6 +86,8 @@ def test_background_only_dataset_equals_on_off(spectrum):
     a = sensitivity(spectrum)
     b = bkg_only.gamma.sensitivity(alpha=0.2)
     np.testing.assert_allclose(b["e2dnde"], a["e2dnde"], rtol=1e-12)
+    chunked = sensitivity(bkg_only.chunk({"energy": 3}), alpha=0.2)
+    np.testing.assert_allclose(chunked["e2dnde"], a["e2dnde"], rtol=1e-12)
     with pytest.raises(ValueError, match="alpha > 0"):
         sensitivity(bkg_only, alpha=None)
 

@@ -119,7 +119,7 @@ def sensitivity(
 ) -> xr.Dataset:
     """Differential sensitivity per reco-energy bin of a 1D spectrum dataset.
 
-    A compute boundary: the (small, 1D) dataset is loaded.
+    A compute boundary: the (small, 1D) dataset is loaded, in one compute if dask-backed.
 
     Parameters
     ----------
@@ -159,6 +159,7 @@ def sensitivity(
         raise ValueError("sensitivity needs one spectrum dataset: stack the runs first")
     if spectral_model is None:
         spectral_model = PowerLaw(index=2.0, amplitude="1e-12 cm-2 s-1 TeV-1")
+    ds = ds.compute()  # the compute boundary: one compute for a dask-backed dataset
     n_off, ratio = _on_off(ds, alpha)
     excess, criterion = minimum_excess(n_off, ratio, n_sigma, gamma_min, bkg_syst_fraction)
     shape = SkyModel(spectral_model, name="sensitivity")
