@@ -13,8 +13,8 @@ from gammaxr.estimators.flare_toy import _MET_REFERENCE, flare_scenario, light_c
 from gammaxr.estimators.light_curve import light_curve
 from gammaxr.estimators.norm_fit import norm_terms
 from gammaxr.estimators.time_slices import gti_overlap, slice_terms, variability
-from gammaxr.fit import npred
-from gammaxr.fit.toy import toy_map_dataset, toy_spectrum_dataset
+from gammaxr.fit import fit, npred
+from gammaxr.fit.toy import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 from gammaxr.models import (
     ExpDecayTemporalModel,
     GaussianTemporalModel,
@@ -148,6 +148,11 @@ def test_temporal_model_scales_npred_by_its_mean_over_the_data_span():
     ratio = npred(ds, flaring, kind="signal").sum() / npred(ds, constant, kind="signal").sum()
     np.testing.assert_allclose(ratio, decay.mean_norm(mjd[:1], mjd[1:]), rtol=1e-9)
     assert 0.3 < float(ratio) < 0.8
+    # GTIs as Gammapy's files give them (two intervals) take precedence over tstart/tstop
+    gtis = ds.assign_attrs(gti_start=[0.0, 5400.0], gti_stop=[1800.0, 7200.0])
+    ratio = npred(gtis, flaring, kind="signal").sum() / npred(ds, constant, kind="signal").sum()
+    parts = met_to_mjd(np.array([[0.0, 1800.0], [5400.0, 7200.0]]), _reference_tt(), "utc")
+    np.testing.assert_allclose(ratio, decay.mean_norm(parts[:, 0], parts[:, 1]), rtol=1e-9)
     del ds.attrs["tstart"]
     with pytest.raises(ValueError, match="no time span"):
         npred(ds, flaring)
@@ -193,3 +198,28 @@ def test_simulated_times_follow_the_temporal_model():
     assert abs(n_flare - mean_norm * sum(constant)) < 5 * np.sqrt(n_flare + sum(constant))
     for s in sims:
         assert np.all(np.diff(s.events["time"].values) >= 0)
+
+
+def test_fit_of_a_decay_time_over_runs():
+    """Four runs of a decaying source: the joint fit recovers the decay time ``t0``."""
+    toy = toy_map_dataset(exposure=1e9, width=1.2)
+    starts = 3600.0 * np.arange(4)
+    runs = xr.concat([toy] * 4, dim="obs_id").assign_coords(
+        obs_id=[1, 2, 3, 4], tstart=("obs_id", starts), tstop=("obs_id", starts + 1800.0)
+    )
+    runs["tstart"].attrs.update(units="s", MJDREFI=51910, MJDREFF=0.0, TIMESYS="tt")
+    t_ref = float(met_to_mjd(np.array(0.0), _reference_tt(), "utc"))
+    source = SkyModel(
+        PowerLaw(index=2.5, amplitude=1e-10),
+        PointSpatialModel(lon_0=83.63, lat_0=22.01),
+        name="src",
+        temporal=ExpDecayTemporalModel(t0=0.08, t_ref=t_ref),
+    )
+    truth = Models([source])
+    sim = simulate_counts(runs, truth, 4)
+    start = truth.with_values({"src.temporal.t0": 0.05})
+    assert "src.temporal.t0" in start.free_parameter_names
+    result = fit(sim, start)
+    assert result.success, result.message
+    t0, err = result.value("src.temporal.t0"), result.error("src.temporal.t0")
+    assert abs(t0 - 0.08) < 4 * err and err < 0.02

@@ -335,9 +335,13 @@ def time_spans(ds: xr.Dataset) -> np.ndarray | None:
 
     Read from the ``tstart``/``tstop`` coordinates (MET s, with ``MJDREFI``/``MJDREFF``/
     ``TIMESYS`` attrs; one value per run along ``obs_id``, or scalars), else from the
-    dataset's attrs of the same names; None where they or their reference are missing.
+    dataset's GTI attrs ``gti_start``/``gti_stop`` (files read from Gammapy; one row per GTI)
+    or ``tstart``/``tstop``; None where they or their reference are missing.
     """
-    if "tstart" in ds.coords and "tstop" in ds.coords:
+    if "obs_id" not in ds.dims and "gti_start" in ds.attrs and "gti_stop" in ds.attrs:
+        attrs = ds.attrs
+        start, stop = np.atleast_1d(attrs["gti_start"]), np.atleast_1d(attrs["gti_stop"])
+    elif "tstart" in ds.coords and "tstop" in ds.coords:
         start, stop = ds["tstart"], ds["tstop"]
         attrs = {**ds.attrs, **start.attrs}
         start, stop = np.atleast_1d(start.values), np.atleast_1d(stop.values)
