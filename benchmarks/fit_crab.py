@@ -7,11 +7,12 @@ stacks, and fits a point source with a power law plus a background norm (tilt fr
 starting from the reference start values. Prints the fit time (Gammapy 2.1: about 2.6 s on
 this machine class) and every fitted value against the reference, in units of the
 reference error, with the ratio of errors; once with gammaxr's conventions (the default)
-and once with ``convention="gammapy"``; then the total_stat of fits from two start values.
+and once with ``convention="gammapy"``; then the total_stat of fits from two start values;
+with ``--profiles`` also index profiles and the (index, amplitude) contour against Minos.
 
 Usage::
 
-    python benchmarks/fit_crab.py [--repeat 5] [--data DIR] [--reference DIR]
+    python benchmarks/fit_crab.py [--repeat 5] [--profiles] [--data DIR] [--reference DIR]
 """
 
 from __future__ import annotations
@@ -113,11 +114,43 @@ def report(result, reference: dict, label: str) -> bool:
     return ok
 
 
+def profiles(ds, models) -> None:
+    """Index profiles at +-1 Hesse error and the (index, amplitude) contour vs Minos."""
+    index, amplitude = "crab.spectral.index", "crab.spectral.amplitude"
+    result = ds.gamma.fit(models, minos=[index])
+    best, err = result.value(index), result.error(index)
+    lo, hi = (float(result.parameters[k].sel(param=index)) for k in ("error_lo", "error_hi"))
+    print(f"\nindex {best:.4f}: Hesse +-{err:.4f}, Minos {lo:+.4f} / {hi:+.4f}")
+    for reoptimize in (False, True):
+        t0 = time.perf_counter()
+        profile = ds.gamma.stat_profile(result, index, [best - err, best + err], reoptimize)
+        rise = profile["stat"].values - result.total_stat
+        print(
+            f"profile ({'re-optimised' if reoptimize else 'others fixed'}): rise at -1/+1 "
+            f"Hesse error {rise[0]:.3f} / {rise[1]:.3f} ({time.perf_counter() - t0:.2f} s)"
+        )
+    t0 = time.perf_counter()
+    profile = ds.gamma.stat_profile(result, index, reoptimize=True)
+    print(
+        f"re-optimised profile, {profile.sizes['value']} values: {time.perf_counter() - t0:.2f} s"
+    )
+    t0 = time.perf_counter()
+    contour = ds.gamma.stat_contour(result, index, amplitude, n_points=20)
+    extent = float(contour[index].min()) - best, float(contour[index].max()) - best
+    print(
+        f"1-sigma contour (20 points, {time.perf_counter() - t0:.2f} s): index extent "
+        f"{extent[0]:+.4f} / {extent[1]:+.4f} (Minos {lo:+.4f} / {hi:+.4f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed fits per convention")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "hess-dl3-dr1")
     parser.add_argument("--reference", type=Path, default=SHARED / "reference")
+    parser.add_argument(
+        "--profiles", action="store_true", help="also time index profiles and a contour"
+    )
     args = parser.parse_args()
     reference = json.loads((args.reference / "reference.json").read_text())["crab_fit"]
     ds, seconds = crab_dataset(args.data, args.reference)
@@ -139,6 +172,8 @@ def main() -> None:
         f"\ntotal_stat from the reference start {a.total_stat:.5f}, from {MOVED_START}: "
         f"{b.total_stat:.5f} (difference {abs(a.total_stat - b.total_stat):.1e})"
     )
+    if args.profiles:
+        profiles(ds, models)
     assert models == crab_models(), "the user's models were modified"
 
 
