@@ -343,3 +343,18 @@ def test_models_covariance_round_trip(files, tmp_path):
         pytest.approx(error**2)
     )
     assert float(diag.sel(param="crab.spectral.index", param2="crab.spatial.lon_0")) == 0
+
+
+def test_read_gammapy_bad_input(files, tmp_path):
+    root, _ = files
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        gammaxr.read_gammapy(tmp_path / "none.fits")
+    with pytest.raises(ValueError, match="neither a FITS file nor ECSV"):
+        gammaxr.read_gammapy(root / "README.md")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        gammaxr.read_gammapy(root / "crab_flux_points.fits", kind="spectrum")
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(name="EVENTS")]).writeto(tmp_path / "e.fits")
+    with pytest.raises(ValueError, match=r"not a Gammapy map dataset.*EVENTS"):
+        gammaxr.read_gammapy(tmp_path / "e.fits")
+    with pytest.raises(ValueError, match="cannot tell what to write"):
+        xr.Dataset({"x": ("a", [1.0])}).gamma.to_gammapy(tmp_path / "x.fits")

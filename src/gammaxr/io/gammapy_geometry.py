@@ -108,6 +108,7 @@ class WcsGrid:
         self.grid, self.flip_lon, self.flip_lat = grid, flip_lon, flip_lat
         self.shift, self.shift_pixels, self.header = shift, shift_pixels, header
         self.pixel_side = pixel_side
+        self.statement = ""  # what relabelling did, for the caller's warning
 
     @property
     def exact(self) -> bool:
@@ -145,7 +146,12 @@ def _check_not_rotated(header: Mapping[str, Any], source: str) -> None:
 
 
 def grid_from_header(
-    header: fits.Header, shape: tuple[int, int], *, geometry: str = "auto", source: str = ""
+    header: fits.Header,
+    shape: tuple[int, int],
+    *,
+    geometry: str = "auto",
+    source: str = "",
+    warn: bool = True,
 ) -> WcsGrid:
     """The gammaxr grid of a Gammapy image header (module docstring).
 
@@ -159,6 +165,9 @@ def grid_from_header(
         Conversion mode.
     source : str
         File and HDU, for messages.
+    warn : bool
+        Issue the :class:`GammapyGeometryWarning` of a relabelled grid here; with False the
+        caller issues ``result.statement``.
 
     Returns
     -------
@@ -208,11 +217,9 @@ def grid_from_header(
             f"{what}. Pass geometry='relabel' to accept this (sums are kept, positions move), "
             "or re-make the map in Gammapy on a CAR grid with CRVAL2 = 0 (exact)"
         )
-    warnings.warn(
-        f"{what} (geometry='relabel': sums are kept, positions move by at most this)",
-        GammapyGeometryWarning,
-        stacklevel=3,
-    )
+    result.statement = f"{what} (geometry='relabel': sums are kept, positions move by at most this)"
+    if warn:
+        warnings.warn(result.statement, GammapyGeometryWarning, stacklevel=2)
     return result
 
 

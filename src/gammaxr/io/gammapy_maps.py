@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from astropy.io import fits
 
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.io.gammapy_geometry import (
+    GammapyGeometryWarning,
     WcsGrid,
     axes_from_bands,
     axis_edges_of,
@@ -107,8 +109,9 @@ class _Reader:
         key = "\n".join(f"{k}={hdu.header.get(k)}" for k in _WCS_KEYS)
         if key not in self.grids:
             self.grids[key] = grid_from_header(
-                hdu.header, hdu.data.shape[-2:], geometry=self.geometry, source=self.source(name)
-            )
+                hdu.header, hdu.data.shape[-2:], geometry=self.geometry,
+                source=self.source(name), warn=False,
+            )  # fmt: skip
         return self.grids[key]
 
     def add_axis(self, dim: str, coords: dict, name: str) -> None:
@@ -316,7 +319,10 @@ def read_map_dataset(path: str | os.PathLike, *, geometry: str = "auto") -> xr.D
         attrs.update(gti_attrs(hdul))
         attrs.update(_meta_attrs(hdul))
         attrs["source_file"] = os.path.basename(path)
-        return xr.Dataset({**data_vars, **irf_vars}, coords=reader.coords, attrs=attrs)
+    statements = [g.statement for g in reader.grids.values() if g.statement]
+    if statements:
+        warnings.warn("; ".join(statements), GammapyGeometryWarning, stacklevel=2)
+    return xr.Dataset({**data_vars, **irf_vars}, coords=reader.coords, attrs=attrs)
 
 
 # --------------------------------------------------------------------------------- writing
