@@ -2,12 +2,17 @@
 
 For one source (a :class:`~gammaxr.models.SkyModel`) on a map dataset::
 
-    npred(E, y, x) = sum_t edisp(t, E) * F(t) * exposure(t, y, x) * [S (*) K_t](y, x)
+    npred(E, y, x) = sum_t edisp(t, E) * F(t) * [(exposure(t) * S) (*) K_t](y, x)
 
 with ``F(t)`` the spectral model integrated over true-energy bin ``t`` (cm-2 s-1),
 ``exposure`` in m2 s (times 1e4 for cm2), ``S`` the spatial model integrated over the pixels
 (:func:`gammaxr.models.integrate_pixels`, oversampled for small sources) and ``K_t`` the PSF
-kernel at the source (:mod:`gammaxr.fit.kernels`). The sum runs over a cutout around the
+kernel at the source (:mod:`gammaxr.fit.kernels`). The exposure weighs the photons where they
+come from (a point source: the exposure at its position, bilinear between pixel centres),
+before the PSF spreads them. ``convention="gammapy"`` multiplies the PSF-convolved image by
+the exposure of the pixels where the photons land, as Gammapy's ``MapEvaluator`` does; across
+an exposure gradient that shifts the image by ``sigma_psf**2 * grad(ln exposure)``, which
+biases fitted positions (``benchmarks/position_bias.py``, docs/conventions.md). The sum runs over a cutout around the
 source only. The PSF kernel, the edisp matrix and the cutout are functions of the source
 position alone (:mod:`gammaxr.fit.kernels`: kernels blended from a fixed lattice of nodes),
 so the likelihood at given parameters does not depend on the history of a fit. A
@@ -15,7 +20,7 @@ so the likelihood at given parameters does not depend on the history of a fit. A
 
 - the PSF kernels at the lattice nodes visited, and the blended IRF state at the last
   position;
-- ``A(t, pixel) = exposure * (S (*) K_t)``, rebuilt only when spatial parameters change;
+- ``A(t, pixel) = (exposure * S) (*) K_t``, rebuilt only when spatial parameters change;
 - the counts, rebuilt when spectral parameters change (one small matrix product).
 
 Evaluators belong to one fit (:class:`gammaxr.fit.likelihood.FitContext`); nothing is cached
@@ -55,6 +60,7 @@ __all__ = [
     "MapSourceEvaluator",
     "SpectrumSourceEvaluator",
     "convolve_same",
+    "exposure_at",
 ]
 
 #: Exposure is stored in m2 s, fluxes are per cm2.
@@ -70,36 +76,61 @@ _SPARSE_PIXELS = 16
 
 
 def convolve_same(image: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """Convolve one image with one kernel per plane, output on the image's pixels.
+    """Convolve one image (or one image per plane) with one kernel per plane, on the image's
+    pixels.
 
     Parameters
     ----------
-    image : numpy.ndarray, shape (ny, nx)
-        Image (e.g. flux fraction per pixel).
+    image : numpy.ndarray, shape (ny, nx) or (n, ny, nx)
+        Image (e.g. flux fraction per pixel), the same for every kernel or one per kernel.
     kernels : numpy.ndarray, shape (n, ky, kx)
         Kernels with odd sizes, centred on their middle pixel.
 
     Returns
     -------
     numpy.ndarray, shape (n, ny, nx)
-        ``out[k, y, x] = sum image[y', x'] kernels[k, y - y' + ky // 2, x - x' + kx // 2]``
+        ``out[k, y, x] = sum image[(k,) y', x'] kernels[k, y - y' + ky // 2, x - x' + kx // 2]``
         (``scipy.signal.fftconvolve(..., mode="same")``; images with few non-zero pixels,
         such as point sources, are done exactly as sums of shifted kernels).
     """
-    ny, nx = image.shape
+    planes = np.broadcast_to(image, (kernels.shape[0], *image.shape[-2:]))
+    ny, nx = planes.shape[1:]
     _, ky, kx = kernels.shape
-    nonzero = np.flatnonzero(image)
+    nonzero = np.flatnonzero(planes.any(axis=0))
     if nonzero.size > _SPARSE_PIXELS:
-        planes = np.broadcast_to(image, (kernels.shape[0], ny, nx))  # "same": shape of in1
         return fftconvolve(planes, kernels, mode="same", axes=(1, 2))
     out = np.zeros((kernels.shape[0], ny, nx))
     cy, cx = ky // 2, kx // 2
-    for y, x in zip(*np.unravel_index(nonzero, image.shape), strict=True):
+    for y, x in zip(*np.unravel_index(nonzero, (ny, nx)), strict=True):
         y0, y1 = max(y - cy, 0), min(y + cy + 1, ny)
         x0, x1 = max(x - cx, 0), min(x + cx + 1, nx)
         ks = kernels[:, y0 - y + cy : y1 - y + cy, x0 - x + cx : x1 - x + cx]
-        out[:, y0:y1, x0:x1] += image[y, x] * ks
+        out[:, y0:y1, x0:x1] += planes[:, y, x, None, None] * ks
     return out
+
+
+def exposure_at(exposure: np.ndarray, fy: float, fx: float) -> np.ndarray:
+    """Exposure at a sub-pixel position, bilinear between pixel centres (clamped to the image).
+
+    Parameters
+    ----------
+    exposure : numpy.ndarray, shape (n, ny, nx)
+        Exposure planes.
+    fy, fx : float
+        Position in pixel-index units (row, column).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+    """
+    ny, nx = exposure.shape[1:]
+    fy, fx = float(np.clip(fy, 0, ny - 1)), float(np.clip(fx, 0, nx - 1))
+    y0, x0 = min(int(np.floor(fy)), max(ny - 2, 0)), min(int(np.floor(fx)), max(nx - 2, 0))
+    ty, tx = fy - y0, fx - x0
+    y1, x1 = min(y0 + 1, ny - 1), min(x0 + 1, nx - 1)
+    return (1 - ty) * ((1 - tx) * exposure[:, y0, x0] + tx * exposure[:, y0, x1]) + ty * (
+        (1 - tx) * exposure[:, y1, x0] + tx * exposure[:, y1, x1]
+    )
 
 
 def _spectral_flux(spectral, e_lo: np.ndarray, e_hi: np.ndarray, values: dict) -> np.ndarray:
@@ -263,19 +294,28 @@ class MapSourceEvaluator:
             return
         d = self.data
         ys, xs = cut.slices
-        n_et = irf["exposure"].shape[0]
+        exposure = irf["exposure"].reshape(-1, *cut.shape)
+        n_et = exposure.shape[0]
+        # position of the source in pixel-index units of the cutout
+        fx = (np.mod(lon - d.lon[cut.x0] + 180.0, 360.0) - 180.0) / d.lon_step
+        fy = (lat - d.lat[cut.y0]) / d.lat_step
         if is_point and irf["coefficients"] is not None:
-            lon_c = d.lon[cut.x0]
-            fx = (np.mod(lon - lon_c + 180.0, 360.0) - 180.0) / d.lon_step
-            fy = (lat - d.lat[cut.y0]) / d.lat_step
             conv = place_kernel(irf["coefficients"], fy, fx, cut.shape)
+            # the photons' exposure is that of the source, not of the pixel they land in
+            weights = exposure_at(exposure, fy, fx)[:, None, None] * conv
         else:
             if spatial is None:
                 spatial = self.model.spatial.with_values(**values)
             image = spatial.integrate_pixels(d.lon[xs], d.lat[ys], d.frame)
-            conv = image[None] if irf["kernel"] is None else convolve_same(image, irf["kernel"])
-        conv = np.broadcast_to(conv, (n_et, *cut.shape))
-        self._weights = irf["exposure"] * conv.reshape(n_et, -1)
+            if irf["kernel"] is None:
+                weights = exposure * image[None]
+            elif self.convention == "gammapy":
+                # Gammapy convolves the flux first and multiplies by the exposure of the
+                # pixels where the photons land
+                weights = exposure * convolve_same(image, irf["kernel"])
+            else:
+                weights = convolve_same(exposure * image[None], irf["kernel"])
+        self._weights = np.broadcast_to(weights, (n_et, *cut.shape)).reshape(n_et, -1)
 
     def __call__(self, spatial_values: dict, spectral_values: dict) -> tuple[Cutout, np.ndarray]:
         """Predicted counts on the source's cutout.
