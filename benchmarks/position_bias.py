@@ -125,20 +125,20 @@ def fit_position(ds, setting: dict, start: tuple[float, float], convention: str)
     ]
 
 
-def run(setting: dict, n: int, seed: int) -> dict:
+def run(setting: dict, n: int, seed: int, conventions=CONVENTIONS) -> dict:
     rng = np.random.default_rng(seed)
     irfs = irfs_from_observation(setting["obs"])
     grid = setting["grid"]
     lon_c, lat_c = setting["pixel"]
     steps = (abs(grid.lon_step), abs(grid.lat_step))
-    rows = {c: [] for c in CONVENTIONS}
-    seconds = {c: [] for c in CONVENTIONS}
+    rows = {c: [] for c in conventions}
+    seconds = {c: [] for c in conventions}
     for _ in range(n):
         du, dv = rng.uniform(-0.5, 0.5, 2)
         lon, lat = lon_c + du * steps[0], lat_c + dv * steps[1]
         counts = simulate_counts(setting, irfs, lon, lat, rng)
         ds = setting["dataset"].assign(counts=(("energy", "lat", "lon"), counts))
-        for convention in CONVENTIONS:
+        for convention in conventions:
             t0 = time.perf_counter()
             fitted = fit_position(ds, setting, (lon_c, lat_c), convention)
             seconds[convention].append(time.perf_counter() - t0)
@@ -176,11 +176,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100, help="realisations per setting")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--setting", nargs="+", default=["cta", "toy"])
+    parser.add_argument("--convention", nargs="+", default=list(CONVENTIONS))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.setting:
             setting = cta_setting(Path(args.data_dir)) if name == "cta" else toy_setting(Path(tmp))
-            results, seconds = run(setting, args.n, args.seed)
+            results, seconds = run(setting, args.n, args.seed, args.convention)
             report(name, results, seconds, args.n)
 
 

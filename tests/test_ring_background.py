@@ -335,3 +335,29 @@ def test_msh1552_counts_identical_with_gammapys_float32_positions(
     np.testing.assert_array_equal(
         stacked["counts"].sum("energy").values, _by_coordinate(ref["counts"])
     )
+
+
+@pytest.mark.parametrize("with_edisp", [True, False])
+def test_to_image_response_predicts_the_summed_safe_counts(with_edisp):
+    """Counts are summed over safe reco bins only; the image's response must predict just
+    those (Gammapy resamples the kernel with mask_safe_edisp), with or without an edisp map."""
+    from gammaxr.fit import npred
+    from gammaxr.fit.toy import toy_map_dataset
+    from gammaxr.models import PointSpatialModel, PowerLaw, SkyModel
+
+    ds = toy_map_dataset(energy_edges=(0.5, 1.0, 2.0, 4.0, 10.0), energy_true_edges=(0.4, 12.0))
+    ds["edisp"] = ds["edisp"] * 0 + [[0.1, 0.3, 0.4, 0.2]]  # a broad kernel (true, reco)
+    mask = np.ones(ds["mask_safe"].shape, bool)
+    mask[0] = False  # below the safe threshold
+    ds["mask_safe"] = (ds["mask_safe"].dims, mask)
+    if not with_edisp:
+        ds = ds.drop_vars("edisp")
+    source = SkyModel(
+        PowerLaw(index=2.5, amplitude="5e-11 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=83.63, lat_0=22.01),
+    )
+    all_bins = npred(ds, source, kind="signal")
+    safe_bins = all_bins.where(ds["mask_safe"], 0).sum("energy")
+    image = npred(to_image(ds), source, kind="signal").isel(energy=0)
+    np.testing.assert_allclose(image.values, safe_bins.values, rtol=1e-5, atol=1e-9)
+    assert float(image.sum()) < 0.95 * float(all_bins.sum())  # the unsafe bin was left out

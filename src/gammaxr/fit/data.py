@@ -276,8 +276,9 @@ def _one_map(ds, arrays: dict, name: str, names: tuple[str, ...]) -> MapData:
     psf, edisp = _float(arrays.get("psf")), _float(arrays.get("edisp"))
     if psf is not None and psf.ndim == 2:  # one PSF for the whole map
         psf = psf[:, :, None, None]
-    if edisp is not None and edisp.ndim == 2:
-        edisp = edisp[:, :, None, None]
+    if edisp is not None and edisp.ndim == 2:  # one kernel for the whole map
+        irf_shape = psf.shape[2:] if psf is not None else (1, 1)
+        edisp = np.broadcast_to(edisp[:, :, None, None], (*edisp.shape, *irf_shape))
     alpha = counts_off = None
     if "counts_off" in arrays:
         counts_off = _float(arrays["counts_off"])

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import spline_filter
 
+from gammaxr.irf.edisp import diagonal_response
 from gammaxr.models.sphere import separation
 
 __all__ = [
@@ -331,25 +332,6 @@ def edisp_at(
     i = int(np.clip(np.rint(_fractional_index(lon, lon_irf)), 0, lon_irf.size - 1))
     j = int(np.clip(np.rint(_fractional_index(lat, lat_irf)), 0, lat_irf.size - 1))
     return np.ascontiguousarray(edisp[:, :, j, i])
-
-
-def diagonal_response(energy_true_edges: np.ndarray, energy_edges: np.ndarray) -> np.ndarray:
-    """Perfect energy resolution: the fraction of each true bin inside each reco bin.
-
-    Parameters
-    ----------
-    energy_true_edges, energy_edges : numpy.ndarray
-        Bin edges, TeV.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_et, n_e)
-        Overlap fractions (linear in energy); identity for equal axes.
-    """
-    t_lo, t_hi = energy_true_edges[:-1, None], energy_true_edges[1:, None]
-    lo = np.maximum(t_lo, energy_edges[None, :-1])
-    hi = np.minimum(t_hi, energy_edges[None, 1:])
-    return np.clip(hi - lo, 0.0, None) / (t_hi - t_lo)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from gammaxr.irf.background import (
     integrate_bkg_energy,
     loglog_bin_integral,
 )
-from gammaxr.irf.edisp import edisp_kernel, evaluate_edisp
+from gammaxr.irf.edisp import diagonal_response, edisp_kernel, evaluate_edisp
 from gammaxr.irf.interpolate import GridAxis, grid_axis, interpolate_irf, interpolate_table
 from gammaxr.irf.psf import (
     RAD_EDGES_DEFAULT,
@@ -29,6 +29,7 @@ from gammaxr.irf.psf import (
 )
 
 __all__ = [
+    "diagonal_response",
     "RAD_EDGES_DEFAULT",
     "GridAxis",
     "edisp_kernel",

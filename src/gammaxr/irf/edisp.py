@@ -16,7 +16,7 @@ from gammaxr.irf.interpolate import (
     outside_valid_range,
 )
 
-__all__ = ["evaluate_edisp", "edisp_kernel"]
+__all__ = ["diagonal_response", "evaluate_edisp", "edisp_kernel"]
 
 _DIMS = ("energy_true", "migra", "offset")
 
@@ -223,3 +223,22 @@ def edisp_kernel(
         name="edisp_kernel",
         attrs={"units": ""},
     )
+
+
+def diagonal_response(energy_true_edges: np.ndarray, energy_edges: np.ndarray) -> np.ndarray:
+    """Perfect energy resolution: the fraction of each true bin inside each reco bin.
+
+    Parameters
+    ----------
+    energy_true_edges, energy_edges : numpy.ndarray
+        Bin edges, TeV.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_et, n_e)
+        Overlap fractions (linear in energy); identity for equal axes.
+    """
+    t_lo, t_hi = energy_true_edges[:-1, None], energy_true_edges[1:, None]
+    lo = np.maximum(t_lo, energy_edges[None, :-1])
+    hi = np.minimum(t_hi, energy_edges[None, 1:])
+    return np.clip(hi - lo, 0.0, None) / (t_hi - t_lo)

@@ -36,6 +36,7 @@ from scipy.signal import fftconvolve
 
 from gammaxr.geom.axes import axis_coords, axis_edges, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.irf.edisp import diagonal_response
 from gammaxr.reduce.fov_background import exclusion_on_grid
 
 __all__ = ["resample_energy", "ring_background", "ring_convolve", "ring_kernel", "to_image"]
@@ -113,6 +114,59 @@ def ring_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def resample_response(ds: xr.Dataset, slices: Sequence[slice]) -> xr.DataArray | None:
+    """The energy response of a dataset whose reco bins are grouped into bands.
+
+    Counts are summed over the safe reco bins of each band, so the response must predict
+    just those: the kernel of each band is the sum of the ``edisp`` kernel over the band's
+    reco bins weighted by ``mask_safe`` (at the fine pixel nearest each IRF pixel, as
+    Gammapy's ``mask_safe_edisp``). Without ``edisp``, a dataset with an exposure gets the
+    perfect-resolution response (:func:`gammaxr.irf.diagonal_response`) weighted by the reco
+    bins safe anywhere on the map, dims ``(energy_true, energy)``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Dataset with ``mask_safe(energy, lat, lon)`` and ``edisp`` or ``exposure``.
+    slices : sequence of slice
+        Reco-bin slices of the bands (:func:`gammaxr.geom.axes.band_slices`).
+
+    Returns
+    -------
+    xarray.DataArray or None
+        The band kernels (``energy`` of length ``len(slices)``); None for a dataset with
+        neither ``edisp`` nor ``energy_true``.
+    """
+    safe = ds["mask_safe"]
+    spatial = [d for d in ("lat", "lon") if d in safe.dims]
+    if "edisp" in ds:
+        kernel = ds["edisp"]
+        irf_dims = [d for d in ("lat_irf", "lon_irf") if d in kernel.dims]
+        if irf_dims and spatial:
+            nearest = {"lat": ds["lat_irf"], "lon": ds["lon_irf"]}
+            weights = safe.sel(nearest, method="nearest").drop_vars(spatial, errors="ignore")
+        else:
+            weights = safe.any(spatial) if spatial else safe
+    elif "energy_true" in ds.dims:
+        true_edges, edges = axis_edges(ds, "energy_true"), axis_edges(ds, "energy")
+        kernel = xr.DataArray(
+            diagonal_response(true_edges, edges),
+            dims=("energy_true", "energy"),
+            attrs={"units": ""},
+        )
+        weights = safe.any(spatial) if spatial else safe
+    else:
+        return None
+    parts = [
+        (kernel.isel(energy=sl) * weights.isel(energy=sl).astype(kernel.dtype)).sum("energy")
+        for sl in slices
+    ]
+    out = xr.concat(parts, dim="energy").transpose(..., *kernel.dims)
+    return out.drop_vars(
+        [c for c in out.coords if c not in out.dims], errors="ignore"
+    ).assign_attrs(kernel.attrs)
+
+
 def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset:
     """Group reco-energy bins into wider bands, inside the safe mask.
 
@@ -121,7 +175,8 @@ def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset
     ds : xarray.Dataset
         Dataset with an ``energy`` axis (and ``energy_bounds``): ``counts``, ``background``
         (summed where ``mask_safe``), ``mask_safe``, ``mask_fit`` (true where any bin is);
-        other variables without ``energy`` are kept, others with it (``edisp``) dropped.
+        the energy response (see :func:`resample_response`); other variables without
+        ``energy`` are kept.
     energy_edges : sequence of float
         TeV; a subset of the dataset's energy edges. Bins outside them are dropped.
 
@@ -157,6 +212,9 @@ def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset
                 parts.append(band.any("energy"))
         stacked = xr.concat(parts, dim="energy").transpose(*var.dims)
         out[name] = stacked.astype(var.dtype).assign_attrs(var.attrs)
+    response = resample_response(ds, slices)
+    if response is not None:
+        out["edisp"] = response
     coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"))
     for name, var in ds.data_vars.items():
         if name not in out and "energy" not in var.dims:
