@@ -3,6 +3,7 @@ simulation and in predicted counts."""
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 
 import numpy as np
@@ -223,3 +224,35 @@ def test_fit_of_a_decay_time_over_runs():
     assert result.success, result.message
     t0, err = result.value("src.temporal.t0"), result.error("src.temporal.t0")
     assert abs(t0 - 0.08) < 4 * err and err < 0.02
+
+
+@pytest.mark.hess
+def test_crab_in_ten_minute_bins(crab_reference_case, hess_dir):
+    """Real runs cut into 10-minute bins: the pieces give back each run's counts, and the
+    Crab is constant."""
+    from gammaxr.data import open_datastore
+
+    runs, _, _, reference = crab_reference_case
+    params = reference["params"]
+    crab = SkyModel(
+        PowerLaw(index=params["index"][0], amplitude=params["amplitude_cm-2_s-1_TeV-1"][0]),
+        PointSpatialModel(lon_0=params["lon_0_deg"][0], lat_0=params["lat_0_deg"][0]),
+        name="crab",
+    )
+    observations = open_datastore(hess_dir).observations(runs["obs_id"].values.tolist())
+    bins = []
+    for a, b in zip(runs.tstart.values, runs.tstop.values, strict=True):
+        edges = [*np.arange(a, b, 600.0), b]
+        bins.extend(itertools.pairwise(edges))
+    lc = light_curve(
+        runs,
+        Models([crab]),
+        np.array(bins),
+        time_format="met",
+        observations=observations,
+        gti_tolerance=1.0,
+    )
+    assert lc.sizes["time_bin"] == len(bins) >= 12
+    assert int(lc["counts"].sum()) == int(runs["counts"].where(runs["mask_safe"]).sum())
+    assert lc["variability_pvalue"].item() > 1e-3
+    assert np.all(lc["ts"] > 9)
