@@ -19,6 +19,7 @@ from gammaxr.fit.toy import simulate_counts, toy_map_dataset, toy_spectrum_datas
 from gammaxr.models import (
     ExpDecayTemporalModel,
     GaussianTemporalModel,
+    LightCurveTemplateTemporalModel,
     Models,
     PointSpatialModel,
     PowerLaw,
@@ -256,3 +257,36 @@ def test_crab_in_ten_minute_bins(crab_reference_case, hess_dir):
     assert int(lc["counts"].sum()) == int(runs["counts"].where(runs["mask_safe"]).sum())
     assert lc["variability_pvalue"].item() > 1e-3
     assert np.all(lc["ts"] > 9)
+
+
+def test_simulation_description_with_a_light_curve_template(tmp_path):
+    """A model file with a light-curve template drives the simulator's arrival times."""
+    import yaml
+
+    from gammaxr.simulate import read_config, simulate_observations
+    from gammaxr.simulate.scenarios import default_description
+
+    data = default_description()
+    config = read_config(_write_description(tmp_path, data, yaml))
+    spec = config.observations[0]
+    span = met_to_mjd(np.array([spec.tstart, spec.tstop]), _MET_REFERENCE, "utc")
+    # emission only in the first quarter of the first run
+    quarter = span[0] + 0.25 * (span[1] - span[0])
+    template = LightCurveTemplateTemporalModel(
+        [0.0, quarter - span[0], quarter - span[0] + 1e-6], [1.0, 1.0, 0.0], t_ref=span[0]
+    )
+    point = config.models["point"].replace(temporal=template)
+    Models([point]).write(tmp_path / "flare.yaml")
+    data["models"] = "flare.yaml"
+    config = read_config(_write_description(tmp_path, data, yaml))
+    assert config.models["point"].temporal == template
+    run = next(simulate_observations(config, seed=3))
+    times = run.events["time"].values[run.events["mc_id"].values == 1]
+    assert times.size > 20
+    assert np.all(times <= spec.tstart + 0.25 * (spec.tstop - spec.tstart) + 1e-3)
+
+
+def _write_description(tmp_path, data, yaml):
+    path = tmp_path / "sim.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
