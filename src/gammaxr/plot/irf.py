@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.geom.axes import axis_lo_hi
+from gammaxr.geom.sky import to_skycoord
 from gammaxr.irf import (
     evaluate_aeff,
     evaluate_bkg_2d,
@@ -222,7 +223,7 @@ def plot_event_map(
     events: xr.Dataset,
     ax: Any = None,
     *,
-    center: tuple[float, float] | None = None,
+    center: Any = None,
     width: float = 6.0,
     binsz: float = 0.05,
 ):
@@ -234,8 +235,9 @@ def plot_event_map(
         Events with ``ra``, ``dec`` [deg] (dim ``event``); computed here.
     ax : matplotlib Axes, optional
         Plain axes (plate carrée, RA axis inverted).
-    center : (float, float), optional
-        Map centre (RA, Dec) in deg; default the median event position.
+    center : SkyCoord or (float, float), optional
+        Map centre: a SkyCoord or (RA, Dec) in deg (icrs); default the median event
+        position.
     width : float
         Map width in deg (on the sky, at the centre).
     binsz : float
@@ -250,6 +252,8 @@ def plot_event_map(
     dec = np.asarray(events["dec"].values, float)
     if center is None:
         center = (float(np.median(ra)), float(np.median(dec))) if ra.size else (0.0, 0.0)
+    icrs = to_skycoord(center, "icrs").icrs
+    center = (float(icrs.ra.deg), float(icrs.dec.deg))
     half_lat = width / 2
     half_lon = half_lat / max(np.cos(np.radians(center[1])), 1e-3)
     n = max(1, round(width / binsz))

@@ -71,8 +71,7 @@ def peek_observation(obs: Any, fig: Any = None):
         else:
             _missing(ax, hdu)
     if "events" in hdus:
-        pnt = obs.pointing
-        plot_event_map(obs.events, axes[4], center=(pnt.ra.deg, pnt.dec.deg))
+        plot_event_map(obs.events, axes[4], center=obs.pointing)
         plot_event_energies(obs.events, axes[5])
     else:
         _missing(axes[4], "events")
