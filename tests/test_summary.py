@@ -144,3 +144,26 @@ def test_datastore_info(hess_dir, capsys):
     hours = float(crab.obs_table["livetime"].sum()) / 3600
     text = crab.info(show=False)
     assert "runs     : 4 (obs_id 23523 - 23592)" in text and f"livetime : {hours:.2f} h" in text
+
+
+@pytest.mark.hess
+def test_reflected_regions_summary_matches_the_gammapy_counts(hess_dir):
+    """DESIGN.md, Crab reflected regions: per run (n_on, n_off, alpha) from Gammapy 2.1."""
+    from gammaxr.reduce import SpectrumSpec, spectrum_runs
+
+    gammapy = {23523: (137, 131, 1 / 6), 23592: (111, 287, 1 / 21)}
+    gammapy |= {23526: (136, 105, 1 / 6), 23559: (99, 218, 1 / 22)}
+    store = gammaxr.open_datastore(hess_dir).select_obs_ids(list(gammapy))
+    spec = SpectrumSpec(
+        on_region="icrs; circle(83.63, 22.01, 0.2)",
+        energy_edges=tuple(np.geomspace(1, 10, 5)),
+        energy_true_edges=tuple(np.geomspace(0.5, 20, 11)),
+    )
+    s = spectrum_runs(store.observations(), spec).gamma.summary()
+    n_on = sum(v[0] for v in gammapy.values())
+    n_off = sum(v[1] for v in gammapy.values())
+    background = sum(v[1] * v[2] for v in gammapy.values())
+    assert (s["counts"], s["counts_off"]) == (n_on, n_off)
+    assert s["background"] == pytest.approx(background, rel=1e-4)
+    assert s["alpha"] == pytest.approx(background / n_off, rel=1e-4)
+    assert s["kind"] == "on/off spectrum dataset, 4 runs along obs_id"

@@ -41,7 +41,7 @@ def _kind(ds: xr.Dataset) -> str:
     spatial = "lat" in ds.dims and "lon" in ds.dims
     kind = ("on/off " if on_off else "") + ("map dataset" if spatial else "spectrum dataset")
     if "obs_id" in ds.dims:
-        kind += f", {ds.sizes['obs_id']} runs on one grid"
+        kind += f", {ds.sizes['obs_id']} runs along obs_id"
     return kind
 
 
