@@ -31,8 +31,7 @@ from gammaxr.irf.background_model import (
     make_background_model,
     write_background_store,
 )
-from gammaxr.reduce.dataset import ReductionSpec
-from gammaxr.reduce.runs import reduce_runs
+from gammaxr.reduce import ReductionSpec, reduce_runs
 
 out = output_folder("background_model", __doc__)
 store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))

@@ -24,8 +24,7 @@ import gammaxr
 from gammaxr.geom import SkyGrid
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
 from gammaxr.plot import plot_spectrum
-from gammaxr.reduce.dataset import ReductionSpec
-from gammaxr.reduce.runs import reduce_runs
+from gammaxr.reduce import ReductionSpec, reduce_runs
 
 out = output_folder("crab_3d_analysis", __doc__)
 store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))

@@ -30,9 +30,7 @@ from gammaxr.plot import (
     plot_significance_distribution,
     significance_distribution,
 )
-from gammaxr.reduce.dataset import ReductionSpec
-from gammaxr.reduce.ring import to_image
-from gammaxr.reduce.runs import reduce_runs
+from gammaxr.reduce import ReductionSpec, reduce_runs
 
 out = output_folder("cta_gc_image_fitting", __doc__)
 store = gammaxr.open_datastore(data_folder("cta-1dc") / "index" / "gps")
@@ -57,7 +55,7 @@ spec = ReductionSpec(
     safe_mask=("offset-max",),
     offset_max=4.0,
 )
-images = to_image(reduce_runs(store.observations(obs_ids), spec).gamma.stack()).compute()
+images = reduce_runs(store.observations(obs_ids), spec).gamma.stack().gamma.to_image().compute()
 images = images.assign_attrs(name="gc-image")
 safe = images["mask_safe"]
 print(
@@ -95,8 +93,8 @@ ring_spec = ReductionSpec(
 runs = reduce_runs(store.observations(obs_ids), ring_spec)
 on_off = runs.gamma.ring_background(r_in=0.3, width=0.3, exclusion=exclusion).gamma.stack()
 maps = on_off.gamma.excess_map(0.1, correlate_off=False).isel(energy=0).compute()
-significance = maps["sqrt_ts"].assign_attrs(frame="galactic")
-excess = maps["npred_excess"].assign_attrs(frame="galactic")
+significance = maps["significance"].assign_attrs(frame="galactic")
+excess = maps["excess"].assign_attrs(frame="galactic")
 print(f"max significance {float(significance.max()):.1f} sigma")
 
 fig = plt.figure(figsize=(14, 4.8), layout="constrained")

@@ -27,9 +27,13 @@ import gammaxr
 from gammaxr.geom import SkyGrid, exclusion_mask
 from gammaxr.models import PowerLaw, SkyModel
 from gammaxr.plot import plot_map, plot_spectrum
-from gammaxr.reduce.dataset import ReductionSpec, reduce_observation
-from gammaxr.reduce.runs import reduce_runs
-from gammaxr.reduce.spectrum import SpectrumSpec, spectrum_runs
+from gammaxr.reduce import (
+    ReductionSpec,
+    SpectrumSpec,
+    reduce_observation,
+    reduce_runs,
+    spectrum_runs,
+)
 
 out = output_folder("data_reduction", __doc__)
 store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))
@@ -95,7 +99,7 @@ print(
 # Ring background on the same runs (no source model needed): on/off maps and significance
 ring = runs.drop_vars(["exposure"]).gamma.ring_background(0.5, 0.3, exclusion=exclusion)
 ring_stacked = ring.gamma.stack()
-significance = ring_stacked.gamma.excess_map(0.1, correlate_off=False)["sqrt_ts"]
+significance = ring_stacked.gamma.excess_map(0.1, correlate_off=False)["significance"]
 significance = significance.isel(energy=0).assign_attrs(frame="icrs")
 print(f"ring background: max significance {float(significance.max()):.1f} sigma")
 ax = plot_map(significance, cmap="RdBu_r", symmetric=True, label="significance [sigma]",

@@ -16,13 +16,11 @@ Run: ``python examples/msh1552_ring_background.py [output-folder]``.
 import matplotlib.pyplot as plt
 import numpy as np
 from _example_setup import data_folder, output_folder, save_figure
-from astropy.coordinates import SkyCoord
 
 import gammaxr
 from gammaxr.geom import SkyGrid, exclusion_mask
 from gammaxr.plot import plot_map, plot_significance_distribution, significance_distribution
-from gammaxr.reduce.dataset import ReductionSpec
-from gammaxr.reduce.runs import reduce_runs
+from gammaxr.reduce import ReductionSpec, reduce_runs
 
 out = output_folder("msh1552_ring_background", __doc__)
 store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))
@@ -30,7 +28,7 @@ store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))
 # %%
 # Select the runs within 2.5 deg of the source
 source = (228.32, -59.08)  # ra, dec in deg
-msh = store.select_cone(SkyCoord(*source, unit="deg", frame="icrs"), radius=2.5)
+msh = store.select_cone(source, radius=2.5)
 print(f"{len(msh.obs_ids)} runs: {[int(i) for i in msh.obs_ids]}")
 table = msh.obs_table
 print(f"livetime {float(table['livetime'].sum()) / 3600:.2f} h")
@@ -62,7 +60,7 @@ for name in ("counts", "counts_off", "acceptance", "acceptance_off"):
 # Correlated excess and significance (Li & Ma); the ring off counts are already sums over
 # a ring, so they are not correlated again
 maps = stacked.gamma.excess_map(0.04, correlate_off=False).isel(energy=0)
-significance, excess = maps["sqrt_ts"], maps["npred_excess"]
+significance, excess = maps["significance"], maps["excess"]
 print(f"max significance {float(significance.max()):.2f} sigma")
 
 ax = plot_map(
