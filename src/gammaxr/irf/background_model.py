@@ -197,7 +197,7 @@ def run_histogram(
     Returns
     -------
     dict
-        ``counts`` (n_e, *spatial shape) float64, ``solid_angle`` (*spatial shape) sr after
+        ``counts`` ``(n_e, *spatial_shape)`` float64, ``solid_angle`` ``(*spatial_shape)`` sr after
         the exclusion, ``obs_time`` () s, ``ok`` () bool.
     """
     obs = observation.read(("events", "gti"))
