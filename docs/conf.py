@@ -60,7 +60,8 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "_examples_output", "**.ipynb_checkpoints"]
+# index.md is the repository's plain-Markdown landing page; index.rst is the site's
+exclude_patterns = ["_build", "_examples_output", "index.md", "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
 
 # ---- API reference: one page per module, generated from the docstrings (autosummary)

@@ -32,7 +32,8 @@ store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))
 # %%
 # The runs within 5 deg of the Crab
 crab = store.select_cone(SkyCoord(83.633, 22.014, unit="deg"), radius=5)
-print(f"runs: {[int(i) for i in crab.obs_ids]}")
+crab.info()
+print(crab.observation(23523))
 
 # %%
 # Lazy reduction (one dask task per run) and FoV background fitted per run
@@ -57,14 +58,7 @@ stacked.gamma.to_zarr(out / "crab-stacked.zarr", mode="w")
 stacked = gammaxr.open_dataset(out / "crab-stacked.zarr")
 for obs_id, norm in zip(stacked.attrs["stacked_obs_ids"], runs["fov_norm"].values, strict=True):
     print(f"background norm obs {obs_id}: {norm:.2f}")
-safe = stacked["mask_safe"]
-counts = float(stacked["counts"].where(safe).sum())
-background = float(stacked["background"].where(safe).sum())
-print(
-    f"stacked: counts {counts:.0f}, background {background:.2f}, excess {counts - background:.2f}"
-)
-exposure = stacked["exposure"]
-print(f"exposure: {float(exposure.min()):.3g} to {float(exposure.max()):.3g} m2 s")
+print(stacked.gamma)
 
 ax = stacked.gamma.plot_map("counts", title="Crab: counts 1-10 TeV (4 runs)")
 save_figure(ax.figure, out, "counts.png")
@@ -78,10 +72,7 @@ crab_model = SkyModel(
 )
 models = Models([crab_model, FoVBackgroundModel("crab-stacked")])
 result = stacked.gamma.fit(models)
-print(f"fit success {result.success} ({result.message}), {result.nfev} evaluations")
-print(f"total stat {result.total_stat:.2f}")
-table = result.parameters[["value", "error", "unit", "min", "max", "frozen"]]
-print(table.to_dataframe().to_string())
+print(result)  # fit status and parameter table
 result.models.write(out / "crab-models.yaml", overwrite=True)
 
 # %%

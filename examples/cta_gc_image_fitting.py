@@ -28,6 +28,7 @@ from gammaxr.plot import (
     display_wcs,
     plot_map,
     plot_significance_distribution,
+    plot_significance_map,
     significance_distribution,
 )
 from gammaxr.reduce import ReductionSpec, reduce_runs
@@ -37,9 +38,7 @@ store = gammaxr.open_datastore(data_folder("cta-1dc") / "index" / "gps")
 
 # %%
 # The data store and the runs
-table = store.obs_table
-print(f"{len(store.obs_ids)} runs {[int(i) for i in store.obs_ids]}")
-print(f"total on-time {float(table['ontime'].sum()) / 3600:.2f} h")
+store.info()
 obs_ids = [110380, 111140, 111159]
 
 # %%
@@ -57,11 +56,7 @@ spec = ReductionSpec(
 )
 images = reduce_runs(store.observations(obs_ids), spec).gamma.stack().gamma.to_image().compute()
 images = images.assign_attrs(name="gc-image")
-safe = images["mask_safe"]
-print(
-    f"images: counts {float(images['counts'].where(safe).sum()):.0f}, "
-    f"background {float(images['background'].where(safe).sum()):.1f}"
-)
+print(images.gamma)
 ax = images.gamma.plot_map("counts", title="Galactic centre: counts 0.1-10 TeV")
 save_figure(ax.figure, out, "counts.png")
 
@@ -70,8 +65,7 @@ save_figure(ax.figure, out, "counts.png")
 spectral = PowerLaw2(index=2.0, amplitude="3e-12 cm-2 s-1", emin=0.1, emax=10).freeze("index")
 source = SkyModel(spectral, PointSpatialModel(lon_0=0.01, lat_0=0.01, frame="galactic"), name="gc")
 result = images.gamma.fit(source)
-print(f"fit success {result.success}, total stat {result.total_stat:.2f}")
-print(result.parameters[["value", "error", "unit", "frozen"]].to_dataframe().to_string())
+print(result)
 free = ~result.parameters["frozen"]
 print("covariance of the free parameters:")
 print(result.parameters["covariance"].isel(param=free, param2=free.values).to_pandas().to_string())
@@ -98,8 +92,8 @@ excess = maps["excess"].assign_attrs(frame="galactic")
 print(f"max significance {float(significance.max()):.1f} sigma")
 
 fig = plt.figure(figsize=(14, 4.8), layout="constrained")
-plot_map(significance, fig.add_subplot(1, 2, 1, projection=display_wcs(grid)), cmap="RdBu_r",
-         symmetric=True, label="significance [sigma]", title="significance (ring, r = 0.1 deg)")  # fmt: skip
+plot_significance_map(significance, fig.add_subplot(1, 2, 1, projection=display_wcs(grid)),
+                      title="significance (ring, r = 0.1 deg)")  # fmt: skip
 plot_map(excess, fig.add_subplot(1, 2, 2, projection=display_wcs(grid)),
          label="excess [counts]", title="excess (ring, r = 0.1 deg)")  # fmt: skip
 save_figure(fig, out, "significance_excess.png")

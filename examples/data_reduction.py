@@ -26,7 +26,7 @@ from matplotlib.colors import PowerNorm
 import gammaxr
 from gammaxr.geom import SkyGrid, exclusion_mask
 from gammaxr.models import PowerLaw, SkyModel
-from gammaxr.plot import plot_map, plot_spectrum
+from gammaxr.plot import plot_map, plot_significance_map, plot_spectrum
 from gammaxr.reduce import (
     ReductionSpec,
     SpectrumSpec,
@@ -50,8 +50,7 @@ spec = ReductionSpec(
     maps=("counts", "exposure", "background", "psf", "edisp"),
 )
 run = reduce_observation(store.observation(23592), spec)
-print(run)
-print(f"counts {float(run['counts'].sum()):.0f}, background {float(run['background'].sum()):.2f}")
+print(run.gamma)
 ax = run.gamma.plot_map("counts", title="run 23592: counts, 1-10 TeV", norm=PowerNorm(0.5))
 save_figure(ax.figure, out, "counts_run_23592.png")
 
@@ -89,11 +88,7 @@ runs = runs.gamma.fov_background(exclusion, method="scale").persist()
 for obs_id in obs_ids:
     print(f"background norm obs {obs_id}: {float(runs['fov_norm'].sel(obs_id=obs_id)):.2f}")
 stacked = runs.gamma.stack()
-safe = stacked["mask_safe"]
-print(
-    f"stacked: counts {float(stacked['counts'].where(safe).sum()):.0f}, "
-    f"background {float(stacked['background'].where(safe).sum()):.2f}"
-)
+print(stacked.gamma)
 
 # %%
 # Ring background on the same runs (no source model needed): on/off maps and significance
@@ -102,8 +97,9 @@ ring_stacked = ring.gamma.stack()
 significance = ring_stacked.gamma.excess_map(0.1, correlate_off=False)["significance"]
 significance = significance.isel(energy=0).assign_attrs(frame="icrs")
 print(f"ring background: max significance {float(significance.max()):.1f} sigma")
-ax = plot_map(significance, cmap="RdBu_r", symmetric=True, label="significance [sigma]",
-              title="Crab, 4 runs: ring background significance, r = 0.1 deg")  # fmt: skip
+ax = plot_significance_map(
+    significance, title="Crab, 4 runs: ring background significance, r = 0.1 deg"
+)
 save_figure(ax.figure, out, "ring_significance.png")
 
 # %%

@@ -19,7 +19,12 @@ from _example_setup import data_folder, output_folder, save_figure
 
 import gammaxr
 from gammaxr.geom import SkyGrid, exclusion_mask
-from gammaxr.plot import plot_map, plot_significance_distribution, significance_distribution
+from gammaxr.plot import (
+    plot_map,
+    plot_significance_distribution,
+    plot_significance_map,
+    significance_distribution,
+)
 from gammaxr.reduce import ReductionSpec, reduce_runs
 
 out = output_folder("msh1552_ring_background", __doc__)
@@ -51,10 +56,7 @@ runs = reduce_runs(msh.observations(), spec)  # lazy: dim obs_id, one task per r
 exclusion = "icrs; circle(228.32, -59.08, 0.4)"
 on_off = runs.gamma.ring_background(r_in=0.5, width=0.3, exclusion=exclusion)
 stacked = on_off.gamma.stack().compute()
-print(stacked)
-totals = {v: float(stacked[v].where(stacked["mask_safe"]).sum()) for v in stacked.data_vars}
-for name in ("counts", "counts_off", "acceptance", "acceptance_off"):
-    print(f"  total {name:15s}: {totals[name]:.6g}")
+print(stacked.gamma)  # counts, off counts, alpha, excess, significance, exposure, ...
 
 # %%
 # Correlated excess and significance (Li & Ma); the ring off counts are already sums over
@@ -63,12 +65,8 @@ maps = stacked.gamma.excess_map(0.04, correlate_off=False).isel(energy=0)
 significance, excess = maps["significance"], maps["excess"]
 print(f"max significance {float(significance.max()):.2f} sigma")
 
-ax = plot_map(
-    significance.assign_attrs(frame="icrs"),
-    cmap="RdBu_r",
-    symmetric=True,
-    label="significance [sigma]",
-    title="MSH 15-52: significance, r = 0.04 deg",
+ax = plot_significance_map(
+    significance.assign_attrs(frame="icrs"), title="MSH 15-52: significance, r = 0.04 deg"
 )
 save_figure(ax.figure, out, "significance_map.png")
 ax = plot_map(
