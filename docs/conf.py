@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPOSITORY / "src"))
 sys.path.insert(0, str(DOCS / "_ext"))
 
 from local_inventories import intersphinx_mapping_with_fallback  # noqa: E402
+from shadowed_modules import package_modules  # noqa: E402
 
 import gammaxr  # noqa: E402
 
@@ -56,6 +57,7 @@ extensions = [
     "numpydoc",
     "myst_parser",
     "example_pages",
+    "shadowed_modules",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -69,6 +71,14 @@ autosummary_generate = True
 autosummary_ignore_module_all = False  # a module's public functions are its __all__
 autodoc_typehints = "none"  # numpydoc docstrings give types with units and dims
 autodoc_default_options = {"member-order": "bysource"}
+# type aliases (``X = tuple[...]``) break autodoc's signature formatting; the module template
+# leaves them out (they are argument types, described where they are used)
+autosummary_context = {
+    "type_aliases": ["gammaxr.io.mosaic_ledger.BlockWrite"],
+    # submodules per package, including those a package shadows with a function of the
+    # same name (gammaxr.estimators.excess_map), which autosummary would leave out
+    "submodules": package_modules("gammaxr"),
+}
 numpydoc_show_class_members = False  # members are listed by the module template
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False

@@ -18,7 +18,7 @@ float32 rounding of the order of additions) and opens lazily with
 :func:`gammaxr.open_dataset`.
 
 Exactly once, crash-safe, concurrent
------------------------------------
+------------------------------------
 Each run is added under its own lock, one zarr chunk ("block") at a time under the block's
 lock, through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): each block records which
 runs it holds, and a block's new values reach zarr through a journal, so a block is always
