@@ -22,6 +22,9 @@ DATA_ROOT = _data_root()
 REFERENCE_ROOT = _HERE.parent.parent / "shared" / "reference"
 HESS_DIR = DATA_ROOT / "hess-dl3-dr1"
 CTA_DIR = DATA_ROOT / "cta-1dc"
+PROD5_FILE = (
+    DATA_ROOT / "cta-caldb" / "Prod5-South-20deg-AverageAz-14MSTs37SSTs.180000s-v0.1.fits.gz"
+)
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +41,14 @@ def cta_dir() -> Path:
     if not (CTA_DIR / "index" / "gps" / "hdu-index.fits.gz").exists():
         pytest.skip(f"CTA 1DC data not found at {CTA_DIR} (set GAMMAXR_DATA)")
     return CTA_DIR
+
+
+@pytest.fixture(scope="session")
+def prod5_file() -> Path:
+    """The CTA prod5 South IRF file (under ``cta-caldb``); skips the test where it is absent."""
+    if not PROD5_FILE.exists():
+        pytest.skip(f"CTA prod5 IRFs not found at {PROD5_FILE} (set GAMMAXR_DATA)")
+    return PROD5_FILE
 
 
 @pytest.fixture(scope="session")

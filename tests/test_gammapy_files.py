@@ -22,6 +22,8 @@ from gammaxr.io.gammapy_geometry import (
 from gammaxr.io.ogip import ogip_filenames, read_ogip
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
 
+pytestmark = pytest.mark.reference
+
 
 @pytest.fixture(scope="module")
 def files(reference_dir):

@@ -85,6 +85,7 @@ def test_high_latitude_allowed_within_distortion_limit():
 
 
 @pytest.mark.parametrize(("case", "frame"), [("crab_runs", "icrs"), ("msh1552_ring", "galactic")])
+@pytest.mark.reference
 def test_from_coords_reference_grids(reference_dir, case, frame):
     ref = np.load(reference_dir / f"{case}.npz")
     grid = SkyGrid.from_coords(ref["lon"], ref["lat"], frame)

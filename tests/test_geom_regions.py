@@ -170,6 +170,7 @@ def test_far_side_of_the_sky_is_outside():
     assert mask.any() and not mask[sep > 90].any()
 
 
+@pytest.mark.reference
 def test_msh1552_exclusion_matches_reference(reference_dir):
     """The workflow's exclusion circle (icrs) on its galactic grid, as Gammapy made it."""
     ref = np.load(reference_dir / "msh1552_ring.npz")

@@ -194,6 +194,7 @@ def test_uncompressed_index_copy(tmp_path, hess_dir):
     assert a.drop_attrs().identical(b.drop_attrs())
 
 
+@pytest.mark.hess
 def test_leading_header_equals_full_read(hess_dir, tmp_path):
     from gammaxr.io.gadf import read_file_hdus, read_leading_header
 

@@ -195,6 +195,7 @@ def test_bkg_2d_at_nodes_equal_table():
     assert evaluate_bkg_2d(bkg, 1.0, 3.01) == 0 and evaluate_bkg_2d(bkg, 101.0, 1.0) == 0
 
 
+@pytest.mark.cta
 def test_prod5_bkg_3d_in_reversed_column_order_is_transposed(cta_dir):
     """prod5 stores BKG as numpy (DETY, DETX, ENERG) for columns ENERG, DETX, DETY."""
     path = cta_dir.parent / "cta-caldb" / PROD5_FILES[0]

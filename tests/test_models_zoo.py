@@ -43,6 +43,9 @@ def _normalised(node):
     return node
 
 
+pytestmark = pytest.mark.reference
+
+
 @pytest.fixture(scope="module")
 def zoo(reference_dir):
     data = _zoo_dict(reference_dir)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import astropy.units as u
 import matplotlib.pyplot as plt
 import numpy as np
@@ -116,10 +114,6 @@ def test_plot_sensitivity(spectrum):
 
 # -- expected datasets from IRFs ------------------------------------------------------------
 
-PROD5 = (
-    Path(__file__).resolve().parents[2]
-    / "shared/data/cta-caldb/Prod5-South-20deg-AverageAz-14MSTs37SSTs.180000s-v0.1.fits.gz"
-)
 # Gammapy 2.1, hand-run in a separate environment (never a test dependency):
 # Observation.create(prod5 South, 50 h, pointing (0, 0)), SpectrumDatasetMaker(exposure, edisp,
 # background, containment_correction=True) on circle((0, 0.5), 0.1 deg), reco 0.03-30 TeV in
@@ -166,16 +160,15 @@ def test_irf_spectrum_dataset_follows_the_analytic_toy_instrument():
         irf_spectrum_dataset(irfs.replace(bkg=None), _spec(0.15, True), (0.0, 0.0), livetime)
 
 
-def test_prod5_sensitivity_at_50_hours_matches_gammapy():
-    if not PROD5.exists():
-        pytest.skip(f"CTA prod5 IRFs not found at {PROD5}")
+@pytest.mark.cta
+def test_prod5_sensitivity_at_50_hours_matches_gammapy(prod5_file):
     spec = _spec(
         0.1,
         True,
         energy_edges=np.geomspace(0.03, 30, 21),
         energy_true_edges=np.geomspace(0.01, 100, 101),
     )
-    ds = irf_spectrum_dataset(read_irfs(PROD5), spec, (0.0, 0.0), 50 * 3600.0)
+    ds = irf_spectrum_dataset(read_irfs(prod5_file), spec, (0.0, 0.0), 50 * 3600.0)
     table = sensitivity(ds, alpha=0.2)
     np.testing.assert_allclose(table["e2dnde"] * 1e13, GAMMAPY_PROD5_50H, rtol=0.01)
     assert set(table["criterion"].values) == {"significance"}

@@ -25,11 +25,6 @@ from gammaxr.simulate.config import TIME_REFERENCE
 from gammaxr.simulate.scenarios import default_description
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "simulate_default.yaml"
-HESS = Path(__file__).resolve().parents[2] / "shared/data/hess-dl3-dr1"
-PROD5 = (
-    Path(__file__).resolve().parents[2]
-    / "shared/data/cta-caldb/Prod5-South-20deg-AverageAz-14MSTs37SSTs.180000s-v0.1.fits.gz"
-)
 
 
 def test_example_file_is_the_default_scenario():
@@ -216,10 +211,9 @@ def test_datastore_and_gadf_instruments(tmp_path):
         parse_config(_with({"instruments.toy": {"type": "datastore", "path": "x", "obs_id": 1}}))
 
 
-def test_prod5_instrument(tmp_path):
-    if not PROD5.exists():
-        pytest.skip(f"CTA prod5 IRFs not found at {PROD5}")
-    data = _with({"instruments": {"south": {"type": "gadf", "file": str(PROD5)}}})
+@pytest.mark.cta
+def test_prod5_instrument(tmp_path, prod5_file):
+    data = _with({"instruments": {"south": {"type": "gadf", "file": str(prod5_file)}}})
     data["defaults"].update(instrument="south", livetime=5.0)
     data["observations"][0]["wobble"]["angles"] = [0]
     report = simulate_datastore(parse_config(data), tmp_path, seed=2)
@@ -229,11 +223,9 @@ def test_prod5_instrument(tmp_path):
 
 
 @pytest.mark.hess
-def test_hess_run_instrument(tmp_path):
-    if not (HESS / "hdu-index.fits.gz").exists():
-        pytest.skip(f"H.E.S.S. DL3 DR1 not found at {HESS}")
+def test_hess_run_instrument(tmp_path, hess_dir):
     data = _with(
-        {"instruments": {"hess": {"type": "datastore", "path": str(HESS), "obs_id": 23523}}}
+        {"instruments": {"hess": {"type": "datastore", "path": str(hess_dir), "obs_id": 23523}}}
     )
     data["defaults"].update(instrument="hess", livetime=120.0)
     data["observations"][0]["wobble"]["angles"] = [0]

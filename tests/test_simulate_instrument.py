@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -21,11 +19,6 @@ from gammaxr.irf import (
     psf_containment_radius,
 )
 from gammaxr.simulate import IRFSet, ToyInstrument, read_irfs
-
-PROD5 = (
-    Path(__file__).resolve().parents[2]
-    / "shared/data/cta-caldb/Prod5-South-20deg-AverageAz-14MSTs37SSTs.180000s-v0.1.fits.gz"
-)
 
 
 @pytest.fixture(scope="module")
@@ -165,10 +158,9 @@ def test_toy_parameter_errors(changes, match):
         ToyInstrument(**changes)
 
 
-def test_prod5_irfs():
-    if not PROD5.exists():
-        pytest.skip(f"CTA prod5 IRFs not found at {PROD5}")
-    irfs = read_irfs(PROD5)
+@pytest.mark.cta
+def test_prod5_irfs(prod5_file):
+    irfs = read_irfs(prod5_file)
     assert irfs.hdu_classes() == {
         "aeff": "aeff_2d",
         "edisp": "edisp_2d",
