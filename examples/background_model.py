@@ -31,6 +31,7 @@ from gammaxr.irf.background_model import (
     make_background_model,
     write_background_store,
 )
+from gammaxr.plot import plot_background_rate
 from gammaxr.reduce import ReductionSpec, reduce_runs
 
 out = output_folder("background_model", __doc__)
@@ -135,8 +136,9 @@ obs_id = 23523  # a Crab run, at 47 deg zenith
 zenith = float(new_store.obs_table["zen_pnt"].sel(obs_id=obs_id))
 obs = new_store.observation(obs_id)
 print(f"run {obs_id} (zenith {zenith:.1f} deg): bkg {obs.bkg.dims} in {obs.bkg.attrs['units']}")
-fig, ax = plt.subplots(figsize=(6.4, 4.8))
-plot_rate(obs.bkg, ax, f"run {obs_id}: background read from the new store")
+ax = plot_background_rate(obs.bkg)
+ax.set_title(f"run {obs_id}: background read from the new store")
+fig = ax.figure
 save_figure(fig, out, "background_rate_run_23523.png")
 
 # %%

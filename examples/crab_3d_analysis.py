@@ -33,7 +33,9 @@ store = gammaxr.open_datastore(data_folder("hess-dl3-dr1"))
 # The runs within 5 deg of the Crab
 crab = store.select_cone(SkyCoord(83.633, 22.014, unit="deg"), radius=5)
 crab.info()
-print(crab.observation(23523))
+first = crab.observation(23523)
+print(first)
+save_figure(first.peek(), out, "observation_23523.png")  # IRFs and events of one run
 
 # %%
 # Lazy reduction (one dask task per run) and FoV background fitted per run
@@ -59,6 +61,7 @@ stacked = gammaxr.open_dataset(out / "crab-stacked.zarr")
 for obs_id, norm in zip(stacked.attrs["stacked_obs_ids"], runs["fov_norm"].values, strict=True):
     print(f"background norm obs {obs_id}: {norm:.2f}")
 print(stacked.gamma)
+save_figure(stacked.gamma.peek(), out, "stacked_peek.png")  # maps and spectrum
 
 ax = stacked.gamma.plot_map("counts", title="Crab: counts 1-10 TeV (4 runs)")
 save_figure(ax.figure, out, "counts.png")
