@@ -112,7 +112,11 @@ def stack_runs(
     result.attrs["stacked_obs_ids"] = [int(i) for i in ds[dim].values]
     for name in ("livetime", "ontime"):
         if name in ds.coords:
-            result.attrs[f"{name}_total"] = float(ds.coords[name].sum())
+            total = ds.coords[name].sum()
+            if isinstance(total.data, da.Array):  # e.g. a plainly opened zarr store: stays lazy
+                result = result.assign_coords({f"{name}_total": total})
+            else:
+                result.attrs[f"{name}_total"] = float(total)
     return result
 
 

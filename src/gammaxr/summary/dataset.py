@@ -101,6 +101,8 @@ def _energy_range(
 def _livetime(ds: xr.Dataset) -> float | None:
     if "livetime_total" in ds.attrs:
         return float(ds.attrs["livetime_total"])
+    if "livetime_total" in ds.coords:  # a lazy total (stack of a lazily opened store)
+        return float(ds.coords["livetime_total"])
     if "livetime" in ds.coords and "obs_id" in ds["livetime"].dims:
         return float(np.nansum(ds["livetime"].values))  # a coordinate: in memory
     if "livetime" in ds.attrs:
