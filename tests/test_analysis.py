@@ -238,7 +238,7 @@ def _parse(changes=None, drop=(), **kwargs):
         ({"axes": {"energy": {"min": 1, "max": 10, "nbins": 2}, True: {}}}, "unknown key True"),
         (
             {"background": {"method": "rings"}},
-            r"background.method: must be one of \['fov', 'ring'\]",
+            r"background.method: must be one of \['fov', 'ring', 'reflected'\]",
         ),
         ({"background": {"method": "ring"}}, "method 'ring' needs ring"),
         (
@@ -295,7 +295,7 @@ def test_config_values_and_defaults():
     assert config.energy_edges == pytest.approx((0.5, 1.0, 10.0))
     np.testing.assert_allclose(config.energy_true_edges, [0.1, 1, 10, 100])
     assert config.datastore == Path("/data/store")
-    assert config.excess_map == {"correlation_radius": 0.1}  # defaults without a section
+    assert config.excess_map == {"correlation_radius": 0.1, "energy_edges": None}  # defaults
     assert config.flux_points == {"source": "point", "energy_edges": None}
     assert yaml.safe_load(config.to_yaml())["grid"]["binsz"] == 0.05
     no_fit = _parse({"fit": None, "estimators": None})
@@ -328,3 +328,22 @@ def test_demo_stacked_dataset_and_store_summaries(demo):
     assert "zenith   : 20.0 deg" in summary and "livetime : 10.0 min" in summary
     assert obs.loaded == ()
     assert "runs     : 4" in store.info(show=False)
+
+
+def test_excess_maps_in_energy_bands(demo):
+    """estimators.excess_map.energy_edges: one significance / excess map per band besides the
+    summed one; the band excesses add up to the summed one where the bands cover the range."""
+    out, _ = demo
+    data = demo_description(str(out / "store"))
+    data["fit"] = None
+    data["reduction"] = {**data["reduction"], "safe_mask_irfs": "DL3"}
+    edges = data["axes"]["energy"]
+    data["axes"]["energy"] = {"edges": [0.3, 1.0, 3.0, 30.0]} if "edges" not in edges else edges
+    data["estimators"] = {"excess_map": {"correlation_radius": 0.1, "energy_edges": [0.3, 1, 30]}}
+    results = run_analysis(data)
+    assert results["significance_bands"].sizes["energy_band"] == 2
+    summed = results["excess_bands"].sum("energy_band", skipna=False)
+    both = np.isfinite(summed.values) & np.isfinite(results["excess"].values)
+    assert both.mean() > 0.5
+    np.testing.assert_allclose(summed.values[both], results["excess"].values[both], atol=1e-3)
+    assert float(results["significance_bands"].max()) > 5

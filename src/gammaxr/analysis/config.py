@@ -192,7 +192,10 @@ def _estimators(
         est = Estimators(excess_map={}, flux_points={} if models is not None else False)
     out: dict[str, Any] = {"excess_map": None, "flux_points": None}
     if est.excess_map is not False:
-        out["excess_map"] = {"correlation_radius": est.excess_map.correlation_radius}
+        out["excess_map"] = {
+            "correlation_radius": est.excess_map.correlation_radius,
+            "energy_edges": est.excess_map.energy_edges,
+        }
     if est.flux_points is not False:
         if models is None:
             problems.append("estimators.flux_points: flux points need fit models (fit.models)")

@@ -36,6 +36,11 @@ import xarray as xr
 
 from gammaxr.analysis.config import AnalysisConfig, parse_analysis_config, read_analysis_config
 from gammaxr.analysis.outputs import OUTPUT_NAMES, analysis_summary, write_outputs
+from gammaxr.analysis.spectrum_pipeline import (
+    apply_fit_energy_range,
+    run_spectrum_analysis,
+    select_time_and_irfs,
+)
 from gammaxr.models import FoVBackgroundModel, Models
 from gammaxr.progress import compute
 
@@ -116,6 +121,7 @@ def select_observations(config: AnalysisConfig) -> list:
         store = store.select_cone((c["lon"], c["lat"]), c["radius"], frame=c["frame"])
     if config.target is not None:
         store = store.select_target(config.target)
+    store = select_time_and_irfs(store, config)
     if len(store.obs_ids) == 0:
         raise AnalysisError(f"{config.datastore}: no run left after the selection")
     return store.observations(store.obs_ids)
@@ -147,6 +153,7 @@ def reduction_spec(config: AnalysisConfig):
         offset_max=config.offset_max,
         aeff_percent=config.aeff_percent,
         irf_binsz=config.irf_binsz,
+        safe_mask_irfs=config.sections.reduction.safe_mask_irfs if config.sections else "DL4",
     )
 
 
@@ -242,6 +249,15 @@ def excess_products(
         ds = stacked.drop_vars([v for v in stacked.data_vars if v not in keep])
         edges = axis_edges(ds, "energy")
         em = excess_map(ds, radius, energy_edges=[float(edges[0]), float(edges[-1])])
+        bands = config.excess_map.get("energy_edges")
+        if bands is not None:  # one map per band besides the whole range
+            per_band = excess_map(ds, radius, energy_edges=bands)[["significance", "excess"]]
+            per_band = per_band.reset_coords(drop=True).drop_vars("energy")
+            per_band = per_band.rename({"energy": "energy_band"})
+            em = em.assign(
+                significance_bands=per_band["significance"],
+                excess_bands=per_band["excess"],
+            ).assign_attrs(energy_band_edges_tev=[float(e) for e in bands])
     if "energy" in em.dims:  # one band: the whole safe energy range
         em = em.isel(energy=0, drop=True)
     em = em.drop_vars([c for c in em.coords if set(em[c].dims) - {"lat", "lon"}])
@@ -342,6 +358,8 @@ def results_dataset(
         attrs.update({f"significance_off_{k}": v for k, v in dist.items()})
         attrs["significance_max"] = float(em["significance"].max())
         attrs["correlation_radius_deg"] = float(em.attrs["correlation_radius_deg"])
+        bands = [v for v in ("significance_bands", "excess_bands") if v in em]
+        maps = maps.assign({v: em[v] for v in bands})
         parts.append(maps.assign(use_off=em["use_off"]).drop_attrs(deep=False))
     out = xr.merge(parts, compat="override", combine_attrs="override") if parts else xr.Dataset()
     out.attrs = {"frame": stacked.attrs["frame"], **attrs}  # variables keep their units
@@ -409,6 +427,14 @@ def run_analysis(
     if config.num_workers is not None:
         settings["num_workers"] = config.num_workers
     with dask.config.set(settings):
+        if config.sections is not None and config.sections.datasets.type == "1d":
+            results = run_spectrum_analysis(
+                config, out_dir, timer=timer, say=say, progress=progress
+            )
+            timings = {f"seconds_{k}": round(v, 3) for k, v in timer.seconds.items()}
+            results.attrs.update(timings, seconds_total=round(timer.total, 3))
+            results.attrs["output"] = str(out_dir or "")
+            return results
         with timer("select"):
             observations = select_observations(config)
         with timer("reduce"):
@@ -420,7 +446,11 @@ def run_analysis(
         result = fp = excess = None
         if config.models is not None:
             with timer("fit"):
-                result = fit(stacked, fit_models(config), convention=config.convention)
+                result = fit(
+                    apply_fit_energy_range(stacked, config),
+                    fit_models(config),
+                    convention=config.convention,
+                )
             say(
                 f"fit: success={result.success}, {result.nfev} evaluations ({timer.seconds['fit']:.1f} s)"
             )

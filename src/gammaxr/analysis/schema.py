@@ -35,6 +35,8 @@ __all__ = [
     "Background",
     "Compute",
     "Cone",
+    "Datasets",
+    "EnergyRange",
     "EnergyAxis",
     "Estimators",
     "ExcessMapOptions",
@@ -42,9 +44,11 @@ __all__ = [
     "FluxPointsOptions",
     "FovOptions",
     "Grid",
+    "LightCurveOptions",
     "Observations",
     "Reduction",
     "RingOptions",
+    "TimeRange",
 ]
 
 MAP_NAMES = ("counts", "exposure", "background", "psf", "edisp")
@@ -88,12 +92,41 @@ class Cone(Section):
     radius: PositiveDeg
 
 
+def _time(value: Any) -> Any:
+    from astropy.time import Time
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)  # MET seconds
+    try:
+        Time(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"expected a time (ISO string, e.g. '2004-12-04T22:00:00') or MET s: {exc}"
+        ) from exc
+    return str(value)
+
+
+#: A time: an ISO / astropy-readable string (UTC), or seconds of mission elapsed time.
+TimeValue = Annotated[float | str, AfterValidator(_time)]
+
+
+class TimeRange(Section):
+    """Runs by time (Gammapy's ``observations.obs_time``): ``how: overlap`` (default, the
+    run overlaps ``[start, stop)``) or ``within``."""
+
+    start: TimeValue | None = None
+    stop: TimeValue | None = None
+    how: Literal["overlap", "within"] = "overlap"
+
+
 class Observations(Section):
     """Which runs of the store: explicit obs_ids, a cone, a target name (all optional)."""
 
     obs_ids: list[StrictInt] | None = None
     cone: Cone | None = None
     target: str | None = None
+    time: TimeRange | None = None
+    required_irf: list[Literal["aeff", "edisp", "psf", "bkg"]] | None = None
 
     @field_validator("obs_ids")
     @classmethod
@@ -182,6 +215,7 @@ class Reduction(Section):
     aeff_percent: unit_float("", minimum=0) = 10.0
     irf_binsz: PositiveDeg = 0.2
     on_error: Literal["raise", "skip"] = "raise"
+    safe_mask_irfs: Literal["DL4", "DL3"] = "DL4"
 
 
 class FovOptions(Section):
@@ -216,7 +250,7 @@ def _exclusion(value: str | list[str] | None) -> str | None:
 class Background(Section):
     """Background method (``fov`` or ``ring``), exclusion regions (DS9 text), options."""
 
-    method: Literal["fov", "ring"] = "fov"
+    method: Literal["fov", "ring", "reflected"] = "fov"
     exclusion: Annotated[str | list[str] | None, AfterValidator(_exclusion)] = None
     fov: FovOptions = FovOptions()
     ring: RingOptions | None = None
@@ -228,12 +262,20 @@ class Background(Section):
         return self
 
 
+class EnergyRange(Section):
+    """Reco-energy range (TeV): bins entirely inside it are fitted (``mask_fit``)."""
+
+    min: PositiveTeV | None = None
+    max: PositiveTeV | None = None
+
+
 class Fit(Section):
     """Models to fit (a Gammapy model YAML file name, or the mapping inline)."""
 
     models: str | dict[str, Any]
     background_model: StrictBool = True
     convention: Literal["gammaxr", "gammapy"] = "gammaxr"
+    energy_range: EnergyRange | None = None
 
     @field_validator("models", mode="after")
     @classmethod
@@ -263,9 +305,11 @@ def _on(value: Any) -> Any:
 
 
 class ExcessMapOptions(Section):
-    """Excess / significance map; ``correlation_radius`` in deg."""
+    """Excess / significance map; ``correlation_radius`` in deg; ``energy_edges`` (TeV, on
+    the reco axis) for one map per band (default one map over the safe energy range)."""
 
     correlation_radius: PositiveDeg = 0.1
+    energy_edges: list[PositiveTeV] | None = None
 
 
 class FluxPointsOptions(Section):
@@ -285,11 +329,22 @@ class FluxPointsOptions(Section):
         return edges
 
 
+class LightCurveOptions(Section):
+    """Light curve of ``source`` (default the first sky model): ``time_intervals`` as
+    ``[[start, stop], ...]`` (ISO strings or MET s; default one per run) and ``energy_edges``
+    (TeV; default the whole safe range)."""
+
+    source: str | None = None
+    time_intervals: list[tuple[TimeValue, TimeValue]] | None = None
+    energy_edges: list[PositiveTeV] | None = None
+
+
 class Estimators(Section):
     """A key present (null or a mapping) turns an estimator on; absent or ``false``: off."""
 
     excess_map: Annotated[ExcessMapOptions | Literal[False], BeforeValidator(_on)] = False
     flux_points: Annotated[FluxPointsOptions | Literal[False], BeforeValidator(_on)] = False
+    light_curve: Annotated[LightCurveOptions | Literal[False], BeforeValidator(_on)] = False
 
 
 class Compute(Section):
@@ -305,6 +360,25 @@ def _name(value: str | None) -> str | None:
     return value
 
 
+class Datasets(Section):
+    """``type: 3d`` (map datasets on ``grid``) or ``1d`` (on/off spectra in ``on_region``,
+    reflected-region background, ``grid`` the exclusion-mask grid); ``stack``: fit the stacked
+    spectrum (default) or all runs jointly."""
+
+    type: Literal["3d", "1d"] = "3d"
+    on_region: Annotated[str | None, AfterValidator(_exclusion)] = None
+    containment_correction: StrictBool = True
+    stack: StrictBool = True
+
+    @model_validator(mode="after")
+    def _on_region(self) -> Datasets:
+        if self.type == "1d" and self.on_region is None:
+            raise ValueError(
+                "type '1d' needs on_region (a DS9 circle, e.g. 'icrs; circle(83.63, 22.01, 0.11)')"
+            )
+        return self
+
+
 class AnalysisDescription(Section):
     """A whole analysis description (``examples/demo.yaml``)."""
 
@@ -313,6 +387,7 @@ class AnalysisDescription(Section):
     datastore: str
     output: str | None = None
     observations: Observations = Observations()
+    datasets: Datasets = Datasets()
     grid: Grid
     axes: Axes
     reduction: Reduction = Reduction()
@@ -322,7 +397,18 @@ class AnalysisDescription(Section):
     plots: StrictBool = True
     compute: Compute = Compute()
 
-    @field_validator("observations", "reduction", "background", "compute", mode="before")
+    @field_validator(
+        "observations", "reduction", "background", "compute", "datasets", mode="before"
+    )
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _background_fits_the_datasets(self) -> AnalysisDescription:
+        one_d = self.datasets.type == "1d"
+        if one_d and self.background.method != "reflected":
+            raise ValueError("datasets.type '1d' needs background.method: reflected")
+        if not one_d and self.background.method == "reflected":
+            raise ValueError("background.method 'reflected' needs datasets.type: 1d")
+        return self
