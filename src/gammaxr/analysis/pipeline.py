@@ -47,6 +47,7 @@ from gammaxr.progress import compute
 __all__ = [
     "AnalysisError",
     "StepTimer",
+    "configured_flux_points",
     "excess_products",
     "fit_models",
     "reduce_and_stack",
@@ -216,6 +217,19 @@ def fit_models(config: AnalysisConfig) -> Models:
     if config.background_model and not models.background_models:
         models = Models([*models, FoVBackgroundModel(config.name)])
     return models
+
+
+def configured_flux_points(
+    config: AnalysisConfig, stacked: xr.Dataset, models: Models, progress: bool | None = None
+) -> xr.Dataset:
+    """Flux points of ``estimators.flux_points`` on the stacked dataset (fitted models)."""
+    return stacked.gamma.flux_points(
+        models,
+        config.flux_points["energy_edges"],
+        source=config.flux_points["source"],
+        convention=config.convention,
+        progress=progress,
+    )
 
 
 def excess_products(
@@ -456,13 +470,7 @@ def run_analysis(
             )
             if config.flux_points is not None:
                 with timer("flux_points"):
-                    fp = stacked.gamma.flux_points(
-                        result.models,
-                        config.flux_points["energy_edges"],
-                        source=config.flux_points["source"],
-                        convention=config.convention,
-                        progress=progress,
-                    )
+                    fp = configured_flux_points(config, stacked, result.models, progress)
                 say(
                     f"flux points: {fp.sizes['energy']} bins ({timer.seconds['flux_points']:.1f} s)"
                 )

@@ -152,7 +152,12 @@ def run_spectrum_analysis(
         (``lc_*``, dim ``time_bin``), per-run table (``run_*``, dim ``obs_id``); attrs the
         stacked totals and timings.
     """
-    from gammaxr.analysis.pipeline import AnalysisError, results_dataset, select_observations
+    from gammaxr.analysis.pipeline import (
+        AnalysisError,
+        configured_flux_points,
+        results_dataset,
+        select_observations,
+    )
     from gammaxr.estimators.light_curve import light_curve
     from gammaxr.fit import fit
     from gammaxr.io.zarr_store import to_zarr
@@ -177,12 +182,7 @@ def run_spectrum_analysis(
         say(f"fit: success={result.success} ({timer.seconds['fit']:.1f} s)")
         if config.flux_points is not None:
             with timer("flux_points"):
-                fp = stacked.gamma.flux_points(
-                    result.models,
-                    config.flux_points["energy_edges"],
-                    source=config.flux_points["source"],
-                    progress=progress,
-                )
+                fp = configured_flux_points(config, stacked, result.models, progress)
         options = config.sections.estimators
         if options is not None and options.light_curve is not False:
             opts = options.light_curve
