@@ -41,7 +41,8 @@ from gammaxr.estimators.smoothing import convolve_sky, tophat_kernel
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
-from gammaxr.reduce.ring import resample_energy
+from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
+from gammaxr.reduce.stack import acceptance_off_keeping_alpha
 from gammaxr.stats import (
     alpha_on_off,
     cash_errn,
@@ -140,16 +141,8 @@ def _resample(
     safe = ds["mask_safe"]
 
     def group(var: xr.DataArray, how: str = "sum") -> xr.DataArray:
-        parts = []
-        for sl in slices:
-            band = var.isel(energy=sl)
-            if how == "any":
-                parts.append(band.any("energy"))
-            else:
-                parts.append(band.where(safe.isel(energy=sl), 0).sum("energy"))
-        return xr.concat(parts, dim="energy").transpose(*var.dims)
+        return group_bands(var, slices, safe, how)
 
-    coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"))
     # a DataArray cannot carry the (energy, bnds) bounds: give it the lo/hi form
     da_coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"), lohi=True)
     grouped_extra = {k: group(v).assign_coords(da_coords) for k, v in extra.items()}
@@ -159,26 +152,18 @@ def _resample(
     for name in ("counts", "counts_off", "acceptance"):
         out[name] = group(ds[name])
     alpha = alpha_on_off(ds["acceptance"], ds["acceptance_off"])
-    bkg = group(alpha * ds["counts_off"])
-    acc_off = group(ds["acceptance_off"])
-    # acceptance_off such that acceptance / acceptance_off = sum(alpha n_off) / sum(n_off)
-    ratio = out["acceptance"] * out["counts_off"] / bkg.where(bkg > 0)
-    out["acceptance_off"] = ratio.where(bkg > 0, acc_off)
+    out["acceptance_off"] = acceptance_off_keeping_alpha(
+        out["acceptance"],
+        out["counts_off"],
+        group(alpha * ds["counts_off"]),
+        group(ds["acceptance_off"]),
+    )
     out["mask_safe"] = group(safe, "any")
     if "mask_fit" in ds:
         out["mask_fit"] = (
             group(ds["mask_fit"], "any") if "energy" in ds["mask_fit"].dims else ds["mask_fit"]
         )
-    for name, var in ds.data_vars.items():
-        if name not in out and "energy" not in var.dims:
-            out[name] = var
-    keep = {
-        k: v
-        for k, v in ds.coords.items()
-        if "energy" not in v.dims and k not in ("energy", bounds_name("energy"))
-    }
-    result = xr.Dataset(out, coords={**keep, **coords}, attrs=dict(ds.attrs))
-    return result, grouped_extra
+    return dataset_on_bands(ds, out, new), grouped_extra
 
 
 def _estimator_mask(ds: xr.Dataset, mask: Any) -> xr.DataArray:

@@ -48,6 +48,7 @@ from .norm_fit import (
     NormLikelihood,
     NormTerm,
     _as_models,
+    check_selection,
     estimate_norm,
     norm_terms,
     source_model,
@@ -231,17 +232,6 @@ def bin_ranges(terms: Sequence[NormTerm], energy_edges: Sequence[float] | None):
     return start, stop, e_min, e_max
 
 
-def _check_selection(selection: str | Sequence[str] | None) -> tuple[str, ...]:
-    if selection is None:
-        return ()
-    if isinstance(selection, str):
-        selection = OPTIONAL if selection == "all" else (selection,)
-    unknown = set(selection) - set(OPTIONAL)
-    if unknown:
-        raise ValueError(f"unknown selection {sorted(unknown)}; choose from {OPTIONAL}")
-    return tuple(selection)
-
-
 def stack_rows(results: list[dict[str, float]]) -> dict[str, np.ndarray]:
     """``[{key: value}, ...]`` -> ``{key: array}`` (same keys in every dict)."""
     return {k: np.array([r[k] for r in results]) for k in results[0]}
@@ -309,7 +299,7 @@ def flux_points(
     >>> fp = ds.gamma.flux_points(result.models, [1, 2, 4, 10], source="crab")
     >>> fp["e2dnde"], fp["e2dnde_err"], fp["ts"]
     """
-    chosen = _check_selection(selection)
+    chosen = check_selection(selection)
     src = source_model(models, source)
     terms = norm_terms(datasets, models, source, name=name, convention=convention)
     start, stop, e_min, e_max = bin_ranges(terms, energy_edges)

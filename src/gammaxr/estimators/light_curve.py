@@ -44,8 +44,16 @@ from astropy.time import Time
 from gammaxr.models import Models, SkyModel
 from gammaxr.progress import track
 
-from .flux_points import _check_selection, bin_ranges, sed_dataset, stack_rows
-from .norm_fit import OPTIONAL, NormLikelihood, _as_models, estimate_norm, norm_terms, source_model
+from .flux_points import bin_ranges, sed_dataset, stack_rows
+from .norm_fit import (
+    OPTIONAL,
+    NormLikelihood,
+    _as_models,
+    check_selection,
+    estimate_norm,
+    norm_terms,
+    source_model,
+)
 from .time_slices import slice_terms, variability
 
 __all__ = ["light_curve", "met_reference"]
@@ -189,7 +197,7 @@ def light_curve(
     for coord in ("tstart", "tstop"):
         if coord not in runs.coords:
             raise ValueError(f"light_curve needs the per-run coordinate {coord!r} (MET s)")
-    chosen = _check_selection(selection)
+    chosen = check_selection(selection)
     src = source_model(models, source)
     if src.temporal is not None:  # the norm is measured against the spectral model alone
         models = _as_models(models).replace(src.replace(temporal=None))

@@ -25,10 +25,38 @@ from gammaxr.fit import FitContext, load_datasets
 from gammaxr.models import FoVBackgroundModel, Models, SkyModel
 from gammaxr.stats import cash, wstat
 
-__all__ = ["OPTIONAL", "NormLikelihood", "NormTerm", "estimate_norm", "norm_terms", "source_model"]
+__all__ = [
+    "OPTIONAL",
+    "NormLikelihood",
+    "NormTerm",
+    "check_selection",
+    "estimate_norm",
+    "norm_terms",
+    "source_model",
+]
 
 #: Optional outputs (``selection``): profile-likelihood errors and upper limits.
 OPTIONAL = ("errn-errp", "ul")
+
+
+def check_selection(selection: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The optional outputs asked for: ``None`` -> none, ``"all"`` -> :data:`OPTIONAL`.
+
+    Raises
+    ------
+    ValueError
+        For a name not in :data:`OPTIONAL`.
+    """
+    if selection is None:
+        return ()
+    if isinstance(selection, str):
+        selection = OPTIONAL if selection == "all" else (selection,)
+    unknown = set(selection) - set(OPTIONAL)
+    if unknown:
+        raise ValueError(f"unknown selection {sorted(unknown)}; choose from {OPTIONAL}")
+    return tuple(selection)
+
+
 _MAX_EXPAND = 60
 
 

@@ -59,13 +59,11 @@ from gammaxr.models.sphere import transform_lonlat
 from gammaxr.progress import track
 
 from .flux_points import snap_energy_edges
-from .norm_fit import _as_models
+from .norm_fit import _as_models, check_selection
 from .pixel_norms import PixelLikelihood, profile_crossings, solve_norms
 
 __all__ = ["default_kernel_model", "test_source_kernel", "ts_map"]
 
-#: Optional outputs (``selection``).
-OPTIONAL = ("errn-errp", "ul")
 #: Target number of likelihood entries (bins with counts x pixels) per chunk of map rows.
 CHUNK_ELEMENTS = 2_000_000
 #: FFT sums of the test source's counts below this fraction of their maximum are zero.
@@ -457,7 +455,7 @@ def ts_map(
         raise ValueError("ts_map works on one map dataset: stack the runs first (ds.gamma.stack())")
     if "lat" not in ds.dims or "lon" not in ds.dims:
         raise ValueError("ts_map needs a map dataset with 'lat' and 'lon' dims")
-    chosen = _selection(selection)
+    chosen = check_selection(selection)
     (data,) = load_datasets(ds, name, skip_empty=False)
     if data.is_on_off:
         raise ValueError("ts_map needs a dataset with a known background (cash), not on/off")
@@ -522,17 +520,6 @@ def _group_inputs(data, background, kernel, exposure, mask, a, b, summed) -> tup
         summed=bool(summed),
     )
     return group, valid
-
-
-def _selection(selection: str | Sequence[str] | None) -> tuple[str, ...]:
-    if selection is None:
-        return ()
-    if isinstance(selection, str):
-        selection = OPTIONAL if selection == "all" else (selection,)
-    unknown = set(selection) - set(OPTIONAL)
-    if unknown:
-        raise ValueError(f"unknown selection {sorted(unknown)}; choose from {OPTIONAL}")
-    return tuple(selection)
 
 
 def _to_dataset(ds, groups, e_min, e_max, ref_flux, n_sigma, attrs) -> xr.Dataset:

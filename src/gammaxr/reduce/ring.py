@@ -200,22 +200,56 @@ def resample_energy(ds: xr.Dataset, energy_edges: Sequence[float]) -> xr.Dataset
     safe = ds["mask_safe"]
     out = {}
     for name in (*_SUMMED, *_ANY):
-        if name not in ds:
-            continue
-        var = ds[name]
-        parts = []
-        for sl in slices:
-            band = var.isel(energy=sl)
-            if name in _SUMMED:
-                parts.append(band.where(safe.isel(energy=sl), 0).sum("energy"))
-            else:
-                parts.append(band.any("energy"))
-        stacked = xr.concat(parts, dim="energy").transpose(*var.dims)
-        out[name] = stacked.astype(var.dtype).assign_attrs(var.attrs)
+        if name in ds:
+            how = "sum" if name in _SUMMED else "any"
+            grouped = group_bands(ds[name], slices, safe, how)
+            out[name] = grouped.astype(ds[name].dtype).assign_attrs(ds[name].attrs)
     response = resample_response(ds, slices)
     if response is not None:
         out["edisp"] = response
-    coords = axis_coords("energy", new, ds["energy"].attrs.get("units", "TeV"))
+    return dataset_on_bands(ds, out, new)
+
+
+def group_bands(
+    var: xr.DataArray, slices: Sequence[slice], safe: xr.DataArray, how: str = "sum"
+) -> xr.DataArray:
+    """Group the reco-energy bins of ``var`` into bands.
+
+    Parameters
+    ----------
+    var : xarray.DataArray
+        A variable with an ``energy`` dim.
+    slices : sequence of slice
+        Reco-bin slices of the bands (:func:`gammaxr.geom.axes.band_slices`).
+    safe : xarray.DataArray of bool
+        ``mask_safe``: ``how="sum"`` sums only the safe bins of each band.
+    how : {"sum", "any"}
+        Sum inside the safe mask (counts, background) or logical any (masks).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``energy`` of length ``len(slices)``, other dims as ``var``; lazy if the input is.
+    """
+    parts = []
+    for sl in slices:
+        band = var.isel(energy=sl)
+        if how == "any":
+            parts.append(band.any("energy"))
+        else:
+            parts.append(band.where(safe.isel(energy=sl), 0).sum("energy"))
+    return xr.concat(parts, dim="energy").transpose(*var.dims)
+
+
+def dataset_on_bands(
+    ds: xr.Dataset, grouped: dict[str, xr.DataArray], energy_edges: np.ndarray
+) -> xr.Dataset:
+    """The dataset of the ``grouped`` variables on the band axis ``energy_edges`` (TeV).
+
+    Variables and coordinates of ``ds`` without ``energy`` are kept; attrs are copied.
+    """
+    coords = axis_coords("energy", energy_edges, ds["energy"].attrs.get("units", "TeV"))
+    out = dict(grouped)
     for name, var in ds.data_vars.items():
         if name not in out and "energy" not in var.dims:
             out[name] = var

@@ -141,16 +141,44 @@ def _stack_acceptances(ds: xr.Dataset, mask: xr.DataArray, dim: str) -> dict[str
     acc_sum = acc.sum(dim)
     bkg = (alpha * n_off).sum(dim)
     off_sum = n_off.sum(dim)
-    alpha_stacked = (bkg / off_sum.where(off_sum > 0)).fillna(0)
-    acc_off_stacked = (acc_sum / alpha_stacked.where(alpha_stacked > 0)).fillna(0)
-    # no off counts in a bin: use the average alpha over all bins
+    # no background estimate in a bin: use the average alpha over all bins
     average_alpha = bkg.sum() / off_sum.sum()
     acc_off_empty = (acc_sum / average_alpha.where(average_alpha > 0)).fillna(0)
-    acc_off_stacked = acc_off_stacked.where(off_sum > 0, acc_off_empty)
+    acc_off_stacked = acceptance_off_keeping_alpha(acc_sum, off_sum, bkg, acc_off_empty)
     return {
         "acceptance": acc_sum.assign_attrs(ds["acceptance"].attrs),
         "acceptance_off": acc_off_stacked.assign_attrs(ds["acceptance_off"].attrs),
     }
+
+
+def acceptance_off_keeping_alpha(
+    acceptance: xr.DataArray,
+    counts_off: xr.DataArray,
+    background: xr.DataArray,
+    fallback: xr.DataArray,
+) -> xr.DataArray:
+    """The off acceptance of summed on/off bins that keeps their background estimate.
+
+    ``acceptance / acceptance_off`` equals ``background / counts_off``, i.e. the summed
+    ``alpha_i * n_off_i`` over the summed ``n_off_i`` (the one rule of stacking runs and of
+    grouping energy bins).
+
+    Parameters
+    ----------
+    acceptance, counts_off : xarray.DataArray
+        Summed on acceptance and summed off counts.
+    background : xarray.DataArray
+        Summed background estimates ``alpha_i * n_off_i``, counts.
+    fallback : xarray.DataArray
+        The off acceptance where ``background`` is zero.
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy if the inputs are.
+    """
+    ratio = acceptance * counts_off / background.where(background > 0)
+    return ratio.where(background > 0, fallback)
 
 
 def _check_block(block: np.ndarray, total: np.ndarray, message: str) -> np.ndarray:
