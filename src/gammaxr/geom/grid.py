@@ -42,7 +42,7 @@ from gammaxr.geom.sky import (
     transform_lonlat,
 )
 
-__all__ = ["MIN_EDGE_WIDTH_RATIO", "STEP_RTOL", "SkyGrid"]
+__all__ = ["MIN_EDGE_WIDTH_RATIO", "STEP_RTOL", "SkyGrid", "pixel_solid_angle"]
 
 #: :meth:`SkyGrid.from_center` refuses grids whose pixels at the latitude edge farthest from the
 #: equator are less than this fraction as wide on the sky as at the centre (near a pole).
@@ -96,6 +96,27 @@ def _axis(values: Any, step: float | None, name: str) -> tuple[np.ndarray, float
         raise ValueError(f"SkyGrid with a single {name} value needs its step ({name}_step)")
     arr.setflags(write=False)
     return arr, float(step)
+
+
+def pixel_solid_angle(lat: np.ndarray, dlon: float, dlat: float) -> np.ndarray:
+    """Exact solid angle (sr) of lon/lat pixels centred at latitudes ``lat`` (deg).
+
+    Parameters
+    ----------
+    lat : numpy.ndarray
+        Pixel-centre latitudes in deg.
+    dlon, dlat : float
+        Pixel steps in deg (sign ignored).
+
+    Returns
+    -------
+    numpy.ndarray
+        Solid angles in sr, same shape as ``lat``.
+    """
+    half = 0.5 * abs(dlat)
+    lo = np.deg2rad(np.clip(lat - half, -90.0, 90.0))
+    hi = np.deg2rad(np.clip(lat + half, -90.0, 90.0))
+    return np.deg2rad(abs(dlon)) * (np.sin(hi) - np.sin(lo))
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -455,9 +476,7 @@ class SkyGrid:
             ``dlon * (sin(lat + dlat/2) - sin(lat - dlat/2))`` in radians, constant along lon
             (a broadcast, read-only view: costs one row of memory).
         """
-        dlon = np.radians(self.lon_step)
-        half = np.radians(self.lat_step) / 2
-        row = dlon * 2 * np.cos(np.radians(self.lat)) * np.sin(half)  # = sin(b+h) - sin(b-h)
+        row = pixel_solid_angle(self.lat, self.lon_step, self.lat_step)
         data = np.broadcast_to(row[:, None], self.shape)
         return self._data_array(data, "solid_angle", "sr")
 

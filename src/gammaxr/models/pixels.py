@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
+from gammaxr.geom.grid import pixel_solid_angle
+
 from .sphere import separation, transform_lonlat
 
 if TYPE_CHECKING:
@@ -42,27 +44,6 @@ def _step(coord: np.ndarray, name: str, step: float | None) -> float:
     if d == 0 or np.max(np.abs(diffs - d)) > 1e-6 * abs(d):
         raise ValueError(f"{name} coordinates must be regularly spaced")
     return d
-
-
-def pixel_solid_angle(lat: np.ndarray, dlon: float, dlat: float) -> np.ndarray:
-    """Exact solid angle (sr) of lon/lat pixels centred at latitudes ``lat`` (deg).
-
-    Parameters
-    ----------
-    lat : numpy.ndarray
-        Pixel-centre latitudes in deg.
-    dlon, dlat : float
-        Pixel steps in deg (sign ignored).
-
-    Returns
-    -------
-    numpy.ndarray
-        Solid angles in sr, same shape as ``lat``.
-    """
-    half = 0.5 * abs(dlat)
-    lo = np.deg2rad(np.clip(lat - half, -90.0, 90.0))
-    hi = np.deg2rad(np.clip(lat + half, -90.0, 90.0))
-    return np.deg2rad(abs(dlon)) * (np.sin(hi) - np.sin(lo))
 
 
 def _point_weights(model, lon, lat, frame, dlon, dlat) -> np.ndarray:
