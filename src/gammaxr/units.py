@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from astropy import units as u
 
-__all__ = ["to_unit", "to_unit_or_none"]
+__all__ = ["to_edges", "to_positive", "to_unit", "to_unit_or_none"]
 
 
 def to_unit(value: Any, unit: str | u.UnitBase, name: str) -> Any:
@@ -67,3 +67,41 @@ def to_unit(value: Any, unit: str | u.UnitBase, name: str) -> Any:
 def to_unit_or_none(value: Any, unit: str | u.UnitBase, name: str) -> Any:
     """:func:`to_unit`, passing ``None`` through."""
     return None if value is None else to_unit(value, unit, name)
+
+
+def to_positive(
+    value: Any, unit: str | u.UnitBase, name: str, *, allow_zero: bool = False
+) -> float:
+    """:func:`to_unit` of a scalar that must be finite and positive (or zero if allowed).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for a non-finite, negative (or zero) value.
+    """
+    number = to_unit(value, unit, name)
+    if np.ndim(number) != 0:
+        raise ValueError(f"{name} must be a single value, got {value!r}")
+    number = float(number)
+    if not np.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        what = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be {what} (in {str(unit) or 'no unit'}), got {value!r}")
+    return number
+
+
+def to_edges(value: Any, unit: str | u.UnitBase, name: str) -> np.ndarray:
+    """:func:`to_unit` of bin edges: at least two, finite, positive and increasing.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for edges that are not a 1D increasing sequence of positive values.
+    """
+    edges = np.asarray(to_unit(value, unit, name), dtype=float)
+    if edges.ndim != 1 or edges.size < 2:
+        raise ValueError(f"{name} must be a 1D sequence of at least 2 edges, got {value!r}")
+    if not np.all(np.isfinite(edges)) or edges[0] <= 0 or np.any(np.diff(edges) <= 0):
+        raise ValueError(
+            f"{name} must be positive increasing edges in {str(unit) or 'no unit'}, got {edges}"
+        )
+    return edges

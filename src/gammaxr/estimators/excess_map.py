@@ -60,6 +60,7 @@ from gammaxr.stats import (
     wstat_ts,
     wstat_upper_limit,
 )
+from gammaxr.units import to_edges, to_positive
 
 __all__ = ["OPTIONAL_OUTPUTS", "excess_map", "reco_exposure"]
 
@@ -249,12 +250,12 @@ def excess_map(
         ``counts_off``, ``acceptance``, ``acceptance_off``; optional ``mask_safe``,
         ``mask_fit`` (bool, same dims or ``(lat, lon)``) and ``exposure(energy_true, lat,
         lon)`` [m2 s]. numpy- or dask-backed.
-    correlation_radius : float
-        Top-hat radius in deg (default 0.1).
+    correlation_radius : float, str or astropy.units.Quantity
+        Top-hat radius in deg (default 0.1), > 0; a Quantity (``6 * u.arcmin``) is converted.
     correlate_off : bool
         On/off only: correlate the off counts too (default, Gammapy's), or not (for ring
         background datasets, whose off counts are already ring sums).
-    energy_edges : sequence of float, optional
+    energy_edges : sequence of float or astropy.units.Quantity, optional
         Reco-energy band edges in TeV (a subset of the dataset's edges); bins are summed
         within the safe mask. None: one map per energy bin of the dataset.
     mask : xarray.DataArray, regions, str, bool or None
@@ -300,6 +301,9 @@ def excess_map(
     ValueError
         If the dataset has neither a background nor on/off variables, or an option is wrong.
     """
+    correlation_radius = to_positive(correlation_radius, "deg", "correlation_radius")
+    if energy_edges is not None:
+        energy_edges = to_edges(energy_edges, "TeV", "energy_edges")
     on_off = all(n in ds for n in _ON_OFF)
     if not on_off and "background" not in ds:
         raise ValueError(

@@ -42,6 +42,7 @@ import xarray as xr
 from gammaxr.geom.axes import axis_coords
 from gammaxr.models import Models, SkyModel, SpectralModel, models_to_yaml
 from gammaxr.progress import track
+from gammaxr.units import to_edges
 
 from .norm_fit import (
     OPTIONAL,
@@ -85,8 +86,8 @@ def snap_energy_edges(
     ----------
     dataset_edges : numpy.ndarray, shape (n + 1,)
         Reco-energy edges of the dataset, TeV.
-    requested : sequence of float, shape (m + 1,)
-        Requested bin edges, TeV (increasing).
+    requested : sequence of float or astropy.units.Quantity, shape (m + 1,)
+        Requested bin edges, TeV (increasing); a Quantity in any energy unit is converted.
 
     Returns
     -------
@@ -95,9 +96,7 @@ def snap_energy_edges(
         edges snap to the same dataset edge, e.g. outside the dataset's range).
     """
     edges = np.asarray(dataset_edges, dtype=float)
-    req = np.asarray(requested, dtype=float)
-    if req.ndim != 1 or req.size < 2 or np.any(np.diff(req) <= 0) or np.any(req <= 0):
-        raise ValueError(f"energy_edges must be >= 2 positive increasing values, got {req}")
+    req = to_edges(requested, "TeV", "energy_edges")
     position = np.interp(np.log(req), np.log(edges), np.arange(edges.size))
     index = np.floor(position + 0.5).astype(int)  # nearest edge; exact halves round up
     return index[:-1], index[1:]

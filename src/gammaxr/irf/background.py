@@ -226,7 +226,7 @@ def integrate_bkg_energy(
         )
     dims = ("energy", *spatial)
     axes = [grid_axis(bkg, d) for d in dims]
-    args = [convert_units(a, AXIS_UNITS[d]) for a, d in zip(args, spatial, strict=True)]
+    args = [convert_units(a, AXIS_UNITS[d], d) for a, d in zip(args, spatial, strict=True)]
     sub = _oversampled_edges(edges, oversampling)
     factor = _rate_factor(bkg, u.Unit("s-1 sr-1") / u.TeV)
     nbin = edges.size - 1

@@ -92,7 +92,7 @@ def evaluate_edisp(
     """
     axes = _check(edisp)
     args = [
-        convert_units(a, AXIS_UNITS[d])
+        convert_units(a, AXIS_UNITS[d], d)
         for a, d in zip((energy_true, migra, offset), _DIMS, strict=True)
     ]
 
@@ -216,7 +216,7 @@ def edisp_kernel(
         core,
         [edisp],
         [_DIMS],
-        [convert_units(offset, "deg")],
+        [convert_units(offset, "deg", "offset")],
         output_core_dims=("energy_true", "energy"),
         output_sizes={"energy_true": nt, "energy": nr},
         coords=coords,

@@ -45,6 +45,7 @@ import xarray as xr
 from astropy import units as u
 
 from gammaxr.geom.axes import LOG_AXES, axis_lo_hi
+from gammaxr.units import to_unit
 
 __all__ = [
     "GridAxis",
@@ -334,8 +335,12 @@ def _is_xarray(x) -> bool:
     return isinstance(x, xr.DataArray | xr.Variable)
 
 
-def convert_units(x, unit: str):
-    """DataArray ``x`` in ``unit`` if it carries a ``units`` attr (lazy scalar multiply)."""
+def convert_units(x, unit: str, name: str = "coordinate"):
+    """``x`` in ``unit``: a DataArray with a ``units`` attr is scaled (lazily), an astropy
+    Quantity or a string with a unit is converted (:func:`gammaxr.units.to_unit`, raising
+    ``UnitConversionError`` naming ``name``), plain numbers are taken to be in ``unit``."""
+    if isinstance(x, u.Quantity | str):
+        return to_unit(x, unit, name)
     src = x.attrs.get("units") if _is_xarray(x) else None
     if src is None or src == unit:
         return x
@@ -442,7 +447,7 @@ def interpolate_irf(
             f"missing {sorted(missing)}, unexpected {sorted(extra)}"
         )
     axes = [grid_axis(irf, d) for d in dims]
-    args = [convert_units(coords[d], AXIS_UNITS.get(d, "")) for d in dims]
+    args = [convert_units(coords[d], AXIS_UNITS.get(d, ""), d) for d in dims]
 
     def core(table, *values):
         return interpolate_table(

@@ -100,7 +100,7 @@ def evaluate_psf(
     """
     axes = _check_psf(psf)
     args = [
-        convert_units(a, AXIS_UNITS[d])
+        convert_units(a, AXIS_UNITS[d], d)
         for a, d in zip((energy_true, offset, rad), _PSF_DIMS, strict=True)
     ]
     factor = _psf_factor(psf)
@@ -152,7 +152,7 @@ def psf_profile(
     centres = 0.5 * (edges[:-1] + edges[1:])
     area = np.pi * (edges[1:] ** 2 - edges[:-1] ** 2) * _DEG2
     factor = _psf_factor(psf)
-    args = [convert_units(energy_true, "TeV"), convert_units(offset, "deg")]
+    args = [convert_units(energy_true, "TeV", "energy_true"), convert_units(offset, "deg", "offset")]
 
     def core(table, e, o):
         e = np.asarray(e, dtype=float)[..., None]
@@ -391,7 +391,7 @@ def _profile_function(core, psf, energy_true, offset, arg, rad_edges, normalize)
         values = interpolate_table(table, axes, [e, o, centres]) * factor
         return core(values, a, edges, normalize)
 
-    args = [convert_units(energy_true, "TeV"), convert_units(offset, "deg"), arg]
+    args = [convert_units(energy_true, "TeV", "energy_true"), convert_units(offset, "deg", "offset"), arg]
     return apply_irf(
         func, [psf], [_PSF_DIMS], args, attrs={"units": "deg" if core is _radius_core else ""}
     )
@@ -453,9 +453,9 @@ def _gauss_call(kernel, params, energy_true, offset, rad, name, units):
     tables = _gauss_params(params)
     axes = [grid_axis(params, d) for d in ("energy_true", "offset")]
     args = [
-        convert_units(energy_true, "TeV"),
-        convert_units(offset, "deg"),
-        convert_units(rad, "deg"),
+        convert_units(energy_true, "TeV", "energy_true"),
+        convert_units(offset, "deg", "offset"),
+        convert_units(rad, "deg", "rad"),
     ]
 
     def core(*arrays):

@@ -28,6 +28,8 @@ import astropy.units as u
 import numpy as np
 from scipy.special import exprel
 
+from gammaxr.units import to_unit
+
 from ._lazy import apply_elementwise
 from .parameters import Model, Parameter
 
@@ -97,9 +99,10 @@ def _sample_power_law(uniform, emin, emax, index):
 
 
 def _strip(x: Any, unit: str) -> tuple[Any, bool]:
-    """Value of ``x`` in ``unit`` if it is a quantity; a flag says whether it was one."""
-    if isinstance(x, u.Quantity):
-        return x.to_value(unit), True
+    """Value of ``x`` in ``unit`` if it is a quantity (or a string with a unit, raising
+    ``UnitConversionError`` for the wrong kind); a flag says whether it was one."""
+    if isinstance(x, u.Quantity | str):
+        return to_unit(x, unit, "energy"), True
     return x, False
 
 

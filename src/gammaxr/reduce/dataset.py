@@ -38,6 +38,7 @@ from gammaxr.reduce.safe_mask import (
     safe_mask_position,
     table_energy_inputs,
 )
+from gammaxr.units import to_edges, to_positive, to_unit
 
 __all__ = [
     "MAP_NAMES",
@@ -64,10 +65,12 @@ class ReductionSpec:
 
     Parameters
     ----------
-    energy_edges : sequence of float
-        Reco-energy bin edges in TeV.
-    energy_true_edges : sequence of float
-        True-energy bin edges in TeV.
+    energy_edges : sequence of float or astropy.units.Quantity
+        Reco-energy bin edges in TeV (a Quantity or strings in any energy unit).
+    energy_true_edges : sequence of float or astropy.units.Quantity
+        True-energy bin edges in TeV. Every length, angle and time below may also be given
+        as a Quantity or a string with a unit; a bad value raises ``ValueError`` (or
+        ``UnitConversionError``) naming the argument.
     grid : SkyGrid, optional
         Shared sky grid of all runs; None for a grid per run centred on its pointing
         (``width``, ``binsz``, ``frame``).
@@ -130,10 +133,43 @@ class ReductionSpec:
 
     def __post_init__(self):
         for name in ("energy_edges", "energy_true_edges"):
-            edges = np.asarray(getattr(self, name), dtype=float)
-            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= 0:
-                raise ValueError(f"{name} must be increasing positive edges in TeV")
+            edges = to_edges(getattr(self, name), "TeV", name)
             object.__setattr__(self, name, tuple(edges.tolist()))
+        angles = ("offset_max", "binsz", "irf_binsz")
+        for name, unit in (
+            *((a, "deg") for a in angles),
+            ("aeff_percent", ""),
+            ("bias_percent", ""),
+        ):
+            object.__setattr__(self, name, to_positive(getattr(self, name), unit, name))
+        for name in ("aeff_percent", "bias_percent"):
+            if getattr(self, name) > 100:
+                raise ValueError(
+                    f"{name} must be a percentage in (0, 100], got {getattr(self, name)}"
+                )
+        object.__setattr__(
+            self,
+            "gti_tolerance",
+            to_positive(self.gti_tolerance, "s", "gti_tolerance", allow_zero=True),
+        )
+        width = to_unit(self.width, "deg", "width")
+        width = tuple(np.ravel(width)) if np.ndim(width) else (width, width)
+        if len(width) != 2:
+            raise ValueError(
+                f"width must be one value or (width, height) in deg, got {self.width!r}"
+            )
+        width = tuple(to_positive(w, "deg", "width") for w in width)
+        object.__setattr__(self, "width", width if width[0] != width[1] else width[0])
+        if self.rad_edges is not None:
+            rad = np.asarray(to_unit(self.rad_edges, "deg", "rad_edges"), dtype=float)
+            if rad.ndim != 1 or rad.size < 2 or rad[0] < 0 or np.any(np.diff(rad) <= 0):
+                raise ValueError(f"rad_edges must be increasing edges >= 0 in deg, got {rad}")
+            object.__setattr__(self, "rad_edges", tuple(rad.tolist()))
+        if not isinstance(self.background_oversampling, int) or self.background_oversampling < 1:
+            raise ValueError(
+                "background_oversampling must be a positive integer, got "
+                f"{self.background_oversampling!r}"
+            )
         object.__setattr__(self, "maps", tuple(self.maps))
         unknown = set(self.maps) - set(MAP_NAMES)
         if unknown:
