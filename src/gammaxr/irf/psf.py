@@ -152,7 +152,10 @@ def psf_profile(
     centres = 0.5 * (edges[:-1] + edges[1:])
     area = np.pi * (edges[1:] ** 2 - edges[:-1] ** 2) * _DEG2
     factor = _psf_factor(psf)
-    args = [convert_units(energy_true, "TeV", "energy_true"), convert_units(offset, "deg", "offset")]
+    args = [
+        convert_units(energy_true, "TeV", "energy_true"),
+        convert_units(offset, "deg", "offset"),
+    ]
 
     def core(table, e, o):
         e = np.asarray(e, dtype=float)[..., None]
@@ -391,7 +394,11 @@ def _profile_function(core, psf, energy_true, offset, arg, rad_edges, normalize)
         values = interpolate_table(table, axes, [e, o, centres]) * factor
         return core(values, a, edges, normalize)
 
-    args = [convert_units(energy_true, "TeV", "energy_true"), convert_units(offset, "deg", "offset"), arg]
+    args = [
+        convert_units(energy_true, "TeV", "energy_true"),
+        convert_units(offset, "deg", "offset"),
+        arg,
+    ]
     return apply_irf(
         func, [psf], [_PSF_DIMS], args, attrs={"units": "deg" if core is _radius_core else ""}
     )
