@@ -347,3 +347,30 @@ def test_excess_maps_in_energy_bands(demo):
     assert both.mean() > 0.5
     np.testing.assert_allclose(summed.values[both], results["excess"].values[both], atol=1e-3)
     assert float(results["significance_bands"].max()) > 5
+
+
+def test_overwrite_removes_stale_outputs_and_failed_runs_leave_nothing(demo, tmp_path):
+    out, _ = demo
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("flux_points.ecsv", "fit_parameters.csv", "spectrum.png"):
+        (run / name).write_text("from an earlier run")
+    (run / "stacked.zarr").mkdir()
+    (run / "notes.txt").write_text("not an analysis output: kept")
+    data = demo_description(str(out / "store"))
+    data["fit"] = None
+    data["estimators"] = {"excess_map": {"correlation_radius": 0.1}}
+    data["plots"] = False
+    with pytest.raises(FileExistsError, match="already holds"):
+        run_analysis(data, run)
+    run_analysis(data, run, overwrite=True)
+    for name in ("flux_points.ecsv", "fit_parameters.csv", "spectrum.png"):
+        assert not (run / name).exists()  # no stale result beside the new ones
+    assert (run / "notes.txt").read_text() == "not an analysis output: kept"
+    assert (run / "excess_map.zarr").is_dir() and (run / "summary.txt").exists()
+    # a run that fails removes its partial outputs and the folder it created
+    data["observations"] = {"obs_ids": [999]}
+    failed = tmp_path / "new" / "run"
+    with pytest.raises(Exception, match="999"):
+        run_analysis(data, failed)
+    assert not failed.exists()

@@ -67,16 +67,22 @@ def test_models_are_immutable_and_copies_leave_originals_alone():
     with pytest.raises(AttributeError, match="immutable"):
         m.index = 3.0
     m2 = m.with_values(index=3.0, amplitude=2e-12)
-    m3 = m2.freeze("index").with_parameter("amplitude", min=0.0, error=1e-13)
+    m3 = m2.with_frozen("index").with_parameter("amplitude", min=0.0, error=1e-13)
     assert m.index.value == 2.0 and not m.index.frozen and math.isnan(m.amplitude.min)
     assert m2.index.value == 3.0 and not m2.index.frozen
     assert m3.index.frozen and m3.amplitude.min == 0.0 and m3.amplitude.error == 1e-13
-    assert m3.unfreeze().index.frozen is False
-    assert m3.unfreeze().reference.frozen is False
+    assert m3.with_free().index.frozen is False
+    assert m3.with_free().reference.frozen is False
     assert m.copy() == m and m.copy() is not m
     assert pickle.loads(pickle.dumps(m3)) == m3
     with pytest.raises(KeyError, match="unknown parameter"):
         m.with_values(foo=1.0)
+    # Gammapy's in-place calls would silently do nothing on an immutable model: they raise
+    with pytest.raises(TypeError, match=r"Use model = model.with_frozen\('index'\)"):
+        m.freeze("index")
+    with pytest.raises(TypeError, match=r"PowerLaw.unfreeze\(\) would change nothing"):
+        m3.unfreeze()
+    assert not m.index.frozen and m3.index.frozen
 
 
 def test_values_feed_evaluate_directly():

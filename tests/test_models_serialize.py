@@ -58,11 +58,11 @@ def all_models():
             ),
             SkyModel(
                 ExpCutoffPowerLaw(index=2.1, lambda_=0.05),
-                DiskSpatialModel(r_0=0.4, e=0.3, edge_width=0.1).unfreeze("e"),
+                DiskSpatialModel(r_0=0.4, e=0.3, edge_width=0.1).with_free("e"),
                 name="disk",
             ),
             SkyModel(
-                BrokenPowerLaw(index1=1.8, index2=3.0, ebreak=3.0).freeze("ebreak"),
+                BrokenPowerLaw(index1=1.8, index2=3.0, ebreak=3.0).with_frozen("ebreak"),
                 ShellSpatialModel(radius=0.6, width=0.1),
                 name="shell",
             ),

@@ -116,7 +116,7 @@ def test_links_share_one_slot(models):
     bkg1 = linked["run1-bkg"]
     bkg2 = linked["run2-bkg"]
     with pytest.raises(ValueError, match="all be frozen or all free"):
-        Models([bkg1, bkg2.replace(spectral=bkg2.spectral.freeze("norm"))])
+        Models([bkg1, bkg2.replace(spectral=bkg2.spectral.with_frozen("norm"))])
 
 
 def test_parameters_dataset(models):

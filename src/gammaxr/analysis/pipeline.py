@@ -24,6 +24,7 @@ models (a simulation's), fitted values are compared with the true ones (``pull``
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -297,7 +298,10 @@ def _write_stacked(
     return {name: open_dataset(out_dir / f"{name}.zarr") for name in products}
 
 
-def _check_output(out_dir: Path, overwrite: bool) -> None:
+def _check_output(out_dir: Path, overwrite: bool) -> bool:
+    """Prepare the output directory; with ``overwrite`` the previous run's outputs (only the
+    :data:`OUTPUT_NAMES`) are removed, so none is left stale beside the new ones. Returns
+    whether the directory was created."""
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a directory")
     present = [n for n in OUTPUT_NAMES if (out_dir / n).exists()]
@@ -306,7 +310,28 @@ def _check_output(out_dir: Path, overwrite: bool) -> None:
             f"{out_dir} already holds analysis outputs {present}; use overwrite=True "
             "(--overwrite) or another directory"
         )
+    _remove_outputs(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    """Delete the analysis outputs (:data:`OUTPUT_NAMES`) in ``out_dir``, nothing else."""
+    for name in OUTPUT_NAMES:
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _clean_failed_run(out_dir: Path, created: bool) -> None:
+    """After a failed run: remove its partial outputs, and the directory if it made it and
+    it is left empty."""
+    _remove_outputs(out_dir)
+    if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
 
 
 def results_dataset(
@@ -398,7 +423,10 @@ def run_analysis(
     output : str or os.PathLike, optional
         Output directory (default ``config.output``; None for both: nothing written).
     overwrite : bool
-        Replace outputs of an earlier run in the directory.
+        Replace outputs of an earlier run in the directory: they (the files of
+        :data:`~gammaxr.analysis.outputs.OUTPUT_NAMES`, nothing else) are deleted first, so
+        none is left stale beside the new ones. A run that fails removes its partial outputs,
+        and the directory too if it created it.
     truth : Models, optional
         True models (simulations): fitted values are compared with them.
     log : callable, optional
@@ -429,14 +457,37 @@ def run_analysis(
     FileExistsError
         If the output directory holds earlier outputs and ``overwrite`` is False.
     """
-    from gammaxr.fit import fit
-
     timer = StepTimer()
     say = log or (lambda _line: None)
     config = _as_config(config)
     out_dir = Path(output) if output is not None else config.output
+    created = False
     if out_dir is not None:
-        _check_output(out_dir, overwrite)
+        created = _check_output(out_dir, overwrite)
+    try:
+        results = _run_steps(config, out_dir, timer, say, truth, progress)
+    except BaseException:
+        if out_dir is not None:
+            _clean_failed_run(out_dir, created)
+        raise
+    timings = {f"seconds_{k}": round(v, 3) for k, v in timer.seconds.items()}
+    results.attrs.update(timings, seconds_total=round(timer.total, 3), output=str(out_dir or ""))
+    if out_dir is not None:
+        (out_dir / "summary.txt").write_text(analysis_summary(results) + "\n")
+    return results
+
+
+def _run_steps(
+    config: AnalysisConfig,
+    out_dir: Path | None,
+    timer: StepTimer,
+    say: Callable,
+    truth: Models | None,
+    progress: bool | None,
+) -> xr.Dataset:
+    """The steps of :func:`run_analysis` (reduce, fit, estimators, outputs)."""
+    from gammaxr.fit import fit
+
     settings = {"scheduler": config.scheduler}
     if config.num_workers is not None:
         settings["num_workers"] = config.num_workers
@@ -488,8 +539,4 @@ def run_analysis(
                     excess=excess, plots=config.plots,
                 )  # fmt: skip
             say(f"outputs -> {out_dir} ({timer.seconds['outputs']:.1f} s)")
-    timings = {f"seconds_{k}": round(v, 3) for k, v in timer.seconds.items()}
-    results.attrs.update(timings, seconds_total=round(timer.total, 3), output=str(out_dir or ""))
-    if out_dir is not None:
-        (out_dir / "summary.txt").write_text(analysis_summary(results) + "\n")
     return results

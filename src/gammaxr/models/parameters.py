@@ -164,6 +164,14 @@ class Parameter:
         )
 
 
+def _immutable_message(model: Any, call: str, instead: str, names: tuple) -> str:
+    args = ", ".join(repr(n) for n in names)
+    return (
+        f"{type(model).__name__}.{call}() would change nothing: gammaxr models are immutable. "
+        f"Use model = model.{instead}({args}), which returns the changed copy."
+    )
+
+
 @lru_cache(maxsize=512)
 def _unit(text: str) -> u.UnitBase:
     """Parsed astropy unit of a unit string (parsing is slow; strings repeat)."""
@@ -347,21 +355,37 @@ class Model:
             )
         )
 
-    def freeze(self, *names: str) -> Model:
-        """A copy with the named parameters (all if none named) frozen."""
+    def with_frozen(self, *names: str) -> Model:
+        """A copy with the named parameters (all if none named) frozen.
+
+        Models are immutable: ``model = model.with_frozen("index")``.
+        """
         names = names or self.parameter_names
         self._check_names(names)
         return self._with_parameters(
             tuple(p.replace(frozen=True) if p.name in names else p for p in self._parameters)
         )
 
-    def unfreeze(self, *names: str) -> Model:
-        """A copy with the named parameters (all if none named) free."""
+    def with_free(self, *names: str) -> Model:
+        """A copy with the named parameters (all if none named) free (``with_frozen``'s
+        opposite)."""
         names = names or self.parameter_names
         self._check_names(names)
         return self._with_parameters(
             tuple(p.replace(frozen=False) if p.name in names else p for p in self._parameters)
         )
+
+    def freeze(self, *names: str) -> None:
+        """Not supported: models are immutable; raises with the call to use instead.
+
+        Gammapy's ``model.freeze("index")`` changes the model in place; here a call on its
+        own line would silently do nothing, so it is an error.
+        """
+        raise TypeError(_immutable_message(self, "freeze", "with_frozen", names))
+
+    def unfreeze(self, *names: str) -> None:
+        """Not supported: models are immutable; use ``model = model.with_free(...)``."""
+        raise TypeError(_immutable_message(self, "unfreeze", "with_free", names))
 
     def _check_names(self, names: Any) -> None:
         unknown = set(names) - set(self.parameter_names)
