@@ -109,11 +109,11 @@ def gc_image(data_dir: Path) -> None:
     for convention in ("gammaxr", "gammapy"):
         spectral = PowerLaw2(index=2.0, amplitude="3e-12 cm-2 s-1", emin=0.1, emax=10.0)
         source = SkyModel(
-            spectral.freeze("index"),
+            spectral.with_frozen("index"),
             PointSpatialModel(lon_0=0.01, lat_0=0.01, frame="galactic"),
             name="gc-source",
         )
-        background = FoVBackgroundModel("gc", spectral=PowerLawNorm().freeze("norm"))
+        background = FoVBackgroundModel("gc", spectral=PowerLawNorm().with_frozen("norm"))
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

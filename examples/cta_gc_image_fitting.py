@@ -62,7 +62,7 @@ save_figure(ax.figure, out, "counts.png")
 
 # %%
 # Fit a point source (integral flux 0.1-10 TeV, index frozen) on the fixed background
-spectral = PowerLaw2(index=2.0, amplitude="3e-12 cm-2 s-1", emin=0.1, emax=10).freeze("index")
+spectral = PowerLaw2(index=2.0, amplitude="3e-12 cm-2 s-1", emin=0.1, emax=10).with_frozen("index")
 source = SkyModel(spectral, PointSpatialModel(lon_0=0.01, lat_0=0.01, frame="galactic"), name="gc")
 result = images.gamma.fit(source)
 print(result)

@@ -57,7 +57,7 @@ def _asimov_dataset():
 
 def _fit_position(ds, convention: str) -> tuple[np.ndarray, np.ndarray]:
     source = SkyModel(
-        PowerLaw(index=2.0, amplitude="3e-11 cm-2 s-1 TeV-1").freeze("index"),
+        PowerLaw(index=2.0, amplitude="3e-11 cm-2 s-1 TeV-1").with_frozen("index"),
         PointSpatialModel(lon_0=0.01, lat_0=-0.01, frame="galactic"),
         name="src",
     )
