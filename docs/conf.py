@@ -58,6 +58,7 @@ extensions = [
     "myst_parser",
     "example_pages",
     "shadowed_modules",
+    "markdown_notes",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
