@@ -15,12 +15,13 @@ Every statistic in :mod:`gammaxr.stats` is written once as a numpy kernel (free 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.array import Array as DaskArray
-from dask.array import apply_gufunc
 
 __all__ = ["as_float", "elementwise"]
 
@@ -56,7 +57,8 @@ def elementwise(kernel: Callable[..., np.ndarray], *arrays: Any, **kwargs: Any) 
             output_dtypes=[np.float64],
         )
     if any(isinstance(a, DaskArray) for a in arrays):
-        signature = ",".join(["()"] * len(arrays)) + "->()"
-        return apply_gufunc(kernel, signature, *arrays, output_dtypes=np.float64, **kwargs)
+        # broadcast first: inputs may differ in shape and chunks (one task per output chunk)
+        blocks = da.broadcast_arrays(*(da.asarray(a) for a in arrays))
+        return da.map_blocks(partial(kernel, **kwargs), *blocks, dtype=np.float64)
     out = kernel(*arrays, **kwargs)
     return out[()] if isinstance(out, np.ndarray) and out.ndim == 0 else out
