@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gammaxr.estimators.excess_map import excess_map
 from gammaxr.irf import evaluate_aeff, evaluate_bkg_2d, evaluate_edisp, evaluate_psf
 from gammaxr.models import PowerLaw
-from gammaxr.reduce import ReductionSpec
+from gammaxr.reduce import ReductionSpec, SpectrumSpec
 from gammaxr.simulate.instrument import ToyInstrument
 from gammaxr.units import to_unit
 from test_excess_map import make_dataset
@@ -152,3 +152,16 @@ def test_to_unit_contract():
     np.testing.assert_allclose(to_unit([1, "500 GeV"], "TeV", "x"), [1.0, 0.5])
     with pytest.raises(ValueError, match="x: cannot read 'abc'"):
         to_unit("abc", "deg", "x")
+
+
+def test_spectrum_spec_quantities():
+    region = "icrs; circle(83.63, 22.01, 0.1)"
+    floats = SpectrumSpec(region, [0.1, 1, 10], [0.05, 1, 20], offset_max=2.0)
+    quantities = SpectrumSpec(
+        region, [100, 1000, 10000] * u.GeV, ["50 GeV", 1, "2e7 MeV"], offset_max=120 * u.arcmin
+    )
+    np.testing.assert_allclose(quantities.energy_edges, floats.energy_edges)
+    np.testing.assert_allclose(quantities.energy_true_edges, floats.energy_true_edges)
+    assert quantities.offset_max == pytest.approx(floats.offset_max)
+    with pytest.raises(ValueError, match="region_binsz must be positive"):
+        SpectrumSpec(region, [0.1, 1], [0.1, 1], region_binsz=0)

@@ -70,6 +70,7 @@ from gammaxr.reduce.safe_mask import (
     table_energy_inputs,
 )
 from gammaxr.stats import wstat_mu_bkg
+from gammaxr.units import to_edges, to_positive
 
 __all__ = [
     "SPECTRUM_MAPS",
@@ -160,10 +161,17 @@ class SpectrumSpec:
         region = single_region(self.on_region)
         object.__setattr__(self, "on_region", regions_to_string(region))
         for name in ("energy_edges", "energy_true_edges"):
-            edges = np.asarray(getattr(self, name), dtype=float)
-            if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0) or edges[0] <= 0:
-                raise ValueError(f"{name} must be increasing positive edges in TeV")
+            edges = to_edges(getattr(self, name), "TeV", name)
             object.__setattr__(self, name, tuple(edges.tolist()))
+        for name, unit in (
+            ("offset_max", "deg"),
+            ("region_binsz", "deg"),
+            ("aeff_percent", ""),
+            ("bias_percent", ""),
+        ):
+            object.__setattr__(self, name, to_positive(getattr(self, name), unit, name))
+        tolerance = to_positive(self.gti_tolerance, "s", "gti_tolerance", allow_zero=True)
+        object.__setattr__(self, "gti_tolerance", tolerance)
         object.__setattr__(self, "maps", tuple(self.maps))
         unknown = set(self.maps) - set(SPECTRUM_MAPS)
         if unknown:
