@@ -67,9 +67,13 @@ def test_lazy_equals_eager_per_run(store, spec, computed):
 
 
 def test_stack_numpy_equals_stack_dask(store, spec, computed):
-    lazy = reduce_runs(store.observations(RUNS), spec).gamma.stack().compute()
+    from gammaxr.io.run_status import settle_run_status
+
+    # a lazy stack learns which runs contributed when computed (status -> attrs)
+    lazy = settle_run_status(reduce_runs(store.observations(RUNS), spec).gamma.stack().compute())
     eager = computed.gamma.stack()
     xr.testing.assert_allclose(lazy, eager)
+    assert lazy.attrs == eager.attrs and eager.attrs["stacked_obs_ids"] == list(RUNS)
     for name in ("energy_bounds", "energy_true_bounds", "rad_bounds", "lat_irf"):
         xr.testing.assert_identical(eager[name], computed[name])
     assert "obs_id" not in eager.dims and "livetime" not in eager.coords

@@ -261,6 +261,16 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"
 
 
+def _skipped_lines(attrs: dict) -> list[str]:
+    """One line per run that was selected but does not contribute, with the reason."""
+    ids, reasons = attrs.get("skipped_obs_ids", []), attrs.get("skipped_reasons", [])
+    skipped = list(zip(ids, reasons, strict=True))
+    if not skipped:
+        return []
+    lines = [f"skipped runs ({len(skipped)}, not in the stacked dataset or the livetime):"]
+    return lines + [f"  obs_id {int(i)}: {reason}" for i, reason in skipped]
+
+
 def analysis_summary(results: xr.Dataset) -> str:
     """A short text summary of an analysis: data, fit (with truth and pulls), maps, timings.
 
@@ -279,6 +289,7 @@ def analysis_summary(results: xr.Dataset) -> str:
         f"gammaxr analysis {a.get('name', '')!r}: {len(obs)} runs {list(obs)}, "
         f"livetime {a.get('livetime_s', np.nan) / 3600:.2f} h",
         f"data store: {a.get('datastore', '')}",
+        *_skipped_lines(a),
         f"stacked (safe): counts {a.get('counts_total', np.nan):.0f}, "
         f"background {a.get('background_total', np.nan):.1f}",
     ]

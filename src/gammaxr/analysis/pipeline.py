@@ -288,13 +288,15 @@ def _write_stacked(
 ) -> dict[str, xr.Dataset]:
     """Compute the lazy products (once, together) into zarr stores and re-open them lazily;
     in memory without an output directory."""
-    from gammaxr.io.zarr_store import open_dataset, to_zarr
+    from gammaxr.io.run_status import settle_run_status
+    from gammaxr.io.zarr_store import open_dataset, quiet_zarr_warnings, to_zarr
 
     if out_dir is None:
         computed = compute(*products.values(), progress=progress)
-        return dict(zip(products, computed, strict=True))
+        return {name: settle_run_status(ds) for name, ds in zip(products, computed, strict=True)}
     writes = [to_zarr(ds, out_dir / f"{name}.zarr", compute=False) for name, ds in products.items()]
-    compute(*writes, progress=progress)
+    with quiet_zarr_warnings():
+        compute(*writes, progress=progress)
     return {name: open_dataset(out_dir / f"{name}.zarr") for name in products}
 
 
@@ -367,6 +369,8 @@ def results_dataset(
     attrs: dict[str, Any] = {"name": config.name, "datastore": str(config.datastore)}
     attrs["obs_ids"] = [int(i) for i in stacked.attrs.get("stacked_obs_ids", [])]
     attrs["livetime_s"] = float(stacked.attrs.get("livetime_total", np.nan))
+    attrs["skipped_obs_ids"] = [int(i) for i in stacked.attrs.get("skipped_obs_ids", [])]
+    attrs["skipped_reasons"] = [str(r) for r in stacked.attrs.get("skipped_reasons", [])]
     mask = stacked["mask_safe"]
     totals = dask.compute(
         stacked["counts"].where(mask).sum(), stacked["background"].where(mask).sum()
@@ -505,8 +509,11 @@ def _run_steps(
         with timer("reduce"):
             products = _write_stacked(reduce_and_stack(config, observations), out_dir, progress)
         stacked = products["stacked"]
+        skipped = len(stacked.attrs.get("skipped_obs_ids", []))
         say(
-            f"reduce: {len(observations)} runs -> stacked dataset ({timer.seconds['reduce']:.1f} s)"
+            f"reduce: {len(observations)} runs -> stacked dataset"
+            + (f" ({skipped} skipped, see the summary)" if skipped else "")
+            + f" ({timer.seconds['reduce']:.1f} s)"
         )
         result = fp = excess = None
         if config.models is not None:

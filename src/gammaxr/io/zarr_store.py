@@ -49,9 +49,17 @@ from gammaxr.io.atomic import (
     writable,
     write_json,
 )
+from gammaxr.io.run_status import pending_run_status, settle_store_run_status
 from gammaxr.progress import compute as progress_compute
 
-__all__ = ["IncompleteStoreError", "open_dataset", "to_zarr", "write_store"]
+__all__ = [
+    "IncompleteStoreError",
+    "check_complete",
+    "open_dataset",
+    "quiet_zarr_warnings",
+    "to_zarr",
+    "write_store",
+]
 
 #: Spatial chunk edge (pixels) used for numpy-backed data written to zarr.
 SPATIAL_CHUNK = 512
@@ -78,12 +86,14 @@ def _default_chunks(var: xr.Variable) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _quiet_zarr_warnings() -> Iterator[None]:
+def quiet_zarr_warnings() -> Iterator[None]:
     """Fixed-width strings (run error messages) and consolidated metadata are not yet in the
-    zarr v3 spec; zarr-python reads them back faithfully."""
+    zarr v3 spec; zarr-python reads them back faithfully; gammaxr's ``.gammaxr`` records are
+    not zarr nodes."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
+        warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
         yield
 
 
@@ -127,8 +137,10 @@ def _record(store: Path, state: str, **fields) -> None:
     write_json(_state_path(store), {**previous, **fields, "state": state})
 
 
-def _publish(_written, tmp: Path, path: Path, mode: str) -> Path:
+def _publish(_written, tmp: Path, path: Path, mode: str, finalize=None) -> Path:
     """Mark the temporary store complete and rename it to ``path`` (under the path's lock)."""
+    if finalize is not None:
+        finalize(tmp)
     _record(tmp, "complete", finished=time.time())
     replaced = None
     with FileLock(path.parent / f".{path.name}.lock"):
@@ -164,6 +176,7 @@ def write_store(
     encoding: Mapping[str, dict] | None = None,
     prepare: Callable[[Path], None] | None = None,
     data: bool = True,
+    finalize: Callable[[Path], None] | None = None,
 ):
     """Write ``ds`` to a zarr store crash-safely (see the module docstring).
 
@@ -186,6 +199,9 @@ def write_store(
     data : bool
         False: write metadata and coordinates only, leaving the data chunks absent (they read
         as the variables' ``fill_value``); the store is published at once.
+    finalize : callable, optional
+        Called with the temporary store directory once the data is written, before the store
+        is marked complete and published (modes ``"w"``/``"w-"``).
 
     Returns
     -------
@@ -202,7 +218,7 @@ def write_store(
             raise FileNotFoundError(f"no zarr store at {path} to append to (mode='a')")
         _record(path, "writing", mode="a", variables=sorted(map(str, ds.data_vars)),
                 writer=process_tag(), started=time.time())  # fmt: skip
-        with _quiet_zarr_warnings():
+        with quiet_zarr_warnings():
             written = ds.to_zarr(path, mode="a", **kwargs)
         finish = dask.delayed(_finish_append, pure=False)(written, path)
         return finish.compute() if compute else finish
@@ -212,7 +228,7 @@ def write_store(
     tag = process_tag()
     tmp = path.with_name(f".{path.name}.writing-{tag}")
     try:
-        with _quiet_zarr_warnings():
+        with quiet_zarr_warnings():
             written = ds.to_zarr(tmp, mode="w", **kwargs)
         _record(tmp, "writing", mode=mode, target=str(path), writer=tag, started=time.time(),
                 variables=sorted(map(str, ds.data_vars)))  # fmt: skip
@@ -223,11 +239,12 @@ def write_store(
         raise
     if not data:
         return _publish(None, tmp, path, mode)
-    publish = dask.delayed(_publish, pure=False)(written, tmp, path, mode)
+    publish = dask.delayed(_publish, pure=False)(written, tmp, path, mode, finalize)
     if not compute:
         return publish
     try:
-        return publish.compute()
+        with quiet_zarr_warnings():
+            return publish.compute()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -286,8 +303,14 @@ def to_zarr(
         if var.chunks is None:
             wanted = {**_default_chunks(var.variable), **(chunks or {})}
             encoding[name] = {"chunks": tuple(wanted.get(d, n) for d, n in var.sizes.items())}
-    write = write_store(ds, path, mode=mode, compute=False, encoding=encoding)
-    return progress_compute(write, progress=progress)[0] if compute else write
+    # a lazy stack learns which runs contributed when its runs are computed: its status
+    # variables become attrs in the written store before it is published
+    finalize = settle_store_run_status if pending_run_status(ds) else None
+    write = write_store(ds, path, mode=mode, compute=False, encoding=encoding, finalize=finalize)
+    if not compute:
+        return write
+    with quiet_zarr_warnings():
+        return progress_compute(write, progress=progress)[0]
 
 
 def _missing_store_message(path: Path) -> str:

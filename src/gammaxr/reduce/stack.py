@@ -14,8 +14,13 @@ Rules (the same as Gammapy's so that stacked results agree):
   the sum of the runs' safe counts (Gammapy's ``EDispKernelMap`` stacking with
   ``mask_safe_edisp``).
 - on/off variables (``acceptance``, ``acceptance_off``): see :func:`stack_on_off`.
-- per-run coordinates along ``obs_id`` are dropped; ``livetime`` and ``ontime`` totals and the
-  stacked obs_ids go to attrs.
+- per-run coordinates along ``obs_id`` are dropped. Attrs ``stacked_obs_ids`` and the
+  ``livetime_total``/``ontime_total`` [s] list only the runs that contribute (any safe pixel);
+  the others go to ``skipped_obs_ids``/``skipped_reasons`` (the run's ``reduce_error`` or
+  ``fov_background_error``, else "no safe pixel"). For a lazy input this is known only once
+  the runs are computed: the result then carries small lazy status variables along dim
+  ``run`` instead, turned into those attrs by ``to_zarr`` or
+  :func:`gammaxr.io.run_status.settle_run_status` (see :mod:`gammaxr.io.run_status`).
 
 Works on numpy- and dask-backed datasets alike and stays lazy.
 """
@@ -25,6 +30,8 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import xarray as xr
+
+from gammaxr.io.run_status import run_status_attrs, run_status_variables
 
 __all__ = ["NoOverlapError", "stack_runs"]
 
@@ -109,15 +116,12 @@ def stack_runs(
     # coordinates no variable carries (the CF bounds with their bnds dim) are kept too
     kept = {c: ds.coords[c] for c in ds.coords if c not in per_run and c not in result.coords}
     result = result.assign_coords(kept)
-    result.attrs["stacked_obs_ids"] = [int(i) for i in ds[dim].values]
-    for name in ("livetime", "ontime"):
-        if name in ds.coords:
-            total = ds.coords[name].sum()
-            if isinstance(total.data, da.Array):  # e.g. a plainly opened zarr store: stays lazy
-                result = result.assign_coords({f"{name}_total": total})
-            else:
-                result.attrs[f"{name}_total"] = float(total)
-    return result
+    status = run_status_variables(ds, mask, dim)
+    if all(v.chunks is None for v in status.variables.values()):
+        return result.assign_attrs(run_status_attrs(status))
+    # which runs contribute is known once they are computed (a lazy mask or lazy per-run
+    # times, e.g. of a plainly opened zarr store): see gammaxr.io.run_status
+    return result.assign(status.data_vars).assign_coords(status.coords)
 
 
 def _irf_footprint(ds: xr.Dataset, spatial: xr.DataArray) -> xr.DataArray:
