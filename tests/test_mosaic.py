@@ -19,6 +19,7 @@ from astropy.coordinates import SkyCoord
 import gammaxr
 from gammaxr.data import open_datastore
 from gammaxr.geom import SkyGrid, axis_coords, fov_to_sky
+from gammaxr.io.run_status import settle_run_status
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.mosaic import (
     add_runs_to_mosaic,
@@ -103,7 +104,7 @@ def toy_spec(grid: SkyGrid, **kwargs) -> ReductionSpec:
 
 def stacked(runs, spec: ReductionSpec) -> xr.Dataset:
     """The reference: per-run maps on the whole parent grid, stacked."""
-    return stack_runs(reduce_runs(runs, spec)).compute(scheduler="sync")
+    return settle_run_status(stack_runs(reduce_runs(runs, spec)).compute(scheduler="sync"))
 
 
 def assert_mosaic_equals(path, expected: xr.Dataset) -> xr.Dataset:

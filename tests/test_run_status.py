@@ -108,3 +108,31 @@ def test_settled_status_and_empty_safe_mask(broken_store, spec):
     xr.testing.assert_allclose(
         settled["counts"], stack_runs(computed.sel(obs_id=[1, 2, 4]))["counts"]
     )
+
+
+def test_failed_runs_never_reduces_again(broken_store, spec, tmp_path, monkeypatch):
+    runs = open_datastore(broken_store).observations()
+    reads = []
+    original = type(runs[0]).read
+
+    def counted_read(self, *args, **kwargs):
+        reads.append(int(self.obs_id))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(runs[0]), "read", counted_read)
+    lazy = reduce_runs(runs, spec, on_error="skip")
+    with pytest.raises(ValueError, match="would reduce every run"):
+        failed_runs(lazy)
+    assert reads == []
+    with pytest.warns(RuntimeWarning, match="obs_id 3 skipped"):
+        persisted = lazy.persist(scheduler="sync")
+    assert sorted(reads) == [1, 2, 3, 4]
+    failed = failed_runs(persisted)  # persisted: read, nothing reduced again
+    assert list(failed) == [3] and "obs_000003.fits.gz" in failed[3]
+    with dask.config.set(scheduler="sync"):
+        persisted.gamma.stack().gamma.to_zarr(tmp_path / "stacked.zarr")
+    assert sorted(reads) == [1, 2, 3, 4]
+    assert failed_runs(gammaxr.open_dataset(tmp_path / "stacked.zarr")) == failed
+    with pytest.warns(RuntimeWarning, match="obs_id 3 skipped"):
+        assert failed_runs(lazy, compute=True) == failed  # says it reduces: it does
+    assert len(reads) == 8

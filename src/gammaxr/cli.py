@@ -8,7 +8,7 @@ and keeps its traceback.
 
     gammaxr simulate CONFIG.yaml OUTPUT_DIR [--seed N] [--overwrite]
     gammaxr simulate --default OUTPUT_DIR [--seed N] [--overwrite]
-    gammaxr run CONFIG.yaml [--output DIR] [--datastore PATH] [--overwrite]
+    gammaxr run CONFIG.yaml [--output DIR] [--datastore PATH] [--scheduler S] [--overwrite]
     gammaxr demo OUTPUT_DIR [--livetime S] [--seed N] [--overwrite]
     gammaxr schema {analysis,simulation} [--output FILE]
 """
@@ -88,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
         config = read_analysis_config(args.config)
         if args.datastore is not None:
             config = dataclasses.replace(config, datastore=Path(args.datastore))
+        if args.scheduler is not None:
+            config = dataclasses.replace(config, scheduler=args.scheduler)
         if args.output is None and config.output is None:
             raise CommandError(
                 f"{args.config}: no output directory; give --output DIR or 'output:' in the file"
@@ -122,6 +124,12 @@ def _add_run(subparsers) -> None:
     )
     parser.add_argument(
         "--datastore", default=None, help="data store to use instead of the file's 'datastore:'"
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="dask scheduler instead of the file's compute.scheduler: threads, processes, "
+        "synchronous, or the address of a dask.distributed scheduler (tcp://host:port)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
     parser.add_argument(

@@ -129,7 +129,8 @@ class AnalysisConfig:
     plots : bool
         Write PNG figures.
     scheduler : str
-        Dask scheduler (``"threads"``, ``"processes"``, ``"synchronous"``).
+        Dask scheduler (``"threads"``, ``"processes"``, ``"synchronous"``) or the address of
+        a running ``dask.distributed`` scheduler (``"tcp://host:port"``).
     num_workers : int or None
         Dask workers.
     source : str

@@ -491,11 +491,10 @@ def _run_steps(
 ) -> xr.Dataset:
     """The steps of :func:`run_analysis` (reduce, fit, estimators, outputs)."""
     from gammaxr.fit import fit
+    from gammaxr.reduce.cluster import scheduler_context
 
-    settings = {"scheduler": config.scheduler}
-    if config.num_workers is not None:
-        settings["num_workers"] = config.num_workers
-    with dask.config.set(settings):
+    workers = {} if config.num_workers is None else {"num_workers": config.num_workers}
+    with scheduler_context(config.scheduler) as chosen, dask.config.set({**chosen, **workers}):
         if config.sections is not None and config.sections.datasets.type == "1d":
             results = run_spectrum_analysis(
                 config, out_dir, timer=timer, say=say, progress=progress

@@ -12,6 +12,7 @@ suggestions and error paths follow.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -347,10 +348,23 @@ class Estimators(Section):
     light_curve: Annotated[LightCurveOptions | Literal[False], BeforeValidator(_on)] = False
 
 
-class Compute(Section):
-    """Dask scheduler of the reduction and its number of workers."""
+def _scheduler_address(value: str) -> str:
+    if not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s:/]+:\d+", value):
+        raise ValueError(
+            "expected 'threads', 'processes', 'synchronous' or the address of a dask "
+            f"scheduler such as 'tcp://host:8786', got {value!r}"
+        )
+    return value
 
-    scheduler: Literal["threads", "processes", "synchronous"] = "threads"
+
+class Compute(Section):
+    """Dask scheduler of the reduction (a local one, or the address ``tcp://host:port`` of a
+    running ``dask.distributed`` scheduler) and its number of workers."""
+
+    scheduler: (
+        Literal["threads", "processes", "synchronous"]
+        | Annotated[str, AfterValidator(_scheduler_address)]
+    ) = "threads"
     num_workers: positive_int | None = None
 
 

@@ -15,13 +15,12 @@ call per chunk of the other dims (the sky dims are joined into one chunk).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import xarray as xr
 from scipy.signal import fftconvolve
 
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.geom.halo import map_planes_with_halo
 
 __all__ = ["box_kernel", "convolve_sky", "gauss_kernel", "kernel_steps", "tophat_kernel"]
 
@@ -167,20 +166,14 @@ def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False
     Returns
     -------
     xarray.DataArray of float64
-        Same dims and coordinates as ``var`` (no attrs); lazy if ``var`` is. Values within
-        float noise of zero are exactly zero.
+        Same dims and coordinates as ``var`` (no attrs); lazy if ``var`` is, chunk by chunk
+        with a halo of half the kernel (:func:`gammaxr.geom.halo.map_planes_with_halo`).
+        Values within float noise of zero are exactly zero.
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         raise ValueError(f"kernel must be 2D with odd sizes, got shape {kernel.shape}")
-    out: Any = xr.apply_ufunc(
-        _convolve_planes,
-        var,
-        input_core_dims=[["lat", "lon"]],
-        output_core_dims=[["lat", "lon"]],
-        dask="parallelized",
-        output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"allow_rechunk": True},
-        kwargs={"kernel": kernel, "integer": integer},
+    halo = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+    return map_planes_with_halo(
+        var, _convolve_planes, halo, np.float64, kernel=kernel, integer=integer
     )
-    return out.transpose(*var.dims)

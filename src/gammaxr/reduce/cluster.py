@@ -64,7 +64,7 @@ def is_scheduler_address(scheduler: str | None) -> bool:
 
 
 @contextlib.contextmanager
-def scheduler_context(scheduler: str | None) -> Iterator[dict[str, Any]]:
+def scheduler_context(scheduler: str | None, *, timeout: float = 10.0) -> Iterator[dict[str, Any]]:
     """Keyword arguments of ``dask.compute`` for a scheduler name or address.
 
     Parameters
@@ -74,6 +74,8 @@ def scheduler_context(scheduler: str | None) -> Iterator[dict[str, Any]]:
         ``"processes"``, ``"synchronous"``/``"sync"``) or the address of a running
         ``dask.distributed`` scheduler (``"tcp://host:port"``; a client is connected for the
         duration of the context and closed after).
+    timeout : float
+        Seconds to wait for the scheduler at an address.
 
     Yields
     ------
@@ -91,7 +93,7 @@ def scheduler_context(scheduler: str | None) -> Iterator[dict[str, Any]]:
         from distributed import Client
 
         try:
-            client = Client(scheduler, set_as_default=False, timeout="10s")
+            client = Client(scheduler, set_as_default=False, timeout=f"{timeout}s")
         except OSError as exc:
             raise OSError(f"no dask scheduler reachable at {scheduler}: {exc}") from exc
         with client:

@@ -36,6 +36,7 @@ from scipy.signal import fftconvolve
 
 from gammaxr.geom.axes import axis_coords, axis_edges, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.irf.edisp import diagonal_response
 from gammaxr.reduce.fov_background import exclusion_on_grid
 
@@ -331,16 +332,10 @@ def ring_background(
         weight = weight & excl
 
     def convolve(var: xr.DataArray) -> xr.DataArray:
-        return xr.apply_ufunc(
-            ring_convolve,
-            var.where(weight, 0),
-            input_core_dims=[["lat", "lon"]],
-            output_core_dims=[["lat", "lon"]],
-            dask="parallelized",
-            output_dtypes=[np.float32],
-            dask_gufunc_kwargs={"allow_rechunk": True},
-            kwargs={"kernel": kernel},
-        ).transpose(*var.dims)
+        halo = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+        return map_planes_with_halo(
+            var.where(weight, 0), ring_convolve, halo, np.float32, kernel=kernel
+        )
 
     counts_off = convolve(ds["counts"]).assign_attrs(units="")
     acceptance_off = convolve(ds["background"]).assign_attrs(units="")

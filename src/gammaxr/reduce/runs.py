@@ -8,7 +8,7 @@ runs that each have their own grid (centred on their pointing) and returns an
 
 With ``on_error="skip"`` a run that fails yields empty maps with ``mask_safe`` all false (so it
 drops out of stacking) and its reason in the ``reduce_error`` variable; :func:`failed_runs`
-lists them once computed. With ``on_error="raise"`` computing raises
+lists them from the computed, persisted or stored result (never reducing the runs again). With ``on_error="raise"`` computing raises
 :class:`RunReductionError` naming the run.
 """
 
@@ -254,18 +254,52 @@ def _attr_value(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
-def failed_runs(ds: xr.Dataset) -> dict[int, str]:
-    """The runs that were skipped and why (computes the small ``reduce_error`` variable).
+def _materialised(arr) -> bool:
+    """True if a dask array's chunks are all in memory (computed or persisted): no task left."""
+    return not any(dask.core.istask(v) for v in dict(arr.__dask_graph__()).values())
+
+
+def failed_runs(ds: xr.Dataset, *, compute: bool = False) -> dict[int, str]:
+    """The runs that were skipped and why, read from a computed, persisted or stored result.
+
+    Nothing is reduced again: the reasons come from the ``reduce_error`` variable of a
+    computed or persisted per-run dataset (:func:`reduce_runs` with ``on_error="skip"``), or
+    from the ``skipped_obs_ids``/``skipped_reasons`` attrs of a stacked dataset (e.g. one
+    opened with :func:`gammaxr.open_dataset`; there they also list runs left out for other
+    reasons, such as an empty safe mask or a failed background fit).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        A result of :func:`reduce_runs` (lazy or computed).
+        A per-run result of :func:`reduce_runs` (computed or persisted), or a stacked dataset.
+    compute : bool
+        If the per-run ``reduce_error`` is still lazy: False (default) raises, True computes
+        it, which **reduces every run** (in full) just to read the error strings.
 
     Returns
     -------
     dict of int to str
-        obs_id -> reason, for each run whose reduction failed.
+        obs_id -> reason, for each run whose reduction failed (or was left out of a stack).
+
+    Raises
+    ------
+    ValueError
+        If ``reduce_error`` is lazy and ``compute`` is False, or ``ds`` records no run status.
     """
-    errors = ds["reduce_error"].compute().values
-    return {int(i): str(e) for i, e in zip(ds["obs_id"].values, errors, strict=True) if e}
+    if "reduce_error" not in ds:
+        if "skipped_obs_ids" in ds.attrs:
+            ids, reasons = ds.attrs["skipped_obs_ids"], ds.attrs.get("skipped_reasons", [])
+            return {int(i): str(r) for i, r in zip(ids, reasons, strict=True)}
+        raise ValueError(
+            "the dataset has neither a 'reduce_error' variable nor 'skipped_obs_ids' attrs "
+            "(a lazy stack records them once computed or written: see gammaxr.io.run_status)"
+        )
+    errors = ds["reduce_error"]
+    if errors.chunks is not None and not _materialised(errors.data) and not compute:
+        raise ValueError(
+            "reduce_error is still lazy: reading it would reduce every run in full. Call "
+            "failed_runs on the computed or persisted dataset (ds.persist(), then use that "
+            "for everything else too), on the stored stack, or pass compute=True"
+        )
+    values = errors.values
+    return {int(i): str(e) for i, e in zip(ds["obs_id"].values, values, strict=True) if e}

@@ -1,0 +1,145 @@
+"""The cluster path on every CI machine: a ``distributed.LocalCluster`` with worker processes,
+reached by its address (API, analysis YAML, CLI), on simulated data; workers killed mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import xarray as xr
+
+import gammaxr
+from gammaxr.analysis import AnalysisConfigError, parse_analysis_config, run_analysis
+from gammaxr.analysis.pipeline import reduction_spec, select_observations
+from gammaxr.cli import main
+from gammaxr.data import open_datastore
+from gammaxr.io.run_status import settle_run_status
+from gammaxr.reduce.cluster import local_cluster, scheduler_context
+from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
+from gammaxr.reduce.runs import reduce_runs
+from gammaxr.reduce.stack import stack_runs
+from test_run_status import _config
+from test_store_faults import _patch_replacements, assert_same, fault_spec
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes, one thread each; the address is what users pass around."""
+    with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def runs(simulated_store_dir):
+    return open_datastore(simulated_store_dir).observations()
+
+
+@pytest.fixture(scope="module")
+def reference(runs):
+    """The stacked runs on the fault-test grid, computed in this process."""
+    return settle_run_status(
+        reduce_runs(runs, fault_spec()).gamma.stack().compute(scheduler="sync")
+    )
+
+
+def _worker_pids(client) -> dict[str, int]:
+    return client.run(os.getpid)
+
+
+def _die_at_read(obs_id: int) -> None:
+    """Installed on one worker: SIGKILL that worker process when it reads run ``obs_id``."""
+    from gammaxr.data.observation import Observation
+
+    original = Observation.read
+
+    def read(self, *args, **kwargs):
+        if int(self.obs_id) == obs_id:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, *args, **kwargs)
+
+    Observation.read = read
+
+
+def _die_at_replacement(n: int) -> None:
+    """Installed on one worker: SIGKILL it at its n-th file replacement (mid-mosaic)."""
+    _patch_replacements(kill_at=n)
+
+
+def test_killed_worker_loses_and_doubles_no_run(cluster, runs, reference):
+    """The address from the API; a worker dies mid-reduction; each run counted once."""
+    with scheduler_context(cluster.scheduler_address) as kwargs:
+        client = kwargs["scheduler"]
+        victim = sorted(_worker_pids(client))[0]
+        client.run(_die_at_read, 2, workers=[victim])
+        # every run may land on the victim: it dies when it reads run 2, the run is redone
+        lazy = reduce_runs(runs, fault_spec()).gamma.stack()
+        stacked = settle_run_status(client.compute(lazy).result())
+    assert stacked.attrs["stacked_obs_ids"] == [1, 2, 3, 4]
+    xr.testing.assert_allclose(stacked, reference)
+    assert stacked.attrs == reference.attrs
+
+
+def test_mosaic_on_the_cluster_with_a_killed_worker(cluster, runs, reference, tmp_path):
+    path = tmp_path / "mosaic.zarr"
+    create_mosaic_store(path, fault_spec(), chunks=16)
+    with scheduler_context(cluster.scheduler_address) as kwargs:
+        client = kwargs["scheduler"]
+        victims = sorted(_worker_pids(client))
+        client.run(_die_at_replacement, 40, workers=victims[:1])
+    result = add_runs_to_mosaic(path, runs, scheduler=cluster.scheduler_address)
+    assert sorted(result.added + result.present) == [1, 2, 3, 4]
+    mosaic = gammaxr.open_dataset(path).compute()
+    for name in ("counts", "background", "exposure", "mask_safe"):
+        xr.testing.assert_allclose(mosaic[name], reference[name], rtol=1e-5)
+    assert mosaic.attrs["livetime_total"] == pytest.approx(reference.attrs["livetime_total"])
+    # the same call again adds nothing
+    again = add_runs_to_mosaic(path, runs, scheduler=cluster.scheduler_address)
+    assert again.added == () and sorted(again.present) == [1, 2, 3, 4]
+    assert_same(path, mosaic)
+
+
+def test_analysis_yaml_and_cli_scheduler_address(cluster, simulated_store_dir, tmp_path):
+    import yaml
+
+    description = _config(simulated_store_dir)
+    description["compute"] = {"scheduler": cluster.scheduler_address}
+    config = parse_analysis_config(description)
+    assert config.scheduler == cluster.scheduler_address
+    on_cluster = run_analysis(config, tmp_path / "yaml")
+    local = stack_runs(reduce_runs(select_observations(config), reduction_spec(config)))
+    local = local.compute(scheduler="sync")
+    expected = float(local["counts"].where(local["mask_safe"]).sum())
+    assert on_cluster.attrs["counts_total"] == expected > 0
+    assert on_cluster.attrs["obs_ids"] == [1, 2, 3, 4]
+    description["compute"] = {"scheduler": "synchronous"}
+    path = tmp_path / "analysis.yaml"
+    path.write_text(yaml.safe_dump(description))
+    code = main(["run", str(path), "-o", str(tmp_path / "cli"), "--scheduler", cluster.scheduler_address, "-q"])  # fmt: skip
+    assert code == 0
+    cli = gammaxr.open_dataset(tmp_path / "cli" / "stacked.zarr")
+    assert float(cli["counts"].where(cli["mask_safe"]).sum()) == on_cluster.attrs["counts_total"]
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "ok"),
+    [("tcp://10.0.0.1:8786", True), ("tls://node-3:8786", True), ("thread", False),
+     ("tcp://host", False)],
+)  # fmt: skip
+def test_scheduler_key_validation(simulated_store_dir, scheduler, ok):
+    description = _config(simulated_store_dir)
+    description["compute"] = {"scheduler": scheduler}
+    if ok:
+        assert parse_analysis_config(description).scheduler == scheduler
+    else:
+        with pytest.raises(AnalysisConfigError, match=r"compute\.scheduler.*tcp://host:8786"):
+            parse_analysis_config(description)
+
+
+def test_unreachable_scheduler_named():
+    with pytest.raises(OSError, match=r"no dask scheduler reachable at tcp://127\.0\.0\.1:9"):
+        with scheduler_context("tcp://127.0.0.1:9", timeout=1.0):
+            pass
