@@ -50,7 +50,8 @@ def map_planes_with_halo(
     Returns
     -------
     xarray.DataArray
-        Same dims, coordinates and chunks as ``var`` (no attrs); lazy if ``var`` is, each
+        Same dims and coordinates as ``var`` (no attrs; chunks as ``var``, except chunks
+        smaller than the halo, merged with a neighbour); lazy if ``var`` is, each
         output chunk computed from its input chunk and the neighbours within the halo.
     """
     order = [d for d in var.dims if d not in _PLANE] + list(_PLANE)

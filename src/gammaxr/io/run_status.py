@@ -47,6 +47,15 @@ def _error_names(ds: xr.Dataset, dim: str) -> list[str]:
     ]
 
 
+def _own_layer(var: xr.DataArray) -> xr.DataArray:
+    """``var`` through a new dask layer (an identity map): computing it together with the
+    stacked maps otherwise loses a shared layer of the graph in dask 2026.8 ("Missing
+    dependency" for a background-fit output)."""
+    if var.chunks is None:
+        return var
+    return var.copy(data=var.data.map_blocks(np.asarray, dtype=var.dtype))
+
+
 def run_status_variables(ds: xr.Dataset, mask_safe: xr.DataArray, dim: str) -> xr.Dataset:
     """The per-run status variables of a dataset about to be stacked over ``dim`` (lazy if
     the input is).
@@ -68,7 +77,7 @@ def run_status_variables(ds: xr.Dataset, mask_safe: xr.DataArray, dim: str) -> x
     """
     others = [d for d in mask_safe.dims if d != dim]
     out = {_CONTRIBUTES: mask_safe.any(others)}
-    out.update({f"run_{n}": ds[n] for n in _error_names(ds, dim)})
+    out.update({f"run_{n}": _own_layer(ds[n]) for n in _error_names(ds, dim)})
     status = xr.Dataset(out).drop_vars(list(xr.Dataset(out).coords))
     status = status.rename({dim: RUN_DIM}).assign_coords({RUN_DIM: ds[dim].values})
     times = {  # numpy or lazy, as given
