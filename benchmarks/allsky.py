@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/allsky.py [DATA_DIR] [--output DIR] [--workers 2] [--runs N]
-        [--scheduler threads|processes] [--chunks 256]
+        [--scheduler threads|processes] [--chunks 256] [--resume]
 
 Grid: the whole sky at 0.02 deg in galactic coordinates (18000 x 9000 pixels), reco energy
 0.5-50 TeV in 10 log bins, true energy 0.3-100 TeV in 20 log bins, maps counts, exposure,
@@ -120,6 +120,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None, help="only the first N runs")
     parser.add_argument("--obs-ids", default=None, help="only these runs (comma-separated)")
     parser.add_argument("--chunks", type=int, default=256)
+    parser.add_argument(
+        "--resume", action="store_true", help="keep a store at --output and add the runs again"
+    )
     args = parser.parse_args()
 
     import gammaxr
@@ -146,10 +149,13 @@ def main() -> None:
     folder = Path(args.output or tempfile.mkdtemp(prefix="gammaxr-allsky-"))
     path = folder / "allsky.zarr"
     t0 = time.perf_counter()
-    create_mosaic_store(path, spec, chunks=args.chunks, mode="w")
+    if not (args.resume and path.exists()):
+        create_mosaic_store(path, spec, chunks=args.chunks, mode="w")
     with dask.config.set(num_workers=args.workers):
         result = add_runs_to_mosaic(path, runs, spec, scheduler=args.scheduler, progress=False)
-    seconds["mosaic (create + add runs)"] = time.perf_counter() - t0
+    seconds["mosaic (create + add runs)" if not args.resume else "add runs again"] = (
+        time.perf_counter() - t0
+    )
 
     t0 = time.perf_counter()
     sky = gammaxr.open_dataset(path)
