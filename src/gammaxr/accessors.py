@@ -10,9 +10,6 @@ import os
 
 import xarray as xr
 
-from gammaxr.io.zarr_store import to_zarr
-from gammaxr.reduce.stack import stack_runs
-
 __all__ = ["GammaDatasetAccessor"]
 
 
@@ -56,10 +53,14 @@ class GammaDatasetAccessor:
 
     def stack(self, dim: str = "obs_id") -> xr.Dataset:
         """Stack runs: masked sum over ``dim``; see :func:`gammaxr.reduce.stack.stack_runs`."""
+        from gammaxr.reduce.stack import stack_runs
+
         return stack_runs(self._ds, dim=dim)
 
     def to_zarr(self, path: str | os.PathLike, **kwargs):
         """Write to a chunked zarr store; see :func:`gammaxr.io.zarr_store.to_zarr`."""
+        from gammaxr.io.zarr_store import to_zarr
+
         return to_zarr(self._ds, path, **kwargs)
 
     def to_image(self) -> xr.Dataset:

@@ -9,28 +9,35 @@ GADF reading (:mod:`~gammaxr.io.gadf`, :mod:`~gammaxr.io.irf_fits`): :func:`read
 :func:`write_index_files`, :func:`replace_hdus`. Errors: :mod:`~gammaxr.io.errors`.
 """
 
-from gammaxr.io.errors import DL3Error
-from gammaxr.io.gadf import (
-    open_fits,
-    read_events_hdu,
-    read_gti_hdu,
-    read_hdu,
-    read_hdu_index,
-    read_header,
-    read_obs_index,
-)
-from gammaxr.io.gadf_write import (
-    events_to_hdu,
-    gti_to_hdu,
-    hdu_index_to_hdu,
-    irf_to_hdu,
-    obs_index_to_hdu,
-    replace_hdus,
-    write_fits,
-    write_index_files,
-)
-from gammaxr.io.irf_fits import read_irf_hdu
-from gammaxr.io.zarr_store import open_dataset, to_zarr
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gammaxr._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from gammaxr.io.errors import DL3Error
+    from gammaxr.io.gadf import (
+        open_fits,
+        read_events_hdu,
+        read_gti_hdu,
+        read_hdu,
+        read_hdu_index,
+        read_header,
+        read_obs_index,
+    )
+    from gammaxr.io.gadf_write import (
+        events_to_hdu,
+        gti_to_hdu,
+        hdu_index_to_hdu,
+        irf_to_hdu,
+        obs_index_to_hdu,
+        replace_hdus,
+        write_fits,
+        write_index_files,
+    )
+    from gammaxr.io.irf_fits import read_irf_hdu
+    from gammaxr.io.zarr_store import open_dataset, to_zarr
 
 __all__ = [
     "DL3Error",
@@ -53,3 +60,5 @@ __all__ = [
     "write_fits",
     "write_index_files",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, __file__)

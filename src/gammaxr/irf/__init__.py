@@ -6,27 +6,34 @@ as numpy array-likes (numpy result, broadcast shape) or ``xarray.DataArray`` obj
 See :mod:`gammaxr.irf.interpolate` for the interpolation and out-of-range policy.
 """
 
-from gammaxr.irf.aeff import evaluate_aeff
-from gammaxr.irf.background import (
-    evaluate_bkg_2d,
-    evaluate_bkg_3d,
-    integrate_bkg_energy,
-    loglog_bin_integral,
-)
-from gammaxr.irf.edisp import diagonal_response, edisp_kernel, evaluate_edisp
-from gammaxr.irf.interpolate import GridAxis, grid_axis, interpolate_irf, interpolate_table
-from gammaxr.irf.psf import (
-    RAD_EDGES_DEFAULT,
-    evaluate_psf,
-    evaluate_psf_3gauss,
-    profile_containment,
-    profile_containment_radius,
-    psf_3gauss_containment,
-    psf_3gauss_to_table,
-    psf_containment,
-    psf_containment_radius,
-    psf_profile,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gammaxr._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from gammaxr.irf.aeff import evaluate_aeff
+    from gammaxr.irf.background import (
+        evaluate_bkg_2d,
+        evaluate_bkg_3d,
+        integrate_bkg_energy,
+        loglog_bin_integral,
+    )
+    from gammaxr.irf.edisp import diagonal_response, edisp_kernel, evaluate_edisp
+    from gammaxr.irf.interpolate import GridAxis, grid_axis, interpolate_irf, interpolate_table
+    from gammaxr.irf.psf import (
+        RAD_EDGES_DEFAULT,
+        evaluate_psf,
+        evaluate_psf_3gauss,
+        profile_containment,
+        profile_containment_radius,
+        psf_3gauss_containment,
+        psf_3gauss_to_table,
+        psf_containment,
+        psf_containment_radius,
+        psf_profile,
+    )
 
 __all__ = [
     "diagonal_response",
@@ -52,3 +59,5 @@ __all__ = [
     "psf_containment_radius",
     "psf_profile",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, __file__)

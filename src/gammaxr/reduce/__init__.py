@@ -10,14 +10,26 @@ Background makers: :func:`fov_background`, :func:`ring_background`,
 ``dask.distributed`` cluster: :func:`gammaxr.reduce.cluster.local_cluster`.
 """
 
-from gammaxr.reduce.dataset import ReductionSpec, reduce_observation
-from gammaxr.reduce.fov_background import fov_background
-from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
-from gammaxr.reduce.reflected import ReflectedRegionsConfig, reflected_regions
-from gammaxr.reduce.ring import ring_background, to_image
-from gammaxr.reduce.runs import RunReductionError, failed_runs, reduce_runs, reduce_runs_tree
-from gammaxr.reduce.spectrum import SpectrumSpec, find_off_regions, spectrum_dataset, spectrum_runs
-from gammaxr.reduce.stack import NoOverlapError, stack_runs
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gammaxr._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from gammaxr.reduce.dataset import ReductionSpec, reduce_observation
+    from gammaxr.reduce.fov_background import fov_background
+    from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
+    from gammaxr.reduce.reflected import ReflectedRegionsConfig, reflected_regions
+    from gammaxr.reduce.ring import ring_background, to_image
+    from gammaxr.reduce.runs import RunReductionError, failed_runs, reduce_runs, reduce_runs_tree
+    from gammaxr.reduce.spectrum import (
+        SpectrumSpec,
+        find_off_regions,
+        spectrum_dataset,
+        spectrum_runs,
+    )
+    from gammaxr.reduce.stack import NoOverlapError, stack_runs
 
 __all__ = [
     "NoOverlapError",
@@ -40,3 +52,5 @@ __all__ = [
     "stack_runs",
     "to_image",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, __file__)

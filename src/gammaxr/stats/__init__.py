@@ -7,35 +7,42 @@
   background (``cash_*``) and for on/off measurements (``wstat_*``, Li & Ma).
 """
 
-from gammaxr.stats.counts_statistics import (
-    alpha_on_off,
-    cash_errn,
-    cash_error,
-    cash_errp,
-    cash_excess,
-    cash_n_sig_matching_significance,
-    cash_sqrt_ts,
-    cash_ts,
-    cash_upper_limit,
-    li_ma_significance,
-    wstat_errn,
-    wstat_error,
-    wstat_errp,
-    wstat_excess,
-    wstat_n_sig_matching_significance,
-    wstat_sqrt_ts,
-    wstat_ts,
-    wstat_upper_limit,
-)
-from gammaxr.stats.fit_statistics import (
-    TRUNCATION_VALUE,
-    cash,
-    cash_sum,
-    cstat,
-    wstat,
-    wstat_gof_terms,
-    wstat_mu_bkg,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gammaxr._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from gammaxr.stats.counts_statistics import (
+        alpha_on_off,
+        cash_errn,
+        cash_error,
+        cash_errp,
+        cash_excess,
+        cash_n_sig_matching_significance,
+        cash_sqrt_ts,
+        cash_ts,
+        cash_upper_limit,
+        li_ma_significance,
+        wstat_errn,
+        wstat_error,
+        wstat_errp,
+        wstat_excess,
+        wstat_n_sig_matching_significance,
+        wstat_sqrt_ts,
+        wstat_ts,
+        wstat_upper_limit,
+    )
+    from gammaxr.stats.fit_statistics import (
+        TRUNCATION_VALUE,
+        cash,
+        cash_sum,
+        cstat,
+        wstat,
+        wstat_gof_terms,
+        wstat_mu_bkg,
+    )
 
 __all__ = [
     "TRUNCATION_VALUE",
@@ -64,3 +71,5 @@ __all__ = [
     "wstat_ts",
     "wstat_upper_limit",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, __file__)
