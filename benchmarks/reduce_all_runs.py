@@ -8,10 +8,14 @@ inside the safe masks).
 
 Each run's dataset is made in full on a worker and reduced there to its safe sums (as a
 pipeline that stacks or writes results would); ``--output PATH`` also writes every run to a
-zarr store (one group per run).
+zarr store (one group per run). ``--profile`` adds a table of where the worker time goes
+(read, counts, exposure, background, PSF map, edisp map, safe masks, the rest of the run
+task, and what is spent outside the run tasks: scheduling, the final sums, idle workers);
+see ``stage_profile.py``. The timers add a few microseconds per call, the totals are the same.
 
 Usage: python benchmarks/reduce_all_runs.py [DATA_DIR] [--scheduler threads|distributed|sync]
           [--workers N] [--maps counts,exposure,background,psf,edisp] [--output PATH.zarr]
+          [--profile]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import dask
 import numpy as np
+import stage_profile
 
 from gammaxr.data import open_datastore
 from gammaxr.reduce.dataset import ReductionSpec
@@ -61,7 +66,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--maps", default="counts,exposure,background,psf,edisp")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--profile", action="store_true", help="print the per-stage profile")
     args = parser.parse_args()
+    if args.profile and args.scheduler != "distributed":
+        stage_profile.install()  # before the graph: its tasks hold the wrapped functions
 
     start = time.perf_counter()
     store = open_datastore(args.data_dir)
@@ -88,6 +96,10 @@ def main() -> None:
         cluster = local_cluster(n_workers=args.workers)
         client = Client(cluster)
     cluster_seconds = time.perf_counter() - cluster_start
+    if args.profile and client is not None:
+        client.run(stage_profile.install)
+    elif args.profile:
+        stage_profile.install()  # zero what graph construction read on the client
     compute_start = time.perf_counter()
     with dask.config.set(
         {} if client else {"scheduler": args.scheduler, "num_workers": args.workers}
@@ -97,6 +109,9 @@ def main() -> None:
         (sums,) = dask.compute(safe_sums(tree))
     wall = time.perf_counter() - start
     compute_seconds = time.perf_counter() - compute_start
+    if args.profile:
+        profiles = list(client.run(stage_profile.collect).values()) if client else []
+        profile = stage_profile.merge(profiles or [stage_profile.collect()])
     if client is not None:
         client.close()
         cluster.close()
@@ -119,6 +134,10 @@ def main() -> None:
         f"safe background, all    : {background:.1f}  (Gammapy 2.1: {GAMMAPY_BACKGROUND:.1f}, "
         f"{100 * (background / GAMMAPY_BACKGROUND - 1):+.2f} %)"
     )
+    print(f"load average (1 min)    : {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.profile:
+        workers = 1 if args.scheduler in ("sync", "synchronous") else args.workers
+        print("\n".join(stage_profile.format_profile(profile, compute_seconds, workers, len(sums))))
 
 
 if __name__ == "__main__":
