@@ -1,0 +1,328 @@
+"""Benchmark: does the cost per run stay flat from 10 to 10,000 simulated runs?
+
+Usage::
+
+    python benchmarks/scaling.py [--runs 10,100,1000] [--schedulers threads,distributed]
+        [--workers 2] [--phases reduce,stack,mosaic] [--livetime 100] [--workdir DIR]
+
+The default scenario of :mod:`gammaxr.simulate` (toy instrument, 4 wobble runs around a
+Crab-like source) is simulated once with ``--livetime`` s per run (100 s: about 300 events a
+run). Simulating and writing 10,000 runs would take longer than reducing them, so each size
+N is a data store whose indexes hold N runs (obs_id 1..N) pointing at those 4 event files
+and the shared IRF file, cycling: every run is read, validated and reduced in full, only
+the files repeat (they stay in the page cache, as a survey's recent runs would).
+
+Each (N, scheduler) is measured in a fresh process (``threads``: dask's threaded scheduler
+with ``--workers`` threads; ``distributed``: a ``LocalCluster`` of ``--workers`` processes of
+one thread). Three phases, on a 3 x 3 deg grid at 0.05 deg, 6 reco / 8 true energy bins,
+counts, exposure and background, safe mask offset-max 2 deg:
+
+- ``reduce``: ``reduce_runs`` (one dask task per run) computed down to the safe counts and
+  background per run;
+- ``stack``: ``stack_runs`` of the same lazy dataset, computed;
+- ``mosaic``: ``create_mosaic_store`` + ``add_runs_to_mosaic`` on the same grid (one task
+  per run writing into the zarr mosaic).
+
+Printed per phase: wall time per run (ms), graph construction per run (ms: building the lazy
+dataset or the task list, reading only metadata), the time outside the run tasks per run
+(``workers x wall - time inside the run tasks``, from ``stage_profile.py``: scheduling,
+the final sums, idle workers; reduce phase only) and the peak resident memory of the whole
+process tree during the phase (client and workers, sampled every 20 ms) and of the client
+alone. The totals (safe counts of the reduction, of the stack and of the mosaic) are
+printed and must agree. The 1-minute load average is printed with each row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+DISTINCT_RUNS = 4  # the default scenario's wobble runs
+HERE = Path(__file__).resolve().parent
+
+
+class PeakMemory:
+    """Peak RSS (GB) of this process and of it plus its children, sampled in a thread."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.client_gb = self.tree_gb = 0.0
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> tuple[float, float]:
+        own = self._process.memory_info().rss
+        total = own
+        for child in self._process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except Exception:  # a child that just ended
+                pass
+        return own / 1e9, total / 1e9
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            own, total = self._rss()
+            self.client_gb, self.tree_gb = max(self.client_gb, own), max(self.tree_gb, total)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        own, total = self._rss()
+        self.client_gb, self.tree_gb = max(self.client_gb, own), max(self.tree_gb, total)
+
+
+def simulate_base(directory: Path, livetime: float) -> Path:
+    """The default scenario's 4 runs with ``livetime`` s each, simulated once."""
+    from gammaxr.simulate import default_scenario, simulate_datastore
+
+    if not (directory / "obs-index.fits.gz").exists():
+        simulate_datastore(default_scenario(livetime=livetime, seed=1), directory)
+    return directory
+
+
+def tiled_store(base: Path, directory: Path, n_runs: int) -> Path:
+    """A data store of ``n_runs`` runs (obs_id 1..N) whose files are the base store's, cycled."""
+    from gammaxr.data import open_datastore
+    from gammaxr.io.gadf_write import write_index_files
+
+    if (directory / "obs-index.fits.gz").exists():
+        return directory
+    store = open_datastore(base)
+    obs, hdus = store.obs_table, store.hdu_table
+    base_ids = obs.obs_id.values
+    new_ids = np.arange(1, n_runs + 1)
+    source = base_ids[(new_ids - 1) % len(base_ids)]
+    obs_table = obs.sel(obs_id=source).assign_coords(obs_id=new_ids)
+    rows, owners = [], []
+    hdu_obs = hdus["obs_id"].values
+    for new, old in zip(new_ids, source, strict=True):
+        index = np.flatnonzero(hdu_obs == old)
+        rows.append(index)
+        owners.append(np.full(index.size, new))
+    hdu_table = hdus.isel(hdu=np.concatenate(rows))
+    hdu_table["obs_id"] = ("hdu", np.concatenate(owners))
+    write_index_files(directory, hdu_table, obs_table)
+    return directory
+
+
+def _spec():
+    from gammaxr.geom import SkyGrid
+    from gammaxr.reduce.dataset import ReductionSpec
+
+    return ReductionSpec(
+        energy_edges=np.geomspace(0.5, 20, 7),
+        energy_true_edges=np.geomspace(0.3, 50, 9),
+        grid=SkyGrid.from_center((83.633, 22.014), 3.0, 0.05, frame="icrs"),
+        maps=("counts", "exposure", "background"),
+        safe_mask=("offset-max",),
+        offset_max=2.0,
+    )
+
+
+def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) -> dict:
+    """Run the phases on one store in this process; returns the figures."""
+    import dask
+    import stage_profile
+
+    from gammaxr.data import open_datastore
+    from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
+    from gammaxr.reduce.runs import reduce_runs
+    from gammaxr.reduce.stack import stack_runs
+
+    client = cluster = None
+    if scheduler == "distributed":
+        from distributed import Client
+
+        from gammaxr.reduce.cluster import local_cluster
+
+        cluster = local_cluster(n_workers=workers)
+        client = Client(cluster)
+        client.run(stage_profile.install)
+        config = {}
+    else:
+        stage_profile.install()
+        config = {"scheduler": scheduler, "num_workers": workers}
+    spec = _spec()
+    out: dict = {"load": os.getloadavg()[0]}
+    t0 = time.perf_counter()
+    observations = open_datastore(store_dir).observations()
+    n = len(observations)
+    out["runs"], out["open_ms"] = n, 1e3 * (time.perf_counter() - t0) / n
+
+    with dask.config.set(config):
+        if "reduce" in phases or "stack" in phases:
+            with PeakMemory() as memory:
+                t0 = time.perf_counter()
+                ds = reduce_runs(observations, spec)
+                graph = time.perf_counter() - t0
+                if client is None:
+                    stage_profile.install()  # zero the headers read for the graph
+                mask = ds["mask_safe"]
+                dims = [d for d in ds["counts"].dims if d != "obs_id"]
+                per_run = [ds[v].where(mask, 0).sum(dims) for v in ("counts", "background")]
+                t1 = time.perf_counter()
+                counts, _ = dask.compute(*per_run)
+                wall = time.perf_counter() - t1
+            profiles = list(client.run(stage_profile.collect).values()) if client else []
+            profile = stage_profile.merge(profiles or [stage_profile.collect()])
+            outside = wall * workers - profile["run_tasks"]
+            out["reduce"] = {
+                "graph_ms": 1e3 * graph / n,
+                "wall_ms": 1e3 * wall / n,
+                "outside_ms": 1e3 * outside / n,
+                "peak_gb": memory.tree_gb,
+                "client_gb": memory.client_gb,
+                "counts": float(counts.sum()),
+            }
+        if "stack" in phases:
+            with PeakMemory() as memory:
+                t0 = time.perf_counter()
+                stacked = stack_runs(ds)
+                graph = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                total = float(stacked["counts"].sum().compute())
+                wall = time.perf_counter() - t1
+            out["stack"] = {
+                "graph_ms": 1e3 * graph / n,
+                "wall_ms": 1e3 * wall / n,
+                "peak_gb": memory.tree_gb,
+                "client_gb": memory.client_gb,
+                "counts": total,
+            }
+        if "mosaic" in phases:
+            with tempfile.TemporaryDirectory() as tmp, PeakMemory() as memory:
+                path = Path(tmp) / "mosaic.zarr"
+                t0 = time.perf_counter()
+                create_mosaic_store(path, spec, chunks=30)
+                result = add_runs_to_mosaic(path, observations, spec)
+                wall = time.perf_counter() - t0
+                import xarray as xr
+
+                mosaic = xr.open_zarr(path)
+                total = float(mosaic["counts"].sum().compute())
+            out["mosaic"] = {
+                "wall_ms": 1e3 * wall / n,
+                "peak_gb": memory.tree_gb,
+                "client_gb": memory.client_gb,
+                "counts": total,
+                "added": len(result.added),
+            }
+    if client is not None:
+        client.close()
+        cluster.close()
+    return out
+
+
+def _row(n: int, scheduler: str, figures: dict) -> list[str]:
+    rows = []
+    for phase in ("reduce", "stack", "mosaic"):
+        f = figures.get(phase)
+        if f is None:
+            continue
+        graph = f"{f['graph_ms']:.2f}" if "graph_ms" in f else "-"
+        outside = f"{f['outside_ms']:.1f}" if "outside_ms" in f else "-"
+        rows.append(
+            f"| {n:>6} | {scheduler:<11} | {phase:<6} | {f['wall_ms']:>8.1f} | {graph:>8} | "
+            f"{outside:>8} | {f['peak_gb']:>6.2f} | {f['client_gb']:>6.2f} | "
+            f"{f['counts']:>10.0f} | {figures['load']:>4.1f} |"
+        )
+    return rows
+
+
+HEADER = (
+    "|   runs | scheduler   | phase  | ms/run   | graph ms | outside  | peak GB| client | "
+    "safe counts | load |\n"
+    "|-------:|-------------|--------|---------:|---------:|---------:|-------:|-------:|"
+    "-----------:|-----:|"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="10,100,1000", help="comma-separated run counts")
+    parser.add_argument("--schedulers", default="threads,distributed")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--phases", default="reduce,stack,mosaic")
+    parser.add_argument("--livetime", type=float, default=100.0, help="s per simulated run")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the stores here")
+    parser.add_argument(
+        "--measure", nargs=2, metavar=("STORE", "SCHEDULER"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    phases = args.phases.split(",")
+
+    if args.measure:  # the child process of one (N, scheduler)
+        figures = measure(Path(args.measure[0]), args.measure[1], args.workers, phases)
+        print(json.dumps(figures))
+        return
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gammaxr-scaling-"))
+    t0 = time.perf_counter()
+    base = simulate_base(workdir / "base", args.livetime)
+    from gammaxr.data import open_datastore
+
+    events = open_datastore(base).obs_table["event_count"].values
+    print(
+        f"simulated {DISTINCT_RUNS} distinct runs ({args.livetime:.0f} s each, "
+        f"{int(events.min())}-{int(events.max())} events) in {time.perf_counter() - t0:.1f} s; "
+        f"stores under {workdir}"
+    )
+    print(HEADER)
+    results = {}
+    for n in (int(v) for v in args.runs.split(",")):
+        store = tiled_store(base, workdir / f"runs-{n}", n)
+        for scheduler in args.schedulers.split(","):
+            command = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--measure",
+                str(store),
+                scheduler,
+                "--workers",
+                str(args.workers),
+                "--phases",
+                args.phases,
+            ]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode:
+                print(
+                    f"| {n:>6} | {scheduler:<11} | failed: {done.stderr.strip().splitlines()[-1]}"
+                )
+                continue
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            results[n, scheduler] = figures
+            print("\n".join(_row(n, scheduler, figures)), flush=True)
+    sizes = sorted({n for n, _ in results})
+    if len(sizes) > 1:
+        print("per-run wall time, largest size / smallest size >= 100 runs:")
+        for (n, scheduler), figures in sorted(results.items()):
+            if n != sizes[-1]:
+                continue
+            ref_n = min(s for s in sizes if s >= min(100, sizes[-1]))
+            ref = results.get((ref_n, scheduler))
+            for phase in phases:
+                if ref and phase in figures and phase in ref:
+                    ratio = figures[phase]["wall_ms"] / ref[phase]["wall_ms"]
+                    print(f"  {scheduler:<11} {phase:<6} {ref_n} -> {n} runs: x{ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
