@@ -120,14 +120,30 @@ def _anchor(region: Any) -> SkyCoord:
     raise TypeError(f"cannot locate region {type(region).__name__} on the sky")
 
 
-def _projected_mask(grid: SkyGrid, region: Any) -> np.ndarray:
-    anchor = _anchor(region)
+def local_wcs(anchor: SkyCoord):
+    """A TAN WCS centred on ``anchor`` (1 arcsec pixels) for ``region.contains`` tests.
+
+    Parameters
+    ----------
+    anchor : astropy.coordinates.SkyCoord
+        The projection centre, in the frame the WCS takes.
+
+    Returns
+    -------
+    astropy.wcs.WCS
+    """
     wcs = celestial_frame_to_wcs(anchor.frame, projection="TAN")
     sph = anchor.spherical
     wcs.wcs.crval = [sph.lon.to_value(u.deg), sph.lat.to_value(u.deg)]
     wcs.wcs.crpix = [0.0, 0.0]
     wcs.wcs.cdelt = [-_LOCAL_SCALE, _LOCAL_SCALE]
     wcs.wcs.set()
+    return wcs
+
+
+def _projected_mask(grid: SkyGrid, region: Any) -> np.ndarray:
+    anchor = _anchor(region)
+    wcs = local_wcs(anchor)
     pixels = grid.skycoord()
     inside = np.asarray(region.contains(pixels, wcs), dtype=bool).reshape(grid.shape)
     near = pixels.separation(anchor).to_value(u.deg) < _MAX_TAN_DISTANCE

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -57,6 +58,31 @@ MAP_NAMES = ("counts", "exposure", "background", "psf", "edisp")
 
 _IRF_DIMS = ("lat_irf", "lon_irf")
 _SAFE_OPTIONS = ("safe_mask", "safe_mask_irfs", "safe_mask_position", "safe_mask_fixed_offset")
+
+
+def freeze_maps_and_safe_mask(spec: Any, known_maps: tuple[str, ...]) -> None:
+    """Check and freeze the ``maps`` and safe-mask options of a frozen spec dataclass.
+
+    Parameters
+    ----------
+    spec : ReductionSpec or SpectrumSpec
+        Set in place (``object.__setattr__``): ``maps`` as a tuple, the safe-mask options as
+        :func:`~gammaxr.reduce.safe_mask.check_safe_mask_options` resolves them.
+    known_maps : tuple of str
+        The map names ``spec.maps`` may hold.
+
+    Raises
+    ------
+    ValueError
+        For an unknown map or a bad safe-mask option.
+    """
+    object.__setattr__(spec, "maps", tuple(spec.maps))
+    unknown = set(spec.maps) - set(known_maps)
+    if unknown:
+        raise ValueError(f"unknown maps {sorted(unknown)}; known: {known_maps}")
+    options = check_safe_mask_options(*(getattr(spec, name) for name in _SAFE_OPTIONS))
+    for name, value in zip(_SAFE_OPTIONS, options, strict=True):
+        object.__setattr__(spec, name, value)
 
 
 @dataclass(frozen=True)
@@ -170,18 +196,7 @@ class ReductionSpec:
                 "background_oversampling must be a positive integer, got "
                 f"{self.background_oversampling!r}"
             )
-        object.__setattr__(self, "maps", tuple(self.maps))
-        unknown = set(self.maps) - set(MAP_NAMES)
-        if unknown:
-            raise ValueError(f"unknown maps {sorted(unknown)}; known: {MAP_NAMES}")
-        options = check_safe_mask_options(
-            self.safe_mask,
-            self.safe_mask_irfs,
-            self.safe_mask_position,
-            self.safe_mask_fixed_offset,
-        )
-        for name, value in zip(_SAFE_OPTIONS, options, strict=True):
-            object.__setattr__(self, name, value)
+        freeze_maps_and_safe_mask(self, MAP_NAMES)
         if (
             "bkg-peak" in self.safe_mask
             and self.safe_mask_irfs == "DL4"

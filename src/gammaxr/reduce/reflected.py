@@ -40,7 +40,7 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs.utils import celestial_frame_to_wcs
 
 from gammaxr.geom.grid import SkyGrid
-from gammaxr.geom.regions import _anchor, parse_regions
+from gammaxr.geom.regions import _anchor, local_wcs, parse_regions
 from gammaxr.geom.sky import _deg, angular_separation, transform_lonlat
 
 __all__ = [
@@ -55,8 +55,6 @@ __all__ = [
 _SPHERICAL = getattr(rg, "SphericalSkyRegion", None)
 #: Reference image width beyond four times the on-region offset (deg), as Gammapy.
 _WIDTH_PAD = 0.3
-#: Scale (deg per unit) of the local projection used to test non-circular shapes.
-_LOCAL_SCALE = 1.0 / 3600.0
 #: Default rotation step and on-region spacing: 0.1 rad in deg (Gammapy's defaults).
 DEFAULT_ANGLE = float(np.degrees(0.1))
 
@@ -349,16 +347,6 @@ def reflected_regions(
 # ------------------------------------------------------------------------------ membership
 
 
-def _local_wcs(anchor: SkyCoord):
-    wcs = celestial_frame_to_wcs(anchor.frame, projection="TAN")
-    sph = anchor.spherical
-    wcs.wcs.crval = [sph.lon.to_value(u.deg), sph.lat.to_value(u.deg)]
-    wcs.wcs.crpix = [0.0, 0.0]
-    wcs.wcs.cdelt = [-_LOCAL_SCALE, _LOCAL_SCALE]
-    wcs.wcs.set()
-    return wcs
-
-
 def _contains(region: Any, lon: np.ndarray, lat: np.ndarray, frame) -> np.ndarray:
     if isinstance(region, rg.CompoundSkyRegion):
         return region.operator(
@@ -378,7 +366,7 @@ def _contains(region: Any, lon: np.ndarray, lat: np.ndarray, frame) -> np.ndarra
     if _SPHERICAL is not None and isinstance(region, _SPHERICAL):
         return np.asarray(region.contains(coords), dtype=bool)
     anchor = _anchor(region)
-    inside = np.asarray(region.contains(coords, _local_wcs(anchor)), dtype=bool)
+    inside = np.asarray(region.contains(coords, local_wcs(anchor)), dtype=bool)
     return inside & (coords.separation(anchor).to_value(u.deg) < 89.0)
 
 

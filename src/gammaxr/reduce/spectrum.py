@@ -50,7 +50,7 @@ from gammaxr.geom.regions import (
     regions_to_string,
 )
 from gammaxr.irf import edisp_kernel, evaluate_aeff, psf_3gauss_containment, psf_containment
-from gammaxr.reduce.dataset import run_coords
+from gammaxr.reduce.dataset import freeze_maps_and_safe_mask, run_coords
 from gammaxr.reduce.maps import background_cube, fill_missing_along_energy
 from gammaxr.reduce.reflected import (
     ReflectedRegionsConfig,
@@ -63,7 +63,6 @@ from gammaxr.reduce.runs import _check_on_error, lazy_run_variables
 from gammaxr.reduce.safe_mask import (
     SafeEnergyInputs,
     aeff_default_thresholds,
-    check_safe_mask_options,
     safe_energy_range,
     safe_mask,
     safe_mask_offset,
@@ -172,19 +171,7 @@ class SpectrumSpec:
             object.__setattr__(self, name, to_positive(getattr(self, name), unit, name))
         tolerance = to_positive(self.gti_tolerance, "s", "gti_tolerance", allow_zero=True)
         object.__setattr__(self, "gti_tolerance", tolerance)
-        object.__setattr__(self, "maps", tuple(self.maps))
-        unknown = set(self.maps) - set(SPECTRUM_MAPS)
-        if unknown:
-            raise ValueError(f"unknown maps {sorted(unknown)}; known: {SPECTRUM_MAPS}")
-        options = check_safe_mask_options(
-            self.safe_mask,
-            self.safe_mask_irfs,
-            self.safe_mask_position,
-            self.safe_mask_fixed_offset,
-        )
-        names = ("safe_mask", "safe_mask_irfs", "safe_mask_position", "safe_mask_fixed_offset")
-        for name, value in zip(names, options, strict=True):
-            object.__setattr__(self, name, value)
+        freeze_maps_and_safe_mask(self, SPECTRUM_MAPS)
         if self.safe_mask_irfs == "DL4" and (
             self.safe_mask_position is not None or self.safe_mask_fixed_offset is not None
         ):
