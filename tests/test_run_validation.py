@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -28,6 +29,14 @@ from gammaxr.simulate import default_scenario, simulate_datastore
 
 BAD = 2  # the run that is corrupted
 TOY = {"bins_per_decade": 4, "migra_bin": 0.05, "rad_bin": 0.02, "offset_bin": 0.5}
+
+
+@pytest.fixture(autouse=True)
+def _synchronous():
+    """Warnings raised inside dask tasks are checked: run the tasks in this thread
+    (``warnings.catch_warnings`` is not thread-safe)."""
+    with dask.config.set(scheduler="synchronous"):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +254,13 @@ def test_one_run_outside_is_reported(clean_store):
     texts = [str(w.message) for w in record if issubclass(w.category, RunValidationWarning)]
     assert any(t.startswith("obs_id 3 contributes nothing") for t in texts), texts
     assert stacked["mask_safe"].any()
+
+
+def test_validation_when_loading(clean_store, tmp_path):
+    store = open_datastore(scratch_store(clean_store, tmp_path / "store", gti=_gti_reversed))
+    with pytest.raises(RunValidationError, match=f"obs_id {BAD}: .*GTI row 0"):
+        store.load_observations(validate=True)
+    with pytest.warns(UserWarning, match=f"skipping obs_id {BAD}: obs_id {BAD}: .*GTI"):
+        runs = store.load_observations(validate=True, on_error="skip")
+    assert [r.obs_id for r in runs] == [1, 3, 4]
+    assert len(store.load_observations()) == 4  # without validate: read as it is

@@ -14,6 +14,7 @@ attrs, header keywords verbatim in attrs; selection methods accept either spelli
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -296,6 +297,7 @@ class DataStore:
         hdus: Iterable[str] | None = None,
         max_workers: int | None = None,
         on_error: str = "raise",
+        validate: bool = False,
     ) -> list[Observation]:
         """Load many runs in threads, each distinct file opened once.
 
@@ -312,6 +314,9 @@ class DataStore:
         on_error : {"raise", "skip"}
             Raise on the first failing run, or skip failing runs with a warning naming each
             obs_id and reason.
+        validate : bool
+            Check each run as read (:func:`gammaxr.data.validation.validate_observation`);
+            an invalid run raises, or with ``on_error="skip"`` is left out with a warning.
 
         Returns
         -------
@@ -319,6 +324,19 @@ class DataStore:
             Loaded snapshots (see :meth:`Observation.read`), in ``obs_ids`` order. IRFs read
             from a file shared by several runs are read once and shared (read-only arrays).
         """
-        return read_observations(
+        runs = read_observations(
             self.observations(obs_ids), hdus, max_workers=max_workers, on_error=on_error
         )
+        if not validate:
+            return runs
+        from gammaxr.data.validation import RunValidationError, validate_observation
+
+        checked = []
+        for run in runs:
+            try:
+                checked.append(validate_observation(run, hdus))
+            except RunValidationError as exc:
+                if on_error == "raise":
+                    raise
+                warnings.warn(f"skipping obs_id {run.obs_id}: {exc}", stacklevel=2)
+        return checked
