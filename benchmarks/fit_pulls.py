@@ -1,7 +1,7 @@
 """Pulls of fitted parameters over simulated realisations (point and Gaussian source).
 
 For each source type, ``--n`` datasets are simulated from a known model on a toy map dataset
-(flat exposure, Gaussian PSF map, diagonal edisp, flat background; gammaxr.fit.toy), each is
+(flat exposure, Gaussian PSF map, diagonal edisp, flat background; gammaxr.testing), each is
 fitted from the true values, and the pull ``(fitted - true) / error`` of every free parameter
 is collected. The issue asks: pull mean within 0.25 of 0 and width within 0.25 of 1 over at
 least 20 realisations. With n realisations the mean and width of a pull scatter by about
@@ -21,7 +21,6 @@ import warnings
 import numpy as np
 
 from gammaxr.fit import fit
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset
 from gammaxr.models import (
     FoVBackgroundModel,
     GaussianSpatialModel,
@@ -30,6 +29,7 @@ from gammaxr.models import (
     PowerLaw,
     SkyModel,
 )
+from gammaxr.testing import simulate_counts, toy_map_dataset
 
 
 def truth(kind: str) -> Models:

@@ -10,7 +10,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from gammaxr.fit.toy import toy_map_dataset
+from gammaxr.testing import toy_map_dataset
 
 RUN_IDS = (11, 12)
 

@@ -11,7 +11,7 @@ from gammaxr.analysis import parse_analysis_config
 from gammaxr.analysis.config import AnalysisConfigError
 from gammaxr.analysis.pipeline import AnalysisError, run_analysis, select_observations
 from gammaxr.analysis.spectrum_pipeline import apply_fit_energy_range
-from gammaxr.fit.toy import toy_map_dataset
+from gammaxr.testing import toy_map_dataset
 
 CRAB = [23523, 23526, 23559, 23592]
 MODELS = {

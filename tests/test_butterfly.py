@@ -9,8 +9,8 @@ import xarray as xr
 
 from gammaxr.estimators.butterfly import butterfly, spectral_covariance
 from gammaxr.fit import fit
-from gammaxr.fit.toy import simulate_counts, toy_spectrum_dataset
 from gammaxr.models import ExpCutoffPowerLaw, LogParabola, Models, PowerLaw, SkyModel
+from gammaxr.testing import simulate_counts, toy_spectrum_dataset
 
 AMP, INDEX = 4e-11, 2.5
 COV = np.array(

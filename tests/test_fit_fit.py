@@ -8,7 +8,6 @@ import xarray as xr
 
 import gammaxr.accessors  # noqa: F401
 from gammaxr.fit import FitResult, fit
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 from gammaxr.models import (
     FoVBackgroundModel,
     GaussianSpatialModel,
@@ -17,6 +16,7 @@ from gammaxr.models import (
     PowerLaw,
     SkyModel,
 )
+from gammaxr.testing import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 
 CENTER = (83.63, 22.01)
 

@@ -20,7 +20,7 @@ from gammaxr.fit.kernels import (
     psf_profile_at,
     spline_coefficients,
 )
-from gammaxr.fit.toy import gaussian_psf_profile
+from gammaxr.testing import gaussian_psf_profile
 
 RAD = np.linspace(0.0, 0.6, 121)
 

@@ -9,12 +9,6 @@ from dask.callbacks import Callback
 
 import gammaxr.accessors  # noqa: F401
 from gammaxr.fit import FitContext, load_datasets, npred
-from gammaxr.fit.toy import (
-    gaussian_psf_profile,
-    simulate_counts,
-    toy_map_dataset,
-    toy_spectrum_dataset,
-)
 from gammaxr.models import (
     FoVBackgroundModel,
     GaussianSpatialModel,
@@ -25,6 +19,12 @@ from gammaxr.models import (
 )
 from gammaxr.models.sphere import transform_lonlat
 from gammaxr.stats import cash, wstat, wstat_mu_bkg
+from gammaxr.testing import (
+    gaussian_psf_profile,
+    simulate_counts,
+    toy_map_dataset,
+    toy_spectrum_dataset,
+)
 
 CENTER = (83.63, 22.01)
 

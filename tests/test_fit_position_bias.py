@@ -19,8 +19,8 @@ import pytest
 from scipy.special import erf
 
 from gammaxr.fit import fit
-from gammaxr.fit.toy import toy_map_dataset
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
+from gammaxr.testing import toy_map_dataset
 
 SIGMA = 0.08  # deg, Gaussian PSF
 SLOPE = 3.0  # d ln(exposure) / d lat, per deg

@@ -9,9 +9,9 @@ import pytest
 
 import gammaxr.accessors  # noqa: F401
 from gammaxr.fit import FitContext, fit, load_datasets, profile_values, stat_contour, stat_profile
-from gammaxr.fit.toy import simulate_counts, toy_spectrum_dataset
 from gammaxr.models import FoVBackgroundModel, Models, PowerLaw, SkyModel
 from gammaxr.plot import plot_stat_contour, plot_stat_profile
+from gammaxr.testing import simulate_counts, toy_spectrum_dataset
 
 INDEX, AMPLITUDE = "src.spectral.index", "src.spectral.amplitude"
 

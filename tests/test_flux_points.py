@@ -17,9 +17,9 @@ from gammaxr.estimators.flux_points import (
     snap_energy_edges,
 )
 from gammaxr.fit import FitContext, fit, load_datasets
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
 from gammaxr.stats import cash
+from gammaxr.testing import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 
 EDGES = [1.0, 2.0, 4.0, 10.0]
 

@@ -11,8 +11,8 @@ from astropy.time import Time, TimeDelta
 import gammaxr.accessors  # noqa: F401
 from gammaxr.estimators.flux_points import flux_points
 from gammaxr.estimators.light_curve import light_curve, met_reference
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset
 from gammaxr.models import Models, PointSpatialModel, PowerLaw, SkyModel
+from gammaxr.testing import simulate_counts, toy_map_dataset
 
 MJDREF = {"MJDREFI": 51910, "MJDREFF": 7.428703703703703e-4, "TIMESYS": "TT"}
 N_RUNS = 6

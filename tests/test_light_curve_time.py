@@ -15,7 +15,6 @@ from gammaxr.estimators.light_curve import light_curve
 from gammaxr.estimators.norm_fit import norm_terms
 from gammaxr.estimators.time_slices import gti_overlap, slice_terms, variability
 from gammaxr.fit import fit, npred
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 from gammaxr.models import (
     ExpDecayTemporalModel,
     GaussianTemporalModel,
@@ -27,6 +26,7 @@ from gammaxr.models import (
     met_to_mjd,
 )
 from gammaxr.simulate import ObservationSpec, ToyInstrument, run_generator, simulate_observation
+from gammaxr.testing import simulate_counts, toy_map_dataset, toy_spectrum_dataset
 
 
 @pytest.fixture(scope="module")

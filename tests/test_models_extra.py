@@ -10,7 +10,6 @@ import pytest
 from scipy.integrate import quad
 
 from gammaxr.fit import fit
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset
 from gammaxr.models import (
     CompoundSpectral,
     ConstantSpectral,
@@ -38,6 +37,7 @@ from gammaxr.models import (
     write_ebl_table,
 )
 from gammaxr.models.sphere import separation
+from gammaxr.testing import simulate_counts, toy_map_dataset
 
 SPECTRA = {
     "ecpl3fgl": ExpCutoffPowerLaw3FGL(index=1.9, ecut=5.0),

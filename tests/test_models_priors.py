@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from gammaxr.fit import FitContext, fit, load_datasets
-from gammaxr.fit.toy import simulate_counts, toy_spectrum_dataset
 from gammaxr.models import (
     GaussianPrior,
     ModelFormatError,
@@ -20,6 +19,7 @@ from gammaxr.models import (
     UniformPrior,
     models_from_yaml,
 )
+from gammaxr.testing import simulate_counts, toy_spectrum_dataset
 
 INDEX = "src.spectral.index"
 

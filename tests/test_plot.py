@@ -10,7 +10,6 @@ from astropy.coordinates import SkyCoord
 from astropy.visualization.wcsaxes import WCSAxes
 
 import gammaxr  # noqa: F401  (registers ds.gamma)
-from gammaxr.fit.toy import toy_map_dataset
 from gammaxr.geom import SkyGrid, axis_coords
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
 from gammaxr.plot import (
@@ -24,6 +23,7 @@ from gammaxr.plot import (
     significance_distribution,
     spectrum_butterfly,
 )
+from gammaxr.testing import toy_map_dataset
 
 CENTER = (83.63, 22.01)
 EAST = (CENTER[0] + 0.4, CENTER[1] + 0.1)  # east = larger RA

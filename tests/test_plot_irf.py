@@ -9,7 +9,6 @@ import pytest
 import xarray as xr
 
 import gammaxr
-from gammaxr.fit.toy import toy_map_dataset
 from gammaxr.irf import evaluate_aeff, evaluate_bkg_2d
 from gammaxr.plot import (
     plot_aeff,
@@ -20,6 +19,7 @@ from gammaxr.plot import (
     plot_psf_containment,
 )
 from gammaxr.simulate.instrument import ToyInstrument
+from gammaxr.testing import toy_map_dataset
 
 
 @pytest.fixture(autouse=True)

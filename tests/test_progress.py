@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import gammaxr  # noqa: F401  (registers ds.gamma)
-from gammaxr.fit.toy import toy_map_dataset
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
 from gammaxr.progress import compute, progress_enabled, show_progress, track
+from gammaxr.testing import toy_map_dataset
 
 
 def _array():

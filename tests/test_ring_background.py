@@ -346,8 +346,8 @@ def test_to_image_response_predicts_the_summed_safe_counts(with_edisp):
     """Counts are summed over safe reco bins only; the image's response must predict just
     those (Gammapy resamples the kernel with mask_safe_edisp), with or without an edisp map."""
     from gammaxr.fit import npred
-    from gammaxr.fit.toy import toy_map_dataset
     from gammaxr.models import PointSpatialModel, PowerLaw, SkyModel
+    from gammaxr.testing import toy_map_dataset
 
     ds = toy_map_dataset(energy_edges=(0.5, 1.0, 2.0, 4.0, 10.0), energy_true_edges=(0.4, 12.0))
     ds["edisp"] = ds["edisp"] * 0 + [[0.1, 0.3, 0.4, 0.2]]  # a broad kernel (true, reco)

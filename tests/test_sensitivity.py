@@ -13,7 +13,6 @@ import gammaxr.accessors  # noqa: F401
 from gammaxr.estimators import minimum_excess, sensitivity
 from gammaxr.estimators.sensitivity import TEV_TO_ERG
 from gammaxr.fit import npred
-from gammaxr.fit.toy import toy_map_dataset, toy_spectrum_dataset
 from gammaxr.geom.axes import axis_lo_hi
 from gammaxr.models import LogParabola, PowerLaw, SkyModel
 from gammaxr.plot import plot_sensitivity
@@ -21,6 +20,7 @@ from gammaxr.reduce.irf_spectrum import irf_spectrum_dataset
 from gammaxr.reduce.spectrum import SpectrumSpec
 from gammaxr.simulate import ToyInstrument, read_irfs
 from gammaxr.stats import li_ma_significance
+from gammaxr.testing import toy_map_dataset, toy_spectrum_dataset
 
 
 def test_minimum_excess_meets_each_condition():

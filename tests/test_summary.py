@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import gammaxr
-from gammaxr.fit.toy import toy_map_dataset
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
 from gammaxr.stats import alpha_on_off, cash_sqrt_ts, wstat_sqrt_ts
 from gammaxr.summary import dataset_summary
+from gammaxr.testing import toy_map_dataset
 
 CENTER = (83.63, 22.01)
 

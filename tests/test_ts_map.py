@@ -12,7 +12,6 @@ import gammaxr.accessors  # noqa: F401
 from gammaxr.estimators.pixel_norms import PixelLikelihood, profile_crossings, solve_norms
 from gammaxr.estimators.ts_map import default_kernel_model, ts_map
 from gammaxr.fit import FitContext, fit, load_datasets
-from gammaxr.fit.toy import simulate_counts, toy_map_dataset
 from gammaxr.models import (
     FoVBackgroundModel,
     GaussianSpatialModel,
@@ -22,6 +21,7 @@ from gammaxr.models import (
     SkyModel,
 )
 from gammaxr.stats import cash
+from gammaxr.testing import simulate_counts, toy_map_dataset
 
 IY, IX = 20, 27  # pixel of the injected source (on the kernel's row: same pixel shapes)
 
