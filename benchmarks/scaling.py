@@ -281,8 +281,8 @@ def main() -> None:
 
     events = open_datastore(base).obs_table["event_count"].values
     print(
-        f"simulated {DISTINCT_RUNS} distinct runs ({args.livetime:.0f} s each, "
-        f"{int(events.min())}-{int(events.max())} events) in {time.perf_counter() - t0:.1f} s; "
+        f"{DISTINCT_RUNS} distinct simulated runs ({args.livetime:.0f} s each, "
+        f"{int(events.min())}-{int(events.max())} events) ready in {time.perf_counter() - t0:.1f} s; "
         f"stores under {workdir}"
     )
     print(HEADER)
