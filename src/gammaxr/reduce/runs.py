@@ -214,7 +214,7 @@ def stacked_run_variables(
     Returns
     -------
     dict
-        name -> (("obs_id", *dims), dask array with one chunk per run, attrs), including
+        name -> ``(("obs_id", *dims), dask array with one chunk per run, attrs)``, including
         ``reduce_error`` (dim ``obs_id``).
     """
     files = [getattr(o, "files", None) for o in observations]
