@@ -190,3 +190,13 @@ def test_missing_dir_for_open_dataset(tmp_path):
     with pytest.raises(FileNotFoundError, match="no zarr store"):
         gammaxr.open_dataset(tmp_path / "nothing.zarr")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_run_reduction_error_survives_pickling():
+    """The error crosses process boundaries (processes scheduler, workers) intact."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(RunReductionError(23523, "GTI stop before start")))
+    assert isinstance(error, RunReductionError)
+    assert (error.obs_id, error.reason) == (23523, "GTI stop before start")
+    assert "obs_id 23523" in str(error)

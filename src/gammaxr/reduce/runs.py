@@ -53,6 +53,12 @@ class RunReductionError(RuntimeError):
         self.obs_id = obs_id
         self.reason = reason
 
+    def __reduce__(self):
+        # rebuilt from its two arguments when it crosses a process boundary (processes
+        # scheduler, distributed workers), so the caller sees the run and reason, not a
+        # TypeError from unpickling
+        return (type(self), (self.obs_id, self.reason))
+
 
 def run_task(compute: Callable[[Any], dict], observation, layout: dict, on_error: str) -> dict:
     """Run one run's computation with the failure policy of :func:`reduce_runs`.
