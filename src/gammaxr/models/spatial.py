@@ -120,6 +120,10 @@ class SpatialModel(Model):
         """Radius (deg) outside which the model is negligible (< 1e-5 of its flux)."""
         raise NotImplementedError
 
+    def integral_over_sphere(self) -> float:
+        """Integral of the model over the whole sphere (1: models are normalised)."""
+        return 1.0
+
     @property
     def bin_size_min(self) -> float:
         """Largest pixel size (deg) at which evaluating at pixel centres is accurate."""
@@ -349,7 +353,12 @@ class DiskSpatialModel(SpatialModel):
 
     @staticmethod
     def norm(r_0, e, phi, edge_width) -> float:
-        """Normalisation (sr-1) so that the model integrates to 1 over the sphere."""
+        """Normalisation (sr-1) that makes this disk profile integrate to 1 over the sphere.
+
+        :meth:`evaluate` uses it with ``edge_width = 0`` (Gammapy's convention), so a
+        smooth-edged disk integrates to ``norm(..., 0) / norm(..., edge_width)``; see
+        :meth:`integral_over_sphere`.
+        """
 
         def cap(pa):
             r, s = DiskSpatialModel._radius_and_edge(r_0, e, edge_width, pa)
@@ -358,6 +367,14 @@ class DiskSpatialModel(SpatialModel):
         if e == 0:
             return float(1.0 / (2.0 * np.pi * cap(0.0)))
         return 1.0 / _pa_integral(cap)
+
+    def integral_over_sphere(self) -> float:
+        """Integral of the model over the whole sphere (1 for a hard edge, a little more
+        with a smooth edge, as in Gammapy)."""
+        v = self.values
+        return self.norm(v["r_0"], v["e"], v["phi"], 0.0) / self.norm(
+            v["r_0"], v["e"], v["phi"], v["edge_width"]
+        )
 
     @staticmethod
     def evaluate(lon, lat, lon_0, lat_0, r_0, e, phi, edge_width):
@@ -369,7 +386,10 @@ class DiskSpatialModel(SpatialModel):
             inside = 1.0 * (sep <= r)
         else:
             inside = 0.5 * erfc((sep - r) / (np.sqrt(2.0) * s))
-        return DiskSpatialModel.norm(r_0, e, phi, edge_width) * inside
+        # Gammapy 2.1's normalisation: that of the hard-edged disk, so the values equal
+        # Gammapy's; the smooth edge makes the integral norm(edge 0) / norm(edge_width)
+        # (1 + 1e-7 at the default 0.01, 1.0009 at 0.1): see docs/conventions.md
+        return DiskSpatialModel.norm(r_0, e, phi, 0.0) * inside
 
     def sample(self, n, rng=None):
         rng = np.random.default_rng(rng)

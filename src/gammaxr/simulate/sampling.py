@@ -188,6 +188,7 @@ def sample_source(
     area = evaluate_aeff(irfs.aeff, edges[:, None], offsets[None, :]).max(axis=1)
     envelope = np.maximum(area[:-1], area[1:]) * (1.0 + 1e-9)  # m2
     flux = np.asarray(model.spectral.integral(edges[:-1], edges[1:]), dtype=float)  # cm-2 s-1
+    flux = flux * model.spatial.integral_over_sphere()  # a smooth-edged disk holds a bit more
     if np.any(~np.isfinite(flux)) or np.any(flux < 0):
         raise ValueError(f"model {model.name!r}: spectrum integral not finite and >= 0")
     weights = envelope * _CM2_PER_M2 * flux * livetime
