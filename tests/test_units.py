@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from gammaxr.estimators.excess_map import excess_map
 from gammaxr.irf import evaluate_aeff, evaluate_bkg_2d, evaluate_edisp, evaluate_psf
-from gammaxr.models import PowerLaw
+from gammaxr.models import (
+    DiskSpatialModel,
+    GaussianSpatialModel,
+    GeneralizedGaussianSpatialModel,
+    PointSpatialModel,
+    PowerLaw,
+    ShellSpatialModel,
+)
 from gammaxr.reduce import ReductionSpec, SpectrumSpec
 from gammaxr.simulate.instrument import ToyInstrument
 from gammaxr.units import to_unit
@@ -165,3 +172,67 @@ def test_spectrum_spec_quantities():
     assert quantities.offset_max == pytest.approx(floats.offset_max)
     with pytest.raises(ValueError, match="region_binsz must be positive"):
         SpectrumSpec(region, [0.1, 1], [0.1, 1], region_binsz=0)
+
+
+SPATIAL_CASES = [
+    (GaussianSpatialModel, {"sigma": 0.2, "e": 0.5, "phi": 30.0}),
+    (DiskSpatialModel, {"r_0": 0.3, "edge_width": 0.1}),
+    (ShellSpatialModel, {"radius": 0.3, "width": 0.1}),
+    (GeneralizedGaussianSpatialModel, {"r_0": 0.2, "eta": 0.6}),
+]
+ANGLE_PARAMETERS = ("lon_0", "lat_0", "sigma", "r_0", "radius", "width", "phi")
+
+
+@SETTINGS
+@given(
+    st.sampled_from(SPATIAL_CASES),
+    st.floats(0.0, 359.0),
+    st.floats(-80.0, 80.0),
+    ANGLE_UNITS,
+    st.booleans(),
+)
+def test_spatial_models_quantities(case, lon_0, lat_0, a_unit, as_string):
+    cls, shape = case
+    values = {"lon_0": lon_0, "lat_0": lat_0, **shape}
+
+    def convert(name, value):
+        if name not in ANGLE_PARAMETERS:
+            return value
+        q = (value * u.deg).to(a_unit)
+        return f"{float(q.value)!r} {a_unit}" if as_string else q
+
+    floats = cls(**values)
+    quantities = cls(**{k: convert(k, v) for k, v in values.items()})
+    for name, value in floats.values.items():
+        assert quantities.parameter(name).unit == floats.parameter(name).unit
+        assert quantities.values[name] == pytest.approx(value, rel=1e-12, abs=1e-12)
+    lon = lon_0 + np.array([0.0, 0.1, -0.25, 0.4])
+    lat = np.clip(lat_0 + np.array([0.0, 0.15, 0.05, -0.3]), -90, 90)
+    np.testing.assert_allclose(
+        quantities((lon * u.deg).to(a_unit), (lat * u.deg).to(a_unit)),
+        floats(lon, lat),
+        rtol=1e-9,
+    )
+    grid_lon, grid_lat = lon_0 + np.linspace(-1, 1, 11), lat_0 + np.linspace(-1, 1, 11)
+    np.testing.assert_allclose(
+        floats.integrate_pixels(
+            (grid_lon * u.deg).to(a_unit), (grid_lat * u.deg).to(a_unit), "icrs"
+        ),
+        floats.integrate_pixels(grid_lon, grid_lat, "icrs"),
+        rtol=1e-9,
+    )
+
+
+def test_spatial_model_errors_name_the_argument():
+    point = PointSpatialModel(lon_0="83.63 deg", lat_0=22.01 * 60 * u.arcmin)
+    assert point.position == pytest.approx((83.63, 22.01))
+    with pytest.raises(u.UnitConversionError, match=r"parameter 'sigma': 0\.1 TeV cannot be"):
+        GaussianSpatialModel(lon_0=0, lat_0=0, sigma=0.1 * u.TeV)
+    with pytest.raises(u.UnitConversionError, match="parameter 'lat_0'"):
+        PointSpatialModel(lon_0=0, lat_0="3 s")
+    with pytest.raises(u.UnitConversionError, match=r"lat: .* cannot be converted to 'deg'"):
+        DiskSpatialModel(lon_0=0, lat_0=0, r_0=0.2)(0.0, 1 * u.m)
+    with pytest.raises(u.UnitConversionError, match="emin"):
+        PowerLaw().sample_energy(10, 1 * u.s, 10)
+    energies = PowerLaw().sample_energy(50, "100 GeV", 10 * u.TeV, rng=1)
+    np.testing.assert_array_equal(energies, PowerLaw().sample_energy(50, 0.1, 10.0, rng=1))

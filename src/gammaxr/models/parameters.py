@@ -28,8 +28,12 @@ from .priors import Prior
 __all__ = ["Model", "Parameter", "ParameterUnitError", "to_canonical"]
 
 
-class ParameterUnitError(ValueError):
-    """A parameter was given in a unit that cannot be converted to its canonical unit."""
+class ParameterUnitError(u.UnitConversionError):
+    """A parameter was given in a unit that cannot be read or converted to its canonical unit.
+
+    An :class:`astropy.units.UnitConversionError` (hence also a ``ValueError``) whose message
+    names the parameter.
+    """
 
 
 def _same_float(a: float, b: float) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.geom.grid import pixel_solid_angle
+from gammaxr.units import to_unit, to_unit_or_none
 
 from .sphere import separation, transform_lonlat
 
@@ -80,24 +81,26 @@ def integrate_pixels(
     ----------
     model : SpatialModel
         The model (any frame; sub-pixel positions are rotated into the model frame).
-    lon, lat : array_like, shapes (nlon,), (nlat,)
-        Pixel-centre coordinates in deg in ``frame``, regularly spaced.
+    lon, lat : array_like or astropy.units.Quantity, shapes (nlon,), (nlat,)
+        Pixel-centre coordinates in deg (or angle quantities) in ``frame``, regularly spaced.
     frame : {"icrs", "galactic"}
         Frame of the grid.
     oversampling : int, optional
         Sub-pixels per pixel side; default from the model's ``bin_size_min``.
     max_oversampling : int
         Upper limit of the automatic oversampling.
-    lon_step, lat_step : float, optional
-        Pixel steps (deg), needed only for grids one pixel wide.
+    lon_step, lat_step : float or astropy.units.Quantity, optional
+        Pixel steps (deg or angle quantities), needed only for grids one pixel wide.
 
     Returns
     -------
     numpy.ndarray, shape (nlat, nlon)
         Integral of the model over each pixel (dimensionless; sums to <= 1).
     """
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(to_unit(lon, "deg", "lon"), dtype=float)
+    lat = np.asarray(to_unit(lat, "deg", "lat"), dtype=float)
+    lon_step = to_unit_or_none(lon_step, "deg", "lon_step")
+    lat_step = to_unit_or_none(lat_step, "deg", "lat_step")
     dlon, dlat = _step(lon, "lon", lon_step), _step(lat, "lat", lat_step)
     if model.is_point:
         return _point_weights(model, lon, lat, frame, dlon, dlat)

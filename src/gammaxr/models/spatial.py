@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.special import erfc, erfinv, struve
 
+from gammaxr.units import to_unit
+
 from .parameters import Model, Parameter
 from .pixels import integrate_pixels
 from .sphere import FRAMES, offset_by, one_minus_cos_separation, position_angle, transform_lonlat
@@ -134,7 +136,11 @@ class SpatialModel(Model):
         raise NotImplementedError
 
     def __call__(self, lon, lat, frame: str | None = None):
-        """Surface brightness in sr-1 at ``lon``, ``lat`` (deg, in ``frame``; default model's)."""
+        """Surface brightness in sr-1 at ``lon``, ``lat`` (deg, in ``frame``; default model's).
+
+        ``lon`` and ``lat`` may also be astropy quantities or strings in any angle unit.
+        """
+        lon, lat = to_unit(lon, "deg", "lon"), to_unit(lat, "deg", "lat")
         if frame is not None and frame != self.frame:
             lon, lat = transform_lonlat(np.asarray(lon), np.asarray(lat), frame, self.frame)
         return self.evaluate(lon, lat, **self.values)

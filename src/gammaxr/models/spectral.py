@@ -189,8 +189,8 @@ class SpectralModel(Model):
         ----------
         n : int
             Number of samples.
-        emin, emax : float
-            Energy range in TeV, ``0 < emin < emax``.
+        emin, emax : float, str or astropy.units.Quantity
+            Energy range in TeV (or quantities), ``0 < emin < emax``.
         rng : numpy.random.Generator, int or None
             Random generator or seed.
         n_grid : int
@@ -202,6 +202,7 @@ class SpectralModel(Model):
             Energies in TeV.
         """
         rng = np.random.default_rng(rng)
+        emin, emax = to_unit(emin, "TeV", "emin"), to_unit(emax, "TeV", "emax")
         if not 0 < emin < emax:
             raise ValueError(f"sample_energy needs 0 < emin < emax, got {emin}, {emax}")
         edges = np.geomspace(emin, emax, n_grid + 1)
@@ -256,6 +257,7 @@ class PowerLaw(SpectralModel):
 
     def sample_energy(self, n, emin, emax, rng=None, n_grid=2048):
         """Exact inverse-CDF samples (TeV); see :meth:`SpectralModel.sample_energy`."""
+        emin, emax = to_unit(emin, "TeV", "emin"), to_unit(emax, "TeV", "emax")
         if not 0 < emin < emax:
             raise ValueError(f"sample_energy needs 0 < emin < emax, got {emin}, {emax}")
         rng = np.random.default_rng(rng)
