@@ -5,23 +5,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from astropy import units as u
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gammaxr.estimators.excess_map import excess_map
+from gammaxr.estimators.ts_map import ts_map
 from gammaxr.irf import evaluate_aeff, evaluate_bkg_2d, evaluate_edisp, evaluate_psf
+from gammaxr.irf.background_model import background_counts
 from gammaxr.models import (
     DiskSpatialModel,
+    FoVBackgroundModel,
     GaussianSpatialModel,
     GeneralizedGaussianSpatialModel,
+    Models,
     PointSpatialModel,
     PowerLaw,
     ShellSpatialModel,
+    SkyModel,
 )
 from gammaxr.reduce import ReductionSpec, SpectrumSpec
 from gammaxr.simulate.instrument import ToyInstrument
+from gammaxr.testing import simulate_counts, toy_map_dataset
 from gammaxr.units import to_unit
+from test_background_model import ENERGY_EDGES, FOV_EDGES, OFFSET_EDGES, make_store
 from test_excess_map import make_dataset
 
 ENERGY_UNITS = st.sampled_from(["GeV", "MeV", "TeV", "eV", "erg"])
@@ -236,3 +244,78 @@ def test_spatial_model_errors_name_the_argument():
         PowerLaw().sample_energy(10, 1 * u.s, 10)
     energies = PowerLaw().sample_energy(50, "100 GeV", 10 * u.TeV, rng=1)
     np.testing.assert_array_equal(energies, PowerLaw().sample_energy(50, 0.1, 10.0, rng=1))
+
+
+@pytest.fixture(scope="module")
+def ts_toy():
+    toy = toy_map_dataset(width=0.8, binsz=0.08)
+    source = SkyModel(
+        PowerLaw(index=2.0, amplitude="5e-12 cm-2 s-1 TeV-1"),
+        PointSpatialModel(lon_0=83.63, lat_0=22.01),
+        name="src",
+    )
+    return simulate_counts(toy, Models([source, FoVBackgroundModel("toy")]), 3)
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.floats(0.05, 0.2), ANGLE_UNITS, ENERGY_UNITS)
+def test_ts_map_kernel_and_edges_quantities(ts_toy, sigma, a_unit, e_unit):
+    floats = ts_map(
+        ts_toy,
+        kernel_model=SkyModel(PowerLaw(index=2.0), GaussianSpatialModel(sigma=sigma), name="k"),
+        energy_edges=[1.0, 2.0, 10.0],
+    )
+    kernel = GaussianSpatialModel(sigma=(sigma * u.deg).to(a_unit), lon_0="0 arcmin")
+    quantities = ts_map(
+        ts_toy,
+        kernel_model=SkyModel(PowerLaw(index=2.0, reference=(1 * u.TeV).to(e_unit)), kernel),
+        energy_edges=([1.0, 2.0, 10.0] * u.TeV).to(e_unit),
+    )
+    assert float(floats["ts"].max()) > 25  # the source is seen: the kernel size matters
+    for name in ("ts", "norm", "flux"):
+        np.testing.assert_allclose(quantities[name], floats[name], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(quantities["energy_bounds"], floats["energy_bounds"])
+
+
+def test_ts_map_argument_errors(ts_toy):
+    with pytest.raises(TypeError, match="kernel_model must be a SkyModel"):
+        ts_map(ts_toy, kernel_model=0.1)
+    with pytest.raises(u.UnitConversionError, match="energy_edges"):
+        ts_map(ts_toy, energy_edges=[1, 10] * u.deg)
+
+
+@pytest.fixture(scope="module")
+def off_runs(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("off")).observations()[:2]
+
+
+@settings(max_examples=5, deadline=None)
+@given(ENERGY_UNITS, ANGLE_UNITS, st.sampled_from(["offset", "fov"]))
+def test_background_counts_quantities(off_runs, e_unit, a_unit, layout):
+    spatial = (
+        {"offset_edges": OFFSET_EDGES}
+        if layout == "offset"
+        else {"fov_lon_edges": FOV_EDGES, "fov_lat_edges": FOV_EDGES}
+    )
+    options = {"gti_tolerance": 1.0, "exclusion_binsz": 0.05}
+    floats = background_counts(off_runs, ENERGY_EDGES, **spatial, **options).compute()
+    quantities = background_counts(
+        off_runs,
+        (ENERGY_EDGES * u.TeV).to(e_unit),
+        **{k: (v * u.deg).to(a_unit) for k, v in spatial.items()},
+        gti_tolerance="1000 ms",
+        exclusion_binsz=(0.05 * u.deg).to(a_unit),
+    ).compute()
+    assert float(floats["counts"].sum()) > 1000
+    xr.testing.assert_allclose(quantities, floats, rtol=1e-12)
+
+
+def test_background_counts_errors_name_the_argument(off_runs):
+    with pytest.raises(u.UnitConversionError, match="offset_edges"):
+        background_counts(off_runs, ENERGY_EDGES, offset_edges=[0, 1, 2] * u.TeV)
+    with pytest.raises(u.UnitConversionError, match="energy_edges"):
+        background_counts(off_runs, [1, 10] * u.deg, offset_edges=OFFSET_EDGES)
+    with pytest.raises(u.UnitConversionError, match="gti_tolerance"):
+        background_counts(off_runs, ENERGY_EDGES, offset_edges=OFFSET_EDGES, gti_tolerance="1 m")
+    with pytest.raises(ValueError, match="exclusion_binsz must be positive"):
+        background_counts(off_runs, ENERGY_EDGES, offset_edges=OFFSET_EDGES, exclusion_binsz=0)

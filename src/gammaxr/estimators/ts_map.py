@@ -421,10 +421,10 @@ def ts_map(
     kernel_model : SkyModel, optional
         The test source: spatial shape and spectrum (default
         :func:`default_kernel_model`, a point source with a power law of index 2); its
-        position is ignored.
-    energy_edges : sequence of float, optional
-        Energy groups in reco energy, TeV (snapped to the dataset edges); default one group
-        over the whole range.
+        position is ignored. Its parameters take quantities (``sigma="6 arcmin"``).
+    energy_edges : sequence of float or astropy.units.Quantity, optional
+        Energy groups in reco energy, TeV or energy quantities (snapped to the dataset
+        edges); default one group over the whole range.
     sum_over_energy : bool
         Sum counts, background and model over the reco bins of a group before the fit
         (default, as Gammapy), or keep them as separate terms.
@@ -471,6 +471,11 @@ def ts_map(
     else:
         background = data.background
     kernel_model = default_kernel_model() if kernel_model is None else kernel_model
+    if not isinstance(kernel_model, SkyModel) or kernel_model.spatial is None:
+        raise TypeError(
+            "kernel_model must be a SkyModel with a spatial model (its size, e.g. "
+            f"GaussianSpatialModel(sigma='0.1 deg'), sets the kernel), got {kernel_model!r}"
+        )
     kernel, exposure = test_source_kernel(data, kernel_model, convention)
     mask = data.mask & np.isfinite(background)
     edges = data.energy_edges

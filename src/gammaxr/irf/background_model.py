@@ -78,6 +78,7 @@ from gammaxr.geom.regions import exclusion_mask
 from gammaxr.geom.sky import angular_separation, transform_lonlat
 from gammaxr.io.gadf import column_name
 from gammaxr.io.gadf_write import irf_to_hdu, replace_hdus, write_fits, write_index_files
+from gammaxr.units import to_edges, to_positive, to_unit
 
 __all__ = [
     "BACKGROUND_TIMES",
@@ -109,7 +110,7 @@ def _spatial_axes(offset_edges, fov_lon_edges, fov_lat_edges) -> dict[str, np.nd
         raise ValueError("give either offset_edges or both fov_lon_edges and fov_lat_edges")
     out = {}
     for dim, edges in axes.items():
-        edges = np.asarray(edges, dtype=float)
+        edges = np.asarray(to_unit(edges, "deg", f"{dim}_edges"), dtype=float)
         if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
             raise ValueError(f"{dim} edges must be 1D and increasing, got {edges}")
         if dim == "offset" and edges[0] < 0:
@@ -284,11 +285,11 @@ def background_counts(
     ----------
     observations : gammaxr.data.DataStore or sequence of gammaxr.data.Observation
         The off runs; only their observation-table rows are used now.
-    energy_edges : sequence of float
-        Reco-energy edges in TeV, increasing.
-    offset_edges : sequence of float, optional
+    energy_edges : sequence of float or astropy.units.Quantity
+        Reco-energy edges in TeV (or energy quantities), increasing.
+    offset_edges : sequence of float or astropy.units.Quantity, optional
         Offset edges in deg (a ``bkg_2d`` model), e.g. ``np.sqrt(np.linspace(0, 9, 10))``.
-    fov_lon_edges, fov_lat_edges : sequence of float, optional
+    fov_lon_edges, fov_lat_edges : sequence of float or astropy.units.Quantity, optional
         FoV edges in deg (a ``bkg_3d`` model, RADEC alignment; see the module docstring for
         the sign of ``fov_lon``). Give these or ``offset_edges``.
     exclusion : xarray.DataArray or regions or str, optional
@@ -299,11 +300,12 @@ def background_counts(
     time : {"duration", "ontime", "livetime"}
         Observation time of a run: ``TSTOP - TSTART``, ``ONTIME`` (default; else the GTI
         sum) or ``LIVETIME``.
-    gti_tolerance : float
-        Seconds by which GTIs are widened (as :class:`gammaxr.reduce.dataset.ReductionSpec`;
-        H.E.S.S. DR1 rounds GTI limits to whole seconds).
-    exclusion_binsz : float
-        Pixel size in deg of the masks made from regions.
+    gti_tolerance : float or astropy.units.Quantity
+        Seconds (or a time quantity) by which GTIs are widened (as
+        :class:`gammaxr.reduce.dataset.ReductionSpec`; H.E.S.S. DR1 rounds GTI limits to whole
+        seconds).
+    exclusion_binsz : float or astropy.units.Quantity
+        Pixel size in deg (or an angle quantity) of the masks made from regions.
     on_error : {"raise", "skip"}
         A run that fails raises (naming its obs_id) or is skipped with a warning, counting
         nothing (``ok`` False, ``obs_time`` 0).
@@ -327,9 +329,9 @@ def background_counts(
     observations = list(observations)
     if not observations:
         raise ValueError("background_counts: no observations")
-    energy_edges = np.asarray(energy_edges, dtype=float)
-    if energy_edges.ndim != 1 or energy_edges.size < 2 or np.any(np.diff(energy_edges) <= 0):
-        raise ValueError("energy_edges must be 1D and increasing (TeV)")
+    energy_edges = to_edges(energy_edges, "TeV", "energy_edges")
+    gti_tolerance = to_positive(gti_tolerance, "s", "gti_tolerance", allow_zero=True)
+    exclusion_binsz = to_positive(exclusion_binsz, "deg", "exclusion_binsz")
     spatial = _spatial_axes(offset_edges, fov_lon_edges, fov_lat_edges)
     sdims, sshape = tuple(spatial), tuple(len(e) - 1 for e in spatial.values())
     layout = {
