@@ -24,6 +24,7 @@ from astropy.time import Time
 from gammaxr.geom.sky import to_skycoord
 from gammaxr.io.errors import DL3Error
 from gammaxr.io.gadf import column_name, time_to_met
+from gammaxr.units import to_positive, to_unit_or_none
 
 __all__ = [
     "cone_mask",
@@ -63,8 +64,8 @@ def cone_mask(
         ``glon_pnt``/``glat_pnt`` (galactic).
     center : SkyCoord or (float, float)
         Cone centre: a SkyCoord in any frame or ``(lon, lat)`` in deg in ``frame``.
-    radius : float or astropy.units.Quantity
-        Cone radius; a float is in deg.
+    radius : float, str or astropy.units.Quantity
+        Cone radius (positive); a float is in deg.
     frame : str
         Frame of a ``(lon, lat)`` centre (default ``"icrs"``).
 
@@ -74,7 +75,7 @@ def cone_mask(
         ``separation < radius``.
     """
     center = to_skycoord(center, frame)
-    radius = Angle(u.Quantity(radius, u.deg))
+    radius = Angle(to_positive(radius, "deg", "radius"), u.deg)
     if "ra_pnt" in table and "dec_pnt" in table:
         lon, lat, frame = table["ra_pnt"], table["dec_pnt"], "icrs"
     elif "glon_pnt" in table and "glat_pnt" in table:
@@ -196,8 +197,9 @@ def time_mask(
     table : xarray.Dataset
         Observation table with ``tstart``/``tstop`` in s MET and ``MJDREFI``/``MJDREFF``/
         ``TIMESYS`` attrs (needed only when a bound is an astropy Time).
-    start, stop : float or astropy.time.Time, optional
-        Interval bounds, as MET seconds or absolute times; ``None`` for open.
+    start, stop : float, astropy.units.Quantity or astropy.time.Time, optional
+        Interval bounds, as MET seconds (a float or a time quantity) or absolute times;
+        ``None`` for open.
     how : {"overlap", "within"}
         ``"overlap"``: the run overlaps the interval (``tstart < stop and tstop > start``);
         ``"within"``: the run lies entirely inside it (``tstart >= start and tstop <= stop``).
@@ -209,15 +211,15 @@ def time_mask(
     if how not in ("overlap", "within"):
         raise ValueError(f"how must be 'overlap' or 'within', got {how!r}")
 
-    def met(value):
+    def met(value, name):
         if value is None or not isinstance(value, Time):
-            return value
+            return to_unit_or_none(value, "s", name)
         try:
             return float(time_to_met(value, table.attrs))
         except DL3Error as exc:
             raise DL3Error(f"{table.attrs.get('source', 'observation table')}: {exc}") from exc
 
-    start, stop = met(start), met(stop)
+    start, stop = met(start, "start"), met(stop, "stop")
     t0 = np.asarray(_column(table, "tstart").values, dtype=float)
     t1 = np.asarray(_column(table, "tstop").values, dtype=float)
     ok = np.ones(t0.shape, dtype=bool)

@@ -102,7 +102,7 @@ def cutout_grid(
         lat0 = _nearest_int(p_lat - (k_lat - 1) / 2)
         lon_range, lat_range = (lon0, lon0 + k_lon), (lat0, lat0 + k_lat)
     else:
-        r = float(_deg(radius))
+        r = float(_deg(radius, "radius"))
         if not r > 0:
             raise ValueError(f"cutout radius must be positive, got {radius}")
         if abs(lat_c) + r >= 90:

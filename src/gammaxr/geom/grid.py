@@ -225,7 +225,7 @@ class SkyGrid:
         if cframe is not None:
             (lon0,), (lat0,) = transform_lonlat([lon0], [lat0], cframe, frame)
         w_lon, w_lat = _pair(width, "width")
-        binsz = float(_deg(binsz))
+        binsz = float(_deg(binsz, "binsz"))
         if not binsz > 0:
             raise ValueError(f"binsz must be positive, got {binsz}")
         n_lon, n_lat = _nearest_int(w_lon / binsz), _nearest_int(w_lat / binsz)

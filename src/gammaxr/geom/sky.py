@@ -13,6 +13,8 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import BaseCoordinateFrame, SkyCoord
 
+from gammaxr.units import to_unit
+
 __all__ = [
     "FRAMES",
     "angular_separation",
@@ -35,10 +37,11 @@ def _frame_name(frame: Any) -> str:
     return str(frame).lower()
 
 
-def _deg(x: Any) -> np.ndarray:
-    """Float array in deg from numbers (taken as deg) or angle Quantities."""
-    if isinstance(x, u.Quantity):
-        return x.to_value(u.deg)
+def _deg(x: Any, name: str = "angle") -> np.ndarray:
+    """Float array in deg from numbers (taken as deg), angle Quantities or strings
+    (``"6 arcmin"``); another kind of quantity raises ``UnitConversionError`` naming ``name``."""
+    if isinstance(x, u.Quantity | str | list | tuple):
+        x = to_unit(x, "deg", name)
     return np.asarray(x, dtype=float)
 
 
@@ -212,7 +215,7 @@ def _position(center: Any, frame: Any = None) -> tuple[float, float, Any]:
         raise TypeError(
             f"a sky position must be a SkyCoord or a (lon, lat) pair in deg, got {center!r}"
         ) from None
-    return float(_deg(lon)), float(_deg(lat)), frame
+    return float(_deg(lon, "lon")), float(_deg(lat, "lat")), frame
 
 
 def to_skycoord(position: Any, frame: Any = None) -> SkyCoord:
@@ -248,7 +251,7 @@ def to_skycoord(position: Any, frame: Any = None) -> SkyCoord:
 
 
 def _pair(value: Any, name: str) -> tuple[float, float]:
-    arr = np.atleast_1d(_deg(value)).astype(float)
+    arr = np.atleast_1d(_deg(value, name)).astype(float)
     if arr.size == 1:
         arr = np.repeat(arr, 2)
     if arr.shape != (2,) or not np.all(np.isfinite(arr)) or np.any(arr <= 0):

@@ -87,7 +87,7 @@ class ReflectedRegionsConfig:
 
     def __post_init__(self):
         for name in ("angle_increment", "min_distance", "min_distance_input", "binsz"):
-            object.__setattr__(self, name, float(_deg(getattr(self, name))))
+            object.__setattr__(self, name, float(_deg(getattr(self, name), name)))
         object.__setattr__(self, "max_region_number", int(self.max_region_number))
         if not self.angle_increment > 0:
             raise ValueError(f"angle_increment must be positive, got {self.angle_increment}")

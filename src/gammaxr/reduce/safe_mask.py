@@ -109,7 +109,7 @@ def check_safe_mask_options(
         ra, dec = transform_lonlat(lon, lat, frame or "icrs", "icrs")
         position = (float(ra), float(dec))
     if fixed_offset is not None:
-        fixed_offset = float(_deg(fixed_offset))
+        fixed_offset = float(_deg(fixed_offset, "fixed_offset"))
         if not np.isfinite(fixed_offset) or fixed_offset < 0:
             raise ValueError(f"safe-mask fixed_offset must be >= 0 deg, got {fixed_offset}")
     return methods, irfs, position, fixed_offset

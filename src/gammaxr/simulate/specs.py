@@ -18,6 +18,7 @@ from gammaxr.io.gadf import time_to_met
 from gammaxr.io.yaml_files import suggest
 from gammaxr.models import Models, SkyModel
 from gammaxr.simulate.instrument import IRFSet, ToyInstrument, irfs_from_observation, read_irfs
+from gammaxr.units import to_unit_or_none
 
 __all__ = [
     "DEFAULT_START",
@@ -153,9 +154,25 @@ class InstrumentSpec:
         return irfs_from_observation(store.observation(int(self.obs_id)), name=self.name)
 
 
+#: Documented unit of each ObservationSpec field that takes a quantity.
+_OBSERVATION_UNITS = {
+    "ra": "deg",
+    "dec": "deg",
+    "livetime": "s",
+    "tstart": "s",
+    "zenith": "deg",
+    "azimuth": "deg",
+    "target_ra": "deg",
+    "target_dec": "deg",
+}
+
+
 @dataclass(frozen=True)
 class ObservationSpec:
     """One run to simulate.
+
+    Angles and times also take astropy quantities or strings (``"30 min"``), converted to
+    the units below; ``tstart`` also takes an astropy Time.
 
     Parameters
     ----------
@@ -198,6 +215,11 @@ class ObservationSpec:
 
     def __post_init__(self) -> None:
         where = f"obs_id {self.obs_id}"
+        if isinstance(self.tstart, Time):
+            object.__setattr__(self, "tstart", met(self.tstart))
+        for name, unit in _OBSERVATION_UNITS.items():
+            value = to_unit_or_none(getattr(self, name), unit, f"{where}: {name}")
+            object.__setattr__(self, name, value if value is None else float(value))
         if isinstance(self.obs_id, bool) or int(self.obs_id) != self.obs_id or self.obs_id < 0:
             raise ValueError(f"obs_id must be a non-negative integer, got {self.obs_id!r}")
         checks = [
