@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from gammaxr.data.selection import cone_mask, time_mask
 from gammaxr.estimators.excess_map import excess_map
+from gammaxr.estimators.residuals import residual_map
+from gammaxr.estimators.smoothing import box_kernel, gauss_kernel, tophat_kernel
 from gammaxr.estimators.ts_map import ts_map
 from gammaxr.geom import SkyGrid
 from gammaxr.irf import evaluate_aeff, evaluate_bkg_2d, evaluate_edisp, evaluate_psf
@@ -29,12 +31,16 @@ from gammaxr.models import (
     SkyModel,
 )
 from gammaxr.reduce import ReductionSpec, SpectrumSpec
+from gammaxr.reduce.ring import ring_background, ring_kernel
 from gammaxr.simulate.instrument import ToyInstrument
 from gammaxr.simulate.specs import DEFAULT_START, ObservationSpec, met
 from gammaxr.testing import simulate_counts, toy_map_dataset
 from gammaxr.units import to_unit
 from test_background_model import ENERGY_EDGES, FOV_EDGES, OFFSET_EDGES, make_store
 from test_excess_map import make_dataset
+from test_ring_background import R_IN, WIDTH
+from test_ring_background import SOURCE as RING_SOURCE
+from test_ring_background import simulate as ring_simulate
 
 ENERGY_UNITS = st.sampled_from(["GeV", "MeV", "TeV", "eV", "erg"])
 ANGLE_UNITS = st.sampled_from(["arcmin", "arcsec", "rad", "deg"])
@@ -428,3 +434,33 @@ def test_observation_spec_errors_name_the_argument():
         ObservationSpec(7, 83.63, 22.01, 30 * u.deg, "toy")
     with pytest.raises(ValueError, match="obs_id 7: dec must be in"):
         ObservationSpec(7, 83.63, 2 * u.rad, 1800, "toy")
+
+
+@SETTINGS
+@given(st.floats(0.03, 0.3), st.floats(0.02, 0.2), ANGLE_UNITS)
+def test_smoothing_and_ring_kernels_quantities(size, width, a_unit):
+    grid = SkyGrid.from_center((150.0, 30.0), 1.2, 0.02)
+    size_q, width_q = (size * u.deg).to(a_unit), str((width * u.deg).to(a_unit))
+    for kernel in (tophat_kernel, gauss_kernel, box_kernel):
+        np.testing.assert_allclose(kernel(grid, size_q), kernel(grid, size), rtol=1e-12)
+    np.testing.assert_array_equal(
+        ring_kernel(grid, size_q, width_q), ring_kernel(grid, size, width)
+    )
+
+
+def test_ring_background_and_residuals_quantities():
+    ds = ring_simulate([40.0, 120.0], n_pix=40)
+    floats = ring_background(ds, R_IN, WIDTH, RING_SOURCE)
+    quantities = ring_background(ds, R_IN * 60 * u.arcmin, f"{WIDTH * 3600} arcsec", RING_SOURCE)
+    xr.testing.assert_allclose(quantities, floats)
+    counts, npred = ds["counts"].isel(obs_id=0), ds["background"].isel(obs_id=0)
+    xr.testing.assert_allclose(
+        residual_map(counts, npred, smooth_kernel="gauss", smooth_radius=6 * u.arcmin),
+        residual_map(counts, npred, smooth_kernel="gauss", smooth_radius=0.1),
+    )
+    with pytest.raises(u.UnitConversionError, match="r_in"):
+        ring_background(ds, 0.4 * u.TeV, WIDTH, RING_SOURCE)
+    with pytest.raises(u.UnitConversionError, match="smooth_radius"):
+        residual_map(counts, npred, smooth_kernel="gauss", smooth_radius="1 s")
+    with pytest.raises(ValueError, match="top-hat radius must be positive"):
+        tophat_kernel(SkyGrid.from_center((0, 0), 1.0, 0.1), "-1 arcmin")

@@ -28,6 +28,7 @@ import xarray as xr
 from gammaxr.estimators.smoothing import box_kernel, convolve_sky, gauss_kernel, tophat_kernel
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.stats import alpha_on_off, cash_sqrt_ts
+from gammaxr.units import to_unit
 
 __all__ = ["RESIDUAL_METHODS", "dataset_residuals", "residual_map"]
 
@@ -71,7 +72,7 @@ def residual_map(
         Pixels to use (True); others are left out of the smoothing and NaN in the result.
     smooth_kernel : {"gauss", "box", "tophat"} or None
         Smoothing kernel; None: no smoothing. ``"sqrt_ts"`` allows only ``"tophat"``.
-    smooth_radius : float
+    smooth_radius : float, str or astropy.units.Quantity
         Kernel size in deg: Gaussian sigma, box half width or top-hat radius (default 0.1).
     sum_energy : bool
         Sum counts and npred over ``energy`` first (one spatial residual map).
@@ -102,6 +103,7 @@ def residual_map(
             mask = mask.any("energy")
     if smooth_kernel is not None:
         grid = SkyGrid.from_xarray(counts.assign_attrs(frame=_frame(counts, npred)))
+        smooth_radius = to_unit(smooth_radius, "deg", "smooth_radius")
         kernel = _kernel(grid, smooth_kernel, smooth_radius, metric)
         counts_s = convolve_sky(counts, kernel, integer=smooth_kernel == "tophat")
         npred_s = convolve_sky(npred, kernel)

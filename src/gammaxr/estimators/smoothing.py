@@ -21,6 +21,7 @@ from scipy.signal import fftconvolve
 
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
+from gammaxr.units import to_unit
 
 __all__ = ["box_kernel", "convolve_sky", "gauss_kernel", "kernel_steps", "tophat_kernel"]
 
@@ -69,7 +70,7 @@ def tophat_kernel(grid: SkyGrid, radius: float, metric: str = "sky") -> np.ndarr
     ----------
     grid : SkyGrid
         The sky grid.
-    radius : float
+    radius : float, str or astropy.units.Quantity
         Radius in deg (inclusive), > 0.
     metric : {"sky", "pixel"}
         See :func:`kernel_steps`.
@@ -80,6 +81,7 @@ def tophat_kernel(grid: SkyGrid, radius: float, metric: str = "sky") -> np.ndarr
         1 inside the disk, 0 outside; axes (lat, lon). For 0.04 deg on 0.02 deg pixels this
         is the 13-pixel disk of Gammapy's ``Tophat2DKernel(2)``.
     """
+    radius = to_unit(radius, "deg", "radius")
     if not radius > 0:
         raise ValueError(f"top-hat radius must be positive, got {radius} deg")
     x, y = _offsets(grid, radius, metric)
@@ -96,7 +98,7 @@ def gauss_kernel(
     ----------
     grid : SkyGrid
         The sky grid.
-    sigma : float
+    sigma : float, str or astropy.units.Quantity
         Gaussian sigma in deg, > 0.
     metric : {"sky", "pixel"}
         See :func:`kernel_steps`.
@@ -107,6 +109,7 @@ def gauss_kernel(
     -------
     numpy.ndarray of float, axes (lat, lon)
     """
+    sigma = to_unit(sigma, "deg", "sigma")
     if not sigma > 0:
         raise ValueError(f"Gaussian sigma must be positive, got {sigma} deg")
     x, y = _offsets(grid, n_sigma * sigma, metric)
@@ -122,7 +125,7 @@ def box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
     ----------
     grid : SkyGrid
         The sky grid.
-    width : float
+    width : float, str or astropy.units.Quantity
         Full width in deg, > 0.
     metric : {"sky", "pixel"}
         See :func:`kernel_steps`.
@@ -131,6 +134,7 @@ def box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
     -------
     numpy.ndarray of float, axes (lat, lon)
     """
+    width = to_unit(width, "deg", "width")
     if not width > 0:
         raise ValueError(f"box width must be positive, got {width} deg")
     x, y = _offsets(grid, 0.5 * width, metric)

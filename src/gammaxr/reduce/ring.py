@@ -39,6 +39,7 @@ from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.irf.edisp import diagonal_response
 from gammaxr.reduce.fov_background import exclusion_on_grid
+from gammaxr.units import to_unit
 
 __all__ = ["resample_energy", "ring_background", "ring_convolve", "ring_kernel", "to_image"]
 
@@ -58,9 +59,9 @@ def ring_kernel(grid: SkyGrid, r_in: float, width: float, metric: str = "sky") -
     ----------
     grid : SkyGrid
         The sky grid; its steps and centre latitude set the pixel size on the sky.
-    r_in : float
+    r_in : float, str or astropy.units.Quantity
         Inner radius in deg (inclusive).
-    width : float
+    width : float, str or astropy.units.Quantity
         Ring width in deg; the outer radius ``r_in + width`` is inclusive.
     metric : {"sky", "pixel"}
         ``"sky"``: distances on the sky at the grid centre; ``"pixel"``: a circle in pixels of
@@ -71,6 +72,7 @@ def ring_kernel(grid: SkyGrid, r_in: float, width: float, metric: str = "sky") -
     numpy.ndarray of float, shape (2 * n_lat + 1, 2 * n_lon + 1)
         1 on the ring pixels, 0 elsewhere; centred on the middle element, axes (lat, lon).
     """
+    r_in, width = to_unit(r_in, "deg", "r_in"), to_unit(width, "deg", "width")
     if r_in < 0 or width <= 0:
         raise ValueError(f"ring needs r_in >= 0 and width > 0 deg, got {r_in}, {width}")
     r_out = r_in + width
@@ -297,9 +299,9 @@ def ring_background(
         ``(obs_id, energy, lat, lon)`` (or without ``obs_id``); numpy- or dask-backed. The
         ``background`` is used as it is (apply :func:`gammaxr.reduce.fov_background` first
         if wanted).
-    r_in : float
+    r_in : float, str or astropy.units.Quantity
         Inner ring radius in deg.
-    width : float
+    width : float, str or astropy.units.Quantity
         Ring width in deg.
     exclusion : xarray.DataArray, regions, str or None
         Usable pixels (bool ``(lat, lon)``, True = usable) or sky regions to exclude; see
@@ -325,6 +327,7 @@ def ring_background(
         ds = to_image(ds)
     elif not (isinstance(energy_edges, str) and energy_edges == "native"):
         ds = resample_energy(ds, energy_edges)
+    r_in, width = to_unit(r_in, "deg", "r_in"), to_unit(width, "deg", "width")
     kernel = ring_kernel(SkyGrid.from_xarray(ds), r_in, width, metric)
     weight = ds["mask_safe"]
     excl = exclusion_on_grid(ds, exclusion)
