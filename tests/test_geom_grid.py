@@ -220,6 +220,18 @@ def test_all_sky_solid_angle():
         SkyGrid.all_sky(0.7)
 
 
+def test_all_sky_takes_angles_in_any_unit():
+    plain = SkyGrid.all_sky(2.0, "icrs", lon_center=180.0)
+    for binsz, centre in ((120 * u.arcmin, np.pi * u.rad), ("2 deg", "180 deg")):
+        grid = SkyGrid.all_sky(binsz, "icrs", lon_center=centre)
+        np.testing.assert_allclose(grid.lon, plain.lon, atol=1e-9)
+        np.testing.assert_allclose(grid.lat, plain.lat, atol=1e-9)
+    with pytest.raises(u.UnitConversionError, match="binsz"):
+        SkyGrid.all_sky(2 * u.TeV)
+    with pytest.raises(ValueError, match="binsz"):
+        SkyGrid.all_sky(-1.0)
+
+
 # ---------------------------------------------------------------------------- positions
 
 

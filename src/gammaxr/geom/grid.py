@@ -303,22 +303,27 @@ class SkyGrid:
         )
 
     @classmethod
-    def all_sky(cls, binsz: float, frame: str = "galactic", lon_center: float = 0.0) -> SkyGrid:
+    def all_sky(cls, binsz: Any, frame: str = "galactic", lon_center: Any = 0.0) -> SkyGrid:
         """Whole-sky grid with equal lon and lat steps.
 
         Parameters
         ----------
-        binsz : float
-            Step in deg for both axes; 360 / binsz and 180 / binsz must be integers.
+        binsz : float, Quantity or str
+            Step in deg (or an angle such as ``"1.2 arcmin"``) for both axes; 360 / binsz and
+            180 / binsz must be integers.
         frame : {"icrs", "galactic"}
             Grid frame.
-        lon_center : float
+        lon_center : float, Quantity or str
             Longitude in deg of the middle of the lon axis (the seam is opposite).
 
         Returns
         -------
         SkyGrid
         """
+        from gammaxr.units import to_positive, to_unit
+
+        binsz = to_positive(binsz, "deg", "binsz")
+        lon_center = float(to_unit(lon_center, "deg", "lon_center"))
         n_lon, n_lat = 360.0 / binsz, 180.0 / binsz
         if abs(n_lon - round(n_lon)) > 1e-6 or abs(n_lat - round(n_lat)) > 1e-6:
             raise ValueError(f"binsz {binsz} deg does not divide 180 deg")
