@@ -464,3 +464,22 @@ def test_ring_background_and_residuals_quantities():
         residual_map(counts, npred, smooth_kernel="gauss", smooth_radius="1 s")
     with pytest.raises(ValueError, match="top-hat radius must be positive"):
         tophat_kernel(SkyGrid.from_center((0, 0), 1.0, 0.1), "-1 arcmin")
+
+
+def test_toy_instrument_takes_quantities():
+    from gammaxr.simulate import ToyInstrument
+
+    plain = ToyInstrument()
+    converted = ToyInstrument(
+        aeff_max=10 * u.km**2 / 100,  # 1e5 m2
+        energy_threshold=150 * u.GeV,
+        psf_sigma="2.4 arcmin",
+        bkg_rate=2.0e-2 * u.Unit("s-1 GeV-1 sr-1"),
+        offset_max=4 * u.deg,
+        rad_max="1.5 deg",
+    )
+    for field in ("aeff_max", "energy_threshold", "psf_sigma", "bkg_rate", "offset_max"):
+        assert getattr(converted, field) == pytest.approx(getattr(plain, field), rel=1e-12)
+    assert converted.rad_max == plain.rad_max
+    with pytest.raises(u.UnitConversionError, match=r"ToyInstrument\.psf_sigma"):
+        ToyInstrument(psf_sigma=1 * u.TeV)

@@ -144,6 +144,27 @@ class IRFSet:
 # --------------------------------------------------------------------------- toy instrument
 
 
+#: Units of the ToyInstrument fields that carry one (floats are taken in these units).
+_TOY_UNITS = {
+    "aeff_max": "m2",
+    "energy_threshold": "TeV",
+    "aeff_offset_sigma": "deg",
+    "psf_sigma": "deg",
+    "psf_sigma_low": "deg",
+    "psf_offset_widening": "deg-2",
+    "edisp_offset_widening": "deg-2",
+    "bkg_rate": "s-1 MeV-1 sr-1",
+    "bkg_offset_sigma": "deg",
+    "energy_min": "TeV",
+    "energy_max": "TeV",
+    "offset_max": "deg",
+    "offset_bin": "deg",
+    "fov_bin": "deg",
+    "rad_max": "deg",
+    "rad_bin": "deg",
+}
+
+
 @dataclass(frozen=True)
 class ToyInstrument:
     """An instrument with analytic IRFs, tabulated in the GADF layout by :meth:`irfs`.
@@ -245,6 +266,14 @@ class ToyInstrument:
     rad_bin: float = 0.005
 
     def __post_init__(self) -> None:
+        from gammaxr.units import to_unit
+
+        # Quantities or strings ("0.1 deg", "2 arcmin") become floats in the documented units
+        for field, unit in _TOY_UNITS.items():
+            value = getattr(self, field)
+            if not isinstance(value, int | float):
+                number = to_unit(value, unit, f"ToyInstrument.{field}")
+                object.__setattr__(self, field, float(number))
         positive = [
             "aeff_max", "energy_threshold", "threshold_slope", "aeff_offset_sigma", "psf_sigma",
             "psf_tail_scale", "edisp_resolution", "bkg_offset_sigma", "energy_min",
