@@ -3,7 +3,7 @@
 Four 30-minute runs of the toy instrument (0.5 deg wobble, 10-minute gaps) on a point source
 whose flux follows a light-curve template (baseline, then a flare rising to 4x inside the
 second run and decaying over the third): the runs are reduced once (gammaxr.estimators.
-flare_toy), then ``--n`` new event lists are simulated and the light curve is measured in
+gammaxr.testing.flare), then ``--n`` new event lists are simulated and the light curve is measured in
 10-minute bins (3 per run, 1-10 TeV) from the per-run reduction cut in time. The pull of a
 bin is ``(norm - injected mean norm in the bin) / norm_err``. Issue 12 asks for a pull mean
 within 0.25 of 0 and a width within 0.25 of 1 over 50 realisations.
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from gammaxr.estimators.flare_toy import flare_scenario, light_curve_pulls
+from gammaxr.testing.flare import flare_scenario, light_curve_pulls
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gammaxr.estimators.flare_toy import _MET_REFERENCE, flare_scenario, light_curve_pulls
 from gammaxr.estimators.light_curve import light_curve
 from gammaxr.estimators.norm_fit import norm_terms
 from gammaxr.estimators.time_slices import gti_overlap, slice_terms, variability
@@ -27,6 +26,7 @@ from gammaxr.models import (
 )
 from gammaxr.simulate import ObservationSpec, ToyInstrument, run_generator, simulate_observation
 from gammaxr.testing import simulate_counts, toy_map_dataset, toy_spectrum_dataset
+from gammaxr.testing.flare import _MET_REFERENCE, flare_scenario, light_curve_pulls
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.data import open_datastore
+from gammaxr.estimators.light_curve import light_curve
 from gammaxr.geom import SkyGrid
 from gammaxr.io.gadf import time_reference
 from gammaxr.models import (
@@ -37,8 +38,6 @@ from gammaxr.reduce.runs import reduce_runs
 from gammaxr.simulate import ObservationSpec, ToyInstrument, run_generator, simulate_observation
 from gammaxr.simulate.specs import TIME_REFERENCE
 from gammaxr.simulate.store import write_datastore
-
-from .light_curve import light_curve
 
 __all__ = ["FlareScenario", "flare_scenario", "light_curve_pulls"]
 
