@@ -26,6 +26,29 @@ class CommandError(Exception):
     """An expected failure of a command: printed without a traceback."""
 
 
+def _subcommand(
+    subparsers,
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    *,
+    overwrite: str | None = None,
+    quiet: str | None = None,
+    **texts: str,
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` that calls ``func``; ``texts`` are its ``help``/``description``.
+
+    ``overwrite`` and ``quiet``, when given, are the help texts of the ``--overwrite`` and
+    ``-q/--quiet`` flags that most commands share.
+    """
+    parser = subparsers.add_parser(name, **texts)
+    parser.set_defaults(func=func)
+    if overwrite is not None:
+        parser.add_argument("--overwrite", action="store_true", help=overwrite)
+    if quiet is not None:
+        parser.add_argument("-q", "--quiet", action="store_true", help=quiet)
+    return parser
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from gammaxr.io.errors import DL3Error
     from gammaxr.simulate import SimulationConfigError, simulate_datastore
@@ -44,8 +67,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _add_simulate(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "simulate",
+        _simulate,
+        overwrite="replace an existing store",
+        quiet="print nothing",
         help="simulate observations into a GADF DL3 data store",
         description=(
             "Simulate event lists from a YAML description (instruments, sky models, runs) "
@@ -60,9 +87,6 @@ def _add_simulate(subparsers) -> None:
     parser.add_argument(
         "--seed", type=int, default=None, help="master seed (default: the description's seed)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing store")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
-    parser.set_defaults(func=_simulate)
 
 
 def _analysis_errors() -> tuple[type[Exception], ...]:
@@ -78,11 +102,34 @@ def _analysis_errors() -> tuple[type[Exception], ...]:
     )  # fmt: skip
 
 
+def _progress_options(args: argparse.Namespace) -> dict:
+    """The ``overwrite``/``log``/``progress`` keywords of an analysis run, from the flags."""
+    return {
+        "overwrite": args.overwrite,
+        "log": None if args.quiet else print,
+        "progress": not args.quiet,
+    }
+
+
+def _analysis_with_summary(args: argparse.Namespace, analysis: Callable) -> int:
+    """Run ``analysis()``; user errors become a :class:`CommandError`, then print the summary."""
+    from gammaxr.analysis import analysis_summary
+
+    try:
+        results = analysis()
+    except _analysis_errors() as exc:
+        raise CommandError(str(exc)) from exc
+    if not args.quiet:
+        print()
+        print(analysis_summary(results))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from gammaxr.analysis import analysis_summary, read_analysis_config, run_analysis
+    from gammaxr.analysis import read_analysis_config, run_analysis
 
     try:
         config = read_analysis_config(args.config)
@@ -94,21 +141,20 @@ def _run(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"{args.config}: no output directory; give --output DIR or 'output:' in the file"
             )
-        results = run_analysis(
-            config, args.output, overwrite=args.overwrite, log=None if args.quiet else print,
-            progress=not args.quiet,
-        )  # fmt: skip
+        return _analysis_with_summary(
+            args, lambda: run_analysis(config, args.output, **_progress_options(args))
+        )
     except _analysis_errors() as exc:
         raise CommandError(str(exc)) from exc
-    if not args.quiet:
-        print()
-        print(analysis_summary(results))
-    return 0
 
 
 def _add_run(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "run",
+        _run,
+        overwrite="replace earlier outputs",
+        quiet="print nothing (no progress bars either)",
         help="run a configured analysis (reduce, stack, fit, maps, flux points, figures)",
         description=(
             "Run the analysis a YAML file describes (see examples/demo.yaml): select runs of a "
@@ -131,36 +177,26 @@ def _add_run(subparsers) -> None:
         help="dask scheduler instead of the file's compute.scheduler: threads, processes, "
         "synchronous, or the address of a dask.distributed scheduler (tcp://host:port)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier outputs")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="print nothing (no progress bars either)"
-    )
-    parser.set_defaults(func=_run)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gammaxr.analysis import analysis_summary, run_demo
+    from gammaxr.analysis import run_demo
 
-    try:
-        results = run_demo(
-            args.output,
-            livetime=args.livetime,
-            seed=args.seed,
-            overwrite=args.overwrite,
-            log=None if args.quiet else print,
-            progress=not args.quiet,
-        )
-    except _analysis_errors() as exc:
-        raise CommandError(str(exc)) from exc
-    if not args.quiet:
-        print()
-        print(analysis_summary(results))
-    return 0
+    return _analysis_with_summary(
+        args,
+        lambda: run_demo(
+            args.output, livetime=args.livetime, seed=args.seed, **_progress_options(args)
+        ),
+    )
 
 
 def _add_demo(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "demo",
+        _demo,
+        overwrite="replace an earlier demo",
+        quiet="print nothing",
         help="the main job on simulated data: simulate, reduce, fit, maps, figures",
         description=(
             "Simulate the default scenario (a point and a Gaussian source, 4 wobble runs, toy "
@@ -176,9 +212,6 @@ def _add_demo(subparsers) -> None:
         "--livetime", type=float, default=None, help="livetime per run in s (default 1800)"
     )
     parser.add_argument("--seed", type=int, default=None, help="simulation seed (default 0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing")
-    parser.set_defaults(func=_demo)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -197,8 +230,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _add_schema(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = _subcommand(
+        subparsers,
         "schema",
+        _schema,
         help="print the JSON schema of the analysis or simulation YAML (for editors)",
         description=(
             "Print the JSON schema of a description file format: 'analysis' (gammaxr run) or "
@@ -207,7 +242,6 @@ def _add_schema(subparsers) -> None:
     )
     parser.add_argument("kind", choices=("analysis", "simulation"), help="which description")
     parser.add_argument("-o", "--output", default=None, help="write to this file")
-    parser.set_defaults(func=_schema)
 
 
 #: Subcommand registrars, in the order shown by ``gammaxr --help``.

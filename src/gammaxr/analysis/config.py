@@ -298,19 +298,9 @@ def parse_analysis_config(
 def read_analysis_config(path: str | os.PathLike) -> AnalysisConfig:
     """Read and validate a YAML description file; relative paths are relative to it.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The YAML file.
-
-    Returns
-    -------
-    AnalysisConfig
-
-    Raises
-    ------
-    AnalysisConfigError
-        If the file is missing, is not YAML, or describes something invalid.
+    The :class:`AnalysisConfig` of the YAML file at ``path``, as :func:`parse_analysis_config`
+    makes it; an :class:`AnalysisConfigError` if the file is missing, is not YAML, or
+    describes something invalid.
     """
     data, path = read_yaml_mapping(path, AnalysisConfigError, "no such configuration file")
     return parse_analysis_config(data, base_path=path.resolve().parent, source=str(path))

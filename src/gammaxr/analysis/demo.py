@@ -173,11 +173,8 @@ def run_demo(
         Replace the store and outputs of an earlier demo in ``output_dir``.
     changes : mapping, optional
         Top-level sections of the description to replace (e.g. ``{"plots": False}``).
-    log : callable, optional
-        Called with one line per finished step.
-    progress : bool or None
-        Show progress bars of the reduction, flux points and maps (None: the
-        :func:`gammaxr.progress.show_progress` context).
+    log, progress
+        As in :func:`~gammaxr.analysis.pipeline.run_analysis`.
 
     Returns
     -------

@@ -97,16 +97,9 @@ def _as_config(config: AnalysisConfig | Mapping | str | os.PathLike) -> Analysis
 
 
 def select_observations(config: AnalysisConfig) -> list:
-    """The runs of the configured data store and selection.
+    """The runs of ``config``'s data store and selection.
 
-    Parameters
-    ----------
-    config : AnalysisConfig
-
-    Returns
-    -------
-    list of gammaxr.data.Observation
-        Lazy observations (nothing read yet).
+    Returns the lazy :class:`~gammaxr.data.Observation` objects (nothing read yet).
 
     Raises
     ------

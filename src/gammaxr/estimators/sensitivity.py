@@ -56,10 +56,8 @@ def minimum_excess(
 
     Parameters
     ----------
-    n_off : array_like
-        Off counts.
-    alpha : array_like
-        On/off exposure ratio (> 0).
+    n_off, alpha : array_like
+        Off counts and the on/off exposure ratio (> 0).
     n_sigma : float
         Significance the excess must reach.
     gamma_min : float

@@ -43,43 +43,17 @@ from typing import Any
 import numpy as np
 import yaml
 
+from . import spatial, spatial_extra, spectral, spectral_catalog, temporal
 from .compound import CompoundSpectral
 from .ebl import EBLAbsorptionNorm
 from .parameters import Model, Parameter, ParameterUnitError
 from .priors import PriorFormatError, prior_from_dict
 from .sky import FoVBackgroundModel, Models, SkyModel
-from .spatial import (
-    DiskSpatialModel,
-    GaussianSpatialModel,
-    PointSpatialModel,
-    ShellSpatialModel,
-    SpatialModel,
-)
-from .spatial_extra import GeneralizedGaussianSpatialModel, Shell2SpatialModel
-from .spectral import (
-    BrokenPowerLaw,
-    ExpCutoffPowerLaw,
-    LogParabola,
-    PowerLaw,
-    PowerLaw2,
-    PowerLawNorm,
-    TemplateSpectral,
-)
-from .spectral_catalog import (
-    ConstantSpectral,
-    ExpCutoffPowerLaw3FGL,
-    PiecewiseNorm,
-    SmoothBrokenPowerLaw,
-    SuperExpCutoffPowerLaw4FGLDR3,
-)
+from .spatial import PointSpatialModel, SpatialModel
+from .spectral import PowerLawNorm, TemplateSpectral
+from .spectral_catalog import PiecewiseNorm
 from .template import TemplateSpatialModel, read_template_fits, write_template_fits
-from .temporal import (
-    ConstantTemporalModel,
-    ExpDecayTemporalModel,
-    GaussianTemporalModel,
-    LightCurveTemplateTemporalModel,
-    TemporalModel,
-)
+from .temporal import LightCurveTemplateTemporalModel, TemporalModel
 
 __all__ = [
     "SPATIAL_MODELS",
@@ -105,34 +79,34 @@ class UnknownModelTypeError(ModelFormatError):
 
 
 _SPECTRAL_CLASSES = (
-    PowerLaw,
-    PowerLaw2,
-    LogParabola,
-    ExpCutoffPowerLaw,
-    BrokenPowerLaw,
+    spectral.PowerLaw,
+    spectral.PowerLaw2,
+    spectral.LogParabola,
+    spectral.ExpCutoffPowerLaw,
+    spectral.BrokenPowerLaw,
     TemplateSpectral,
     PowerLawNorm,
-    ExpCutoffPowerLaw3FGL,
-    SuperExpCutoffPowerLaw4FGLDR3,
-    SmoothBrokenPowerLaw,
-    ConstantSpectral,
+    spectral_catalog.ExpCutoffPowerLaw3FGL,
+    spectral_catalog.SuperExpCutoffPowerLaw4FGLDR3,
+    spectral_catalog.SmoothBrokenPowerLaw,
+    spectral_catalog.ConstantSpectral,
     PiecewiseNorm,
     CompoundSpectral,
     EBLAbsorptionNorm,
 )
 _SPATIAL_CLASSES = (
     PointSpatialModel,
-    GaussianSpatialModel,
-    DiskSpatialModel,
-    ShellSpatialModel,
+    spatial.GaussianSpatialModel,
+    spatial.DiskSpatialModel,
+    spatial.ShellSpatialModel,
     TemplateSpatialModel,
-    Shell2SpatialModel,
-    GeneralizedGaussianSpatialModel,
+    spatial_extra.Shell2SpatialModel,
+    spatial_extra.GeneralizedGaussianSpatialModel,
 )
 _TEMPORAL_CLASSES = (
-    ConstantTemporalModel,
-    ExpDecayTemporalModel,
-    GaussianTemporalModel,
+    temporal.ConstantTemporalModel,
+    temporal.ExpDecayTemporalModel,
+    temporal.GaussianTemporalModel,
     LightCurveTemplateTemporalModel,
 )
 
@@ -211,13 +185,8 @@ def _table_fields(model: Model, template_filename: str | None) -> dict:
             out["param"] = {"data": [float(x) for x in model.param], "unit": ""}
             out["values"] = {"data": model.table_values.tolist(), "unit": ""}
     if isinstance(model, LightCurveTemplateTemporalModel):
-        filename = template_filename or model.filename
-        if filename is None:
-            raise ModelFormatError(
-                "a LightCurveTemplateTemporalModel needs a filename to be serialised: use "
-                "write_models(...) (which writes it) or model.with_filename('lc.fits')"
-            )
-        out.update({"filename": str(filename), "format": "table", "unit": ""})
+        filename = _template_filename(model, template_filename, "lc.fits")
+        out.update({"filename": filename, "format": "table", "unit": ""})
     if isinstance(model, TemporalModel):
         out["scale"] = model.scale
     if isinstance(model, TemplateSpectral):
@@ -227,15 +196,21 @@ def _table_fields(model: Model, template_filename: str | None) -> dict:
             "unit": "cm-2 s-1 TeV-1",
         }
     if isinstance(model, TemplateSpatialModel):
-        filename = template_filename or model.filename
-        if filename is None:
-            raise ModelFormatError(
-                "a TemplateSpatialModel needs a filename to be serialised: use "
-                "write_models(...) (which writes it) or model.with_filename('x.fits')"
-            )
+        filename = _template_filename(model, template_filename, "x.fits")
         # the stored map is already normalised surface brightness in sr-1
-        out.update({"filename": str(filename), "normalize": False, "unit": "sr-1"})
+        out.update({"filename": filename, "normalize": False, "unit": "sr-1"})
     return out
+
+
+def _template_filename(model: Model, template_filename: str | None, example: str) -> str:
+    """The file name a template model is written with: the one given, else its own."""
+    filename = template_filename or model.filename
+    if filename is None:
+        raise ModelFormatError(
+            f"a {type(model).__name__} needs a filename to be serialised: use "
+            f"write_models(...) (which writes it) or model.with_filename({example!r})"
+        )
+    return str(filename)
 
 
 def models_to_dict(

@@ -50,12 +50,17 @@ _N_PA_NORM = 512  # position-angle nodes of the normalisation integral of elonga
 _N_PA_SAMPLE = 4096  # position-angle cells of the sampler of elongated models
 
 
-def _lon0() -> Parameter:
-    return Parameter("lon_0", 0.0, "deg")
+def _centre() -> tuple[Parameter, Parameter]:
+    """The ``lon_0`` and ``lat_0`` (deg) parameters of the model centre."""
+    return Parameter("lon_0", 0.0, "deg"), Parameter("lat_0", 0.0, "deg", min=-90.0, max=90.0)
 
 
-def _lat0() -> Parameter:
-    return Parameter("lat_0", 0.0, "deg", min=-90.0, max=90.0)
+def _elongation() -> tuple[Parameter, Parameter]:
+    """The frozen ``e`` (eccentricity) and ``phi`` (deg, major axis East of North) parameters."""
+    return (
+        Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
+        Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
+    )
 
 
 def _effective_radius(major, e, dphi_deg):
@@ -71,8 +76,13 @@ def _pa_integral(func) -> float:
     return float(2.0 * np.pi * np.mean(func(pa)))
 
 
-def _sample_pa(weight, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Position angles (deg) drawn with density proportional to ``weight(pa)``."""
+def _sample_pa(weight, n: int, rng: np.random.Generator, e: float) -> np.ndarray:
+    """Position angles (deg) drawn with density proportional to ``weight(pa)``.
+
+    Uniform (``weight`` not called) for a circular model, eccentricity ``e == 0``.
+    """
+    if e == 0:
+        return 360.0 * rng.random(n)
     edges = np.linspace(0.0, 360.0, _N_PA_SAMPLE + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
     w = weight(centres)
@@ -193,7 +203,7 @@ class PointSpatialModel(SpatialModel):
     tag = "PointSpatialModel"
     short_tag = "point"
     is_point = True
-    default_parameters = (_lon0(), _lat0())
+    default_parameters = _centre()
 
     @property
     def evaluation_radius(self) -> float:
@@ -229,11 +239,9 @@ class GaussianSpatialModel(SpatialModel):
     tag = "GaussianSpatialModel"
     short_tag = "gauss"
     default_parameters = (
-        _lon0(),
-        _lat0(),
+        *_centre(),
         Parameter("sigma", 1.0, "deg", min=0.0),
-        Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
-        Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
+        *_elongation(),
     )
 
     def _validate(self) -> None:
@@ -283,15 +291,12 @@ class GaussianSpatialModel(SpatialModel):
         rng = np.random.default_rng(rng)
         v = self.values
         sigma, e, phi = v["sigma"], v["e"], v["phi"]
-        if e == 0:
-            pa = 360.0 * rng.random(n)
-        else:
 
-            def weight(pa):
-                a = self._versine_scale(sigma, e, phi - pa)
-                return -a * np.expm1(-1.0 / a)
+        def weight(pa):
+            a = self._versine_scale(sigma, e, phi - pa)
+            return -a * np.expm1(-1.0 / a)
 
-            pa = _sample_pa(weight, n, rng)
+        pa = _sample_pa(weight, n, rng, e)
         a = self._versine_scale(sigma, e, phi - pa)
         # 1 - cos(theta) follows an exponential of scale 2a truncated to [0, 2]
         versine = -2.0 * a * np.log1p(rng.random(n) * np.expm1(-1.0 / a))
@@ -326,11 +331,9 @@ class DiskSpatialModel(SpatialModel):
     tag = "DiskSpatialModel"
     short_tag = "disk"
     default_parameters = (
-        _lon0(),
-        _lat0(),
+        *_centre(),
         Parameter("r_0", 1.0, "deg", min=0.0),
-        Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
-        Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
+        *_elongation(),
         Parameter("edge_width", 0.01, min=0.0, max=1.0, frozen=True),
     )
 
@@ -401,15 +404,12 @@ class DiskSpatialModel(SpatialModel):
         rng = np.random.default_rng(rng)
         v = self.values
         r_0, e, phi, width = v["r_0"], v["e"], v["phi"], v["edge_width"]
-        if e == 0:
-            pa = 360.0 * rng.random(n)
-        else:
 
-            def weight(pa):
-                r, s = self._radius_and_edge(r_0, e, width, phi - pa)
-                return _smooth_cap(np.deg2rad(r), np.deg2rad(s))
+        def weight(pa):
+            r, s = self._radius_and_edge(r_0, e, width, phi - pa)
+            return _smooth_cap(np.deg2rad(r), np.deg2rad(s))
 
-            pa = _sample_pa(weight, n, rng)
+        pa = _sample_pa(weight, n, rng, e)
         r, s = self._radius_and_edge(r_0, e, width, phi - pa)
         r, s = np.broadcast_to(np.deg2rad(r), (n,)), np.broadcast_to(np.deg2rad(s), (n,))
         # The edge profile is a mixture of hard caps of radius X ~ N(r, s^2) weighted by
@@ -445,8 +445,7 @@ class ShellSpatialModel(SpatialModel):
     tag = "ShellSpatialModel"
     short_tag = "shell"
     default_parameters = (
-        _lon0(),
-        _lat0(),
+        *_centre(),
         Parameter("radius", 1.0, "deg"),
         Parameter("width", 0.2, "deg"),
     )

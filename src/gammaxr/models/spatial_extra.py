@@ -15,9 +15,9 @@ from .parameters import Parameter
 from .spatial import (
     ShellSpatialModel,
     SpatialModel,
+    _centre,
     _effective_radius,
-    _lat0,
-    _lon0,
+    _elongation,
     _pa_integral,
     _sample_pa,
     _sep_from_versine,
@@ -39,8 +39,7 @@ class Shell2SpatialModel(SpatialModel):
     tag = "Shell2SpatialModel"
     short_tag = "shell2"
     default_parameters = (
-        _lon0(),
-        _lat0(),
+        *_centre(),
         Parameter("r_0", 1.0, "deg"),
         Parameter("eta", 0.2, min=0.02, max=1.0),
     )
@@ -112,12 +111,10 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
     tag = "GeneralizedGaussianSpatialModel"
     short_tag = "gauss-general"
     default_parameters = (
-        _lon0(),
-        _lat0(),
+        *_centre(),
         Parameter("r_0", 1.0, "deg"),
         Parameter("eta", 0.5, min=0.01, max=1.0),
-        Parameter("e", 0.0, min=0.0, max=1.0, frozen=True),
-        Parameter("phi", 0.0, "deg", min=-180.0, max=180.0, frozen=True),
+        *_elongation(),
     )
 
     def _validate(self) -> None:
@@ -158,12 +155,9 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
         rng = np.random.default_rng(rng)
         v = self.values
         r_0, eta, e, phi = v["r_0"], v["eta"], v["e"], v["phi"]
-        if e == 0:
-            pa = 360.0 * rng.random(n)
-        else:
-            pa = _sample_pa(
-                lambda p: _radial_integral(_effective_radius(r_0, e, phi - p), eta), n, rng
-            )
+        pa = _sample_pa(
+            lambda p: _radial_integral(_effective_radius(r_0, e, phi - p), eta), n, rng, e
+        )
         r = np.broadcast_to(np.deg2rad(_effective_radius(r_0, e, phi - pa)), (n,))
         # flat-sky radius: s ~ Gamma(2 eta), theta = r s**eta; then accept with
         # sin(theta) / theta to follow the profile on the sphere

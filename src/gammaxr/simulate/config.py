@@ -216,11 +216,9 @@ def parse_config(
     ----------
     data : mapping
         The description (schema :class:`~gammaxr.simulate.schema.SimulationDescription`).
-    base_path : str or os.PathLike, optional
+    base_path, source : str or os.PathLike, optional
         Directory against which relative file names are resolved (default: the working
-        directory).
-    source : str
-        Name of the description (file name) for error messages.
+        directory), and the name of the description (file name) for error messages.
 
     Returns
     -------

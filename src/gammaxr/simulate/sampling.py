@@ -224,6 +224,22 @@ def _sample_binned(rng, content: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, total > 0
 
 
+def _draw_in_bins(n: int, n_bins: int, content, place, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one value per photon from binned densities, in chunks of photons.
+
+    ``content(s)`` gives the non-negative bin contents (rows) of the photons of slice ``s``;
+    a bin is drawn per row by :func:`_sample_binned`, then ``place(index, u)`` maps the bin
+    and a uniform number in [0, 1) to the value. NaN (and ``ok`` False) where a row is empty.
+    """
+    values = np.full(n, np.nan)
+    ok = np.zeros(n, dtype=bool)
+    for s in _chunks(n, n_bins):
+        index, ok[s] = _sample_binned(rng, content(s))
+        values[s] = place(index, rng.random(index.size))
+    values[~ok] = np.nan
+    return values, ok
+
+
 def sample_migra(
     edisp: xr.DataArray,
     energy_true: np.ndarray,
@@ -254,15 +270,14 @@ def sample_migra(
     """
     edges = axis_edges(edisp, "migra")
     centres, width = 0.5 * (edges[:-1] + edges[1:]), np.diff(edges)
-    migra = np.full(energy_true.size, np.nan)
-    ok = np.zeros(energy_true.size, dtype=bool)
-    for s in _chunks(energy_true.size, centres.size):
-        density = evaluate_edisp(edisp, energy_true[s, None], centres, offset[s, None])
-        index, ok[s] = _sample_binned(rng, density * width)
+    return _draw_in_bins(
+        energy_true.size,
+        centres.size,
+        lambda s: evaluate_edisp(edisp, energy_true[s, None], centres, offset[s, None]) * width,
         # uniform in (lo, hi]: never exactly zero
-        migra[s] = edges[index] + (1.0 - rng.random(index.size)) * width[index]
-    migra[~ok] = np.nan
-    return migra, ok
+        lambda index, u: edges[index] + (1.0 - u) * width[index],
+        rng,
+    )
 
 
 def _psf_3gauss_radius(params: xr.Dataset, energy_true, offset, rng) -> np.ndarray:
@@ -298,10 +313,8 @@ def sample_psf_offsets(
         bin, a bin is drawn by its probability and the radius uniformly in solid angle
         inside it. ``psf_3gauss`` parameters: a Gaussian component is drawn by its weight and
         the radius from its Rayleigh distribution.
-    energy_true, offset : numpy.ndarray, shape (n,)
-        True energies (TeV) and offsets (deg) of the photons.
-    rng : numpy.random.Generator
-        Random generator.
+    energy_true, offset, rng
+        As in :func:`sample_migra`.
 
     Returns
     -------
@@ -315,17 +328,16 @@ def sample_psf_offsets(
         return rad, np.isfinite(rad)
     edges = axis_edges(psf, "rad")
     area = np.pi * np.diff(edges**2)
-    rad = np.full(energy_true.size, np.nan)
-    ok = np.zeros(energy_true.size, dtype=bool)
-    for s in _chunks(energy_true.size, area.size):
-        profile = psf_profile(psf, energy_true[s], offset[s], edges)
-        index, ok[s] = _sample_binned(rng, profile * area)
-        r2 = edges[index] ** 2 + rng.random(index.size) * (
-            edges[index + 1] ** 2 - edges[index] ** 2
-        )
-        rad[s] = np.sqrt(r2)
-    rad[~ok] = np.nan
-    return rad, ok
+    return _draw_in_bins(
+        energy_true.size,
+        area.size,
+        lambda s: psf_profile(psf, energy_true[s], offset[s], edges) * area,
+        # uniform in solid angle inside the bin
+        lambda index, u: np.sqrt(
+            edges[index] ** 2 + u * (edges[index + 1] ** 2 - edges[index] ** 2)
+        ),
+        rng,
+    )
 
 
 def reconstruct_photons(
@@ -415,12 +427,10 @@ def sample_background(
     irfs : IRFSet
         The run's IRFs; ``irfs.bkg`` is a bkg_2d or bkg_3d rate in s-1 MeV-1 sr-1 per unit
         on-time (``fov_alignment`` RADEC or REVERSE_LON_RADEC for bkg_3d).
-    pointing : (float, float)
-        Pointing RA, Dec in deg (icrs).
+    pointing, rng
+        As in :func:`sample_source`.
     ontime : float
         On time in s.
-    rng : numpy.random.Generator
-        Random generator.
     energy : (float, float), optional
         Reco-energy range in TeV; default (and limited to) the table's valid range.
     norm : float

@@ -226,19 +226,9 @@ def cash_ts(n_on: Any, mu_bkg: Any) -> Any:
 
 
 def cash_sqrt_ts(n_on: Any, mu_bkg: Any) -> Any:
-    """Signed significance ``sign(n_on - mu_bkg) sqrt(ts)`` for a known background.
+    """Signed significance ``sign(n_on - mu_bkg) sqrt(ts)`` in Gaussian sigma (float64).
 
-    Parameters
-    ----------
-    n_on : array_like
-        Observed counts.
-    mu_bkg : array_like
-        Known expected background counts.
-
-    Returns
-    -------
-    array_like of float64
-        Significance in Gaussian sigma.
+    The parameters are those of :func:`cash_ts`.
     """
     return elementwise(_cash_sqrt_ts_kernel, n_on, mu_bkg)
 
@@ -264,34 +254,17 @@ def cash_errn(n_on: Any, mu_bkg: Any, n_sigma: float = 1.0) -> Any:
 def cash_errp(n_on: Any, mu_bkg: Any, n_sigma: float = 1.0) -> Any:
     """Upward error of the excess with known background (Lambert W equation).
 
-    Parameters
-    ----------
-    n_on, mu_bkg : array_like
-        Observed and known background counts.
-    n_sigma : float
-        Confidence level in sigma.
-
-    Returns
-    -------
-    array_like of float64
-        Positive distance (counts) above the excess; ``n_sigma**2 / 2`` where ``n_on = 0``.
+    The mirror of :func:`cash_errn`, with the same parameters: the positive distance
+    (counts, float64) above the excess; ``n_sigma**2 / 2`` where ``n_on = 0``.
     """
     return elementwise(_cash_errp_kernel, n_on, mu_bkg, n_sigma=float(n_sigma))
 
 
 def cash_upper_limit(n_on: Any, mu_bkg: Any, n_sigma: float = 3.0) -> Any:
-    """Upper limit on the excess with known background: ``excess + errp(n_sigma)`` (counts).
+    """Upper limit on the excess with known background (counts, float64).
 
-    Parameters
-    ----------
-    n_on, mu_bkg : array_like
-        Observed and known background counts.
-    n_sigma : float
-        Confidence level in sigma (default 3).
-
-    Returns
-    -------
-    array_like of float64
+    ``excess + errp(n_sigma)`` with the parameters of :func:`cash_errp`; ``n_sigma``
+    defaults to 3 here.
     """
     return elementwise(_cash_ul_kernel, n_on, mu_bkg, n_sigma=float(n_sigma))
 
@@ -515,16 +488,7 @@ def wstat_errn(n_on: Any, n_off: Any, alpha: Any, mu_sig: Any = 0.0, n_sigma: fl
 def wstat_errp(n_on: Any, n_off: Any, alpha: Any, mu_sig: Any = 0.0, n_sigma: float = 1.0) -> Any:
     """Upward error of the on/off excess from the profile likelihood (counts, >= 0).
 
-    Parameters
-    ----------
-    n_on, n_off, alpha, mu_sig : array_like
-        As :func:`wstat_ts`.
-    n_sigma : float
-        Confidence level in sigma.
-
-    Returns
-    -------
-    array_like of float64
+    The mirror of :func:`wstat_errn`, with the same parameters; float64.
     """
     return elementwise(
         _wstat_err_kernel, n_on, n_off, alpha, mu_sig, n_sigma=float(n_sigma), side=1
@@ -534,18 +498,9 @@ def wstat_errp(n_on: Any, n_off: Any, alpha: Any, mu_sig: Any = 0.0, n_sigma: fl
 def wstat_upper_limit(
     n_on: Any, n_off: Any, alpha: Any, mu_sig: Any = 0.0, n_sigma: float = 3.0
 ) -> Any:
-    """Upper limit on the on/off excess: ``excess + errp(n_sigma)`` (counts).
+    """Upper limit on the on/off excess: ``excess + errp(n_sigma)`` (counts, float64).
 
-    Parameters
-    ----------
-    n_on, n_off, alpha, mu_sig : array_like
-        As :func:`wstat_ts`.
-    n_sigma : float
-        Confidence level in sigma (default 3).
-
-    Returns
-    -------
-    array_like of float64
+    The parameters are those of :func:`wstat_errp`; ``n_sigma`` defaults to 3 here.
     """
     return elementwise(_wstat_ul_kernel, n_on, n_off, alpha, mu_sig, n_sigma=float(n_sigma))
 

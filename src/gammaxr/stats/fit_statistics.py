@@ -229,10 +229,8 @@ def wstat(
 
     Parameters
     ----------
-    n_on, n_off : array_like
-        On and off counts (>= 0).
-    alpha : array_like
-        On/off acceptance ratio (finite, >= 0).
+    n_on, n_off, alpha : array_like
+        On and off counts (>= 0) and the on/off acceptance ratio (finite, >= 0).
     mu_sig : array_like
         Expected signal counts in the on region (may be negative during a fit).
     mu_bkg : array_like, optional
