@@ -38,9 +38,9 @@ def count_opens(monkeypatch):
     opened = []
     real = gadf.open_fits
 
-    def spy(path):
+    def spy(path, backend=None):
         opened.append(str(path))
-        return real(path)
+        return real(path, backend)
 
     monkeypatch.setattr(gadf, "open_fits", spy)
     return opened

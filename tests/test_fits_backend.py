@@ -14,13 +14,7 @@ from astropy.io import fits
 from gammaxr import open_datastore
 from gammaxr.io import fits_backend, gadf
 from gammaxr.io.errors import CorruptFileError, DL3Error, HDUNotFoundError, MissingFileError
-from gammaxr.io.fits_backend import (
-    ENV_VAR,
-    get_fits_backend,
-    open_fits_file,
-    set_fits_backend,
-    use_fits_backend,
-)
+from gammaxr.io.fits_backend import ENV_VAR, get_fits_backend, open_fits_file
 
 needs_fitsio = pytest.mark.skipif(
     not fits_backend.fitsio_available(), reason="fitsio is not installed"
@@ -47,11 +41,8 @@ CTA_IRF_HDUS = [
 
 @pytest.fixture(autouse=True)
 def _default_backend(monkeypatch):
-    """Every test starts from the default selection (no override, no environment variable)."""
+    """Every test starts from the default selection (no environment variable)."""
     monkeypatch.delenv(ENV_VAR, raising=False)
-    set_fits_backend(None)
-    yield
-    set_fits_backend(None)
 
 
 def assert_same(a, b, where=""):
@@ -75,11 +66,10 @@ def read_both(path, requests):
     """read_file_hdus with each backend, checking which library actually read the tables."""
     out = {}
     for backend in ("astropy", "fitsio"):
-        with use_fits_backend(backend):
-            out[backend] = gadf.read_file_hdus(path, requests)
-            with gadf.open_fits(path) as f:
-                assert f.backend == backend
-                assert {f[name].backend for name, _ in requests} == {backend}
+        out[backend] = gadf.read_file_hdus(path, requests, backend)
+        with gadf.open_fits(path, backend) as f:
+            assert f.backend == backend
+            assert {f[name].backend for name, _ in requests} == {backend}
     return out["astropy"], out["fitsio"]
 
 
@@ -91,14 +81,16 @@ def test_backend_selection(monkeypatch):
     assert get_fits_backend() == expected
     monkeypatch.setenv(ENV_VAR, "astropy")
     assert get_fits_backend() == "astropy"
-    with use_fits_backend("auto"):
-        assert get_fits_backend() == expected  # the explicit setting wins over the variable
-    assert get_fits_backend() == "astropy"
+    assert get_fits_backend("auto") == expected  # the explicit choice wins over the variable
+    assert get_fits_backend(" AstroPy ") == "astropy"
     monkeypatch.setenv(ENV_VAR, "cfitsio")
     with pytest.raises(ValueError, match=f"{ENV_VAR}: unknown FITS backend 'cfitsio'"):
         get_fits_backend()
-    with pytest.raises(ValueError, match="unknown FITS backend"):
-        set_fits_backend("pyfits")
+    assert get_fits_backend("astropy") == "astropy"  # the variable is not even read
+    with pytest.raises(ValueError, match="open_fits_file: unknown FITS backend 'pyfits'"):
+        open_fits_file("anything.fits", "pyfits")
+    with pytest.raises(ValueError, match="fits_backend: unknown FITS backend 'pyfits'"):
+        open_datastore("anywhere", fits_backend="pyfits")
 
 
 def test_without_fitsio_astropy_reads(monkeypatch, tmp_path):
@@ -163,8 +155,9 @@ def test_cta_run_identical_with_both_backends(cta_dir):
 def test_cta_store_snapshots_identical_and_read_only(cta_dir):
     store = open_datastore(cta_dir / "index" / "gps")
     ids = store.obs_ids[:2].tolist()
-    with use_fits_backend("astropy"):
-        ref = store.load_observations(ids, max_workers=2)
+    ref = open_datastore(cta_dir / "index" / "gps", fits_backend="astropy").load_observations(
+        ids, max_workers=2
+    )
     runs = store.load_observations(ids, max_workers=2)  # default: fitsio
     for a, b in zip(ref, runs, strict=True):
         assert a.loaded == b.loaded
@@ -208,7 +201,7 @@ def test_column_kinds_identical(tmp_path):
     path = _write(tmp_path / "odd.fits", _odd_table())
     datasets = {}
     for backend in ("astropy", "fitsio"):
-        with use_fits_backend(backend), gadf.open_fits(path) as f:
+        with gadf.open_fits(path, backend) as f:
             table = f["odd"]  # case-insensitive
             assert table.backend == backend
             datasets[backend] = gadf.table_to_dataset(table, "row", source="odd", index="obs_id")
@@ -232,7 +225,7 @@ def test_formats_fitsio_reads_differently_fall_back_to_astropy(tmp_path):
         plain = fits.Column(name="X", format="D", array=np.arange(3.0))
         hdu = fits.BinTableHDU.from_columns([plain, col], name="T")
         path = _write(tmp_path / f"{col.name}.fits", hdu)
-        with use_fits_backend("astropy"), gadf.open_fits(path) as f:
+        with gadf.open_fits(path, "astropy") as f:
             ref = f["T"].column(col.name)
         with gadf.open_fits(path) as f:
             assert f.backend == "fitsio" and f["T"].backend == "astropy", col.name
@@ -249,8 +242,7 @@ def test_formats_fitsio_reads_differently_fall_back_to_astropy(tmp_path):
 @needs_fitsio
 def test_fitsio_failure_falls_back(tmp_path, monkeypatch, caplog):
     path = _write(tmp_path / "ev.fits", _odd_table())
-    with use_fits_backend("astropy"):
-        ref = gadf.read_file_hdus(path, [("ODD", "header")])
+    ref = gadf.read_file_hdus(path, [("ODD", "header")], "astropy")
 
     def broken(*args, **kwargs):
         raise OSError("cfitsio says no")
@@ -271,8 +263,7 @@ def test_empty_table_and_image_hdu(tmp_path):
     path = _write(tmp_path / "e.fits", empty, fits.ImageHDU(np.zeros((2, 2)), name="IMG"))
     results = []
     for backend in ("astropy", "fitsio") if fits_backend.fitsio_available() else ("astropy",):
-        with use_fits_backend(backend):
-            out = gadf.read_file_hdus(path, [("EVENTS", "events"), ("IMG", "events")])
+        out = gadf.read_file_hdus(path, [("EVENTS", "events"), ("IMG", "events")], backend)
         ev = out["EVENTS", "events"]
         assert ev.sizes["event"] == 0 and ev["ra"].dtype == np.float32
         assert ev["ra"].dtype.isnative and ev["energy"].attrs["units"] == "TeV"
@@ -306,11 +297,10 @@ def _bad_files(tmp_path: Path, hess_dir: Path) -> dict[str, Path]:
 
 
 def _outcome(path: Path, backend: str):
-    with use_fits_backend(backend):
-        try:
-            out = gadf.read_file_hdus(path, HESS_HDUS)
-        except DL3Error as exc:
-            return exc
+    try:
+        out = gadf.read_file_hdus(path, HESS_HDUS, backend)
+    except DL3Error as exc:
+        return exc
     return {k: (type(v), str(v)) if isinstance(v, Exception) else v for k, v in out.items()}
 
 

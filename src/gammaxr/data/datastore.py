@@ -28,13 +28,17 @@ from astropy.time import Time
 from gammaxr.data import selection as sel
 from gammaxr.data.observation import HDULocation, Observation, read_observations
 from gammaxr.io.errors import ObsIdNotFoundError
+from gammaxr.io.fits_backend import check_fits_backend
 from gammaxr.io.gadf import find_index_files, read_hdu_index, read_obs_index
 
 __all__ = ["DataStore", "open_datastore"]
 
 
 def open_datastore(
-    path: str | os.PathLike, obs_index: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    obs_index: str | os.PathLike | None = None,
+    *,
+    fits_backend: str | None = None,
 ) -> DataStore:
     """Open a GADF data store.
 
@@ -45,6 +49,10 @@ def open_datastore(
         index file itself (the observation index is then looked for beside it).
     obs_index : str or os.PathLike, optional
         Explicit observation index file.
+    fits_backend : {"fitsio", "astropy", "auto"}, optional
+        FITS library for every file of the store (see :mod:`gammaxr.io.fits_backend`);
+        default the ``GAMMAXR_FITS_BACKEND`` environment variable, else ``auto``. The
+        observations carry it, so it holds in reader threads and dask workers too.
 
     Returns
     -------
@@ -58,8 +66,14 @@ def open_datastore(
     gammaxr.io.errors.DL3Error
         An index table is unreadable or lacks required columns.
     """
+    if fits_backend is not None:
+        fits_backend = check_fits_backend(fits_backend, "fits_backend")
     hdu_path, obs_path = find_index_files(path, obs_index)
-    return DataStore(read_hdu_index(hdu_path), read_obs_index(obs_path))
+    return DataStore(
+        read_hdu_index(hdu_path, fits_backend),
+        read_obs_index(obs_path, fits_backend),
+        fits_backend=fits_backend,
+    )
 
 
 def _locations(hdu_index: xr.Dataset) -> Mapping[int, Mapping[str, HDULocation]]:
@@ -93,6 +107,8 @@ class DataStore:
         HDU index as :func:`gammaxr.io.gadf.read_hdu_index` returns it (with ``path``).
     obs_table : xarray.Dataset
         Observation table indexed by ``obs_id`` (:func:`gammaxr.io.gadf.read_obs_index`).
+    fits_backend : {"fitsio", "astropy", "auto"}, optional
+        FITS library the observations read their files with (None: the environment's).
     """
 
     def __init__(
@@ -100,13 +116,22 @@ class DataStore:
         hdu_index: xr.Dataset,
         obs_table: xr.Dataset,
         *,
+        fits_backend: str | None = None,
         _locations_by_obs: Mapping[int, Mapping[str, HDULocation]] | None = None,
     ) -> None:
+        if fits_backend is not None:
+            fits_backend = check_fits_backend(fits_backend, "fits_backend")
+        self._fits_backend = fits_backend
         self._hdu_index = _read_only(hdu_index)
         self._obs_table = _read_only(obs_table)
         self._by_obs = _locations_by_obs if _locations_by_obs is not None else _locations(hdu_index)
 
     # ------------------------------------------------------------------ tables
+    @property
+    def fits_backend(self) -> str | None:
+        """FITS library of the store's files (``None``: the environment's choice)."""
+        return self._fits_backend
+
     @property
     def obs_table(self) -> xr.Dataset:
         """Observation table of the selected runs: dim/coordinate ``obs_id``.
@@ -177,7 +202,9 @@ class DataStore:
         return self._subset(self._obs_table.isel(obs_id=np.flatnonzero(keep)))
 
     def _subset(self, table: xr.Dataset) -> DataStore:
-        return DataStore(self._hdu_index, table, _locations_by_obs=self._by_obs)
+        return DataStore(
+            self._hdu_index, table, fits_backend=self.fits_backend, _locations_by_obs=self._by_obs
+        )
 
     def select_obs_ids(self, obs_ids: Iterable[int] | int) -> DataStore:
         """New store with the given runs, in the given order.
@@ -283,7 +310,9 @@ class DataStore:
                 f"obs_id {obs_id!r} not in the data store "
                 f"({self._obs_table.attrs.get('source', '')}, {len(self)} runs)"
             ) from None
-        return Observation(obs_id, info, self._by_obs.get(obs_id, {}))
+        return Observation(
+            obs_id, info, self._by_obs.get(obs_id, {}), fits_backend=self.fits_backend
+        )
 
     def observations(self, obs_ids: Iterable[int] | None = None) -> list[Observation]:
         """Lazy observations of ``obs_ids`` (default: every selected run), in that order."""

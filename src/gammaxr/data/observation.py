@@ -86,6 +86,9 @@ class Observation:
         -> location.
     data : mapping, optional
         Loaded snapshot: HDU type (and ``"meta"``) -> value already read.
+    fits_backend : {"fitsio", "astropy", "auto"}, optional
+        FITS library its files are read with (None: the ``GAMMAXR_FITS_BACKEND`` environment
+        variable, else ``auto``); travels with the observation to threads and dask workers.
     """
 
     def __init__(
@@ -94,13 +97,21 @@ class Observation:
         info: xr.Dataset,
         hdus: Mapping[str, HDULocation],
         data: Mapping[str, Any] | None = None,
+        *,
+        fits_backend: str | None = None,
     ) -> None:
+        self._fits_backend = fits_backend
         self._obs_id = int(obs_id)
         self._info = info
         self._hdus = MappingProxyType(dict(hdus))
         self._data = MappingProxyType(dict(data or {}))
 
     # ------------------------------------------------------------------ identity
+    @property
+    def fits_backend(self) -> str | None:
+        """FITS library the files are read with (``None``: the environment's choice)."""
+        return self._fits_backend
+
     @property
     def obs_id(self) -> int:
         """Observation identifier."""
@@ -191,7 +202,7 @@ class Observation:
             return self._data[hdu_type]
         loc = self.location(hdu_type)
         _check_class(self._obs_id, loc)
-        value = _read_locations([loc], max_workers=1)[loc]
+        value = _read_locations([loc], 1, self.fits_backend)[loc]
         if isinstance(value, Exception):
             raise _with_obs_id(value, self._obs_id)
         return value
@@ -276,7 +287,9 @@ class Observation:
         data = dict(self._data)
         data.setdefault(_META, self.meta)
         data.update(values)
-        return Observation(self._obs_id, self._info, self._hdus, data)
+        return Observation(
+            self._obs_id, self._info, self._hdus, data, fits_backend=self.fits_backend
+        )
 
     # ------------------------------------------------------------------ metadata
     @cached_property
@@ -294,7 +307,8 @@ class Observation:
         header = read_leading_header(loc.path, loc.hdu_name)
         if header is not None:
             return MappingProxyType(header)
-        header = read_file_hdus(loc.path, [(loc.hdu_name, "header")])[loc.hdu_name, "header"]
+        requests = [(loc.hdu_name, "header")]
+        header = read_file_hdus(loc.path, requests, self.fits_backend)[loc.hdu_name, "header"]
         if isinstance(header, Exception):
             raise _with_obs_id(header, self._obs_id)
         return MappingProxyType(header)
@@ -595,9 +609,12 @@ def _share(value: Any) -> Any:
 
 
 def _read_locations(
-    locations: Iterable[HDULocation], max_workers: int | None
+    locations: Iterable[HDULocation], max_workers: int | None, backend: str | None
 ) -> dict[HDULocation, Any]:
-    """Read HDUs grouped by file (each file opened once); values or the exception per HDU."""
+    """Read HDUs grouped by file (each file opened once, with FITS ``backend``).
+
+    Returns the value, or the exception, per HDU.
+    """
     by_file: dict[str, list[HDULocation]] = {}
     for loc in dict.fromkeys(locations):
         by_file.setdefault(loc.path, []).append(loc)
@@ -606,7 +623,7 @@ def _read_locations(
         locs = by_file[path]
         cls = {loc: ("header" if loc.hdu_type == _META else loc.hdu_class) for loc in locs}
         try:
-            values = read_file_hdus(path, [(loc.hdu_name, cls[loc]) for loc in locs])
+            values = read_file_hdus(path, [(loc.hdu_name, cls[loc]) for loc in locs], backend)
         except DL3Error as exc:
             return dict.fromkeys(locs, exc)
         return {loc: _freeze(values[loc.hdu_name, cls[loc]]) for loc in locs}
@@ -665,8 +682,13 @@ def read_observations(
             plans.append((obs, plan))
         except DL3Error as exc:
             plans.append((obs, exc))
-    todo = [loc for _, plan in plans if isinstance(plan, dict) for loc in plan.values()]
-    values = _read_locations(todo, max_workers)
+    todo: dict[str | None, list[HDULocation]] = {}
+    for obs, plan in plans:
+        if isinstance(plan, dict):
+            todo.setdefault(obs.fits_backend, []).extend(plan.values())
+    values = {}
+    for backend, locations in todo.items():
+        values.update(_read_locations(locations, max_workers, backend))
 
     out = []
     for obs, plan in plans:
@@ -684,5 +706,8 @@ def read_observations(
                 raise error
             warnings.warn(f"skipping obs_id {obs.obs_id}: {error}", stacklevel=2)
             continue
-        out.append(Observation(obs.obs_id, obs._info, obs.hdus, {**obs._data, **data}))
+        data = {**obs._data, **data}
+        out.append(
+            Observation(obs.obs_id, obs._info, obs.hdus, data, fits_backend=obs.fits_backend)
+        )
     return out

@@ -31,10 +31,13 @@ the result is the same Datasets, and errors name the file as with astropy.
 
 Choosing the backend (first that applies):
 
-1. :func:`use_fits_backend` (context manager) or :func:`set_fits_backend`, process-wide
-   (they also govern the reader threads of :meth:`gammaxr.data.DataStore.load_observations`);
+1. an explicit argument: ``backend=`` of :func:`open_fits_file` and of the GADF readers, or
+   ``open_datastore(path, fits_backend=...)``, which the store's
+   :class:`~gammaxr.data.Observation` objects carry with them, into reader threads, dask
+   worker processes and ``dask.distributed`` workers alike (there is no process-wide
+   switch: it would be neither thread-safe nor seen by other processes);
 2. the environment variable ``GAMMAXR_FITS_BACKEND`` = ``fitsio``, ``astropy`` or ``auto``,
-   read at every file opened;
+   read at every file opened (worker processes inherit it when it is set before they start);
 3. ``auto``: fitsio if importable, else astropy.
 
 Asking for fitsio when it is not installed warns once and uses astropy.
@@ -70,14 +73,13 @@ __all__ = [
     "FitsHeader",
     "FitsTable",
     "as_table",
+    "check_fits_backend",
     "fitsio_available",
     "get_fits_backend",
     "header_cards",
     "native_array",
     "open_fits_file",
-    "set_fits_backend",
     "unit_string",
-    "use_fits_backend",
 ]
 
 #: Names of the reading backends.
@@ -87,7 +89,6 @@ ENV_VAR = "GAMMAXR_FITS_BACKEND"
 
 _log = logging.getLogger(__name__)
 _GZIP_MAGIC = b"\x1f\x8b"
-_forced: str | None = None
 _warned_missing = False
 
 try:  # optional at import time: the astropy backend always works
@@ -110,46 +111,27 @@ def fitsio_available() -> bool:
     return _fitsio is not None
 
 
-def set_fits_backend(name: str | None) -> None:
-    """Choose the FITS backend for the whole process.
+def get_fits_backend(backend: str | None = None, where: str = "backend") -> str:
+    """The backend a file opened with ``backend`` uses: ``"fitsio"`` or ``"astropy"``.
 
     Parameters
     ----------
-    name : {"fitsio", "astropy", "auto"} or None
-        Backend to use; ``None`` returns control to the ``GAMMAXR_FITS_BACKEND`` environment
-        variable (and its default, ``auto``).
+    backend : {"fitsio", "astropy", "auto"}, optional
+        The explicit choice; None defers to the ``GAMMAXR_FITS_BACKEND`` environment
+        variable, then ``auto`` (fitsio if importable).
+    where : str
+        Name of the argument, for the error message.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (in the argument or the environment variable).
     """
-    global _forced
-    _forced = None if name is None else _check_name(name, "set_fits_backend")
-
-
-@contextlib.contextmanager
-def use_fits_backend(name: str) -> Iterator[None]:
-    """Context manager: read with backend ``name`` inside the block (all threads).
-
-    Parameters
-    ----------
-    name : {"fitsio", "astropy", "auto"}
-        Backend to use.
-
-    Examples
-    --------
-    >>> with use_fits_backend("astropy"):  # doctest: +SKIP
-    ...     events = store.observation(23523).events
-    """
-    global _forced
-    previous = _forced
-    set_fits_backend(name)
-    try:
-        yield
-    finally:
-        _forced = previous
-
-
-def get_fits_backend() -> str:
-    """Backend that the next file opened will use: ``"fitsio"`` or ``"astropy"``."""
     global _warned_missing
-    name = _forced or _check_name(os.environ.get(ENV_VAR, "auto") or "auto", ENV_VAR)
+    if backend is not None:
+        name = check_fits_backend(backend, where)
+    else:
+        name = check_fits_backend(os.environ.get(ENV_VAR, "auto") or "auto", ENV_VAR)
     if name == "auto":
         return "fitsio" if _fitsio is not None else "astropy"
     if name == "fitsio" and _fitsio is None:
@@ -160,7 +142,8 @@ def get_fits_backend() -> str:
     return name
 
 
-def _check_name(name: str, where: str) -> str:
+def check_fits_backend(name: str, where: str = "backend") -> str:
+    """``name`` normalised (lower case) if it is a backend name or ``auto``, else ValueError."""
     value = str(name).strip().lower()
     if value not in (*FITS_BACKENDS, "auto"):
         raise ValueError(f"{where}: unknown FITS backend {name!r}; use fitsio, astropy or auto")
@@ -637,9 +620,10 @@ def open_fits_file(path: str | os.PathLike, backend: str | None = None) -> FitsF
     ----------
     path : str or os.PathLike
         File to open.
-    backend : {"fitsio", "astropy"}, optional
-        Default: :func:`get_fits_backend`. With fitsio, a file cfitsio cannot open is read
-        with astropy.
+    backend : {"fitsio", "astropy", "auto"}, optional
+        Default: the ``GAMMAXR_FITS_BACKEND`` environment variable, else ``auto`` (see
+        :func:`get_fits_backend`). With fitsio, a file cfitsio cannot open is read with
+        astropy.
 
     Returns
     -------
@@ -653,8 +637,7 @@ def open_fits_file(path: str | os.PathLike, backend: str | None = None) -> FitsF
     CorruptFileError
         The gzip stream is broken or the content is not FITS.
     """
-    name = get_fits_backend() if backend is None else _check_name(backend, "open_fits_file")
-    if _fitsio is not None and (name == "fitsio" or name == "auto"):
+    if get_fits_backend(backend, "open_fits_file") == "fitsio":
         try:
             return _open_fitsio(path)
         except DL3Error:

@@ -18,7 +18,7 @@ Files are read whole into memory and, when they start with the gzip magic bytes,
 decompressed in one go (a corrupt gzip fails at once with
 :class:`~gammaxr.io.errors.CorruptFileError`), whatever their name ends with. Tables are then
 parsed by fitsio when it is installed, else by astropy (see :mod:`gammaxr.io.fits_backend`:
-``GAMMAXR_FITS_BACKEND=astropy`` or :func:`~gammaxr.io.fits_backend.use_fits_backend` force
+``GAMMAXR_FITS_BACKEND=astropy`` or the ``backend="astropy"`` argument of the readers force
 astropy); both give the same Datasets. The readers below take a
 :class:`~gammaxr.io.fits_backend.FitsTable` or an astropy ``BinTableHDU``.
 """
@@ -171,30 +171,13 @@ def time_to_met(time: Time, attrs: Mapping[str, Any]) -> np.ndarray:
 # --------------------------------------------------------------------------- files
 
 
-def open_fits(path: str | os.PathLike) -> FitsFile:
-    """Open a FITS file (gzipped or not, whatever its name) with the current backend.
+def open_fits(path: str | os.PathLike, backend: str | None = None) -> FitsFile:
+    """Open a FITS file for reading: :func:`~gammaxr.io.fits_backend.open_fits_file`.
 
-    Every reader in gammaxr opens files through this function, once per file and read.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        File to open.
-
-    Returns
-    -------
-    gammaxr.io.fits_backend.FitsFile
-        Use it as a context manager; ``file[hdu_name]`` gives a
-        :class:`~gammaxr.io.fits_backend.FitsTable` (header mapping, columns).
-
-    Raises
-    ------
-    MissingFileError
-        The file does not exist.
-    CorruptFileError
-        The gzip stream is broken or the content is not FITS.
+    Every reader in gammaxr opens files through this function, once per file and read,
+    with the ``backend`` it was given (see :mod:`gammaxr.io.fits_backend`).
     """
-    return open_fits_file(path)
+    return open_fits_file(path, backend)
 
 
 def _get_hdu(hdul: FitsFile, hdu_name: str, path: str | os.PathLike) -> FitsTable:
@@ -341,14 +324,16 @@ def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 
     return None
 
 
-def read_header(path: str | os.PathLike, hdu_name: str) -> dict[str, Any]:
-    """Keywords of one HDU of a FITS file, see :func:`header_attrs`."""
-    with open_fits(path) as hdul:
+def read_header(
+    path: str | os.PathLike, hdu_name: str, backend: str | None = None
+) -> dict[str, Any]:
+    """Keywords of one HDU of a FITS file (see :func:`header_attrs`), read with ``backend``."""
+    with open_fits(path, backend) as hdul:
         return header_attrs(_get_hdu(hdul, hdu_name, path).header)
 
 
 def read_file_hdus(
-    path: str | os.PathLike, requests: Iterable[tuple[str, str]]
+    path: str | os.PathLike, requests: Iterable[tuple[str, str]], backend: str | None = None
 ) -> dict[tuple[str, str], Any]:
     """Open one file once and read several of its HDUs.
 
@@ -359,6 +344,8 @@ def read_file_hdus(
     requests : iterable of (hdu_name, hdu_class)
         HDUs to read and how to read them; ``hdu_class`` is one of :data:`READABLE_CLASSES`
         or ``"header"`` (only the keywords, as a dict).
+    backend : {"fitsio", "astropy", "auto"}, optional
+        FITS library (see :mod:`gammaxr.io.fits_backend`); default the environment's.
 
     Returns
     -------
@@ -370,7 +357,7 @@ def read_file_hdus(
     """
     requests = list(dict.fromkeys(requests))
     out: dict[tuple[str, str], Any] = {}
-    with open_fits(path) as hdul:
+    with open_fits(path, backend) as hdul:
         for hdu_name, hdu_class in requests:
             try:
                 hdu = _get_hdu(hdul, hdu_name, path)
@@ -559,9 +546,11 @@ def read_hdu(hdu: FitsTable, hdu_class: str, source: str = "") -> xr.Dataset | x
 # --------------------------------------------------------------------------- index tables
 
 
-def _first_table(path: str | os.PathLike, dim: str, index: str | None = None) -> xr.Dataset:
+def _first_table(
+    path: str | os.PathLike, dim: str, index: str | None = None, backend: str | None = None
+) -> xr.Dataset:
     """The first binary table of a file as a Dataset (see :func:`table_to_dataset`)."""
-    with open_fits(path) as hdul:
+    with open_fits(path, backend) as hdul:
         try:
             table = next(hdul.tables(), None)
         except (OSError, ValueError, IndexError) as exc:
@@ -571,13 +560,15 @@ def _first_table(path: str | os.PathLike, dim: str, index: str | None = None) ->
         return table_to_dataset(table, dim, source=str(path), index=index)
 
 
-def read_obs_index(path: str | os.PathLike) -> xr.Dataset:
+def read_obs_index(path: str | os.PathLike, backend: str | None = None) -> xr.Dataset:
     """Read a GADF observation index into a Dataset indexed by ``obs_id``.
 
     Parameters
     ----------
     path : str or os.PathLike
         ``obs-index.fits[.gz]``.
+    backend : {"fitsio", "astropy", "auto"}, optional
+        FITS library (see :mod:`gammaxr.io.fits_backend`); default the environment's.
 
     Returns
     -------
@@ -587,7 +578,7 @@ def read_obs_index(path: str | os.PathLike) -> xr.Dataset:
         ``TIMESYS``, ``GEOLON`` ...) in attrs, plus ``source`` (the file).
     """
     source = str(path)
-    ds = _first_table(path, "obs_id", index="obs_id")
+    ds = _first_table(path, "obs_id", index="obs_id", backend=backend)
     uniq, counts = np.unique(ds["obs_id"].values, return_counts=True)
     if np.any(counts > 1):
         dup = [int(i) for i in uniq[counts > 1][:10]]
@@ -596,7 +587,7 @@ def read_obs_index(path: str | os.PathLike) -> xr.Dataset:
     return ds
 
 
-def read_hdu_index(path: str | os.PathLike) -> xr.Dataset:
+def read_hdu_index(path: str | os.PathLike, backend: str | None = None) -> xr.Dataset:
     """Read a GADF HDU index and resolve the file of every HDU.
 
     ``FILE_DIR`` is relative to the header keyword ``BASE_DIR`` when given (itself relative
@@ -606,6 +597,8 @@ def read_hdu_index(path: str | os.PathLike) -> xr.Dataset:
     ----------
     path : str or os.PathLike
         ``hdu-index.fits[.gz]``.
+    backend : {"fitsio", "astropy", "auto"}, optional
+        As in :func:`read_obs_index`.
 
     Returns
     -------
@@ -615,7 +608,7 @@ def read_hdu_index(path: str | os.PathLike) -> xr.Dataset:
         path (str); attrs: header keywords, ``source`` and ``base_dir``.
     """
     source = str(path)
-    ds = _first_table(path, "hdu")
+    ds = _first_table(path, "hdu", backend=backend)
     _require_columns(
         ds,
         ("obs_id", "hdu_type", "hdu_class", "file_dir", "file_name", "hdu_name"),
