@@ -44,7 +44,6 @@ from gammaxr.units import to_edges, to_positive, to_unit
 __all__ = [
     "MAP_NAMES",
     "ReductionSpec",
-    "empty_run_arrays",
     "irf_maps",
     "reduce_observation",
     "reduce_observation_arrays",
@@ -313,13 +312,6 @@ def variable_layout(spec: ReductionSpec, grid: SkyGrid) -> dict[str, tuple]:
             dims = ("energy_true", "energy", *_IRF_DIMS)
             layout["edisp"] = (dims, (n_et, n_e, *irf.shape), f, {"units": ""})
     return layout
-
-
-def empty_run_arrays(spec: ReductionSpec, grid: SkyGrid) -> dict[str, np.ndarray]:
-    """Arrays of a run that could not be reduced: zeros, and ``mask_safe`` all false."""
-    return {
-        n: np.zeros(shape, dtype) for n, (_, shape, dtype, _) in variable_layout(spec, grid).items()
-    }
 
 
 def _psf_table(psf):

@@ -95,15 +95,6 @@ def run_task(compute: Callable[[Any], dict], observation, layout: dict, on_error
         return arrays
 
 
-def _reduce_task(observation, spec: ReductionSpec, grid, on_error: str) -> dict:
-    return run_task(
-        partial(reduce_observation_arrays, spec=spec, grid=grid),
-        observation,
-        variable_layout(spec, grid),
-        on_error,
-    )
-
-
 def _describe(compute: Callable) -> tuple:
     """What identifies a per-run computation for dask keys: the function and its arguments
     (hashing the arguments' values is much cheaper than pickling a ``functools.partial``)."""
