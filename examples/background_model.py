@@ -26,11 +26,8 @@ from matplotlib.colors import LogNorm
 
 import gammaxr
 from gammaxr.geom import SkyGrid, axis_edges, exclusion_mask
-from gammaxr.irf.background_model import (
-    background_irf,
-    make_background_model,
-    write_background_store,
-)
+from gammaxr.irf.background_model import background_irf, make_background_model
+from gammaxr.irf.background_store import write_background_store
 from gammaxr.plot import plot_background_rate
 from gammaxr.reduce import ReductionSpec, reduce_runs
 

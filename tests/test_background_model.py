@@ -17,9 +17,8 @@ from gammaxr.irf.background_model import (
     background_model,
     make_background_model,
     smooth_background,
-    write_background_models,
-    write_background_store,
 )
+from gammaxr.irf.background_store import write_background_models, write_background_store
 from gammaxr.reduce.dataset import ReductionSpec, reduce_observation
 
 RADIUS = 2.5  # deg, disk in which the simulated background is drawn

@@ -8,16 +8,17 @@ the field of view (the H.E.S.S. DR1 ``"Off data"``):
    optional exclusion of known sources) in reconstructed energy and either offset from the
    pointing (a ``bkg_2d`` model) or FoV coordinates (``bkg_3d``); it also records the run's
    observation time and the solid angle of each spatial bin left after the exclusion. One dask
-   task per run; nothing is read until computed.
+   task per run (:func:`gammaxr.irf.background_histogram.run_histogram`, numpy in and out);
+   nothing is read until computed.
 2. :func:`background_model` sums runs into groups (bins of any observation-table column, e.g.
    zenith angle) as a reduction over ``obs_id``, and divides:
    ``rate = counts / (time * solid angle * energy width)``; :func:`smooth_background`
    optionally smooths it.
 3. :func:`background_irf` gives one group as an IRF table in the layout of
-   :func:`gammaxr.io.irf_fits.read_irf_hdu`; :func:`write_background_models` writes every group
-   as a GADF ``bkg_2d`` / ``bkg_3d`` HDU and :func:`write_background_store` also writes an HDU
-   index pointing each run of a data store to the model of its group (and a copy of the
-   observation index), so that :func:`gammaxr.data.open_datastore` on the result uses them.
+   :func:`gammaxr.io.irf_fits.read_irf_hdu`; :mod:`gammaxr.irf.background_store` writes every
+   group as a GADF ``bkg_2d`` / ``bkg_3d`` HDU and an HDU index pointing each run of a data
+   store to the model of its group (and a copy of the observation index), so that
+   :func:`gammaxr.data.open_datastore` on the result uses them.
 
 Conventions
 -----------
@@ -58,10 +59,8 @@ Sparse models
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -70,165 +69,25 @@ import numpy as np
 import xarray as xr
 from scipy.ndimage import gaussian_filter1d
 
-from gammaxr.data.observation import events_in_gti
 from gammaxr.geom.axes import axis_coords, axis_edges
-from gammaxr.geom.fov import sky_to_fov
-from gammaxr.geom.grid import SkyGrid
-from gammaxr.geom.regions import exclusion_mask
-from gammaxr.geom.sky import angular_separation, transform_lonlat
 from gammaxr.io.gadf import column_name
-from gammaxr.io.gadf_write import irf_to_hdu, replace_hdus, write_fits, write_index_files
-from gammaxr.units import to_edges, to_positive, to_unit
+from gammaxr.irf.background_histogram import BACKGROUND_TIMES, run_histogram, spatial_edges
+from gammaxr.units import to_edges, to_positive
 
 __all__ = [
-    "BACKGROUND_TIMES",
     "background_counts",
     "background_irf",
     "background_model",
+    "group_dims",
     "make_background_model",
-    "run_histogram",
     "smooth_background",
-    "write_background_models",
-    "write_background_store",
 ]
 
-#: How the observation time of a run is measured (see the module docstring).
-BACKGROUND_TIMES = ("duration", "ontime", "livetime")
 _RATE_UNIT = "s-1 MeV-1 sr-1"
 _RUN_VARS = ("counts", "solid_angle", "obs_time", "ok")
 
 
-# --------------------------------------------------------------------------- per run (numpy)
-
-
-def _spatial_axes(offset_edges, fov_lon_edges, fov_lat_edges) -> dict[str, np.ndarray]:
-    if offset_edges is not None and (fov_lon_edges is None and fov_lat_edges is None):
-        axes = {"offset": offset_edges}
-    elif offset_edges is None and fov_lon_edges is not None and fov_lat_edges is not None:
-        axes = {"fov_lon": fov_lon_edges, "fov_lat": fov_lat_edges}
-    else:
-        raise ValueError("give either offset_edges or both fov_lon_edges and fov_lat_edges")
-    out = {}
-    for dim, edges in axes.items():
-        edges = np.asarray(to_unit(edges, "deg", f"{dim}_edges"), dtype=float)
-        if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
-            raise ValueError(f"{dim} edges must be 1D and increasing, got {edges}")
-        if dim == "offset" and edges[0] < 0:
-            raise ValueError("offset edges must be >= 0")
-        out[dim] = edges
-    return out
-
-
-def _histogram(coords: Sequence[np.ndarray], edges: Sequence[np.ndarray], weights=None):
-    """N-d histogram, bins ``[lo, hi)``; values outside every axis range are dropped."""
-    shape = tuple(len(e) - 1 for e in edges)
-    index, ok = [], np.ones(np.shape(coords[0]), dtype=bool)
-    for values, e in zip(coords, edges, strict=True):
-        i = np.searchsorted(e, values, side="right") - 1
-        ok &= (i >= 0) & (i < len(e) - 1)
-        index.append(i)
-    flat = np.ravel_multi_index([i[ok] for i in index], shape) if ok.any() else np.zeros(0, int)
-    w = None if weights is None else np.broadcast_to(weights, ok.shape)[ok]
-    return np.bincount(flat, weights=w, minlength=int(np.prod(shape))).reshape(shape)
-
-
-def _spatial_coords(ra, dec, ra0: float, dec0: float, dims) -> list[np.ndarray]:
-    if dims == ("offset",):
-        return [angular_separation(ra0, dec0, ra, dec)]
-    return list(sky_to_fov(ra, dec, ra0, dec0))
-
-
-def _bin_solid_angle(spatial: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Exact solid angle (sr) of each spatial bin."""
-    if "offset" in spatial:
-        r = np.radians(spatial["offset"])
-        return 2 * np.pi * (np.cos(r[:-1]) - np.cos(r[1:]))
-    dlon = np.diff(np.radians(spatial["fov_lon"]))
-    sin_lat = np.sin(np.radians(spatial["fov_lat"]))
-    return dlon[:, None] * np.diff(sin_lat)[None, :]
-
-
-def _reach(spatial: Mapping[str, np.ndarray]) -> float:
-    """Largest distance (deg) from the pointing that a spatial bin reaches."""
-    if "offset" in spatial:
-        return float(spatial["offset"][-1])
-    return float(np.hypot(np.abs(spatial["fov_lon"]).max(), np.abs(spatial["fov_lat"]).max()))
-
-
-def _exclusion_grid(exclusion, ra0: float, dec0: float, reach: float, binsz: float):
-    """(grid, usable mask as numpy) for a run, or None."""
-    if exclusion is None:
-        return None
-    if isinstance(exclusion, xr.DataArray):
-        # computation boundary: the mask is needed as numpy in the run's task
-        return SkyGrid.from_xarray(exclusion), np.asarray(exclusion.values, dtype=bool)
-    grid = SkyGrid.from_center((ra0, dec0), 2 * reach + 4 * binsz, binsz, frame="icrs")
-    return grid, np.asarray(exclusion_mask(grid, exclusion).values, dtype=bool)
-
-
-def _run_time(obs, time: str) -> float:
-    if time == "duration":
-        return obs.tstop - obs.tstart
-    return obs.ontime if time == "ontime" else obs.livetime
-
-
-def run_histogram(
-    observation,
-    energy_edges: np.ndarray,
-    spatial: Mapping[str, np.ndarray],
-    *,
-    exclusion: Any = None,
-    time: str = "ontime",
-    gti_tolerance: float = 1.0,
-    exclusion_binsz: float = 0.02,
-) -> dict[str, np.ndarray]:
-    """Histogram one run (the per-run task of :func:`background_counts`, numpy in and out).
-
-    Parameters
-    ----------
-    observation : gammaxr.data.Observation
-        The run; its events and GTIs are read here.
-    energy_edges : numpy.ndarray, shape (n_e + 1,)
-        Reco-energy edges in TeV.
-    spatial : mapping
-        ``{"offset": edges}`` or ``{"fov_lon": edges, "fov_lat": edges}``, deg.
-    exclusion, time, gti_tolerance, exclusion_binsz
-        See :func:`background_counts`.
-
-    Returns
-    -------
-    dict
-        ``counts`` ``(n_e, *spatial_shape)`` float64, ``solid_angle`` ``(*spatial_shape)`` sr after
-        the exclusion, ``obs_time`` () s, ``ok`` () bool.
-    """
-    obs = observation.read(("events", "gti"))
-    events = events_in_gti(obs.events, obs.gti, tolerance=gti_tolerance)
-    ra = np.asarray(events["ra"].values, dtype=float)
-    dec = np.asarray(events["dec"].values, dtype=float)
-    energy = np.asarray(events["energy"].values, dtype=float)
-    pnt = obs.pointing
-    ra0, dec0 = float(pnt.ra.deg), float(pnt.dec.deg)
-    dims, edges = tuple(spatial), list(spatial.values())
-    solid_angle = _bin_solid_angle(spatial)
-    excl = _exclusion_grid(exclusion, ra0, dec0, _reach(spatial), exclusion_binsz)
-    if excl is not None:
-        grid, usable = excl
-        i_lon, i_lat, inside = grid.bin_indices(ra, dec, frame="icrs")
-        keep = ~inside | usable[np.where(inside, i_lat, 0), np.where(inside, i_lon, 0)]
-        ra, dec, energy = ra[keep], dec[keep], energy[keep]
-        j_lat, j_lon = np.nonzero(~usable)
-        lon, lat = transform_lonlat(grid.lon[j_lon], grid.lat[j_lat], grid.frame, "icrs")
-        pix = np.asarray(grid.solid_angle().values)[j_lat, j_lon]
-        lost = _histogram(_spatial_coords(lon, lat, ra0, dec0, dims), edges, pix)
-        solid_angle = np.clip(solid_angle - lost, 0.0, None)
-    coords = _spatial_coords(ra, dec, ra0, dec0, dims)
-    counts = _histogram([energy, *coords], [np.asarray(energy_edges), *edges])
-    return {
-        "counts": counts.astype(float),
-        "solid_angle": solid_angle,
-        "obs_time": np.asarray(float(_run_time(obs, time))),
-        "ok": np.asarray(True),
-    }
+# --------------------------------------------------------------------------- many runs (lazy)
 
 
 def _run_task(observation, energy_edges, spatial, on_error: str, kwargs) -> dict:
@@ -246,9 +105,6 @@ def _run_task(observation, energy_edges, spatial, on_error: str, kwargs) -> dict
             "obs_time": np.asarray(0.0),
             "ok": np.asarray(False),
         }
-
-
-# --------------------------------------------------------------------------- many runs (lazy)
 
 
 def _table_coords(observations) -> dict[str, tuple]:
@@ -332,7 +188,7 @@ def background_counts(
     energy_edges = to_edges(energy_edges, "TeV", "energy_edges")
     gti_tolerance = to_positive(gti_tolerance, "s", "gti_tolerance", allow_zero=True)
     exclusion_binsz = to_positive(exclusion_binsz, "deg", "exclusion_binsz")
-    spatial = _spatial_axes(offset_edges, fov_lon_edges, fov_lat_edges)
+    spatial = spatial_edges(offset_edges, fov_lon_edges, fov_lat_edges)
     sdims, sshape = tuple(spatial), tuple(len(e) - 1 for e in spatial.values())
     layout = {
         "counts": (("energy", *sdims), (len(energy_edges) - 1, *sshape), float, ""),
@@ -536,10 +392,8 @@ def make_background_model(
     return model.compute() if compute else model
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def _group_dims(model: xr.Dataset) -> list[str]:
+def group_dims(model: xr.Dataset) -> list[str]:
+    """The group dims of a background model (one per ``group_by`` column)."""
     return list(model.attrs.get("group_by", []))
 
 
@@ -561,7 +415,7 @@ def background_irf(model: xr.Dataset, **indexers: int) -> xr.DataArray:
         ``fov_alignment`` (``bkg_3d``), and the group's ``{column}_lo``/``{column}_hi``,
         ``n_runs`` and ``obs_time``.
     """
-    groups = _group_dims(model)
+    groups = group_dims(model)
     if set(indexers) != set(groups):
         raise ValueError(f"give one position per group dim {groups}, got {sorted(indexers)}")
     one = model.isel(indexers)
@@ -580,137 +434,3 @@ def background_irf(model: xr.Dataset, **indexers: int) -> xr.DataArray:
     attrs["n_runs"] = int(one["n_runs"].values)
     attrs["obs_time"] = float(one["obs_time"].values)
     return xr.DataArray(bkg.values, dims=dims, coords=coords, name="bkg", attrs=attrs)
-
-
-def _group_positions(model: xr.Dataset) -> list[dict[str, int]]:
-    groups = _group_dims(model)
-    shape = [model.sizes[g] for g in groups]
-    return [dict(zip(groups, map(int, idx), strict=True)) for idx in np.ndindex(*shape)]
-
-
-def _extname(irf: xr.DataArray, groups: Sequence[str]) -> str:
-    parts = [f"{g}_{irf.attrs[f'{g}_lo']:g}_{irf.attrs[f'{g}_hi']:g}" for g in groups]
-    return "_".join(["BKG", *parts]).upper()
-
-
-def _group_header(irf: xr.DataArray, groups: Sequence[str]) -> dict[str, Any]:
-    header: dict[str, Any] = {"NRUNS": irf.attrs["n_runs"], "OBSTIME": irf.attrs["obs_time"]}
-    for k, g in enumerate(groups, start=1):
-        header[f"GRPCOL{k}"] = g.upper()
-        header[f"GRPLO{k}"] = irf.attrs[f"{g}_lo"]
-        header[f"GRPHI{k}"] = irf.attrs[f"{g}_hi"]
-    return header
-
-
-def write_background_models(
-    model: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False
-) -> dict[tuple[int, ...], str]:
-    """Write each group of a background model with runs as a GADF ``bkg_2d``/``bkg_3d`` HDU.
-
-    Parameters
-    ----------
-    model : xarray.Dataset
-        Result of :func:`background_model` (computed here: a computation boundary).
-    path : str or os.PathLike
-        Output FITS file (gzipped if it ends with ``.gz``).
-    overwrite : bool
-        Replace an existing file.
-
-    Returns
-    -------
-    dict
-        Group position (tuple of indices along the group dims) -> HDU name, e.g.
-        ``{(0,): "BKG_ZEN_PNT_0_20", ...}``; groups without runs are not written. Each HDU
-        carries ``NRUNS``, ``OBSTIME`` and ``GRPCOLk``/``GRPLOk``/``GRPHIk`` keywords.
-    """
-    model = model.compute()
-    groups = _group_dims(model)
-    hdus, names = [], {}
-    for pos in _group_positions(model):
-        irf = background_irf(model, **pos)
-        if irf.attrs["n_runs"] == 0:
-            continue
-        name = _extname(irf, groups)
-        hdus.append(irf_to_hdu(irf, extname=name, header=_group_header(irf, groups)))
-        names[tuple(pos[g] for g in groups)] = name
-    if not hdus:
-        raise ValueError(f"{path}: the background model has no group with runs")
-    write_fits(path, hdus, overwrite=overwrite)
-    return names
-
-
-def _assign_groups(obs_table: xr.Dataset, model: xr.Dataset) -> list[tuple[int, ...] | None]:
-    """Group position of every run of an observation table (None if outside all groups)."""
-    groups = _group_dims(model)
-    n = obs_table.sizes["obs_id"]
-    index = np.zeros((n, len(groups)), dtype=int)
-    inside = np.ones(n, dtype=bool)
-    for k, g in enumerate(groups):
-        if g not in obs_table:
-            raise KeyError(f"observation table has no column {g.upper()!r} to pick a model by")
-        edges = axis_edges(model, g)
-        i = np.searchsorted(edges, np.asarray(obs_table[g].values, dtype=float), "right") - 1
-        inside &= (i >= 0) & (i < edges.size - 1)
-        index[:, k] = i
-    return [tuple(map(int, row)) if ok else None for row, ok in zip(index, inside, strict=True)]
-
-
-def write_background_store(
-    store: Any,
-    model: xr.Dataset,
-    directory: str | os.PathLike,
-    *,
-    filename: str = "background-models.fits.gz",
-    overwrite: bool = False,
-) -> Path:
-    """Write background models and index files that make a data store use them.
-
-    Writes into ``directory``: ``filename`` (:func:`write_background_models`), an
-    ``hdu-index.fits.gz`` that copies every row of ``store``'s HDU index but points the
-    ``bkg`` HDU of each run to the model of its group (by the run's observation-table values;
-    ``FILE_DIR`` relative to ``directory``, so the event and IRF files stay where they are),
-    and ``obs-index.fits.gz``, a copy of ``store``'s observation table.
-    ``gammaxr.data.open_datastore(directory)`` then reads the new models.
-
-    Parameters
-    ----------
-    store : gammaxr.data.DataStore
-        The runs to index (any selection, e.g. the whole H.E.S.S. DR1 store).
-    model : xarray.Dataset
-        Result of :func:`background_model`; its group columns must be in the obs table.
-    directory : str or os.PathLike
-        Output directory (created if needed).
-    filename : str
-        Name of the model file in ``directory``.
-    overwrite : bool
-        Replace existing files.
-
-    Returns
-    -------
-    pathlib.Path
-        ``directory``.
-
-    Warns
-    -----
-    UserWarning
-        Naming the runs outside every group with runs; they keep their original background.
-    """
-    directory = Path(directory)
-    model_path = directory / filename
-    names = write_background_models(model, model_path, overwrite=overwrite)
-    obs_table = store.obs_table
-    assigned = _assign_groups(obs_table, model)
-    obs_ids = np.asarray(obs_table["obs_id"].values, dtype=np.int64)
-    new_hdu = {int(i): names[p] for i, p in zip(obs_ids, assigned, strict=True) if p in names}
-    left = sorted(set(obs_ids.tolist()) - set(new_hdu))
-    if left:
-        warnings.warn(
-            f"{len(left)} run(s) fall in no background group with runs and keep their "
-            f"original background: obs_id {left[:20]}{' ...' if len(left) > 20 else ''}",
-            UserWarning,
-            stacklevel=2,
-        )
-    irf_class = "bkg_2d" if "offset" in model["bkg"].dims else "bkg_3d"
-    index = replace_hdus(store.hdu_table, "bkg", irf_class, model_path, new_hdu)
-    write_index_files(directory, index, obs_table, overwrite=overwrite)
-    return directory
