@@ -70,6 +70,11 @@ class HDULocation(NamedTuple):
         return f"{self.path}[{self.hdu_name}] ({self.hdu_type}/{self.hdu_class})"
 
 
+def _hdu_property(hdu_type: str, doc: str) -> property:
+    """A read-only property giving :meth:`Observation.get` of ``hdu_type``."""
+    return property(lambda self: self.get(hdu_type), doc=doc)
+
+
 class Observation:
     """Lazy handle on one DL3 observation; see the module docstring for the reading rules.
 
@@ -207,33 +212,19 @@ class Observation:
             raise _with_obs_id(value, self._obs_id)
         return value
 
-    @property
-    def events(self) -> xr.Dataset:
-        """Event list, dim ``event`` (see :func:`gammaxr.io.gadf.read_events_hdu`)."""
-        return self.get("events")
-
-    @property
-    def gti(self) -> xr.Dataset:
-        """Good time intervals, dim ``gti``: ``start``, ``stop`` in s MET."""
-        return self.get("gti")
-
-    @property
-    def aeff(self) -> xr.DataArray:
-        """Effective area (energy_true, offset) in m2."""
-        return self.get("aeff")
-
-    @property
-    def edisp(self) -> xr.DataArray:
-        """Energy dispersion (energy_true, migra, offset), density per unit migra."""
-        return self.get("edisp")
-
-    @property
-    def psf(self) -> xr.DataArray | xr.Dataset:
-        """PSF: psf_table DataArray (energy_true, offset, rad) in sr-1, or psf_3gauss Dataset.
-
-        :attr:`psf_class` tells which.
-        """
-        return self.get("psf")
+    events = _hdu_property(
+        "events", "Event list, dim ``event`` (:func:`gammaxr.io.gadf.read_events_hdu`)."
+    )
+    gti = _hdu_property("gti", "Good time intervals, dim ``gti``: ``start``, ``stop`` in s MET.")
+    aeff = _hdu_property("aeff", "Effective area (energy_true, offset) in m2.")
+    edisp = _hdu_property(
+        "edisp", "Energy dispersion (energy_true, migra, offset), density per unit migra."
+    )
+    psf = _hdu_property(
+        "psf",
+        "PSF: psf_table DataArray (energy_true, offset, rad) in sr-1, or psf_3gauss Dataset "
+        "(:attr:`psf_class` tells which).",
+    )
 
     @property
     def bkg(self) -> xr.DataArray:

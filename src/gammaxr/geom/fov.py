@@ -50,17 +50,9 @@ def fov_to_sky(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Convert FoV coordinates back to sky coordinates (inverse of :func:`sky_to_fov`).
 
-    Parameters
-    ----------
-    fov_lon, fov_lat : array_like
-        FoV coordinates in deg (reversed longitude).
-    lon_pnt, lat_pnt : float
-        Pointing position in deg.
-
-    Returns
-    -------
-    lon, lat : numpy.ndarray
-        Sky coordinates in deg, longitude in [0, 360).
+    ``fov_lon``, ``fov_lat`` are FoV coordinates in deg (reversed longitude) and ``lon_pnt``,
+    ``lat_pnt`` the pointing in deg; returns the sky ``lon``, ``lat`` in deg (numpy arrays,
+    longitude in [0, 360)).
     """
     u = -np.radians(fov_lon)
     v = np.radians(fov_lat)

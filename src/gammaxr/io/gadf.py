@@ -29,7 +29,7 @@ import gzip
 import os
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -480,40 +480,30 @@ def read_events_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
         (s of mission elapsed time, attrs ``MJDREFI``, ``MJDREFF``, ``TIMESYS``, ``TIMEREF``)
         and every other column under its lower-case name; header keywords in attrs.
     """
-    table = _as_binary_table(hdu, source)
-    header = table.header
-    variables = _table_variables(table, "event", source)
-    _require_columns(variables, EVENT_REQUIRED, source, "events")
+    header, variables, tunit = _time_table(hdu, source, "event", EVENT_REQUIRED, "events")
     eunit = str(header.get("EUNIT", "TeV")).strip() or "TeV"
     _convert(variables, "energy", "TeV", eunit, source)
     _convert(variables, "ra", "deg", "deg", source)
     _convert(variables, "dec", "deg", "deg", source)
-    tunit = str(header.get("TIMEUNIT", "s")).strip() or "s"
     _convert(variables, "time", "s", tunit, source, _time_attrs(header))
     return xr.Dataset(variables, attrs={**header_attrs(header), "source": source})
 
 
-def read_gti_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
-    """Read a GADF ``GTI`` table.
-
-    Parameters
-    ----------
-    hdu : FitsTable or astropy.io.fits.BinTableHDU
-        The GTI HDU (zero rows allowed).
-    source : str
-        File/HDU name for error messages and the ``source`` attr.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dim ``gti``; ``start`` and ``stop`` in s of mission elapsed time (attrs as the event
-        ``time``); header keywords in attrs.
-    """
+def _time_table(hdu, source: str, dim: str, required: Sequence[str], what: str):
+    """Header, variables (``required`` columns checked) and time unit of a table with times."""
     table = _as_binary_table(hdu, source)
-    header = table.header
-    variables = _table_variables(table, "gti", source)
-    _require_columns(variables, ("start", "stop"), source, "GTI")
-    tunit = str(header.get("TIMEUNIT", "s")).strip() or "s"
+    variables = _table_variables(table, dim, source)
+    _require_columns(variables, required, source, what)
+    return table.header, variables, str(table.header.get("TIMEUNIT", "s")).strip() or "s"
+
+
+def read_gti_hdu(hdu: FitsTable, source: str = "") -> xr.Dataset:
+    """Read a GADF ``GTI`` table (``hdu`` and ``source`` as in :func:`read_events_hdu`).
+
+    Returns a Dataset with dim ``gti``: ``start`` and ``stop`` in s of mission elapsed time
+    (attrs as the event ``time``); header keywords in attrs.
+    """
+    header, variables, tunit = _time_table(hdu, source, "gti", ("start", "stop"), "GTI")
     for name in ("start", "stop"):
         _convert(variables, name, "s", tunit, source, _time_attrs(header))
     return xr.Dataset(variables, attrs={**header_attrs(header), "source": source})

@@ -408,15 +408,11 @@ def hdu_index_to_hdu(
 ) -> fits.BinTableHDU:
     """GADF HDU index from an index Dataset (dim ``hdu``).
 
-    Parameters
-    ----------
-    hdu_index : xarray.Dataset
-        With ``obs_id``, ``hdu_type``, ``hdu_class``, ``file_dir``, ``file_name`` and
-        ``hdu_name`` along ``hdu``; other columns are written too, except ``path`` (the
-        resolved path :func:`gammaxr.io.gadf.read_hdu_index` adds). Make ``file_dir`` right for
-        the place the index is written to first (:func:`relocate_hdu_index`).
-    header : mapping, optional
-        Extra keywords. ``BASE_DIR`` is not written unless given here.
+    ``hdu_index`` has ``obs_id``, ``hdu_type``, ``hdu_class``, ``file_dir``, ``file_name`` and
+    ``hdu_name`` along ``hdu``; other columns are written too, except ``path`` (the resolved
+    path :func:`gammaxr.io.gadf.read_hdu_index` adds). Make ``file_dir`` right for the place
+    the index is written to first (:func:`relocate_hdu_index`). ``header``: extra keywords;
+    ``BASE_DIR`` is not written unless given here.
     """
     missing = [c for c in _HDU_INDEX_COLUMNS if c not in hdu_index.variables]
     if missing:

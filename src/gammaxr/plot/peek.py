@@ -17,14 +17,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.geom.axes import axis_lo_hi
-from gammaxr.plot.irf import (
-    plot_aeff,
-    plot_background_rate,
-    plot_edisp,
-    plot_event_energies,
-    plot_event_map,
-    plot_psf_containment,
-)
+from gammaxr.plot import irf as irf_plots
 from gammaxr.plot.labels import energy_range, energy_range_text
 from gammaxr.plot.maps import _default_npred, display_wcs, plot_map
 
@@ -60,10 +53,10 @@ def peek_observation(obs: Any, fig: Any = None):
     axes = fig.subplots(2, 3).ravel()
     hdus = obs.hdus
     panels = (
-        ("aeff", lambda ax: plot_aeff(obs.aeff, ax)),
-        ("edisp", lambda ax: plot_edisp(obs.edisp, ax, offset=_middle_offset(obs.edisp))),
-        ("psf", lambda ax: plot_psf_containment(obs.psf, ax)),
-        ("bkg", lambda ax: plot_background_rate(obs.bkg, ax)),
+        ("aeff", lambda ax: irf_plots.plot_aeff(obs.aeff, ax)),
+        ("edisp", lambda ax: irf_plots.plot_edisp(obs.edisp, ax, offset=_middle_offset(obs.edisp))),
+        ("psf", lambda ax: irf_plots.plot_psf_containment(obs.psf, ax)),
+        ("bkg", lambda ax: irf_plots.plot_background_rate(obs.bkg, ax)),
     )
     for ax, (hdu, draw) in zip(axes, panels, strict=False):
         if hdu in hdus:
@@ -71,8 +64,8 @@ def peek_observation(obs: Any, fig: Any = None):
         else:
             _missing(ax, hdu)
     if "events" in hdus:
-        plot_event_map(obs.events, axes[4], center=obs.pointing)
-        plot_event_energies(obs.events, axes[5])
+        irf_plots.plot_event_map(obs.events, axes[4], center=obs.pointing)
+        irf_plots.plot_event_energies(obs.events, axes[5])
     else:
         _missing(axes[4], "events")
         _missing(axes[5], "events")
