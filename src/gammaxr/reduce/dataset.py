@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -29,17 +28,17 @@ from gammaxr.reduce.maps import (
     fill_missing_along_energy,
     psf_cube,
 )
+from gammaxr.reduce.run_spec import RunSpecFields
 from gammaxr.reduce.safe_mask import (
     SafeEnergyInputs,
     aeff_default_thresholds,
-    check_safe_mask_options,
     safe_energy_range,
     safe_mask,
     safe_mask_offset,
     safe_mask_position,
     table_energy_inputs,
 )
-from gammaxr.units import to_edges, to_positive, to_unit
+from gammaxr.units import to_positive, to_unit
 
 __all__ = [
     "MAP_NAMES",
@@ -56,36 +55,10 @@ __all__ = [
 MAP_NAMES = ("counts", "exposure", "background", "psf", "edisp")
 
 _IRF_DIMS = ("lat_irf", "lon_irf")
-_SAFE_OPTIONS = ("safe_mask", "safe_mask_irfs", "safe_mask_position", "safe_mask_fixed_offset")
-
-
-def freeze_maps_and_safe_mask(spec: Any, known_maps: tuple[str, ...]) -> None:
-    """Check and freeze the ``maps`` and safe-mask options of a frozen spec dataclass.
-
-    Parameters
-    ----------
-    spec : ReductionSpec or SpectrumSpec
-        Set in place (``object.__setattr__``): ``maps`` as a tuple, the safe-mask options as
-        :func:`~gammaxr.reduce.safe_mask.check_safe_mask_options` resolves them.
-    known_maps : tuple of str
-        The map names ``spec.maps`` may hold.
-
-    Raises
-    ------
-    ValueError
-        For an unknown map or a bad safe-mask option.
-    """
-    object.__setattr__(spec, "maps", tuple(spec.maps))
-    unknown = set(spec.maps) - set(known_maps)
-    if unknown:
-        raise ValueError(f"unknown maps {sorted(unknown)}; known: {known_maps}")
-    options = check_safe_mask_options(*(getattr(spec, name) for name in _SAFE_OPTIONS))
-    for name, value in zip(_SAFE_OPTIONS, options, strict=True):
-        object.__setattr__(spec, name, value)
 
 
 @dataclass(frozen=True)
-class ReductionSpec:
+class ReductionSpec(RunSpecFields):
     """What to make of each run.
 
     Parameters
@@ -157,26 +130,7 @@ class ReductionSpec:
     dtype: str = field(default="float32")
 
     def __post_init__(self):
-        for name in ("energy_edges", "energy_true_edges"):
-            edges = to_edges(getattr(self, name), "TeV", name)
-            object.__setattr__(self, name, tuple(edges.tolist()))
-        angles = ("offset_max", "binsz", "irf_binsz")
-        for name, unit in (
-            *((a, "deg") for a in angles),
-            ("aeff_percent", ""),
-            ("bias_percent", ""),
-        ):
-            object.__setattr__(self, name, to_positive(getattr(self, name), unit, name))
-        for name in ("aeff_percent", "bias_percent"):
-            if getattr(self, name) > 100:
-                raise ValueError(
-                    f"{name} must be a percentage in (0, 100], got {getattr(self, name)}"
-                )
-        object.__setattr__(
-            self,
-            "gti_tolerance",
-            to_positive(self.gti_tolerance, "s", "gti_tolerance", allow_zero=True),
-        )
+        self._check_shared_fields(MAP_NAMES, angles=("offset_max", "binsz", "irf_binsz"))
         width = to_unit(self.width, "deg", "width")
         width = tuple(np.ravel(width)) if np.ndim(width) else (width, width)
         if len(width) != 2:
@@ -195,7 +149,6 @@ class ReductionSpec:
                 "background_oversampling must be a positive integer, got "
                 f"{self.background_oversampling!r}"
             )
-        freeze_maps_and_safe_mask(self, MAP_NAMES)
         if (
             "bkg-peak" in self.safe_mask
             and self.safe_mask_irfs == "DL4"
@@ -205,16 +158,6 @@ class ReductionSpec:
                 "safe mask 'bkg-peak' with safe_mask_irfs='DL4' reads the background map: "
                 "add 'background' to maps (or use safe_mask_irfs='DL3')"
             )
-
-    @property
-    def energy(self) -> np.ndarray:
-        """Reco-energy edges, TeV."""
-        return np.asarray(self.energy_edges)
-
-    @property
-    def energy_true(self) -> np.ndarray:
-        """True-energy edges, TeV."""
-        return np.asarray(self.energy_true_edges)
 
     @property
     def rad(self) -> np.ndarray:
@@ -242,9 +185,7 @@ class ReductionSpec:
 
     def coords(self, grid: SkyGrid) -> dict:
         """Coordinates of a run's dataset on ``grid`` (sky, energy axes, rad, IRF grid)."""
-        coords = {**grid.coords}
-        coords.update(axis_coords("energy", self.energy, "TeV"))
-        coords.update(axis_coords("energy_true", self.energy_true, "TeV"))
+        coords = {**grid.coords, **self.energy_coords()}
         if self.irf_maps:
             irf = self.irf_grid(grid)
             coords["lon_irf"] = xr.Variable("lon_irf", irf.lon, {"units": "deg"})
@@ -255,12 +196,7 @@ class ReductionSpec:
 
     def attrs(self, grid: SkyGrid) -> dict:
         """Dataset attrs: the grid frame and the reduction settings."""
-        return {
-            "frame": grid.frame,
-            "safe_mask_methods": list(self.safe_mask),
-            "offset_max_deg": float(self.offset_max),
-            "safe_mask_irfs": self.safe_mask_irfs,
-        }
+        return {"frame": grid.frame, **self.safe_mask_attrs()}
 
 
 def coarse_grid(grid: SkyGrid, binsz: float) -> SkyGrid:

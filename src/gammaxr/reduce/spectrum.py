@@ -40,7 +40,6 @@ import xarray as xr
 
 from gammaxr.data.observation import events_in_gti
 from gammaxr.data.validation import validate_observation
-from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.regions import (
     _anchor,
@@ -50,7 +49,7 @@ from gammaxr.geom.regions import (
     regions_to_string,
 )
 from gammaxr.irf import edisp_kernel, evaluate_aeff, psf_3gauss_containment, psf_containment
-from gammaxr.reduce.dataset import freeze_maps_and_safe_mask, run_coords
+from gammaxr.reduce.dataset import run_coords
 from gammaxr.reduce.maps import background_cube, fill_missing_along_energy
 from gammaxr.reduce.reflected import (
     ReflectedRegionsConfig,
@@ -59,6 +58,7 @@ from gammaxr.reduce.reflected import (
     rotate_region,
     single_region,
 )
+from gammaxr.reduce.run_spec import RunSpecFields
 from gammaxr.reduce.runs import _check_on_error, lazy_run_variables
 from gammaxr.reduce.safe_mask import (
     SafeEnergyInputs,
@@ -69,7 +69,6 @@ from gammaxr.reduce.safe_mask import (
     table_energy_inputs,
 )
 from gammaxr.stats import wstat_mu_bkg
-from gammaxr.units import to_edges, to_positive
 
 __all__ = [
     "SPECTRUM_MAPS",
@@ -88,7 +87,7 @@ _ACCEPTANCE = ("regions", "background")
 
 
 @dataclass(frozen=True)
-class SpectrumSpec:
+class SpectrumSpec(RunSpecFields):
     """What to make of each run for a 1D on/off spectrum.
 
     Parameters
@@ -159,19 +158,7 @@ class SpectrumSpec:
     def __post_init__(self):
         region = single_region(self.on_region)
         object.__setattr__(self, "on_region", regions_to_string(region))
-        for name in ("energy_edges", "energy_true_edges"):
-            edges = to_edges(getattr(self, name), "TeV", name)
-            object.__setattr__(self, name, tuple(edges.tolist()))
-        for name, unit in (
-            ("offset_max", "deg"),
-            ("region_binsz", "deg"),
-            ("aeff_percent", ""),
-            ("bias_percent", ""),
-        ):
-            object.__setattr__(self, name, to_positive(getattr(self, name), unit, name))
-        tolerance = to_positive(self.gti_tolerance, "s", "gti_tolerance", allow_zero=True)
-        object.__setattr__(self, "gti_tolerance", tolerance)
-        freeze_maps_and_safe_mask(self, SPECTRUM_MAPS)
+        self._check_shared_fields(SPECTRUM_MAPS, angles=("offset_max", "region_binsz"))
         if self.safe_mask_irfs == "DL4" and (
             self.safe_mask_position is not None or self.safe_mask_fixed_offset is not None
         ):
@@ -198,16 +185,6 @@ class SpectrumSpec:
         """The on region as a ``regions`` object."""
         return parse_regions(self.on_region)[0]
 
-    @property
-    def energy(self) -> np.ndarray:
-        """Reco-energy edges, TeV."""
-        return np.asarray(self.energy_edges)
-
-    @property
-    def energy_true(self) -> np.ndarray:
-        """True-energy edges, TeV."""
-        return np.asarray(self.energy_true_edges)
-
     def hdus(self) -> tuple[str, ...]:
         """HDU types a run must provide."""
         need = ["events", "gti"]
@@ -230,10 +207,7 @@ class SpectrumSpec:
 
     def coords(self) -> dict:
         """Energy coordinates of a spectrum dataset."""
-        return {
-            **axis_coords("energy", self.energy, "TeV"),
-            **axis_coords("energy_true", self.energy_true, "TeV"),
-        }
+        return self.energy_coords()
 
     def attrs(self) -> dict:
         """Dataset attrs: the on region and the reduction settings."""
@@ -241,9 +215,7 @@ class SpectrumSpec:
             "on_region": self.on_region,
             "acceptance_method": self.acceptance,
             "containment_correction": int(self.containment_correction),
-            "safe_mask_methods": list(self.safe_mask),
-            "offset_max_deg": float(self.offset_max),
-            "safe_mask_irfs": self.safe_mask_irfs,
+            **self.safe_mask_attrs(),
             # stack_runs: drop unsafe reco bins of each run's kernel (as Gammapy)
             "edisp_energy_mask": 1,
             **{f"reflected_{k}": v for k, v in _finder_attrs(self.finder).items()},
