@@ -15,11 +15,17 @@ an exposure gradient that shifts the image by ``sigma_psf**2 * grad(ln exposure)
 biases fitted positions (``benchmarks/position_bias.py``, docs/conventions.md). The sum runs over a cutout around the
 source only. The PSF kernel, the edisp matrix and the cutout are functions of the source
 position alone (:mod:`gammaxr.fit.kernels`: kernels blended from a fixed lattice of nodes),
-so the likelihood at given parameters does not depend on the history of a fit. A
-:class:`MapSourceEvaluator` keeps, between calls:
+so the likelihood at given parameters does not depend on the history of a fit. The
+exception is ``irf_update="gammapy"``, implied by ``convention="gammapy"``: it follows
+Gammapy 2.1's ``MapEvaluator``, which computes the PSF kernel, the edisp matrix and the
+cutout at the source position of some earlier call and keeps them until the source has
+moved further than its evaluation radius plus the cutout margin (0.1 deg) from the position
+of the last such update (:meth:`MapSourceEvaluator.irf_needs_update`), so the likelihood
+depends on the positions evaluated before, as Gammapy's does. A :class:`MapSourceEvaluator`
+keeps, between calls:
 
 - the PSF kernels at the lattice nodes visited, and the blended IRF state at the last
-  position;
+  position (``irf_update="gammapy"``: the IRF state of the last update);
 - ``A(t, pixel) = (exposure * S) (*) K_t``, rebuilt only when spatial parameters change;
 - the counts, rebuilt when spectral parameters change (one small matrix product).
 
@@ -36,7 +42,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from gammaxr.models import SkyModel
-from gammaxr.models.sphere import transform_lonlat
+from gammaxr.models.sphere import separation, transform_lonlat
 
 from .data import MapData, SpectrumData
 from .kernels import (
@@ -57,6 +63,7 @@ from .kernels import (
 __all__ = [
     "CM2_PER_M2",
     "CONVENTIONS",
+    "IRF_UPDATES",
     "MapSourceEvaluator",
     "SpectrumSourceEvaluator",
     "convolve_same",
@@ -67,6 +74,9 @@ __all__ = [
 CM2_PER_M2 = 1e4
 #: Evaluation conventions (see :class:`MapSourceEvaluator`).
 CONVENTIONS = ("gammaxr", "gammapy")
+#: When a source's IRF state (PSF kernel, edisp matrix, cutout) is recomputed: at every
+#: position, blended from a fixed lattice ("lattice"), or by Gammapy's rule ("gammapy").
+IRF_UPDATES = ("lattice", "gammapy")
 #: Point sources are shifted by spline interpolation of the PSF kernel (convention
 #: "gammaxr") when the PSF's 68 % radius is at least this many pixels at all energies;
 #: otherwise (and without PSF) they get bilinear pixel weights, as in Gammapy.
@@ -155,6 +165,12 @@ class MapSourceEvaluator:
         cubic spline interpolation; ``"gammapy"``: Gammapy's square kernel pixels and bilinear point
         weights (:func:`gammaxr.models.integrate_pixels`), to reproduce its numbers (see
         :mod:`gammaxr.fit.kernels`).
+    irf_update : {"lattice", "gammapy"}, optional
+        ``"lattice"``: the IRF state is a function of the current position (kernels blended
+        from the lattice of :func:`~gammaxr.fit.kernels.kernel_nodes`, edisp and cutout at
+        the position); ``"gammapy"``: Gammapy 2.1's rule (:meth:`irf_needs_update`; kernels
+        computed at the update position itself). Default: ``"gammapy"`` with
+        ``convention="gammapy"``, else ``"lattice"``.
     """
 
     def __init__(
@@ -163,6 +179,7 @@ class MapSourceEvaluator:
         model: SkyModel,
         margin: float = CUTOUT_MARGIN,
         convention: str = "gammaxr",
+        irf_update: str | None = None,
     ) -> None:
         if model.spatial is None:
             raise ValueError(
@@ -175,6 +192,16 @@ class MapSourceEvaluator:
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
         self.convention = convention
+        if irf_update is None:
+            irf_update = "gammapy" if convention == "gammapy" else "lattice"
+        if irf_update not in IRF_UPDATES:
+            raise ValueError(f"irf_update must be one of {IRF_UPDATES}, got {irf_update!r}")
+        self.irf_update = irf_update
+        #: model-frame position (deg) of the last IRF update that passed the distance test;
+        #: Gammapy starts it at (0, 0), not at the first position evaluated
+        self.irf_reference = (0.0, 0.0)
+        #: number of IRF-state updates under ``irf_update="gammapy"`` (diagnostics)
+        self.n_irf_updates = 0
         self._psf_pixels = "square" if convention == "gammapy" else "sky"
         edges = data.energy_true_edges
         self._e_lo, self._e_hi = edges[:-1], edges[1:]
@@ -205,10 +232,16 @@ class MapSourceEvaluator:
     def _node(self, j: int, i: int) -> dict[str, Any]:
         """PSF kernel (and spline coefficients) at kernel-lattice node ``(j, i)``, cached."""
         node = self._nodes.get((j, i))
-        if node is not None:
-            return node
+        if node is None:
+            lon, lat = float(self._lon_nodes[i]), float(self._lat_nodes[j])
+            node = self._nodes[(j, i)] = self._kernel_at(lon, lat)
+            self.n_kernel_nodes += 1
+        return node
+
+    def _kernel_at(self, lon: float, lat: float) -> dict[str, Any]:
+        """PSF kernel (and spline coefficients if the PSF is smooth on the pixels) at a
+        position of the data frame, deg."""
         d = self.data
-        lon, lat = float(self._lon_nodes[i]), float(self._lat_nodes[j])
         profile = psf_profile_at(d.psf, d.lon_irf, d.lat_irf, lon, lat)
         kernel = psf_kernel(
             profile, d.rad_edges, lat, d.lon_step, d.lat_step, psf_pixels=self._psf_pixels,
@@ -219,13 +252,7 @@ class MapSourceEvaluator:
             pixel = max(abs(d.lon_step) * np.cos(np.deg2rad(lat)), abs(d.lat_step))
             r68 = containment_radii(profile, d.rad_edges, 0.68)
             smooth = bool(np.all(r68 >= SMOOTH_PSF_PIXELS * pixel))
-        node = {
-            "kernel": kernel,
-            "coefficients": spline_coefficients(kernel) if smooth else None,
-        }
-        self._nodes[(j, i)] = node
-        self.n_kernel_nodes += 1
-        return node
+        return {"kernel": kernel, "coefficients": spline_coefficients(kernel) if smooth else None}
 
     def _blend(self, weighted: list, key: str) -> np.ndarray:
         """Weighted sum of the nodes' ``key`` arrays (centred, zero-padded to the largest)."""
@@ -245,10 +272,13 @@ class MapSourceEvaluator:
         kernel = coefficients = None
         shape = (1, 1)
         if d.psf is not None:
-            weighted = [
-                (w, self._node(j, i))
-                for j, i, w in node_weights(self._lon_nodes, self._lat_nodes, lon, lat)
-            ]
+            if self.irf_update == "gammapy":  # Gammapy: the kernel at the position itself
+                weighted = [(1.0, self._kernel_at(lon, lat))]
+            else:
+                weighted = [
+                    (w, self._node(j, i))
+                    for j, i, w in node_weights(self._lon_nodes, self._lat_nodes, lon, lat)
+                ]
             if point and all(node["coefficients"] is not None for _, node in weighted):
                 coefficients = self._blend(weighted, "coefficients")
             else:
@@ -276,6 +306,29 @@ class MapSourceEvaluator:
             "exposure": exposure,
         }
 
+    def irf_needs_update(self, values: dict, radius: float) -> bool:
+        """Gammapy 2.1's test for recomputing the IRF state of a source whose spatial
+        parameters changed since the previous call (``irf_update="gammapy"``).
+
+        True when the model position is further than ``radius + margin`` (deg; Gammapy's
+        evaluation radius plus its 0.1 deg cutout margin) from :attr:`irf_reference`, which
+        then moves to the position. The reference starts at (0, 0) in the model frame and
+        the first call always computes the IRF state without moving it, so the first
+        change of spatial parameters triggers an update (unless the source is near (0, 0)).
+
+        Parameters
+        ----------
+        values : dict
+            Spatial parameter values (``lon_0``, ``lat_0`` in deg, model frame).
+        radius : float
+            The model's evaluation radius, deg.
+        """
+        lon, lat = float(values["lon_0"]), float(values["lat_0"])
+        moved = float(separation(lon, lat, *self.irf_reference)) > radius + self.margin
+        if moved:
+            self.irf_reference = (lon, lat)
+        return moved
+
     # -- evaluation ----------------------------------------------------------------------
     def _spatial_weights(self, values: dict) -> None:
         is_point = self.model.spatial.is_point
@@ -283,10 +336,13 @@ class MapSourceEvaluator:
         spatial = None if is_point else self.model.spatial.with_values(**values)
         lon, lat = self._position(values)
         radius = 0.0 if is_point else float(spatial.evaluation_radius)
-        key = (lon, lat, radius)
-        if self._irf_key != key:
+        if self.irf_update == "gammapy":
+            if self._irf is None or self.irf_needs_update(values, radius):
+                self._irf = self._irf_at(lon, lat, radius, is_point)
+                self.n_irf_updates += 1
+        elif self._irf_key != (lon, lat, radius):
             self._irf = self._irf_at(lon, lat, radius, is_point)
-            self._irf_key = key
+            self._irf_key = (lon, lat, radius)
         irf = self._irf
         cut: Cutout = irf["cutout"]
         if cut.empty:

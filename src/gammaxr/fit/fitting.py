@@ -18,7 +18,7 @@ from gammaxr.models import FoVBackgroundModel, Models, SkyModel
 
 from .data import MapData, SpectrumData, load_datasets
 from .likelihood import FitContext
-from .minimizer import default_scales, minimize
+from .minimizer import default_scales, gammapy_scales, minimize
 from .result import FitResult, result_dataset
 
 __all__ = ["fit", "fit_data", "model_scales", "npred"]
@@ -86,6 +86,11 @@ def fit(
         How sources are rendered on map datasets: PSF kernels on the grid's own pixels and
         point sources shifted smoothly (default), or Gammapy's square kernel pixels and
         bilinear point weights, to reproduce its numbers (:mod:`gammaxr.fit.kernels`).
+        ``"gammapy"`` also follows Gammapy's rule for recomputing a source's IRFs during
+        the fit (``irf_update="gammapy"`` of :class:`~gammaxr.fit.likelihood.FitContext`)
+        and its Minuit conditioning (:func:`gammaxr.fit.minimizer.gammapy_scales`), so
+        that Migrad visits the positions Gammapy's does: its result then depends on the
+        start values, as Gammapy's does (docs/conventions.md).
 
     Returns
     -------
@@ -140,11 +145,18 @@ def fit_data(
         raise ValueError("the models have no free parameter to fit")
     context = FitContext(data, models, convention=convention)
     x0 = models.get_vector()
-    scale = model_scales(models)
+    steps = None
+    if convention == "gammapy":
+        scale, steps = gammapy_scales(x0, [p.error for _, p in models.free_parameters])
+    else:
+        scale = model_scales(models)
     for key, value in (scales or {}).items():
         if key not in names:
             raise KeyError(f"scales: {key!r} is not a free parameter; free are {names}")
-        scale[names.index(key)] = float(value)
+        i = names.index(key)
+        if steps is not None:  # keep the initial step in the parameter's units
+            steps[i] *= scale[i] / float(value)
+        scale[i] = float(value)
     if minos is True or minos is False:
         minos_index = minos
     else:
@@ -162,6 +174,7 @@ def fit_data(
         tol=tol,
         strategy=strategy,
         ncall=ncall,
+        steps=steps,
     )
     errors = np.where(np.isfinite(res.errors), res.errors, 0.0)
     fitted = models.with_vector(res.x, errors=errors)

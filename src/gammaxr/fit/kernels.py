@@ -10,16 +10,19 @@ Conventions follow Gammapy's ``MapEvaluator`` so that predicted counts agree:
 - a source's kernel is the bilinear blend of the kernels computed at the nodes of a fixed
   lattice around it (:func:`kernel_nodes`: the IRF-grid pixel centres), so predicted counts,
   hence the likelihood, are a continuous function of the parameters alone, whatever the
-  history of a fit. Gammapy keeps the IRFs of the start position until the source moves
-  further than its evaluation radius, so its likelihood at given parameters depends on the
-  start values and on the minimiser's path;
+  history of a fit. Gammapy computes the kernel at the source position of its last IRF update
+  and keeps it until the source moves further than its evaluation radius plus 0.1 deg from
+  there, so its likelihood at given parameters depends on the start values and on the
+  minimiser's path; ``convention="gammapy"`` does the same
+  (:meth:`gammaxr.fit.evaluators.MapSourceEvaluator.irf_needs_update`);
 - kernel pixels are laid out on the dataset's own lon/lat grid (offsets are true angular
   distances on the sky at the source: ``psf_pixels="sky"``), so a grid whose lon step is a
   step of right ascension (pixels narrower on the sky than high) gets the right kernel.
   Gammapy instead renders the kernel on square pixels of side ``max(lon step, lat step)``
   centred on the source and convolves it in pixel units; ``psf_pixels="square"`` does the
   same (each plane cut to Gammapy's odd square of side twice its 99.9 % radius rather than a
-  circle, profiles extrapolated linearly inside the first rad node as Gammapy's map
+  circle, radii computed as Gammapy does, :func:`gammapy_containment_radii`, profiles
+  extrapolated linearly inside the first rad node as Gammapy's map
   interpolation does), for cross-checks (on a 0.02 deg RA x 0.02 deg Dec grid at Dec 22 deg its PSF is
   7 % too narrow in RA);
 - the energy-dispersion kernel is the bilinear blend of those of the IRF pixels around the
@@ -56,6 +59,7 @@ __all__ = [
     "cutout_around",
     "diagonal_response",
     "edisp_at",
+    "gammapy_containment_radii",
     "kernel_nodes",
     "node_weights",
     "bspline_weights",
@@ -205,6 +209,43 @@ def containment_radii(profile: np.ndarray, rad_edges: np.ndarray, fraction: floa
     )
 
 
+def gammapy_containment_radii(
+    profile: np.ndarray, rad_edges: np.ndarray, fraction: float, upsample: int = 20
+) -> np.ndarray:
+    """Containment radii (deg) as Gammapy 2.1 computes them for its PSF kernels.
+
+    The cumulative integral uses flat-sky rings ``2 pi r_centre dr`` summed up to each bin's
+    upper edge and is interpolated linearly; the radius is the centre of the rad bin split
+    ``upsample`` times whose containment is nearest ``fraction`` (so it is quantised to
+    1/upsample of a rad bin, where :func:`containment_radii` interpolates). Kernels cut at
+    these radii have Gammapy's sizes even where the radius falls near a pixel boundary.
+
+    Parameters
+    ----------
+    profile, rad_edges, fraction
+        As for :func:`containment_radii` (sr-1 per rad bin; deg; a fraction in (0, 1)).
+    upsample : int
+        Sub-bins per rad bin.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_et,)
+    """
+    n = rad_edges.size - 1
+    centres, widths = 0.5 * (rad_edges[1:] + rad_edges[:-1]), np.diff(rad_edges)
+    ring = 2.0 * np.pi * centres * widths * np.deg2rad(1.0) ** 2
+    cum = np.cumsum(profile * ring, axis=1)  # at the upper edges
+    fine_edges = np.interp(np.linspace(0, n, n * upsample + 1), np.arange(n + 1), rad_edges)
+    fine = 0.5 * (fine_edges[1:] + fine_edges[:-1])
+    nodes = rad_edges[1:]
+    # linear between the upper edges, extrapolated by half a bin below the first one
+    j = np.clip(np.searchsorted(nodes, fine) - 1, 0, n - 2)
+    t = (fine - nodes[j]) / (nodes[j + 1] - nodes[j])
+    values = cum[:, j] * (1 - t) + cum[:, j + 1] * t
+    values[:, fine < nodes[0] - 0.5 * widths[0]] = 0.0
+    return fine[np.argmin(np.abs(values - fraction), axis=1)]
+
+
 def psf_kernel(
     profile: np.ndarray,
     rad_edges: np.ndarray,
@@ -232,7 +273,8 @@ def psf_kernel(
         Containment fraction setting the kernel radius per true-energy bin.
     psf_pixels : {"sky", "square"}
         Pixel geometry: the grid's own pixels on the sky, or Gammapy's square pixels of side
-        ``max(|lon_step|, |lat_step|)`` (see the module docstring).
+        ``max(|lon_step|, |lat_step|)`` (see the module docstring; containment radii are
+        then Gammapy's, :func:`gammapy_containment_radii`).
     square_side : float, optional
         deg; the side of the square pixels instead of ``max(|lon_step|, |lat_step|)`` (the
         WCS pixel of a Gammapy map that was relabelled onto a lon/lat grid).
@@ -244,8 +286,9 @@ def psf_kernel(
         centred on the middle pixel.
     """
     rad_centres = 0.5 * (rad_edges[1:] + rad_edges[:-1])
-    radius = containment_radii(profile, rad_edges, containment)
-    r68 = containment_radii(profile, rad_edges, 0.68)
+    radii = gammapy_containment_radii if psf_pixels == "square" else containment_radii
+    radius = radii(profile, rad_edges, containment)
+    r68 = radii(profile, rad_edges, 0.68)
     if psf_pixels == "square":
         side = square_side or max(abs(lon_step), abs(lat_step))
         lon_step = np.copysign(side / np.cos(np.deg2rad(lat)), lon_step)

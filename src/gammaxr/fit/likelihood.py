@@ -157,12 +157,21 @@ class MapTerm(_Term):
         All models; those applying to the dataset are used.
     convention : {"gammaxr", "gammapy"}
         Evaluation convention (:class:`gammaxr.fit.evaluators.MapSourceEvaluator`).
+    irf_update : {"lattice", "gammapy"}, optional
+        When sources' IRF states are recomputed (default: implied by ``convention``; see
+        :class:`~gammaxr.fit.evaluators.MapSourceEvaluator`).
     """
 
-    def __init__(self, data: MapData, models: Models, convention: str = "gammaxr") -> None:
+    def __init__(
+        self,
+        data: MapData,
+        models: Models,
+        convention: str = "gammaxr",
+        irf_update: str | None = None,
+    ) -> None:
         super().__init__(data, models)
         self.sources = [
-            (m.name, MapSourceEvaluator(data, m, convention=convention))
+            (m.name, MapSourceEvaluator(data, m, convention=convention, irf_update=irf_update))
             for m in models.sky_models
             if _applies(m, data.names)
         ]
@@ -298,6 +307,11 @@ class FitContext:
     convention : {"gammaxr", "gammapy"}
         Evaluation convention of map datasets
         (:class:`gammaxr.fit.evaluators.MapSourceEvaluator`).
+    irf_update : {"lattice", "gammapy"}, optional
+        When sources' IRF states are recomputed: ``"lattice"`` makes the statistic a
+        function of the parameters alone; ``"gammapy"`` follows Gammapy 2.1, whose statistic
+        depends on the positions evaluated before in this context. Default: ``"gammapy"``
+        with ``convention="gammapy"``, else ``"lattice"``.
     require_sources : bool
         Raise if no sky model applies to any dataset (a fit of background norms alone is
         allowed with False).
@@ -314,10 +328,13 @@ class FitContext:
         models: Models,
         convention: str = "gammaxr",
         require_sources: bool = True,
+        irf_update: str | None = None,
     ) -> None:
         self.models = models
         self.terms = [
-            MapTerm(d, models, convention) if isinstance(d, MapData) else SpectrumTerm(d, models)
+            MapTerm(d, models, convention, irf_update)
+            if isinstance(d, MapData)
+            else SpectrumTerm(d, models)
             for d in data
         ]
         known = {n for d in data for n in d.names}

@@ -3,7 +3,10 @@
 The statistic is -2 log likelihood, so ``errordef = 1``. Parameters are passed to Minuit as
 ``x / scale`` so that every internal variable is of order one and its initial step is 1
 (the scale is the parameter's error when known, else 10 % of its value, 0.01 deg for angles,
-0.1 for parameters at zero). Migrad runs with ``tol`` and ``strategy`` (defaults 0.1 and 1,
+0.1 for parameters at zero). :func:`gammapy_scales` gives Gammapy's conditioning instead
+(``x / 10**floor(log10|x|)``, initial step the error in those units, else 1), which sets the
+positions Migrad visits first, for fits that must follow Gammapy's path (its likelihood
+depends on them: :mod:`gammaxr.fit.evaluators`). Migrad runs with ``tol`` and ``strategy`` (defaults 0.1 and 1,
 as Gammapy), then Hesse for the covariance, then Minos on request.
 
 The outcome is reported, never hidden: ``success`` is False when Migrad's minimum is not
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from iminuit import Minuit
 
-__all__ = ["MinimizeResult", "default_scales", "minimize", "scaled_minuit"]
+__all__ = ["MinimizeResult", "default_scales", "gammapy_scales", "minimize", "scaled_minuit"]
 
 
 @dataclass
@@ -72,6 +75,36 @@ def default_scales(x0: np.ndarray, units: Sequence[str], errors: Sequence[float]
     return scales
 
 
+def gammapy_scales(x0: np.ndarray, errors: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Gammapy 2.1's conditioning: scales and initial steps of its Minuit parameters.
+
+    Gammapy's optimiser sees each parameter as ``x / scale`` with ``scale`` the power of ten
+    at or below ``|x|`` (``scale_method="scale10"``; 1 for a parameter at zero), and starts
+    Minuit with step ``error / scale``, or 1 where the error is unknown (zero or NaN).
+
+    Parameters
+    ----------
+    x0 : numpy.ndarray, shape (n,)
+        Start values (in the units Gammapy's parameters are in: gammaxr's canonical units
+        are Gammapy's defaults).
+    errors : sequence of float, shape (n,)
+        Known errors (0 or NaN: unknown).
+
+    Returns
+    -------
+    scales, steps : numpy.ndarray, shape (n,)
+        For :func:`minimize`'s ``scales`` and ``steps``.
+    """
+    x0 = np.asarray(x0, dtype=float)
+    errors = np.asarray(errors, dtype=float)
+    finite = np.isfinite(x0) & (x0 != 0)
+    exponent = np.floor(np.log10(np.abs(np.where(finite, x0, 1.0))))
+    scales = np.where(finite, 10.0**exponent, 1.0)
+    known = np.isfinite(errors) & (errors != 0)
+    steps = np.where(known, errors / scales, 1.0)
+    return scales, steps
+
+
 def _limit(lo: float, hi: float, scale: float) -> tuple[float | None, float | None]:
     return (
         None if not math.isfinite(lo) else lo / scale,
@@ -104,6 +137,7 @@ def scaled_minuit(
     names: Sequence[str] | None = None,
     tol: float = 0.1,
     strategy: int = 1,
+    steps: Sequence[float] | None = None,
 ) -> Minuit:
     """A Minuit object on ``x / scales`` (module docstring), ready for Migrad.
 
@@ -114,7 +148,7 @@ def scaled_minuit(
         values are passed to Minuit as 1e300).
     x0, scales : sequence of float, shape (n,)
         Start values and conditioning scales.
-    bounds, names, tol, strategy
+    bounds, names, tol, strategy, steps
         As for :func:`minimize`.
 
     Returns
@@ -133,7 +167,7 @@ def scaled_minuit(
     m = Minuit(scaled, x0 / scales, name=names)
     m.errordef = 1.0  # the statistic is -2 log L
     m.tol, m.strategy, m.print_level = tol, strategy, 0
-    m.errors = np.ones(x0.size)
+    m.errors = np.ones(x0.size) if steps is None else np.asarray(steps, dtype=float)
     if bounds is not None:
         for i, (lo, hi) in enumerate(zip(*bounds, strict=True)):
             m.limits[i] = _limit(float(lo), float(hi), scales[i])
@@ -152,6 +186,7 @@ def minimize(
     strategy: int = 1,
     ncall: int | None = None,
     hesse: bool = True,
+    steps: Sequence[float] | None = None,
 ) -> MinimizeResult:
     """Minimise ``fcn`` with Migrad, then Hesse (and Minos on request).
 
@@ -178,6 +213,9 @@ def minimize(
     hesse : bool
         Run Hesse after Migrad (False: errors and covariance are Migrad's estimates, for
         callers that need only the minimum, such as profile likelihoods).
+    steps : sequence of float, optional
+        Minuit's initial steps in units of ``scales`` (default 1; see
+        :func:`gammapy_scales`).
 
     Returns
     -------
@@ -194,13 +232,17 @@ def minimize(
         calls[0] += 1
         return fcn(x)
 
-    start = counted(x0)
+    # the start as Migrad's first call passes it (x0 / scales * scales, within rounding of
+    # x0), so that this check is not a separate position for path-dependent statistics
+    start = counted(x0 / scales * scales)
     if not math.isfinite(start):
         return MinimizeResult(
             x0, np.full(n, np.nan), nan_cov, start, False,
             f"statistic is not finite at the start values ({start})", calls[0],
         )  # fmt: skip
-    m = scaled_minuit(counted, x0, scales, bounds=bounds, names=names, tol=tol, strategy=strategy)
+    m = scaled_minuit(
+        counted, x0, scales, bounds=bounds, names=names, tol=tol, strategy=strategy, steps=steps
+    )
     m.migrad(ncall=ncall)
     success, message = bool(m.valid), _migrad_message(m)
     if success and hesse:
