@@ -120,3 +120,28 @@ def test_many_offsets_equal_one_by_one(hess_dir):
     one_by_one = np.stack([edisp_kernel(edisp, o, e_true, e_reco) for o in offsets.ravel()])
     np.testing.assert_allclose(many.reshape(one_by_one.shape), one_by_one, atol=1e-12)
     assert not many[offsets > 2.75].any()
+
+
+def test_many_offsets_equal_one_by_one_when_the_table_has_negative_values():
+    """Kernels combined from the offset nodes stay exact where the interpolated density
+    must be clipped (negative table values, as in some H.E.S.S. DR1 runs) and where the
+    offset is extrapolated beyond the last node."""
+    coords = axis_coords("energy_true", np.geomspace(0.1, 100, 9), "TeV", lohi=True)
+    coords |= axis_coords("migra", np.linspace(0.2, 3.0, 57), "", lohi=True)
+    coords |= axis_coords("offset", lo=np.arange(4.0), hi=np.arange(4.0), unit="deg", lohi=True)
+    coords["offset"].attrs["interp"] = "nodes"
+    migra = coords["migra"].values
+    rng = np.random.default_rng(5)
+    width = np.array([0.1, 0.15, 0.25, 0.4])  # broader with offset
+    density = norm.pdf(migra[None, :, None], 1.0, width[None, None, :])
+    density = np.broadcast_to(density, (8, 56, 4)) + rng.normal(0, 0.3, (8, 56, 4))
+    edisp = xr.DataArray(
+        density, dims=("energy_true", "migra", "offset"), coords=coords, attrs={"units": ""}
+    )
+    assert (edisp.values < 0).sum() > 100
+    offsets = np.concatenate([rng.uniform(0, 3.6, 60), [0.0, 3.0, 3.5, 3.49, 3.51, np.nan]])
+    e_true, e_reco = np.geomspace(0.15, 80, 13), np.geomspace(0.2, 60, 9)
+    many = edisp_kernel(edisp, offsets, e_true, e_reco)
+    one_by_one = np.stack([edisp_kernel(edisp, o, e_true, e_reco) for o in offsets])
+    np.testing.assert_allclose(many, one_by_one, rtol=1e-10, atol=1e-13)
+    assert not many[offsets > 3.5].any() and not many[-1].any() and many[offsets < 3.5].any()

@@ -9,6 +9,8 @@ import xarray as xr
 
 from gammaxr.geom.axes import axis_coords
 from gammaxr.irf import GridAxis, grid_axis, interpolate_irf, interpolate_table
+from gammaxr.irf.aeff import evaluate_aeff, evaluate_aeff_on_offsets
+from gammaxr.irf.interpolate import interpolate_on_points
 
 E_EDGES = np.geomspace(0.1, 100.0, 7)  # 6 log bins
 OFFSET_NODES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])
@@ -208,3 +210,87 @@ def test_outer_product_coordinates_equal_pointwise_interpolation(values_scale):
             flat = [np.ravel(a).copy() for a in np.broadcast_arrays(energy, offset, rad)]
             points = interpolate_table(table, axes, flat, values_scale=values_scale)
             np.testing.assert_allclose(grid.ravel(), points, rtol=1e-12, atol=1e-300)
+
+
+def _points_case_axes() -> list[GridAxis]:
+    return [
+        GridAxis(
+            "energy", np.log(np.geomspace(0.1, 100, 7)), np.log(0.05), np.log(200), True, False
+        ),
+        GridAxis("fov_lon", np.linspace(-2.5, 2.5, 11), -2.75, 2.75, False, False),
+        GridAxis("fov_lat", np.linspace(-2.0, 2.0, 5), -2.5, 2.5, False, False),
+    ]
+
+
+@pytest.mark.parametrize("values_scale", ["lin", "log"])
+@pytest.mark.parametrize("fill_value", [0.0, None, -1.0])
+@pytest.mark.parametrize("points_first", [False, True])
+@pytest.mark.parametrize("point_axes", [(1,), (1, 2)])
+def test_on_points_equals_interpolate_table(values_scale, fill_value, points_first, point_axes):
+    """Interpolating at the point axes' nodes, then combining per point, equals plain
+    multilinear interpolation: extrapolation, out-of-range and NaN points, clipping."""
+    rng = np.random.default_rng(7)
+    axes = _points_case_axes()
+    table = rng.uniform(-0.2, 1.0, (7, 11, 5))  # some negative values: clipping matters
+    if values_scale == "log":
+        table[2, 3, 1] = 0.0  # a zero node (floored before the log)
+    energy = np.geomspace(0.03, 300, 9)  # beyond the valid range on both sides
+    lon = rng.uniform(-3.5, 3.5, (6, 8))
+    lat = rng.uniform(-3.0, 3.0, (6, 8))
+    lon[0, 0] = np.nan
+    coords = [energy, lon, lat] if point_axes == (1, 2) else [energy, lon, 0.7]
+    points = [coords[i] for i in point_axes]
+    kwargs = dict(values_scale=values_scale, fill_value=fill_value)
+    got = interpolate_on_points(
+        table, axes, coords, point_axes, points, points_first=points_first, **kwargs
+    )
+    full = [energy[:, None, None], lon, coords[2] if point_axes == (1,) else lat]
+    expected = interpolate_table(table, axes, full, **kwargs)
+    expected = np.broadcast_to(expected, (9, 6, 8))
+    if points_first:
+        expected = np.moveaxis(expected, 0, -1)
+    assert got.shape == expected.shape and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+    if fill_value is not None:
+        assert (
+            np.all(got[..., 0, 0] == fill_value)
+            if not points_first
+            else np.all(got[0, 0] == fill_value)
+        )
+
+
+def test_on_points_flipped_single_node_and_non_finite_tables():
+    """A descending axis and a single-node point axis are handled; a table with NaNs takes
+    the point-by-point path (a NaN node must not spread to other points)."""
+    rng = np.random.default_rng(8)
+    axes = [
+        GridAxis(
+            "energy", np.log(np.geomspace(0.1, 100, 4)), np.log(0.05), np.log(200), True, False
+        ),
+        GridAxis("offset", np.linspace(0.0, 2.5, 6), -0.25, 2.75, False, True),
+        GridAxis("rad", np.array([0.3]), -np.inf, np.inf, False, False),
+    ]
+    table = rng.uniform(0.0, 1.0, (4, 6, 1))
+    energy = np.geomspace(0.2, 50, 5)
+    offset = rng.uniform(-0.5, 3.0, (3, 7))
+    for point_axes, points in (((1,), [offset]), ((1, 2), [offset, np.full((3, 7), 0.3)])):
+        coords = [energy, None, 0.3] if point_axes == (1,) else [energy, None, None]
+        got = interpolate_on_points(table, axes, coords, point_axes, points)
+        expected = interpolate_table(table, axes, [energy[:, None, None], offset, 0.3])
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    table[1, 2, 0] = np.nan
+    got = interpolate_on_points(table, axes, [energy, None, 0.3], (1,), [offset])
+    expected = interpolate_table(table, axes, [energy[:, None, None], offset, 0.3])
+    np.testing.assert_array_equal(got, expected)
+    assert np.isfinite(got).all() and (got > 0).any()
+
+
+def test_aeff_on_offsets_equals_evaluate_aeff():
+    table = _table(lambda e, o: np.exp(np.sin(3 * e)) * (3.0 - o) - 0.3)  # clipped where < 0
+    table.attrs["units"] = "cm2"
+    offsets = np.random.default_rng(2).uniform(-0.5, 3.0, (11, 13))
+    energies = np.geomspace(0.05, 200, 9)
+    got = evaluate_aeff_on_offsets(table, energies, offsets)
+    expected = evaluate_aeff(table, energies[:, None, None], offsets[None])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
+    assert got.shape == (9, 11, 13) and got.max() < 1e-3  # in m2

@@ -22,6 +22,7 @@ from gammaxr.irf import (
     psf_containment,
     psf_containment_radius,
     psf_profile,
+    psf_profile_map,
 )
 
 R68_FACTOR = np.sqrt(-2 * np.log(1 - 0.68))  # r68 / sigma of a 2D Gaussian
@@ -162,3 +163,21 @@ def test_hess_r68_at_crab_map_centre_matches_gammapy(hess_dir, reference_dir, ob
     centres = np.sqrt(edges[1:] * edges[:-1])
     r68 = psf_containment_radius(psf, centres, offset, 0.68, rad_edges=RAD_EDGES_DEFAULT)
     np.testing.assert_allclose(r68, ref[f"psf_r68_{obs_id}"], rtol=0.02)
+
+
+def test_profile_map_equals_profiles_pixel_by_pixel():
+    """The map layout (energy, rad, pixels), combined from the offset nodes, equals the
+    profiles computed for every pixel, including negative table values (clipped), offsets
+    beyond the valid range (zero) and energies outside the table."""
+    sigma = np.linspace(0.05, 0.2, 15).reshape(5, 3)
+    table = psf_3gauss_to_table(_params(sigma), rad_edges=np.linspace(0, 1.0, 41))
+    rng = np.random.default_rng(4)
+    table = table.copy(data=table.values * rng.uniform(0.8, 1.2, table.shape))
+    table.values[:, :, -8:] -= 0.5 * table.values[:, :, -8:].max()  # negative tails
+    offsets = rng.uniform(0, 3.5, (7, 9))
+    energies = np.geomspace(0.05, 200, 8)
+    got = psf_profile_map(table, energies, offsets, RAD_EDGES_DEFAULT)
+    expected = psf_profile(table, energies[:, None, None], offsets[None], RAD_EDGES_DEFAULT)
+    assert got.shape == (8, RAD_EDGES_DEFAULT.size - 1, 7, 9)
+    np.testing.assert_allclose(got, np.moveaxis(expected, -1, 1), rtol=1e-10, atol=1e-300)
+    assert got[:, :, offsets > 3.0].max() == 0 and got[0].max() == 0  # beyond range

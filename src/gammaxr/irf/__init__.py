@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from gammaxr._lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
-    from gammaxr.irf.aeff import evaluate_aeff
+    from gammaxr.irf.aeff import evaluate_aeff, evaluate_aeff_on_offsets
     from gammaxr.irf.background import (
         evaluate_bkg_2d,
         evaluate_bkg_3d,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         psf_containment,
         psf_containment_radius,
         psf_profile,
+        psf_profile_map,
     )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "GridAxis",
     "edisp_kernel",
     "evaluate_aeff",
+    "evaluate_aeff_on_offsets",
     "evaluate_bkg_2d",
     "evaluate_bkg_3d",
     "evaluate_edisp",
@@ -58,6 +60,7 @@ __all__ = [
     "psf_containment",
     "psf_containment_radius",
     "psf_profile",
+    "psf_profile_map",
 ]
 
 __getattr__, __dir__ = _lazy_exports(__name__, __file__)

@@ -13,7 +13,7 @@ from gammaxr.irf.interpolate import (
     convert_units,
     grid_axis,
     interpolate_irf,
-    interpolate_table,
+    interpolate_on_points,
 )
 
 __all__ = [
@@ -134,18 +134,21 @@ def loglog_bin_integral(
     numpy.ndarray
         Integral in ``value unit * energy unit``.
     """
-    a = np.asarray(value_lo, dtype=float) * energy_lo
-    b = np.asarray(value_hi, dtype=float) * energy_hi
-    positive = (a > 0) & (b > 0)
+    a = np.multiply(value_lo, energy_lo, dtype=float)
+    b = np.multiply(value_hi, energy_hi, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ln_ratio = np.log(b / a)
-        log_mean = (b - a) / ln_ratio
-    close = np.abs(ln_ratio) < 1e-8  # NaN (non-positive ends) compares False
+        ln_ratio = np.divide(b, a)
+        np.log(ln_ratio, out=ln_ratio)
+        out = np.subtract(b, a)
+        out /= ln_ratio
+    close = np.abs(ln_ratio, out=ln_ratio) < 1e-8  # NaN (non-positive ends) compares False
     if close.any():
-        log_mean[close] = 0.5 * (a[close] + b[close])
-    log_mean *= np.log(np.asarray(energy_hi, dtype=float) / energy_lo)
-    log_mean[~positive] = 0.0
-    return log_mean
+        out[close] = 0.5 * (a[close] + b[close])
+    out *= np.log(np.asarray(energy_hi, dtype=float) / energy_lo)
+    positive = a > 0
+    positive &= b > 0
+    np.copyto(out, 0.0, where=~positive)
+    return out
 
 
 def _oversampled_edges(edges: np.ndarray, oversampling: int) -> np.ndarray:
@@ -232,13 +235,23 @@ def integrate_bkg_energy(
     nbin = edges.size - 1
 
     def core(table, *spatial_values):
-        spatial_values = [np.asarray(v, dtype=float)[..., None] for v in spatial_values]
-        rate = interpolate_table(table, axes, [sub, *spatial_values], values_scale="log")
-        rate = np.broadcast_to(rate, np.broadcast_shapes(rate.shape, (sub.size,)))
-        integral = loglog_bin_integral(sub[:-1], sub[1:], rate[..., :-1], rate[..., 1:])
+        # every spatial point is a combination of the table's spatial nodes; energy first,
+        # so that the edges below and above each bin are contiguous blocks
+        rate = interpolate_on_points(
+            table,
+            axes,
+            [sub, *(None for _ in spatial)],
+            range(1, len(dims)),
+            spatial_values,
+            values_scale="log",
+        )
+        shape = rate.shape[1:]
+        rate = rate.reshape(sub.size, -1)
+        integral = loglog_bin_integral(sub[:-1, None], sub[1:, None], rate[:-1], rate[1:])
         if oversampling > 1:
-            integral = integral.reshape(*integral.shape[:-1], nbin, oversampling).sum(-1)
-        return integral * factor
+            integral = integral.reshape(nbin, oversampling, -1).sum(1)
+        integral *= factor
+        return np.moveaxis(integral.reshape(nbin, *shape), 0, -1)
 
     coords = axis_coords("energy", edges, "TeV", lohi=True)
     return apply_irf(

@@ -31,13 +31,9 @@ def _density_core(axes, table, energy_true, migra, offset):
     return np.where(bad, 0.0, values)
 
 
-def _node_interpolable(axes, table, true_centres, m_centres, offset) -> np.ndarray | None:
-    """Offsets whose kernel can be combined from the kernels at the offset nodes.
-
-    That holds between the outer offset nodes when the density interpolated at the nodes
-    needs no clipping (no negative extrapolation in energy or migra). Returns the mask of
-    such offsets, or None when combining is not worth it or not exact.
-    """
+def _raw_at_offset_nodes(axes, table, true_centres, m_centres, offset) -> np.ndarray | None:
+    """The density at the offset nodes, unclipped, shape (n_nodes, n_true, n_migra), or None
+    when combining kernels from the nodes is not worth it (few offsets, a single node)."""
     nodes = axes[2].nodes
     if nodes.size < 2 or offset.size <= 4 * nodes.size:
         return None
@@ -48,9 +44,7 @@ def _node_interpolable(axes, table, true_centres, m_centres, offset) -> np.ndarr
         fill_value=None,
         clip=False,
     )
-    if np.any(raw < 0):
-        return None
-    return (offset >= nodes[0]) & (offset <= nodes[-1])
+    return np.moveaxis(raw, -1, 0)
 
 
 def _check(edisp: xr.DataArray) -> list:
@@ -172,14 +166,23 @@ def edisp_kernel(
     m_eval = e_reco[None, :] / true_centres[:, None]
     k = np.clip(np.searchsorted(m_edges, m_eval, side="right") - 1, 0, m_edges.size - 2)
     w = np.clip((m_eval - m_edges[k]) / m_width[k], 0.0, 1.0)
-    rows = np.arange(nt)[:, None]
 
-    def unnormalised(table, o):
+    # Gammapy's range policy for a density interpolated at offsets within the valid range
+    outside_true_and_migra = outside_valid_range(axes[0], true_centres)[:, None] & (
+        outside_valid_range(axes[1], m_centres)
+    )
+
+    def density_from_raw(raw, rows):
+        outside = outside_true_and_migra[rows]
+        return np.where(outside | ~np.isfinite(raw), 0.0, np.maximum(raw, 0.0))
+
+    def unnormalised(density, rows=slice(None)):
         """Cumulative content at the reco edges and total content, before normalising."""
-        density = _density_core(axes, table, true_centres[:, None], m_centres, o[..., None, None])
+        k_rows, w_rows = k[rows], w[rows]
+        index = np.arange(k_rows.shape[0])[:, None]
         content = density * m_width
         cum = np.concatenate([np.zeros((*content.shape[:-1], 1)), np.cumsum(content, -1)], -1)
-        at_edges = cum[..., rows, k] * (1.0 - w) + cum[..., rows, k + 1] * w
+        at_edges = cum[..., index, k_rows] * (1.0 - w_rows) + cum[..., index, k_rows + 1] * w_rows
         return at_edges, cum[..., -1:]
 
     def finish(at_edges, total):
@@ -190,22 +193,41 @@ def edisp_kernel(
 
     def core(table, offset_values):
         o = np.asarray(offset_values, dtype=float)
-        inside = _node_interpolable(axes, table, true_centres, m_centres, o)
-        if inside is None:
-            return finish(*unnormalised(table, o))
-        # The density is linear in the offset between two nodes, and so are the cumulative
-        # content and its total: kernels at the nodes combine exactly for every offset.
-        node_edges, node_total = unnormalised(table, axes[2].nodes)
+        raw_nodes = _raw_at_offset_nodes(axes, table, true_centres, m_centres, o)
+        if raw_nodes is None:
+            e, m = true_centres[:, None], m_centres
+            density = _density_core(axes, table, e, m, o[..., None, None])
+            return finish(*unnormalised(density))
+
+        def from_nodes(offsets, rows):
+            """Kernel rows at offsets: the density extrapolated / interpolated from the
+            nodes, clipped, then integrated (exact wherever clipping may matter)."""
+            idx, wr = _locate(axes[2], offsets)
+            wr = wr[:, None, None]
+            raw = raw_nodes[:, rows]
+            raw = (1 - wr) * raw[idx] + wr * raw[idx + 1]
+            return finish(*unnormalised(density_from_raw(raw, rows), rows))
+
+        # Between the outer nodes, in rows (true energies) where the density needs no
+        # clipping at the nodes, the density is linear in the offset, and so are its
+        # cumulative content and total: kernels at the nodes combine exactly.
+        node_edges, node_total = unnormalised(density_from_raw(raw_nodes, slice(None)))
+        nodes = axes[2].nodes
+        inside = (o >= nodes[0]) & (o <= nodes[-1])
         idx, wo = _locate(axes[2], o[inside])
         wo = wo[:, None, None]
         at_edges = (1 - wo) * node_edges[idx] + wo * node_edges[idx + 1]
         total = (1 - wo) * node_total[idx] + wo * node_total[idx + 1]
+        kernel = finish(at_edges, total)
+        clipped_rows = np.flatnonzero(np.any(raw_nodes < 0, axis=(0, 2)))
+        if clipped_rows.size:
+            kernel[:, clipped_rows] = from_nodes(o[inside], clipped_rows)
         out = np.zeros((*o.shape, nt, nr))
-        out[inside] = finish(at_edges, total)
-        # beyond the valid offset range the density is zero, and so is the kernel
+        out[inside] = kernel
+        # extrapolated offsets (up to the valid range); beyond it the kernel is zero
         rest = ~inside & ~outside_valid_range(axes[2], o)
         if rest.any():
-            out[rest] = finish(*unnormalised(table, o[rest]))
+            out[rest] = from_nodes(o[rest], slice(None))
         return out
 
     coords = {

@@ -51,6 +51,7 @@ __all__ = [
     "GridAxis",
     "grid_axis",
     "interpolate_irf",
+    "interpolate_on_points",
     "interpolate_table",
     "outside_valid_range",
 ]
@@ -215,6 +216,19 @@ def interpolate_table(
     shape = np.broadcast_shapes(*(np.shape(x) for x in scaled))
     result = _multilinear(table, axes, scaled, shape)
 
+    # out-of-range masks are built on each coordinate's own (small) shape
+    bad = [~((x >= ax.lo) & (x <= ax.hi)) for ax, x in zip(axes, scaled, strict=True)]
+    return _finish_values(
+        result, values_scale, clip, fill_value, bad, not np.all(np.isfinite(table))
+    )
+
+
+def _finish_values(result, values_scale, clip, fill_value, bad, nonfinite_table) -> np.ndarray:
+    """Back from log values, clip at zero and fill out-of-range points (in place).
+
+    ``bad`` lists masks broadcastable to ``result`` (True where a coordinate is outside its
+    axis' valid range); ``nonfinite_table`` says whether the table had non-finite values.
+    """
     if values_scale == "log":
         with np.errstate(over="ignore"):
             np.exp(result, out=result)
@@ -222,17 +236,179 @@ def interpolate_table(
     if clip:
         np.maximum(result, 0.0, out=result)
     if fill_value is not None:
-        # out-of-range masks are built on each coordinate's own (small) shape first
-        bad = None
-        for ax, x in zip(axes, scaled, strict=True):
-            outside = ~((x >= ax.lo) & (x <= ax.hi))
+        for outside in bad:
             if np.any(outside):
-                bad = outside if bad is None else bad | outside
-        if bad is not None:
-            result[np.broadcast_to(bad, shape)] = fill_value
-        if values_scale == "log" or not np.all(np.isfinite(table)):
-            result[~np.isfinite(result)] = fill_value
+                np.copyto(result, fill_value, where=outside)
+        if values_scale == "log" or nonfinite_table:
+            np.copyto(result, fill_value, where=~np.isfinite(result))
     return result
+
+
+def interpolate_on_points(
+    table: np.ndarray,
+    axes: Sequence[GridAxis],
+    coords: Sequence[np.typing.ArrayLike | None],
+    point_axes: Sequence[int],
+    points: Sequence[np.typing.ArrayLike],
+    *,
+    values_scale: str = "lin",
+    fill_value: float | None = 0.0,
+    clip: bool = True,
+    points_first: bool = False,
+) -> np.ndarray:
+    """:func:`interpolate_table` where some axes are evaluated at many points (pixels).
+
+    The axes ``point_axes`` take their coordinates from ``points`` (arrays of one shape,
+    e.g. the offset of every pixel, or its FoV lon and lat), the others from ``coords``
+    (small arrays, e.g. energy bin centres). The table is first interpolated along the
+    other axes at the point axes' *nodes* (multilinear interpolation is separable), then
+    combined across the nodes for every point: for one point axis the lower node's value
+    plus the weight times the step to the next node, gathered per point; for several, one
+    sparse matrix product with the multilinear weights. This replaces gathering the whole
+    table for every output element. The values scale, clipping and range policy are those
+    of :func:`interpolate_table`; results agree with it up to rounding.
+
+    Parameters
+    ----------
+    table : numpy.ndarray
+        Values, one numpy axis per entry of ``axes``.
+    axes : sequence of GridAxis
+        The table axes.
+    coords : sequence of array_like or None
+        Coordinates of the axes not in ``point_axes``, broadcast together (their broadcast
+        shape is ``shape``); the entries of the point axes are ignored.
+    point_axes : sequence of int
+        Indices (into ``axes``) of the axes whose coordinates are ``points``.
+    points : sequence of array_like
+        One coordinate array per point axis, all of one shape ``points_shape``.
+    values_scale, fill_value, clip
+        As for :func:`interpolate_table`.
+    points_first : bool
+        Result shape ``points_shape + shape`` instead of ``shape + points_shape``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Interpolated values, float64, C-contiguous.
+    """
+    point_axes = [int(i) for i in point_axes]
+    points = [np.asarray(p, dtype=float) for p in points]
+    points_shape = np.broadcast_shapes(*(p.shape for p in points))
+    points = [np.broadcast_to(p, points_shape) for p in points]
+    others = [i for i in range(len(axes)) if i not in point_axes]
+    shape = np.broadcast_shapes(*(np.shape(coords[i]) for i in others))
+    # the table along the other axes, at every combination of the point axes' nodes
+    counts = [axes[i].nodes.size for i in point_axes]
+    node_coords = []
+    for i, ax in enumerate(axes):
+        if i in point_axes:
+            k = point_axes.index(i)
+            nodes = np.exp(ax.nodes) if ax.log else ax.nodes
+            node_shape = [1] * len(point_axes)
+            node_shape[k] = nodes.size
+            node_coords.append(nodes.reshape(node_shape))
+        else:
+            c = np.asarray(coords[i], dtype=float)
+            node_coords.append(c.reshape(c.shape + (1,) * len(point_axes)))
+    table = np.asarray(table, dtype=float)
+    nonfinite_table = not np.all(np.isfinite(table))
+    if nonfinite_table:  # a non-finite node would spread to every point: gather instead
+        pad_points = (1,) * len(shape) if points_first else ()
+        pad_other = () if points_first else (1,) * len(points_shape)
+        full = [
+            np.reshape(points[point_axes.index(i)], points_shape + pad_points)
+            if i in point_axes
+            else np.reshape(coords[i], np.shape(coords[i]) + pad_other)
+            for i in range(len(axes))
+        ]
+        result = interpolate_table(
+            table, axes, full, values_scale=values_scale, fill_value=fill_value, clip=clip
+        )
+        out_shape = points_shape + shape if points_first else shape + points_shape
+        return np.ascontiguousarray(np.broadcast_to(result, out_shape))
+    if values_scale == "log":
+        scaled_table = np.log(np.clip(table, LOG_FLOOR, None))
+    elif values_scale == "lin":
+        scaled_table = table
+    else:
+        raise ValueError(f"unknown values_scale {values_scale!r} (use 'lin' or 'log')")
+    raw = interpolate_table(scaled_table, axes, node_coords, fill_value=None, clip=False)
+    raw = raw.reshape(-1, int(np.prod(counts)))  # (other points, node combinations)
+    if len(point_axes) == 1:
+        result = _combine_nodes(axes[point_axes[0]], points[0], raw, points_first)
+    else:
+        result = _sparse_node_weights([axes[i] for i in point_axes], points) @ raw.T
+        if not points_first:
+            result = np.ascontiguousarray(result.T)
+    result = result.reshape(points_shape + shape if points_first else shape + points_shape)
+    # out-of-range masks: the other coordinates', then the points'
+    pad = (1,) * len(points_shape)
+    bad = []
+    for i in others:
+        x = axes[i].scale(coords[i])
+        outside = ~((x >= axes[i].lo) & (x <= axes[i].hi))
+        bad.append(outside if points_first else outside.reshape(outside.shape + pad))
+    outside = np.zeros(points_shape, dtype=bool)
+    for i, p in zip(point_axes, points, strict=True):
+        outside |= outside_valid_range(axes[i], p)
+    bad.append(outside.reshape(points_shape + (1,) * len(shape)) if points_first else outside)
+    return _finish_values(result, values_scale, clip, fill_value, bad, nonfinite_table)
+
+
+def _combine_nodes(axis: GridAxis, points: np.ndarray, raw: np.ndarray, points_first: bool):
+    """Values at ``points`` along one axis from ``raw`` (others, nodes): lower node value plus
+    the weight times the step to the upper node, gathered for every point."""
+    if axis.nodes.size == 1:
+        column = raw[:, :1]
+        return np.ascontiguousarray(
+            np.broadcast_to(
+                column.T if points_first else column,
+                ((points.size, raw.shape[0]) if points_first else (raw.shape[0], points.size)),
+            )
+        )
+    idx, w = _locate(axis, np.ravel(axis.scale(points)))
+    lower, step = raw[:, :-1], np.diff(raw, axis=1)
+    if points_first:
+        result = np.take(np.ascontiguousarray(lower.T), idx, axis=0, mode="clip")
+        steps = np.take(np.ascontiguousarray(step.T), idx, axis=0, mode="clip")
+        steps *= w[:, None]
+    else:
+        result = np.take(lower, idx, axis=1, mode="clip")
+        steps = np.take(step, idx, axis=1, mode="clip")
+        steps *= w
+    result += steps
+    return result
+
+
+def _sparse_node_weights(axes: Sequence[GridAxis], points: Sequence[np.ndarray]):
+    """Sparse matrix (n_points, n_node_combinations) of multilinear weights of the points."""
+    from scipy import sparse
+
+    n_points = points[0].size
+    counts = [ax.nodes.size for ax in axes]
+    located = []
+    for ax, p in zip(axes, points, strict=True):
+        idx, w = _locate(ax, np.ravel(ax.scale(p)))
+        located.append((idx, (1.0 - w, w)))
+    varying = [k for k, n in enumerate(counts) if n > 1]  # single nodes: one corner
+    corners = 2 ** len(varying)
+    columns = np.empty((n_points, corners), dtype=np.int64)
+    data = np.empty((n_points, corners))
+    # flat index of the lower corner, and the stride of each axis in the flat index
+    strides = np.cumprod([1, *counts[:0:-1]])[::-1]
+    base = sum(idx * int(stride) for (idx, _), stride in zip(located, strides, strict=True))
+    for corner in range(corners):
+        index, weight = base, None
+        for bit, k in enumerate(varying):
+            upper = (corner >> bit) & 1
+            index = index + int(strides[k]) if upper else index
+            w = located[k][1][upper]
+            weight = w if weight is None else weight * w
+        columns[:, corner] = index
+        data[:, corner] = 1.0 if weight is None else weight
+    indptr = np.arange(0, corners * n_points + 1, corners)
+    shape = (n_points, int(np.prod(counts)))
+    return sparse.csr_array((data.ravel(), columns.ravel(), indptr), shape=shape)
 
 
 def _multilinear(table, axes, scaled, shape) -> np.ndarray:

@@ -21,6 +21,7 @@ from gammaxr.irf.interpolate import (
     apply_irf,
     convert_units,
     grid_axis,
+    interpolate_on_points,
     interpolate_table,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "psf_3gauss_containment",
     "psf_3gauss_to_table",
     "psf_profile",
+    "psf_profile_map",
     "profile_containment",
     "profile_containment_radius",
     "psf_containment",
@@ -162,11 +164,7 @@ def psf_profile(
         o = np.asarray(o, dtype=float)[..., None]
         values = interpolate_table(table, axes, [e, o, centres]) * factor
         values = np.broadcast_to(values, np.broadcast_shapes(values.shape, centres.shape))
-        if normalize:
-            total = np.sum(values * area, axis=-1, keepdims=True)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = np.where(total > 0, values / total, 0.0)
-        return values
+        return _normalised(values, area, -1) if normalize else values
 
     return apply_irf(
         core,
@@ -179,6 +177,58 @@ def psf_profile(
         name="psf",
         attrs={"units": "sr-1"},
     )
+
+
+def _normalised(values: np.ndarray, area: np.ndarray, axis: int) -> np.ndarray:
+    """Profiles divided by their integral ``sum_k area_k * values_k`` along ``axis`` (the
+    rad bins); profiles whose integral is not positive become zero."""
+    area = np.reshape(area, (-1,) + (1,) * (values.ndim - 1 - axis % values.ndim))
+    total = np.sum(values * area, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, values / total, 0.0)
+
+
+def psf_profile_map(
+    psf: xr.DataArray,
+    energy_true: np.typing.ArrayLike,
+    offset: np.typing.ArrayLike,
+    rad_edges: np.typing.ArrayLike | None = None,
+) -> np.ndarray:
+    """Normalised radial PSF profiles at every true energy and every offset of a map (numpy).
+
+    The same values as ``psf_profile(psf, energy_true[:, None, ...], offset[None])`` with
+    the rad bins moved to the second axis (up to rounding), computed by interpolating the
+    table at its offset nodes first and combining them per offset
+    (:func:`gammaxr.irf.interpolate.interpolate_on_points`).
+
+    Parameters
+    ----------
+    psf : xarray.DataArray
+        Table with dims ``(energy_true, offset, rad)`` in sr-1 (read with ``np.asarray``).
+    energy_true : array_like, shape (n,)
+        True energies in TeV.
+    offset : array_like
+        Offsets in deg, any shape (e.g. one per pixel of a map).
+    rad_edges : array_like, shape (k + 1,), optional
+        rad bin edges in deg; default the table's own rad bins.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(n, k) + offset.shape``
+        dP/dOmega in sr-1, each profile integrating to one over the rad bins (all-zero
+        profiles stay zero).
+    """
+    axes = _check_psf(psf)
+    edges = _rad_edges(rad_edges, psf)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    area = np.pi * (edges[1:] ** 2 - edges[:-1] ** 2) * _DEG2
+    table = np.asarray(psf.transpose(*_PSF_DIMS).values)
+    energy_true = np.ravel(np.asarray(energy_true, dtype=float))
+    values = interpolate_on_points(
+        table, axes, [energy_true[:, None], None, centres], [1], [offset]
+    )
+    values *= _psf_factor(psf)
+    return _normalised(values, area, 1)
 
 
 def _cumulative(profile: np.ndarray, edges: np.ndarray, normalize: bool) -> np.ndarray:

@@ -12,7 +12,12 @@ import xarray as xr
 
 from gammaxr.geom.fov import sky_to_fov
 from gammaxr.geom.grid import SkyGrid, transform_lonlat
-from gammaxr.irf import edisp_kernel, evaluate_aeff, integrate_bkg_energy, psf_profile
+from gammaxr.irf import (
+    edisp_kernel,
+    evaluate_aeff_on_offsets,
+    integrate_bkg_energy,
+    psf_profile_map,
+)
 
 __all__ = [
     "background_cube",
@@ -79,8 +84,9 @@ def exposure_cube(
     numpy.ndarray, shape (m, n_lat, n_lon)
         Exposure in m2 s.
     """
-    area = evaluate_aeff(aeff, energy_true[:, None, None], offset[None, :, :])
-    return area * livetime
+    area = evaluate_aeff_on_offsets(aeff, energy_true, offset)
+    area *= livetime
+    return area
 
 
 def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
@@ -209,8 +215,7 @@ def psf_cube(
     numpy.ndarray, shape (m, k, n_lat, n_lon)
         dP/dOmega in sr-1, each profile integrating to one over the rad bins.
     """
-    profile = psf_profile(psf, energy_true[:, None, None], offset[None], rad_edges)
-    return np.moveaxis(profile, -1, 1)
+    return psf_profile_map(psf, energy_true, offset, rad_edges)
 
 
 def edisp_kernel_cube(
