@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy as _copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -253,6 +253,9 @@ class Model:
     tag: ClassVar[str] = ""
     short_tag: ClassVar[str] = ""
     default_parameters: ClassVar[tuple[Parameter, ...]] = ()
+    #: The class's one non-parameter option (``"frame"``, ``"scale"``), if any: set by
+    #: :meth:`_set_option`, compared by ``==`` and shown in the repr.
+    option_name: ClassVar[str | None] = None
     _locked: bool = False
 
     def __init__(self, **params: Any) -> None:
@@ -399,10 +402,19 @@ class Model:
                 f"valid names are {list(self.parameter_names)}"
             )
 
+    def _set_option(self, value: str, allowed: Sequence[str]) -> None:
+        """Set the option :attr:`option_name` (a frame, a time scale) if ``value`` is allowed."""
+        name = self.option_name
+        if value not in allowed:
+            raise ValueError(
+                f"{type(self).__name__}: {name} must be one of {allowed}, got {value!r}"
+            )
+        object.__setattr__(self, name, value)
+
     # -- comparison and display ------------------------------------------------------
     def _extra_state(self) -> tuple:
-        """Non-parameter state compared by ``==`` (frame, template tables...)."""
-        return ()
+        """Non-parameter state compared by ``==`` (the option, template tables...)."""
+        return () if self.option_name is None else (getattr(self, self.option_name),)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -432,4 +444,5 @@ class Model:
         return f"{type(self).__name__}({pars}{', ' + extra if extra else ''})"
 
     def _repr_extra(self) -> str:
-        return ""
+        name = self.option_name
+        return "" if name is None else f"{name}={getattr(self, name)!r}"

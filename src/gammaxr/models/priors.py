@@ -62,6 +62,13 @@ class Prior:
             object.__setattr__(self, f.name, float(getattr(self, f.name)))
         if not math.isfinite(self.weight) or self.weight < 0:
             raise ValueError(f"{self.tag}: weight must be finite and >= 0, got {self.weight}")
+        needs = self._needs()
+        if needs:
+            raise ValueError(f"{self.tag} needs {needs}, got {self}")
+
+    def _needs(self) -> str:
+        """What the prior's own values lack to be valid ("" when they are valid)."""
+        return ""
 
     @property
     def _shape(self) -> tuple[str, ...]:
@@ -105,10 +112,9 @@ class GaussianPrior(Prior):
     sigma: float = 1.0
     weight: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (math.isfinite(self.sigma) and self.sigma > 0 and math.isfinite(self.mu)):
-            raise ValueError(f"GaussianPrior needs finite mu and sigma > 0, got {self}")
+    def _needs(self) -> str:
+        ok = math.isfinite(self.sigma) and self.sigma > 0 and math.isfinite(self.mu)
+        return "" if ok else "finite mu and sigma > 0"
 
     def stat(self, value: float) -> float:
         """``weight * (-2 log N(value; mu, sigma))``."""
@@ -125,7 +131,7 @@ class UniformPrior(Prior):
     min, max : float
         Support, in the parameter's unit (finite, ``min < max``).
     weight : float
-        Factor on the prior's statistic.
+        As in :class:`GaussianPrior`.
     """
 
     tag: ClassVar[str] = "UniformPrior"
@@ -133,10 +139,9 @@ class UniformPrior(Prior):
     max: float = 1.0
     weight: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not (math.isfinite(self.min) and math.isfinite(self.max) and self.min < self.max):
-            raise ValueError(f"UniformPrior needs finite min < max, got {self}")
+    def _needs(self) -> str:
+        ok = math.isfinite(self.min) and math.isfinite(self.max) and self.min < self.max
+        return "" if ok else "finite min < max"
 
     def stat(self, value: float) -> float:
         """``weight * (-2 log(1 / (max - min)))`` inside the support, ``+inf`` outside."""

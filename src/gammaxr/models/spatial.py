@@ -108,19 +108,11 @@ class SpatialModel(Model):
 
     unit: str = "sr-1"
     is_point: bool = False
+    option_name = "frame"
 
     def __init__(self, frame: str = "icrs", **params: Any) -> None:
-        frame = str(frame).lower()
-        if frame not in FRAMES:
-            raise ValueError(f"{type(self).__name__}: frame must be one of {FRAMES}, got {frame!r}")
-        object.__setattr__(self, "frame", frame)
+        self._set_option(str(frame).lower(), FRAMES)
         super().__init__(**params)
-
-    def _extra_state(self) -> tuple:
-        return (self.frame,)
-
-    def _repr_extra(self) -> str:
-        return f"frame={self.frame!r}"
 
     @property
     def position(self) -> tuple[float, float]:

@@ -27,6 +27,11 @@ from .sphere import offset_by, one_minus_cos_separation, position_angle
 __all__ = ["GeneralizedGaussianSpatialModel", "Shell2SpatialModel"]
 
 
+def _radius_and_eta(eta: float, eta_min: float) -> tuple[Parameter, Parameter]:
+    """The ``r_0`` (1 deg) and ``eta`` (in ``[eta_min, 1]``) parameters."""
+    return Parameter("r_0", 1.0, "deg"), Parameter("eta", eta, min=eta_min, max=1.0)
+
+
 class Shell2SpatialModel(SpatialModel):
     r"""Projected spherical shell given by its outer radius ``r_0`` and relative width ``eta``.
 
@@ -38,11 +43,7 @@ class Shell2SpatialModel(SpatialModel):
 
     tag = "Shell2SpatialModel"
     short_tag = "shell2"
-    default_parameters = (
-        *_centre(),
-        Parameter("r_0", 1.0, "deg"),
-        Parameter("eta", 0.2, min=0.02, max=1.0),
-    )
+    default_parameters = (*_centre(), *_radius_and_eta(0.2, eta_min=0.02))
 
     def _validate(self) -> None:
         if not self.r_0.value > 0 or not 0 < self.eta.value <= 1:
@@ -110,12 +111,7 @@ class GeneralizedGaussianSpatialModel(SpatialModel):
 
     tag = "GeneralizedGaussianSpatialModel"
     short_tag = "gauss-general"
-    default_parameters = (
-        *_centre(),
-        Parameter("r_0", 1.0, "deg"),
-        Parameter("eta", 0.5, min=0.01, max=1.0),
-        *_elongation(),
-    )
+    default_parameters = (*_centre(), *_radius_and_eta(0.5, eta_min=0.01), *_elongation())
 
     def _validate(self) -> None:
         v = self.values

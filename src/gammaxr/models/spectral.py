@@ -229,6 +229,17 @@ def _reference(value: float = 1.0, frozen: bool = True) -> Parameter:
     return Parameter("reference", value, "TeV", frozen=frozen)
 
 
+def _power_law_parameters(index: float) -> tuple[Parameter, Parameter, Parameter]:
+    """``index``, ``amplitude`` (1e-12 cm-2 s-1 TeV-1) and frozen ``reference`` (1 TeV)."""
+    return Parameter("index", index), _amplitude(), _reference()
+
+
+def _broken_power_law_parameters() -> tuple[Parameter, ...]:
+    """``index1``, ``index2`` (2), ``amplitude`` (1e-12 cm-2 s-1 TeV-1), ``ebreak`` (1 TeV)."""
+    indices = Parameter("index1", 2.0), Parameter("index2", 2.0)
+    return (*indices, _amplitude(), Parameter("ebreak", 1.0, "TeV"))
+
+
 class PowerLaw(SpectralModel):
     r"""Power law :math:`\phi(E) = \phi_0 (E / E_0)^{-\Gamma}`.
 
@@ -238,7 +249,7 @@ class PowerLaw(SpectralModel):
 
     tag = "PowerLawSpectralModel"
     short_tag = "pl"
-    default_parameters = (Parameter("index", 2.0), _amplitude(), _reference())
+    default_parameters = _power_law_parameters(2.0)
 
     @staticmethod
     def evaluate(energy, index, amplitude, reference):
@@ -280,15 +291,16 @@ class PowerLawNorm(SpectralModel):
         _reference(),
     )
 
-    @staticmethod
-    def evaluate(energy, tilt, norm, reference):
-        """Dimensionless factor at ``energy`` (TeV)."""
-        return norm * (energy / reference) ** (-tilt)
-
+    # the formulas of PowerLaw with a dimensionless amplitude ``norm`` and index ``tilt``
     @staticmethod
     def evaluate_integral(energy_min, energy_max, tilt, norm, reference):
         """Analytic integral in TeV."""
-        return norm * _pl_integral(energy_min, energy_max, tilt, reference)
+        return PowerLaw.evaluate_integral(energy_min, energy_max, tilt, norm, reference)
+
+    @staticmethod
+    def evaluate(energy, tilt, norm, reference):
+        """Dimensionless factor at ``energy`` (TeV)."""
+        return PowerLaw.evaluate(energy, tilt, norm, reference)
 
 
 class PowerLaw2(SpectralModel):
@@ -373,9 +385,7 @@ class ExpCutoffPowerLaw(SpectralModel):
     tag = "ExpCutoffPowerLawSpectralModel"
     short_tag = "ecpl"
     default_parameters = (
-        Parameter("index", 1.5),
-        _amplitude(),
-        _reference(),
+        *_power_law_parameters(1.5),
         Parameter("lambda_", 0.1, "TeV-1"),
         Parameter("alpha", 1.0, frozen=True),
     )
@@ -396,12 +406,7 @@ class BrokenPowerLaw(SpectralModel):
 
     tag = "BrokenPowerLawSpectralModel"
     short_tag = "bpl"
-    default_parameters = (
-        Parameter("index1", 2.0),
-        Parameter("index2", 2.0),
-        _amplitude(),
-        Parameter("ebreak", 1.0, "TeV"),
-    )
+    default_parameters = _broken_power_law_parameters()
 
     @staticmethod
     def evaluate(energy, index1, index2, amplitude, ebreak):

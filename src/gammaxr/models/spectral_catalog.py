@@ -18,7 +18,15 @@ import numpy as np
 
 from ._lazy import apply_elementwise
 from .parameters import Parameter
-from .spectral import DNDE_UNIT, SpectralModel, _amplitude, _pl_integral, _reference
+from .spectral import (
+    DNDE_UNIT,
+    SpectralModel,
+    _amplitude,
+    _broken_power_law_parameters,
+    _pl_integral,
+    _power_law_parameters,
+    _reference,
+)
 
 __all__ = [
     "ConstantSpectral",
@@ -38,12 +46,7 @@ class ExpCutoffPowerLaw3FGL(SpectralModel):
 
     tag = "ExpCutoffPowerLaw3FGLSpectralModel"
     short_tag = "ecpl-3fgl"
-    default_parameters = (
-        Parameter("index", 1.5),
-        _amplitude(),
-        _reference(),
-        Parameter("ecut", 10.0, "TeV"),
-    )
+    default_parameters = (*_power_law_parameters(1.5), Parameter("ecut", 10.0, "TeV"))
 
     @staticmethod
     def evaluate(energy, index, amplitude, reference, ecut):
@@ -97,10 +100,7 @@ class SmoothBrokenPowerLaw(SpectralModel):
     tag = "SmoothBrokenPowerLawSpectralModel"
     short_tag = "sbpl"
     default_parameters = (
-        Parameter("index1", 2.0),
-        Parameter("index2", 2.0),
-        _amplitude(),
-        Parameter("ebreak", 1.0, "TeV"),
+        *_broken_power_law_parameters(),
         _reference(),
         Parameter("beta", 1.0, frozen=True),
     )

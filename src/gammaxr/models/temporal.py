@@ -88,19 +88,11 @@ class TemporalModel(Model):
         Parameter values (numbers in canonical units, quantities or Parameters).
     """
 
+    option_name = "scale"
+
     def __init__(self, scale: str = "utc", **params: Any) -> None:
-        if scale not in Time.SCALES:
-            raise ValueError(
-                f"{type(self).__name__}: scale must be one of {Time.SCALES}, got {scale!r}"
-            )
-        object.__setattr__(self, "scale", scale)
+        self._set_option(scale, Time.SCALES)
         super().__init__(**params)
-
-    def _extra_state(self) -> tuple:
-        return (self.scale,)
-
-    def _repr_extra(self) -> str:
-        return f"scale={self.scale!r}"
 
     @staticmethod
     def evaluate(time, **values):  # pragma: no cover - abstract
