@@ -9,6 +9,8 @@ this machine class) and every fitted value against the reference, in units of th
 reference error, with the ratio of errors; once with gammaxr's conventions (the default)
 and once with ``convention="gammapy"``; then the total_stat of fits from two start values;
 with ``--profiles`` also index profiles and the (index, amplitude) contour against Minos.
+Last, the Crab MapDataset written by Gammapy 2.1 (``gammapy-files``) is read and fitted with
+``convention="gammapy"`` from its README's start, against ``files.json``.
 
 Usage::
 
@@ -143,6 +145,36 @@ def profiles(ds, models) -> None:
     )
 
 
+def gammapy_file_fit(reference_dir: Path) -> None:
+    """Fit of Gammapy's own Crab file (convention="gammapy") against files.json."""
+    import warnings
+
+    import gammaxr
+    from gammaxr.io.gammapy_geometry import GammapyGeometryWarning
+
+    root = reference_dir / "gammapy-files"
+    ref = json.loads((root / "files.json").read_text())["crab"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GammapyGeometryWarning)
+        ds = gammaxr.read_gammapy(root / "crab_stacked_mapdataset.fits.gz").compute()
+    models = Models([crab_models()["crab"], FoVBackgroundModel("crab-stacked")])
+    w0, c0 = time.perf_counter(), time.process_time()
+    result = ds.gamma.fit(models, convention="gammapy")
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    print(f"\nGammapy's Crab file, convention='gammapy': {wall:.3f} s wall, {cpu:.3f} s CPU, "
+          f"nfev={result.nfev}, success={result.success}")  # fmt: skip
+    print(
+        f"{'parameter':24s} {'gammaxr':>12s} {'files.json':>12s} {'dev/sigma':>9s} {'err ratio':>9s}"
+    )
+    for key, (value, error) in ref["params"].items():
+        model, name = key.split(".")
+        full = f"{model}.{'spatial' if name in ('lon_0', 'lat_0') else 'spectral'}.{name}"
+        dev = (result.value(full) - value) / error
+        print(f"{key:24s} {result.value(full):12.7g} {value:12.7g} {dev:+9.4f} "
+              f"{result.error(full) / error:9.4f}")  # fmt: skip
+    print(f"total_stat {result.total_stat:.4f} (Gammapy {ref['total_stat']:.4f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed fits per convention")
@@ -175,6 +207,8 @@ def main() -> None:
     if args.profiles:
         profiles(ds, models)
     assert models == crab_models(), "the user's models were modified"
+    if (args.reference / "gammapy-files" / "files.json").exists():
+        gammapy_file_fit(args.reference)
 
 
 if __name__ == "__main__":
