@@ -21,8 +21,8 @@ from gammaxr.simulate import (
     read_config,
     simulate_datastore,
 )
-from gammaxr.simulate.config import TIME_REFERENCE
 from gammaxr.simulate.scenarios import default_description
+from gammaxr.simulate.specs import TIME_REFERENCE
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "simulate_default.yaml"
 

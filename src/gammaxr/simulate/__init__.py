@@ -18,15 +18,7 @@
 - :mod:`~gammaxr.simulate.scenarios`: :func:`default_scenario`, :func:`simulate_default`.
 """
 
-from gammaxr.simulate.config import (
-    InstrumentSpec,
-    ObservationSpec,
-    Observatory,
-    SimulationConfig,
-    SimulationConfigError,
-    parse_config,
-    read_config,
-)
+from gammaxr.simulate.config import parse_config, read_config
 from gammaxr.simulate.events import (
     SimulatedObservation,
     run_generator,
@@ -37,6 +29,13 @@ from gammaxr.simulate.events import (
 )
 from gammaxr.simulate.instrument import IRFSet, ToyInstrument, irfs_from_observation, read_irfs
 from gammaxr.simulate.scenarios import default_description, default_scenario, simulate_default
+from gammaxr.simulate.specs import (
+    InstrumentSpec,
+    ObservationSpec,
+    Observatory,
+    SimulationConfig,
+    SimulationConfigError,
+)
 from gammaxr.simulate.store import SimulationReport, simulate_datastore, write_datastore
 
 __all__ = [

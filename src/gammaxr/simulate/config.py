@@ -40,8 +40,6 @@ from gammaxr.models import ModelFormatError, Models, models_from_dict, read_mode
 from gammaxr.models.sphere import offset_by
 from gammaxr.simulate.schema import Defaults, SimulationDescription, Target
 from gammaxr.simulate.specs import (
-    DEFAULT_START,
-    TIME_REFERENCE,
     InstrumentSpec,
     ObservationSpec,
     Observatory,
@@ -50,18 +48,7 @@ from gammaxr.simulate.specs import (
     met,
 )
 
-__all__ = [
-    "DEFAULT_START",
-    "TIME_REFERENCE",
-    "InstrumentSpec",
-    "ObservationSpec",
-    "Observatory",
-    "SimulationConfig",
-    "SimulationConfigError",
-    "parse_config",
-    "read_config",
-    "simulation_json_schema",
-]
+__all__ = ["parse_config", "read_config", "simulation_json_schema"]
 
 _DEFAULT_GAP = 300.0  # s between runs
 
@@ -211,6 +198,9 @@ def parse_config(
     data: Mapping[str, Any], base_path: str | os.PathLike | None = None, source: str = ""
 ) -> SimulationConfig:
     """Validate a simulation description (the YAML content, see the module docstring).
+
+    The :class:`~gammaxr.simulate.specs.SimulationConfig` it describes, resolved and
+    checked; every problem found is reported at once.
 
     Parameters
     ----------
