@@ -8,17 +8,19 @@ in pixels) or in pixels of the mean step (``metric="pixel"``, as Gammapy, which 
 angle to pixels with the mean of the WCS steps). Radii are inclusive (with a relative
 tolerance of 1e-9 against float noise in the steps).
 
-:func:`convolve_sky` applies a kernel to every ``(lat, lon)`` plane of a DataArray with
-:func:`scipy.signal.fftconvolve` (zero outside the map), lazily on dask-backed data: one
-call per chunk of the other dims (the sky dims are joined into one chunk).
+:func:`convolve_sky` applies a kernel to every ``(lat, lon)`` plane of a DataArray (zero
+outside the map; all planes of a block in one call of
+:func:`gammaxr.geom.convolve.convolve_planes`: two 1D passes for the separable Gaussian and
+box kernels, one FFT for the others, the kernel's spectrum computed once), lazily on
+dask-backed data chunk by chunk with a halo.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from scipy.signal import fftconvolve
 
+from gammaxr.geom.convolve import convolve_planes, fft_noise_floor
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.units import to_unit
@@ -144,14 +146,13 @@ def box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
 
 def _convolve_planes(image: np.ndarray, kernel: np.ndarray, integer: bool) -> np.ndarray:
     image = np.asarray(image, dtype=np.float64)
-    finite = np.isfinite(image)
-    image = np.where(finite, image, 0.0)
-    k = kernel.reshape((1,) * (image.ndim - 2) + kernel.shape)
-    out = fftconvolve(image, k, mode="same", axes=(-2, -1))
+    if not np.isfinite(image).all():
+        image = np.where(np.isfinite(image), image, 0.0)
+    out = convolve_planes(image, kernel)
     if integer:
-        return np.rint(out)
-    scale = np.abs(image).sum(axis=(-2, -1), keepdims=True) * np.abs(kernel).max()
-    return np.where(np.abs(out) <= FFT_ZERO_RTOL * scale, 0.0, out)
+        return np.rint(out, out=out)
+    out[np.abs(out) <= fft_noise_floor(image, kernel, FFT_ZERO_RTOL)] = 0.0
+    return out
 
 
 def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False) -> xr.DataArray:

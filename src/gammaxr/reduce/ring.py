@@ -10,7 +10,8 @@ For each run, each energy band and each pixel, the off region is a ring of inner
 
 so that ``alpha = acceptance / acceptance_off`` and ``alpha * counts_off`` is the background
 estimate at the pixel (as Gammapy's ``RingBackgroundMaker``). The ring sums are one FFT
-convolution (:func:`scipy.signal.fftconvolve`) of the masked maps with a ring kernel.
+convolution (:func:`gammaxr.geom.convolve.convolve_planes`) of the masked counts and
+background maps of all runs and bands together with a ring kernel.
 
 The ring is measured on the sky at the grid centre (``metric="sky"``): a pixel ``(di, dj)``
 away lies at ``hypot(dj * lon_step * cos(lat_centre), di * lat_step)`` deg; both radii are
@@ -32,13 +33,14 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.signal import fftconvolve
 
 from gammaxr.geom.axes import axis_coords, axis_edges, band_slices, bounds_name
+from gammaxr.geom.convolve import convolve_planes, fft_noise_floor
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.irf.edisp import diagonal_response
 from gammaxr.reduce.fov_background import exclusion_on_grid
+from gammaxr.reduce.stack import masked_sum
 from gammaxr.units import to_unit
 
 __all__ = ["resample_energy", "ring_background", "ring_convolve", "ring_kernel", "to_image"]
@@ -50,6 +52,7 @@ FFT_ZERO_RTOL = 1e-10
 _SUMMED = ("counts", "background")
 _ANY = ("mask_safe", "mask_fit")
 _ON_OFF = ("counts_off", "acceptance", "acceptance_off")
+_MAPS = "ring_map"  # temporary dim: the maps convolved together
 
 
 def ring_kernel(grid: SkyGrid, r_in: float, width: float, metric: str = "sky") -> np.ndarray:
@@ -110,10 +113,8 @@ def ring_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         FFT convolution; values within float noise of zero are exactly zero.
     """
     image = np.asarray(image, dtype=float)
-    k = kernel.reshape((1,) * (image.ndim - 2) + kernel.shape)
-    out = fftconvolve(image, k, mode="same", axes=(-2, -1))
-    scale = np.abs(image).sum(axis=(-2, -1), keepdims=True) * np.abs(kernel).max()
-    out[np.abs(out) <= FFT_ZERO_RTOL * scale] = 0.0
+    out = convolve_planes(image, kernel)
+    out[np.abs(out) <= fft_noise_floor(image, kernel, FFT_ZERO_RTOL)] = 0.0
     return out.astype(np.float32)
 
 
@@ -240,7 +241,7 @@ def group_bands(
         if how == "any":
             parts.append(band.any("energy"))
         else:
-            parts.append(band.where(safe.isel(energy=sl), 0).sum("energy"))
+            parts.append(masked_sum(band, safe.isel(energy=sl), "energy"))
     return xr.concat(parts, dim="energy").transpose(*var.dims)
 
 
@@ -334,14 +335,14 @@ def ring_background(
     if excl is not None:
         weight = weight & excl
 
-    def convolve(var: xr.DataArray) -> xr.DataArray:
-        halo = (kernel.shape[0] // 2, kernel.shape[1] // 2)
-        return map_planes_with_halo(
-            var.where(weight, 0), ring_convolve, halo, np.float32, kernel=kernel
-        )
-
-    counts_off = convolve(ds["counts"]).assign_attrs(units="")
-    acceptance_off = convolve(ds["background"]).assign_attrs(units="")
+    # counts and background share the kernel: one convolution of both (per block)
+    maps = xr.concat([ds["counts"], ds["background"]], dim=_MAPS).where(weight, 0)
+    if maps.chunks is not None:
+        maps = maps.chunk({_MAPS: -1})
+    halo = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+    off = map_planes_with_halo(maps, ring_convolve, halo, np.float32, kernel=kernel)
+    counts_off = off.isel({_MAPS: 0}).assign_attrs(units="")
+    acceptance_off = off.isel({_MAPS: 1}).assign_attrs(units="")
     acceptance = ds["background"].astype(np.float32).assign_attrs(units="")
     mask_safe = (ds["mask_safe"] & (acceptance_off > 0)).assign_attrs(ds["mask_safe"].attrs)
     out = ds.drop_vars("background").assign(

@@ -33,7 +33,7 @@ import xarray as xr
 
 from gammaxr.io.run_status import run_status_attrs, run_status_variables
 
-__all__ = ["NoOverlapError", "stack_runs"]
+__all__ = ["NoOverlapError", "masked_sum", "stack_runs"]
 
 
 class NoOverlapError(ValueError):
@@ -42,6 +42,74 @@ class NoOverlapError(ValueError):
 
 _SUMMED_MASKED = ("counts", "background", "counts_off")
 _WEIGHTED_IRFS = ("psf", "edisp")
+
+
+def _zero_outside_kernel(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    keep = mask & (values == values) if values.dtype.kind in "fc" else mask  # NaN counts as 0
+    return np.where(keep, values, values.dtype.type(0))
+
+
+def _masked_sum_kernel(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sum over the last axis where ``mask``, NaN as 0, adding the slices in order (as numpy
+    reduces a C-contiguous array over a leading axis)."""
+    shape = np.broadcast_shapes(values.shape, mask.shape)[:-1]
+    out = np.zeros(shape, np.add.reduce(np.zeros(1, values.dtype)).dtype)
+    zero = values.dtype.type(0)
+    for i in range(values.shape[-1]):
+        np.add(out, np.where(mask[..., i], values[..., i], zero), out=out)
+    if out.dtype.kind in "fc" and np.isnan(out).any():  # a NaN inside the mask: skip it
+        out[...] = 0
+        for i in range(values.shape[-1]):
+            term = np.where(mask[..., i], values[..., i], zero)
+            np.add(out, term, out=out, where=term == term)
+    return out
+
+
+def masked_sum(var: xr.DataArray, mask: xr.DataArray, dim: str) -> xr.DataArray:
+    """Sum of ``var`` over ``dim`` where ``mask`` is true, NaN counted as zero.
+
+    The same numbers as ``var.where(mask, 0).sum(dim)``, added in the same order (bit for
+    bit), without its temporaries: when ``dim`` is in one chunk (numpy data, or a dask
+    ``energy`` axis) a loop over ``dim`` adds the masked slices, else (runs in separate dask
+    chunks) one fused masking pass precedes dask's tree sum.
+
+    Parameters
+    ----------
+    var : xarray.DataArray
+        Values, any dims including ``dim``; numpy- or dask-backed.
+    mask : xarray.DataArray of bool
+        Broadcast against ``var`` by dim name.
+    dim : str
+        The dim to sum over.
+
+    Returns
+    -------
+    xarray.DataArray
+        The sum (``var``'s dtype for floats, int64 for integers), ``var``'s attrs; lazy if
+        an input is.
+    """
+    one_chunk = all(
+        x.chunks is None or dim not in x.dims or len(x.chunksizes[dim]) == 1 for x in (var, mask)
+    )
+    if one_chunk and dim in mask.dims:
+        return xr.apply_ufunc(
+            _masked_sum_kernel,
+            var,
+            mask,
+            input_core_dims=[[dim], [dim]],
+            dask="parallelized",
+            output_dtypes=[np.add.reduce(np.zeros(1, var.dtype)).dtype],
+            keep_attrs=True,
+        )
+    kept = xr.apply_ufunc(
+        _zero_outside_kernel,
+        var,
+        mask,
+        dask="parallelized",
+        output_dtypes=[var.dtype],
+        keep_attrs=True,
+    )
+    return kept.sum(dim, skipna=False, keep_attrs=True)
 
 
 def _spatial_safe(mask_safe: xr.DataArray) -> xr.DataArray:
@@ -88,11 +156,11 @@ def stack_runs(
     out = {}
     for name in _SUMMED_MASKED:
         if name in ds:
-            out[name] = ds[name].where(mask, 0).sum(dim, keep_attrs=True)
+            out[name] = masked_sum(ds[name], mask, dim)
     if "acceptance" in ds:
         out.update(_stack_acceptances(ds, mask, dim))
     if "exposure" in ds:
-        out["exposure"] = ds["exposure"].where(spatial, 0).sum(dim, keep_attrs=True)
+        out["exposure"] = masked_sum(ds["exposure"], spatial, dim)
     if "exposure_irf" in ds:
         weights = ds["exposure_irf"].where(_irf_footprint(ds, spatial), 0)
         total = weights.sum(dim)
