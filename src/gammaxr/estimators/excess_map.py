@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gammaxr.estimators.smoothing import convolve_sky, tophat_kernel
+from gammaxr.estimators.smoothing import convolve_sky_maps, tophat_kernel
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
@@ -203,24 +203,44 @@ _STATISTICS = {
 }
 
 
-def _on_off_terms(
-    ds: xr.Dataset, use: xr.DataArray, corr: Any, correlate_off: bool
-) -> tuple[xr.DataArray, xr.DataArray, dict[str, xr.DataArray]]:
-    """``n_off``, ``alpha`` and the acceptance maps of an on/off dataset (module docstring)."""
-    counts_off = ds["counts_off"].where(use, 0)
-    acc_on = ds["acceptance"].where(use, 0)
-    acc_off = ds["acceptance_off"].where(use, 0)
-    acceptance_on = corr(acc_on)
-    if correlate_off:
-        bkg = corr(alpha_on_off(acc_on, acc_off) * counts_off)
-        n_off = corr(counts_off)
-        acceptance_off = corr(acc_off)
-        # no off counts in the disk: the ratio of the acceptances
-        alpha = (bkg / n_off.where(n_off > 0)).fillna(alpha_on_off(acceptance_on, acceptance_off))
+def _maps_to_correlate(
+    ds: xr.Dataset, extra: dict[str, xr.DataArray], on_off: bool, correlate_off: bool
+) -> dict[str, xr.DataArray]:
+    """The maps summed over the top-hat (all in one convolution), by role."""
+    maps = {"counts": ds["counts"]}
+    if on_off:
+        maps["acceptance_on"] = ds["acceptance"]
+        if correlate_off:
+            alpha = alpha_on_off(ds["acceptance"], ds["acceptance_off"])
+            maps["background"] = alpha * ds["counts_off"]
+            maps["counts_off"] = ds["counts_off"]
+            maps["acceptance_off"] = ds["acceptance_off"]
     else:
-        n_off = counts_off.astype(np.float64)
-        acceptance_off = acc_off.astype(np.float64)
-        alpha = alpha_on_off(acceptance_on, acc_off)
+        maps["background"] = ds["background"]
+    if "npred_signal" in extra:
+        maps["npred_signal"] = extra["npred_signal"]
+    if "reco_exposure" in extra:
+        maps["reco_exposure"] = extra["reco_exposure"]
+        maps["mask"] = xr.ones_like(ds["counts"], dtype=np.float64)
+    return maps
+
+
+def _on_off_terms(
+    ds: xr.Dataset, use: Any, corr: dict[str, Any], correlate_off: bool, raw: Any
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``n_off``, ``alpha`` and the acceptance maps of an on/off dataset (module docstring);
+    arrays aligned on the counts dims (``raw`` aligns a variable of ``ds``)."""
+    acceptance_on = corr["acceptance_on"]
+    if correlate_off:
+        n_off, acceptance_off = corr["counts_off"], corr["acceptance_off"]
+        # no off counts in the disk: the ratio of the acceptances
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = corr["background"] / np.where(n_off > 0, n_off, np.nan)
+        alpha = np.where(np.isnan(alpha), alpha_on_off(acceptance_on, acceptance_off), alpha)
+    else:
+        n_off = np.where(use, raw(ds["counts_off"]), 0).astype(np.float64)
+        acceptance_off = np.where(use, raw(ds["acceptance_off"]), 0).astype(np.float64)
+        alpha = alpha_on_off(acceptance_on, acceptance_off)
     maps = {"alpha": alpha, "acceptance_on": acceptance_on, "acceptance_off": acceptance_off}
     return n_off, alpha, maps
 
@@ -329,14 +349,26 @@ def excess_map(
     ds, extra = _resample(ds, energy_edges, extra)
     use = _estimator_mask(ds, mask)
     kernel = tophat_kernel(SkyGrid.from_xarray(ds), correlation_radius, metric)
+    # every sum over the top-hat in one convolution: one FFT of the kernel for all maps
+    corr = convolve_sky_maps(
+        _maps_to_correlate(ds, extra, on_off, correlate_off),
+        kernel,
+        mask=use,
+        integer=("counts",),
+    )
+    # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
+    # alignment per operation (NEP 18 dispatches np.where & co. to dask)
+    out_dims = ds["counts"].dims
 
-    def corr(var: xr.DataArray, integer: bool = False) -> xr.DataArray:
-        return convolve_sky(var.where(use, 0), kernel, integer=integer)
+    def raw(var: xr.DataArray) -> Any:
+        return var.variable.set_dims(use.sizes).transpose(*out_dims).data
 
-    n_on = corr(ds["counts"], integer=True)
-    signal = corr(extra["npred_signal"]) if "npred_signal" in extra else None
+    use_data = raw(use)
+    corr = {name: raw(var) for name, var in corr.items()}
+    n_on = corr["counts"]
+    signal = corr.get("npred_signal")
     if on_off:
-        n_off, alpha, maps = _on_off_terms(ds, use, corr, correlate_off)
+        n_off, alpha, maps = _on_off_terms(ds, use_data, corr, correlate_off, raw)
         mu_sig = signal if signal is not None else 0.0
         stat_args = (n_on, n_off, alpha, mu_sig)
         background = alpha * n_off
@@ -345,20 +377,22 @@ def excess_map(
         match_args = (n_off, alpha)
     else:
         maps = {}
-        background = corr(ds["background"])
+        background = corr["background"]
         mu_bkg = background + signal if signal is not None else background
         stat_args = (n_on, mu_bkg)
         excess = n_on - mu_bkg
         error = cash_error(n_on)
         match_args = (mu_bkg,)
     funcs = _STATISTICS["wstat" if on_off else "cash"]
-    out: dict[str, xr.DataArray] = {
+    ts = funcs["ts"](*stat_args)
+    out: dict[str, Any] = {
         "counts": n_on,
         "background": background,
         "excess": excess,
         "excess_err": error * n_sigma,
-        "significance": funcs["sqrt_ts"](*stat_args),
-        "ts": funcs["ts"](*stat_args),
+        # the sign of the excess times sqrt(TS), as the statistics' sqrt_ts (TS once)
+        "significance": np.sign(excess) * np.sqrt(ts),
+        "ts": ts,
     }
     if "errn-errp" in chosen:
         out["excess_errn"] = funcs["errn"](*stat_args, n_sigma=n_sigma)
@@ -370,13 +404,17 @@ def excess_map(
     for name in ("alpha", "acceptance_on", "acceptance_off"):
         if name in chosen:
             out[name] = maps[name]
-    if "reco_exposure" in extra:
-        out.update(_flux_maps(out, extra["reco_exposure"], use, kernel, ds, spectral_model))
+    if "reco_exposure" in corr:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean_reco = corr["reco_exposure"] / np.where(corr["mask"] > 0, corr["mask"], np.nan)
+        energy_axis = out_dims.index("energy")
+        out.update(_flux_maps(out, mean_reco, energy_axis, len(out_dims), ds, spectral_model))
     units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
     result = {}
-    for name, var in out.items():
+    for name, data in out.items():  # NaN outside the mask
         unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")
-        result[name] = var.where(use).transpose(*ds["counts"].dims).assign_attrs(units=unit)
+        data = np.where(use_data, data, np.nan)
+        result[name] = xr.DataArray(data, dims=out_dims, attrs={"units": unit})
     result["mask"] = use.assign_attrs(units="")
     # only the coordinates of the output dims (not those of energy_true, obs_id tables, ...)
     dims = set(ds["counts"].dims)
@@ -399,30 +437,27 @@ def excess_map(
 
 
 def _flux_maps(
-    out: dict[str, xr.DataArray],
-    reco: xr.DataArray,
-    use: xr.DataArray,
-    kernel: np.ndarray,
+    out: dict[str, Any],
+    mean_reco: Any,
+    energy_axis: int,
+    ndim: int,
     ds: xr.Dataset,
     spectral_model: Any,
-) -> dict[str, xr.DataArray]:
-    """norm = excess / (reference counts averaged over the masked top-hat); flux = norm x
-    the reference integral flux in each band."""
-    num = convolve_sky(reco.where(use, 0), kernel)
-    den = convolve_sky(use.astype(np.float64), kernel)
-    mean_reco = num / den.where(den > 0)
+) -> dict[str, Any]:
+    """norm = excess / (reference counts averaged over the masked top-hat, ``mean_reco``);
+    flux = norm x the reference integral flux in each band (arrays, ``energy`` at axis
+    ``energy_axis`` of ``ndim``)."""
     edges = axis_edges(ds, "energy")
     model = _reference_model(spectral_model)
-    ref_flux = xr.DataArray(
-        np.asarray(model.integral(edges[:-1], edges[1:]), dtype=float),
-        dims="energy",
-        coords={"energy": ds["energy"]},
-    )
+    shape = [1] * ndim
+    shape[energy_axis] = -1
+    ref_flux = np.asarray(model.integral(edges[:-1], edges[1:]), dtype=float).reshape(shape)
     maps = {}
-    for name, var in out.items():
+    mean_reco = np.where(mean_reco > 0, mean_reco, np.nan)
+    for name, var in list(out.items()):
         if name.startswith("excess"):
             suffix = name[len("excess") :]
-            norm = var / mean_reco.where(mean_reco > 0)
+            norm = var / mean_reco
             maps[f"norm{suffix}"] = norm
             maps[f"flux{suffix}"] = norm * ref_flux
     return maps

@@ -17,6 +17,8 @@ dask-backed data chunk by chunk with a halo.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import numpy as np
 import xarray as xr
 
@@ -25,7 +27,14 @@ from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.units import to_unit
 
-__all__ = ["box_kernel", "convolve_sky", "gauss_kernel", "kernel_steps", "tophat_kernel"]
+__all__ = [
+    "box_kernel",
+    "convolve_sky",
+    "convolve_sky_maps",
+    "gauss_kernel",
+    "kernel_steps",
+    "tophat_kernel",
+]
 
 #: Relative tolerance on kernel radii (float noise in pixel steps).
 RADIUS_RTOL = 1e-9
@@ -182,3 +191,69 @@ def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False
     return map_planes_with_halo(
         var, _convolve_planes, halo, np.float64, kernel=kernel, integer=integer
     )
+
+
+_MAPS = "sky_map"  # temporary dim: the maps convolved together
+
+
+def convolve_sky_maps(
+    maps: Mapping[str, xr.DataArray],
+    kernel: np.ndarray,
+    *,
+    mask: xr.DataArray | None = None,
+    integer: Collection[str] = (),
+) -> dict[str, xr.DataArray]:
+    """Convolve several maps with one kernel in a single pass (:func:`convolve_sky` of each).
+
+    The maps are broadcast against each other (and ``mask``), zeroed outside ``mask`` and
+    stacked, so that every plane of every map goes through one call of
+    :func:`gammaxr.geom.convolve.convolve_planes` per block: one FFT of the kernel, one batch
+    of plane transforms (counts, background and exposure ratios of all energy bands at once).
+
+    Parameters
+    ----------
+    maps : mapping of str to xarray.DataArray
+        Maps with dims ``lat`` and ``lon`` (broadcast against each other by name); NaN
+        counts as 0.
+    kernel : numpy.ndarray
+        Odd-sized kernel, axes (lat, lon).
+    mask : xarray.DataArray of bool, optional
+        Pixels that enter the sums (others count as 0).
+    integer : collection of str
+        Names of the maps rounded to the nearest integer (sums of counts with a 0/1 kernel).
+
+    Returns
+    -------
+    dict of str to xarray.DataArray of float64
+        The convolved maps, all with the broadcast dims and coordinates (no attrs); lazy if an
+        input is.
+    """
+    names = list(maps)
+    arrays = [*maps.values(), *([] if mask is None else [mask])]
+    sizes: dict = {}  # the broadcast dims, in order of first appearance (mask first)
+    for array in arrays[::-1] if mask is not None else arrays:
+        sizes.update({d: n for d, n in array.sizes.items() if d not in sizes})
+    dims = tuple(sizes)
+    coords: dict = {}
+    for array in arrays:
+        coords.update({k: v for k, v in array.coords.items() if k not in coords})
+
+    def aligned(array: xr.DataArray) -> xr.Variable:  # a broadcast view, no alignment
+        return array.variable.set_dims(sizes).transpose(*dims)
+
+    stacked = xr.Variable.concat(
+        [aligned(a).astype(np.float64, copy=False) for a in arrays[: len(names)]], _MAPS
+    )
+    if mask is not None:
+        stacked = stacked.where(aligned(mask), 0.0)
+    stacked = xr.DataArray(
+        stacked, coords={k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
+    )
+    if stacked.chunks is not None:
+        stacked = stacked.chunk({_MAPS: -1})
+    out = convolve_sky(stacked, kernel)
+    result = {}
+    for i, name in enumerate(names):
+        one = out.isel({_MAPS: i})
+        result[name] = np.rint(one) if name in integer else one
+    return result

@@ -137,10 +137,13 @@ def convolve_planes(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         _fft_length(n_lat, kernel.shape[0] // 2),
         _fft_length(n_lon, kernel.shape[1] // 2),
     )
-    spectrum = scipy.fft.rfft2(image, s=shape, axes=(-2, -1))
+    padded = np.zeros(image.shape[:-2] + shape)  # padding by hand is faster than s=...
+    padded[..., :n_lat, :n_lon] = image
+    spectrum = scipy.fft.rfft2(padded)
     spectrum *= kernel_spectrum(kernel, shape)
-    out = scipy.fft.irfft2(spectrum, s=shape, axes=(-2, -1))
-    return np.ascontiguousarray(out[..., :n_lat, :n_lon])
+    # inverse axis by axis, transforming only the rows kept
+    rows = scipy.fft.ifft(spectrum, axis=-2, overwrite_x=True)[..., :n_lat, :]
+    return scipy.fft.irfft(rows, n=shape[1], axis=-1)[..., :n_lon]
 
 
 def fft_noise_floor(image: np.ndarray, kernel: np.ndarray, rtol: float) -> np.ndarray:
