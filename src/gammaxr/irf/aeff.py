@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 from astropy import units as u
 
+from gammaxr.irf._typing import Coordinate, Evaluated
 from gammaxr.irf.interpolate import grid_axis, interpolate_irf, interpolate_on_points
 
 __all__ = ["evaluate_aeff", "evaluate_aeff_on_offsets"]
@@ -18,11 +19,7 @@ def _area_factor(aeff: xr.DataArray) -> float:
     return float(u.Unit(aeff.attrs.get("units") or "m2").to("m2"))
 
 
-def evaluate_aeff(
-    aeff: xr.DataArray,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+def evaluate_aeff(aeff: xr.DataArray, energy_true: Coordinate, offset: Coordinate) -> Evaluated:
     """Effective area at given true energies and field-of-view offsets.
 
     Linear interpolation in ``(log energy_true, offset)`` between the table nodes, linear

@@ -7,6 +7,7 @@ import xarray as xr
 from astropy import units as u
 
 from gammaxr.geom.axes import axis_coords
+from gammaxr.irf._typing import Coordinate, Evaluated
 from gammaxr.irf.interpolate import (
     AXIS_UNITS,
     apply_irf,
@@ -39,11 +40,7 @@ def _check_dims(bkg: xr.DataArray, dims: tuple[str, ...], func: str) -> None:
         raise ValueError(f"{func}: {source} background has dims {bkg.dims}, expected {dims}")
 
 
-def evaluate_bkg_2d(
-    bkg: xr.DataArray,
-    energy: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+def evaluate_bkg_2d(bkg: xr.DataArray, energy: Coordinate, offset: Coordinate) -> Evaluated:
     """Background rate of a ``bkg_2d`` table at reconstructed energies and offsets.
 
     Interpolation is linear in ``(log energy, offset)`` on the logarithm of the rate
@@ -70,11 +67,8 @@ def evaluate_bkg_2d(
 
 
 def evaluate_bkg_3d(
-    bkg: xr.DataArray,
-    energy: np.typing.ArrayLike | xr.DataArray,
-    fov_lon: np.typing.ArrayLike | xr.DataArray,
-    fov_lat: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+    bkg: xr.DataArray, energy: Coordinate, fov_lon: Coordinate, fov_lat: Coordinate
+) -> Evaluated:
     """Background rate of a ``bkg_3d`` table at energies and field-of-view coordinates.
 
     Same policy as :func:`evaluate_bkg_2d` (log of the rate interpolated linearly in
@@ -165,11 +159,11 @@ def integrate_bkg_energy(
     bkg: xr.DataArray,
     energy_edges: np.typing.ArrayLike,
     *,
-    offset: np.typing.ArrayLike | xr.DataArray | None = None,
-    fov_lon: np.typing.ArrayLike | xr.DataArray | None = None,
-    fov_lat: np.typing.ArrayLike | xr.DataArray | None = None,
+    offset: Coordinate | None = None,
+    fov_lon: Coordinate | None = None,
+    fov_lat: Coordinate | None = None,
     oversampling: int = 1,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Background rate integrated over each reconstructed-energy bin (per solid angle).
 
     As Gammapy's map maker does: the rate is evaluated (see :func:`evaluate_bkg_2d` /

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.geom.axes import axis_coords, axis_lo_hi
+from gammaxr.irf._typing import Coordinate, Evaluated
 from gammaxr.irf.interpolate import (
     AXIS_UNITS,
     _locate,
@@ -56,11 +57,8 @@ def _check(edisp: xr.DataArray) -> list:
 
 
 def evaluate_edisp(
-    edisp: xr.DataArray,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    migra: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+    edisp: xr.DataArray, energy_true: Coordinate, migra: Coordinate, offset: Coordinate
+) -> Evaluated:
     """Energy migration probability density at given true energy, migra and offset.
 
     Linear interpolation in ``(log energy_true, migra, offset)``. Out-of-range policy of
@@ -98,13 +96,13 @@ def evaluate_edisp(
 
 def edisp_kernel(
     edisp: xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
+    offset: Coordinate,
     energy_true_edges: np.typing.ArrayLike,
     energy_edges: np.typing.ArrayLike,
     *,
     migra_edges: np.typing.ArrayLike | None = None,
     threshold: float = 1e-8,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Energy-dispersion kernel: probability that a photon of each true-energy bin is
     reconstructed in each reconstructed-energy bin, at given offsets.
 

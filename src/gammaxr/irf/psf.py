@@ -16,6 +16,7 @@ import xarray as xr
 from astropy import units as u
 
 from gammaxr.geom.axes import axis_coords, axis_edges
+from gammaxr.irf._typing import Coordinate, Evaluated
 from gammaxr.irf.interpolate import (
     AXIS_UNITS,
     apply_irf,
@@ -73,11 +74,8 @@ def _rad_edges(rad_edges, psf: xr.DataArray | None = None) -> np.ndarray:
 
 
 def evaluate_psf(
-    psf: xr.DataArray,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-    rad: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+    psf: xr.DataArray, energy_true: Coordinate, offset: Coordinate, rad: Coordinate
+) -> Evaluated:
     """PSF density of a ``psf_table`` at true energy, offset and angular distance.
 
     Linear interpolation in ``(log energy_true, offset, rad)``, extrapolated up to the
@@ -115,12 +113,12 @@ def evaluate_psf(
 
 def psf_profile(
     psf: xr.DataArray,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
+    energy_true: Coordinate,
+    offset: Coordinate,
     rad_edges: np.typing.ArrayLike | None = None,
     *,
     normalize: bool = True,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Radial PSF profile on rad bins at given true energies and offsets.
 
     The table is evaluated (:func:`evaluate_psf`) at the linear centres of the rad bins.
@@ -299,12 +297,12 @@ def _profile_call(core, profile, arg, rad_edges, normalize, name, units):
 
 
 def profile_containment(
-    profile: np.typing.ArrayLike | xr.DataArray,
-    rad: np.typing.ArrayLike | xr.DataArray,
+    profile: Coordinate,
+    rad: Coordinate,
     rad_edges: np.typing.ArrayLike | None = None,
     *,
     normalize: bool = False,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Containment fraction within ``rad`` of radial PSF profiles.
 
     Parameters
@@ -330,12 +328,12 @@ def profile_containment(
 
 
 def profile_containment_radius(
-    profile: np.typing.ArrayLike | xr.DataArray,
-    fraction: np.typing.ArrayLike | xr.DataArray = 0.68,
+    profile: Coordinate,
+    fraction: Coordinate = 0.68,
     rad_edges: np.typing.ArrayLike | None = None,
     *,
     normalize: bool = False,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Radius containing ``fraction`` of radial PSF profiles.
 
     Parameters
@@ -362,13 +360,13 @@ def profile_containment_radius(
 
 def psf_containment(
     psf: xr.DataArray,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-    rad: np.typing.ArrayLike | xr.DataArray,
+    energy_true: Coordinate,
+    offset: Coordinate,
+    rad: Coordinate,
     rad_edges: np.typing.ArrayLike | None = None,
     *,
     normalize: bool = True,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Containment fraction within ``rad`` of a tabulated PSF at energy and offset.
 
     The profile of :func:`psf_profile` (normalised by default, as in Gammapy's PSF maps)
@@ -399,13 +397,13 @@ def psf_containment(
 
 def psf_containment_radius(
     psf: xr.DataArray,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-    fraction: np.typing.ArrayLike | xr.DataArray = 0.68,
+    energy_true: Coordinate,
+    offset: Coordinate,
+    fraction: Coordinate = 0.68,
     rad_edges: np.typing.ArrayLike | None = None,
     *,
     normalize: bool = True,
-) -> np.ndarray | xr.DataArray:
+) -> Evaluated:
     """Radius containing ``fraction`` of a tabulated PSF at energy and offset.
 
     Parameters
@@ -525,11 +523,8 @@ def _gauss_call(kernel, params, energy_true, offset, rad, name, units):
 
 
 def evaluate_psf_3gauss(
-    params: xr.Dataset,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-    rad: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+    params: xr.Dataset, energy_true: Coordinate, offset: Coordinate, rad: Coordinate
+) -> Evaluated:
     """PSF density of a GADF ``psf_3gauss`` parameter set, normalised to unit integral.
 
     GADF: ``dP/dOmega ~ SCALE * [exp(-r^2 / 2 s1^2) + A2 exp(-r^2 / 2 s2^2) + A3 exp(...)]``.
@@ -560,11 +555,8 @@ def evaluate_psf_3gauss(
 
 
 def psf_3gauss_containment(
-    params: xr.Dataset,
-    energy_true: np.typing.ArrayLike | xr.DataArray,
-    offset: np.typing.ArrayLike | xr.DataArray,
-    rad: np.typing.ArrayLike | xr.DataArray,
-) -> np.ndarray | xr.DataArray:
+    params: xr.Dataset, energy_true: Coordinate, offset: Coordinate, rad: Coordinate
+) -> Evaluated:
     """Analytic containment fraction within ``rad`` of a ``psf_3gauss`` PSF.
 
     ``sum_i w_i (1 - exp(-rad^2 / 2 s_i^2))`` with the weights of
