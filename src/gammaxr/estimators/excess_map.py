@@ -43,23 +43,7 @@ from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
 from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
 from gammaxr.reduce.stack import acceptance_off_keeping_alpha
-from gammaxr.stats import (
-    alpha_on_off,
-    cash_errn,
-    cash_error,
-    cash_errp,
-    cash_n_sig_matching_significance,
-    cash_sqrt_ts,
-    cash_ts,
-    cash_upper_limit,
-    wstat_errn,
-    wstat_error,
-    wstat_errp,
-    wstat_n_sig_matching_significance,
-    wstat_sqrt_ts,
-    wstat_ts,
-    wstat_upper_limit,
-)
+from gammaxr.stats import alpha_on_off, cash_error, counts_statistics, wstat_error
 from gammaxr.units import to_edges, to_positive
 
 __all__ = ["OPTIONAL_OUTPUTS", "excess_map", "reco_exposure"]
@@ -183,24 +167,9 @@ def _estimator_mask(ds: xr.Dataset, mask: Any) -> xr.DataArray:
     return out.transpose(*ds["counts"].dims)
 
 
-_STATISTICS = {
-    "cash": dict(
-        ts=cash_ts,
-        sqrt_ts=cash_sqrt_ts,
-        errn=cash_errn,
-        errp=cash_errp,
-        ul=cash_upper_limit,
-        matching=cash_n_sig_matching_significance,
-    ),
-    "wstat": dict(
-        ts=wstat_ts,
-        sqrt_ts=wstat_sqrt_ts,
-        errn=wstat_errn,
-        errp=wstat_errp,
-        ul=wstat_upper_limit,
-        matching=wstat_n_sig_matching_significance,
-    ),
-}
+def _statistic(kind: str, quantity: str) -> Any:
+    """``{kind}_{quantity}`` of :mod:`gammaxr.stats.counts_statistics` (``kind``: cash, wstat)."""
+    return getattr(counts_statistics, f"{kind}_{quantity}")
 
 
 def _maps_to_correlate(
@@ -383,8 +352,8 @@ def excess_map(
         excess = n_on - mu_bkg
         error = cash_error(n_on)
         match_args = (mu_bkg,)
-    funcs = _STATISTICS["wstat" if on_off else "cash"]
-    ts = funcs["ts"](*stat_args)
+    kind = "wstat" if on_off else "cash"
+    ts = _statistic(kind, "ts")(*stat_args)
     out: dict[str, Any] = {
         "counts": n_on,
         "background": background,
@@ -395,12 +364,14 @@ def excess_map(
         "ts": ts,
     }
     if "errn-errp" in chosen:
-        out["excess_errn"] = funcs["errn"](*stat_args, n_sigma=n_sigma)
-        out["excess_errp"] = funcs["errp"](*stat_args, n_sigma=n_sigma)
+        out["excess_errn"] = _statistic(kind, "errn")(*stat_args, n_sigma=n_sigma)
+        out["excess_errp"] = _statistic(kind, "errp")(*stat_args, n_sigma=n_sigma)
     if "ul" in chosen:
-        out["excess_ul"] = funcs["ul"](*stat_args, n_sigma=n_sigma_ul)
+        out["excess_ul"] = _statistic(kind, "upper_limit")(*stat_args, n_sigma=n_sigma_ul)
     if "sensitivity" in chosen:
-        out["excess_sensitivity"] = funcs["matching"](*match_args, n_sigma_sensitivity)
+        out["excess_sensitivity"] = _statistic(kind, "n_sig_matching_significance")(
+            *match_args, n_sigma_sensitivity
+        )
     for name in ("alpha", "acceptance_on", "acceptance_off"):
         if name in chosen:
             out[name] = maps[name]
