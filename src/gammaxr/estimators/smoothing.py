@@ -25,7 +25,7 @@ import xarray as xr
 from gammaxr.geom.convolve import convolve_planes, fft_noise_floor
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
-from gammaxr.units import to_unit
+from gammaxr.units import to_positive, to_unit
 
 __all__ = [
     "box_kernel",
@@ -120,9 +120,7 @@ def gauss_kernel(
     -------
     numpy.ndarray of float, axes (lat, lon)
     """
-    sigma = to_unit(sigma, "deg", "sigma")
-    if not sigma > 0:
-        raise ValueError(f"Gaussian sigma must be positive, got {sigma} deg")
+    sigma = to_positive(sigma, "deg", "Gaussian sigma")
     x, y = _offsets(grid, n_sigma * sigma, metric)
     kernel = np.exp(-0.5 * (x[None, :] ** 2 + y[:, None] ** 2) / sigma**2)
     return kernel / kernel.sum()
@@ -134,20 +132,16 @@ def box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
 
     Parameters
     ----------
-    grid : SkyGrid
-        The sky grid.
+    grid, metric
+        As in :func:`gauss_kernel`.
     width : float, str or astropy.units.Quantity
         Full width in deg, > 0.
-    metric : {"sky", "pixel"}
-        See :func:`kernel_steps`.
 
     Returns
     -------
     numpy.ndarray of float, axes (lat, lon)
     """
-    width = to_unit(width, "deg", "width")
-    if not width > 0:
-        raise ValueError(f"box width must be positive, got {width} deg")
+    width = to_positive(width, "deg", "box width")
     x, y = _offsets(grid, 0.5 * width, metric)
     kernel = np.ones((y.size, x.size))
     return kernel / kernel.sum()
