@@ -47,7 +47,7 @@ import dask
 import numpy as np
 
 from gammaxr.data import open_datastore
-from gammaxr.estimators.smoothing import convolve_sky, gauss_kernel
+from gammaxr.estimators.smoothing import convolve_sky_maps, gauss_kernel
 from gammaxr.geom import SkyGrid
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs
@@ -150,7 +150,8 @@ def msh(data_dir: Path, reference: Path) -> dict:
     bands = stacked.gamma.excess_map(TOPHAT_BANDS_DEG, metric="pixel").compute()
     t0 = stages.add("top-hat 0.1 deg, 10 bands", t0)
     kernel = gauss_kernel(SkyGrid.from_xarray(stacked), GAUSS_SIGMA_DEG, metric="pixel")
-    smoothed = [convolve_sky(stacked[name], kernel).compute() for name in ("counts", "background")]
+    maps = convolve_sky_maps({n: stacked[n] for n in ("counts", "background")}, kernel)
+    smoothed = [maps[n].compute() for n in ("counts", "background")]
     t0 = stages.add("Gaussian 0.05 deg, 10 bands", t0)
     totals["10-band counts"] = float(stacked["counts"].where(stacked["mask_safe"]).sum())
     totals["10-band max significance"] = float(bands["significance"].max())

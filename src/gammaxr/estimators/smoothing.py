@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import xarray as xr
 
-from gammaxr.geom.convolve import convolve_planes, fft_noise_floor
+from gammaxr.geom.convolve import convolve_planes
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.units import to_positive, to_unit
@@ -151,11 +151,10 @@ def _convolve_planes(image: np.ndarray, kernel: np.ndarray, integer: bool) -> np
     image = np.asarray(image, dtype=np.float64)
     if not np.isfinite(image).all():
         image = np.where(np.isfinite(image), image, 0.0)
-    out = convolve_planes(image, kernel)
     if integer:
+        out = convolve_planes(image, kernel)
         return np.rint(out, out=out)
-    out[np.abs(out) <= fft_noise_floor(image, kernel, FFT_ZERO_RTOL)] = 0.0
-    return out
+    return convolve_planes(image, kernel, zero_rtol=FFT_ZERO_RTOL)
 
 
 def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False) -> xr.DataArray:
@@ -188,6 +187,17 @@ def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False
 
 
 _MAPS = "sky_map"  # temporary dim: the maps convolved together
+
+
+def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
+    """The first ``n_maps`` arrays (broadcast) where the last one (a mask, if given) is
+    true, 0 elsewhere, stacked along a new last axis (float64)."""
+    maps, mask = arrays[:n_maps], arrays[n_maps:]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    out = np.zeros((n_maps, *shape))
+    for i, values in enumerate(maps):
+        np.copyto(out[i], values, casting="unsafe", where=mask[0] if mask else True)
+    return np.moveaxis(out, 0, -1)
 
 
 def convolve_sky_maps(
@@ -235,16 +245,18 @@ def convolve_sky_maps(
     def aligned(array: xr.DataArray) -> xr.Variable:  # a broadcast view, no alignment
         return array.variable.set_dims(sizes).transpose(*dims)
 
-    stacked = xr.Variable.concat(
-        [aligned(a).astype(np.float64, copy=False) for a in arrays[: len(names)]], _MAPS
+    stacked = xr.apply_ufunc(  # one float64 array of the masked maps, one pass per map
+        _stack_masked,
+        *[aligned(a) for a in arrays],
+        kwargs={"n_maps": len(names)},
+        output_core_dims=[[_MAPS]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {_MAPS: len(names)}},
     )
-    if mask is not None:
-        stacked = stacked.where(aligned(mask), 0.0)
     stacked = xr.DataArray(
         stacked, coords={k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
     )
-    if stacked.chunks is not None:
-        stacked = stacked.chunk({_MAPS: -1})
     out = convolve_sky(stacked, kernel)
     result = {}
     for i, name in enumerate(names):

@@ -15,7 +15,7 @@ ratios) and picks the cheaper of two exact methods:
   once per kernel and transform shape and reused (:func:`kernel_spectrum`, a small bounded
   memo of a pure function), across calls as well: the per-run blocks of a dask graph share it.
 
-The caller clears FFT noise where it needs exact zeros (see :func:`fft_noise_floor`).
+FFT noise is cleared to exact zeros below a threshold the caller sets (``zero_rtol``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import convolve1d
 
-__all__ = ["SEPARABLE_MAX_SIZE", "convolve_planes", "fft_noise_floor", "kernel_spectrum"]
+__all__ = ["SEPARABLE_MAX_SIZE", "convolve_planes", "kernel_spectrum", "separable_factors"]
 
 #: Widest separable kernel (pixels) convolved directly rather than by FFT.
 SEPARABLE_MAX_SIZE = 41
@@ -106,7 +106,7 @@ def kernel_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return _spectrum(np.ascontiguousarray(kernel).tobytes(), kernel.shape, tuple(shape))
 
 
-def convolve_planes(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+def convolve_planes(image: np.ndarray, kernel: np.ndarray, zero_rtol: float = 0.0) -> np.ndarray:
     """Convolve every ``(lat, lon)`` plane of ``image`` with ``kernel``, zero outside the map.
 
     Parameters
@@ -116,6 +116,10 @@ def convolve_planes(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         (callers replace it first).
     kernel : numpy.ndarray, shape (k_lat, k_lon)
         Odd-sized kernel centred on its middle element.
+    zero_rtol : float
+        FFT results whose magnitude is at most ``zero_rtol * sum(|plane|) * max(|kernel|)``
+        (float noise) are set to exactly zero; the direct sums of a separable kernel are
+        exact already.
 
     Returns
     -------
@@ -130,8 +134,11 @@ def convolve_planes(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     factors = separable_factors(kernel) if max(kernel.shape) <= SEPARABLE_MAX_SIZE else None
     if factors is not None:
         column, row = factors
-        out = convolve1d(image, row, axis=-1, mode="constant", cval=0.0)
-        return convolve1d(out, column, axis=-2, mode="constant", cval=0.0)
+        out = np.empty_like(image)
+        for index in np.ndindex(image.shape[:-2]):  # plane by plane: each stays in cache
+            plane = convolve1d(image[index], row, axis=-1, mode="constant", cval=0.0)
+            convolve1d(plane, column, axis=-2, output=out[index], mode="constant", cval=0.0)
+        return out
     n_lat, n_lon = image.shape[-2:]
     shape = (
         _fft_length(n_lat, kernel.shape[0] // 2),
@@ -143,23 +150,8 @@ def convolve_planes(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     spectrum *= kernel_spectrum(kernel, shape)
     # inverse axis by axis, transforming only the rows kept
     rows = scipy.fft.ifft(spectrum, axis=-2, overwrite_x=True)[..., :n_lat, :]
-    return scipy.fft.irfft(rows, n=shape[1], axis=-1)[..., :n_lon]
-
-
-def fft_noise_floor(image: np.ndarray, kernel: np.ndarray, rtol: float) -> np.ndarray:
-    """Per plane, the level below which a convolution result is FFT noise.
-
-    Parameters
-    ----------
-    image : numpy.ndarray, shape (..., n_lat, n_lon)
-        The convolved planes (before the convolution).
-    kernel : numpy.ndarray
-        The kernel.
-    rtol : float
-        Fraction of ``sum(|plane|) * max(|kernel|)``.
-
-    Returns
-    -------
-    numpy.ndarray, shape (..., 1, 1)
-    """
-    return rtol * np.abs(image).sum(axis=(-2, -1), keepdims=True) * np.abs(kernel).max()
+    out = scipy.fft.irfft(rows, n=shape[1], axis=-1)[..., :n_lon]
+    if zero_rtol > 0:
+        floor = zero_rtol * np.abs(image).sum(axis=(-2, -1), keepdims=True)
+        out[np.abs(out) <= floor * np.abs(kernel).max()] = 0.0
+    return out

@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.geom.axes import axis_coords, axis_edges, band_slices, bounds_name
-from gammaxr.geom.convolve import convolve_planes, fft_noise_floor
+from gammaxr.geom.convolve import convolve_planes
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.irf.edisp import diagonal_response
@@ -113,9 +113,7 @@ def ring_convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         FFT convolution; values within float noise of zero are exactly zero.
     """
     image = np.asarray(image, dtype=float)
-    out = convolve_planes(image, kernel)
-    out[np.abs(out) <= fft_noise_floor(image, kernel, FFT_ZERO_RTOL)] = 0.0
-    return out.astype(np.float32)
+    return convolve_planes(image, kernel, zero_rtol=FFT_ZERO_RTOL).astype(np.float32)
 
 
 def resample_response(ds: xr.Dataset, slices: Sequence[slice]) -> xr.DataArray | None:
