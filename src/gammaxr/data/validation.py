@@ -18,7 +18,8 @@ from collections.abc import Iterable
 import numpy as np
 import xarray as xr
 
-from gammaxr.data.observation import Observation, event_offsets
+from gammaxr.data.observation import Observation
+from gammaxr.geom.sky import angular_separation
 from gammaxr.io.errors import DL3Error
 
 __all__ = [
@@ -85,6 +86,7 @@ class RunValidationWarning(UserWarning):
 class _Checker:
     def __init__(self, obs: Observation) -> None:
         self.obs = obs
+        self._info = None  # the obs-index row, taken once
 
     def fail(self, hdu_type: str, problem: str, check: str) -> RunValidationError:
         loc = self.obs.hdus.get(hdu_type)
@@ -100,10 +102,12 @@ class _Checker:
 
     def index(self, key: str) -> float | None:
         name = key.lower()
-        if name not in self.obs.obs_info.variables:
+        if self._info is None:
+            self._info = self.obs.obs_info
+        if name not in self._info.variables:
             return None
         try:
-            return float(self.obs.obs_info[name].values)
+            return float(self._info[name].values)
         except (TypeError, ValueError):
             return None
 
@@ -149,9 +153,7 @@ def _header_index(c: _Checker, n_events: int | None) -> None:
     head = (c.header("RA_PNT"), c.header("DEC_PNT"))
     index = (c.index("RA_PNT"), c.index("DEC_PNT"))
     if None not in head and None not in index:
-        from gammaxr.models.sphere import separation
-
-        distance = float(separation(head[0], head[1], index[0], index[1]))
+        distance = float(angular_separation(head[0], head[1], index[0], index[1]))
         if not distance <= POINTING_TOL:
             raise c.fail(
                 "events",
@@ -292,7 +294,9 @@ def _plausible(c: _Checker, events: xr.Dataset) -> None:
         )
     if "offset" in aeff.dims:
         offset_max = _axis_range(aeff, "offset")[1]
-        offset = np.asarray(event_offsets(events, c.obs.pointing).values)
+        pointing = c.obs.pointing
+        ra, dec = (np.asarray(events[k].values, float) for k in ("ra", "dec"))
+        offset = angular_separation(ra, dec, float(pointing.ra.deg), float(pointing.dec.deg))
         beyond = offset > offset_max * OFFSET_MARGIN
         if beyond.mean() > IMPLAUSIBLE_FRACTION:
             raise c.fail(

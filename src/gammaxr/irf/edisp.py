@@ -48,6 +48,19 @@ def _raw_at_offset_nodes(axes, table, true_centres, m_centres, offset) -> np.nda
     return np.moveaxis(raw, -1, 0)
 
 
+def _may_be_negative(axis, raw_nodes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Elements (true energy, migra) where the density combined from the offset nodes with
+    any of ``weights`` (extrapolating beyond the outer nodes) can be negative: negative at
+    a node, or at the most extrapolated weight on either side (linear in the weight, the
+    combination is otherwise not negative)."""
+    negative = np.any(raw_nodes < 0, axis=0)
+    n = axis.nodes.size
+    for weight, lower in ((weights.min(initial=0.0), 0), (weights.max(initial=1.0), n - 2)):
+        if weight < 0 or weight > 1:
+            negative |= (1 - weight) * raw_nodes[lower] + weight * raw_nodes[lower + 1] < 0
+    return negative
+
+
 def _check(edisp: xr.DataArray) -> list:
     if set(edisp.dims) != set(_DIMS):
         raise ValueError(
@@ -164,23 +177,18 @@ def edisp_kernel(
     m_eval = e_reco[None, :] / true_centres[:, None]
     k = np.clip(np.searchsorted(m_edges, m_eval, side="right") - 1, 0, m_edges.size - 2)
     w = np.clip((m_eval - m_edges[k]) / m_width[k], 0.0, 1.0)
+    rows = np.arange(nt)[:, None]
 
     # Gammapy's range policy for a density interpolated at offsets within the valid range
     outside_true_and_migra = outside_valid_range(axes[0], true_centres)[:, None] & (
         outside_valid_range(axes[1], m_centres)
     )
 
-    def density_from_raw(raw, rows):
-        outside = outside_true_and_migra[rows]
-        return np.where(outside | ~np.isfinite(raw), 0.0, np.maximum(raw, 0.0))
-
-    def unnormalised(density, rows=slice(None)):
+    def unnormalised(density):
         """Cumulative content at the reco edges and total content, before normalising."""
-        k_rows, w_rows = k[rows], w[rows]
-        index = np.arange(k_rows.shape[0])[:, None]
         content = density * m_width
         cum = np.concatenate([np.zeros((*content.shape[:-1], 1)), np.cumsum(content, -1)], -1)
-        at_edges = cum[..., index, k_rows] * (1.0 - w_rows) + cum[..., index, k_rows + 1] * w_rows
+        at_edges = cum[..., rows, k] * (1.0 - w) + cum[..., rows, k + 1] * w
         return at_edges, cum[..., -1:]
 
     def finish(at_edges, total):
@@ -192,40 +200,38 @@ def edisp_kernel(
     def core(table, offset_values):
         o = np.asarray(offset_values, dtype=float)
         raw_nodes = _raw_at_offset_nodes(axes, table, true_centres, m_centres, o)
-        if raw_nodes is None:
+        if raw_nodes is None or not np.all(np.isfinite(raw_nodes)):
             e, m = true_centres[:, None], m_centres
             density = _density_core(axes, table, e, m, o[..., None, None])
             return finish(*unnormalised(density))
-
-        def from_nodes(offsets, rows):
-            """Kernel rows at offsets: the density extrapolated / interpolated from the
-            nodes, clipped, then integrated (exact wherever clipping may matter)."""
-            idx, wr = _locate(axes[2], offsets)
-            wr = wr[:, None, None]
-            raw = raw_nodes[:, rows]
-            raw = (1 - wr) * raw[idx] + wr * raw[idx + 1]
-            return finish(*unnormalised(density_from_raw(raw, rows), rows))
-
-        # Between the outer nodes, in rows (true energies) where the density needs no
-        # clipping at the nodes, the density is linear in the offset, and so are its
-        # cumulative content and total: kernels at the nodes combine exactly.
-        node_edges, node_total = unnormalised(density_from_raw(raw_nodes, slice(None)))
-        nodes = axes[2].nodes
-        inside = (o >= nodes[0]) & (o <= nodes[-1])
-        idx, wo = _locate(axes[2], o[inside])
-        wo = wo[:, None, None]
-        at_edges = (1 - wo) * node_edges[idx] + wo * node_edges[idx + 1]
-        total = (1 - wo) * node_total[idx] + wo * node_total[idx + 1]
-        kernel = finish(at_edges, total)
-        clipped_rows = np.flatnonzero(np.any(raw_nodes < 0, axis=(0, 2)))
-        if clipped_rows.size:
-            kernel[:, clipped_rows] = from_nodes(o[inside], clipped_rows)
+        # The density at an offset is a linear combination of the (unclipped) densities at
+        # the two nearest nodes, clipped at zero. Without the clipping, the cumulative
+        # content at the reco edges and its total are linear in the density too: those of
+        # the nodes combine exactly. The clipping adds, where the combination is negative,
+        # its opposite; that is computed element by element where it can happen.
+        raw_nodes = np.where(outside_true_and_migra, 0.0, raw_nodes)
+        valid = ~outside_valid_range(axes[2], o)  # beyond the valid range the kernel is zero
+        idx, wo = _locate(axes[2], o[valid])
+        node_edges, node_total = unnormalised(raw_nodes)
+        wo3 = wo[:, None, None]
+        at_edges = (1 - wo3) * node_edges[idx] + wo3 * node_edges[idx + 1]
+        total = (1 - wo3) * node_total[idx] + wo3 * node_total[idx + 1]
+        t_s, m_s = np.nonzero(_may_be_negative(axes[2], raw_nodes, wo))
+        if t_s.size:
+            at_s = raw_nodes[:, t_s, m_s]  # (nodes, elements), elements in (true, migra) order
+            negative = np.maximum((wo[:, None] - 1) * at_s[idx] - wo[:, None] * at_s[idx + 1], 0.0)
+            # the cumulative content these elements add, read at the reco edges as above
+            cum = np.cumsum(negative * m_width[m_s], axis=1)
+            cum = np.concatenate([np.zeros((cum.shape[0], 1)), cum], axis=1)
+            key, n_m = t_s * m_centres.size + m_s, m_centres.size
+            start = np.searchsorted(key, rows * n_m)  # first element of each row, (nt, 1)
+            below = cum[:, np.searchsorted(key, rows * n_m + k)]  # elements with m < k
+            below_next = cum[:, np.searchsorted(key, rows * n_m + k + 1)]
+            first = cum[:, start]
+            at_edges += (1.0 - w) * (below - first) + w * (below_next - first)
+            total += cum[:, np.searchsorted(key, (rows + 1) * n_m)] - first
         out = np.zeros((*o.shape, nt, nr))
-        out[inside] = kernel
-        # extrapolated offsets (up to the valid range); beyond it the kernel is zero
-        rest = ~inside & ~outside_valid_range(axes[2], o)
-        if rest.any():
-            out[rest] = from_nodes(o[rest], slice(None))
+        out[valid] = finish(at_edges, total)
         return out
 
     coords = {

@@ -229,17 +229,21 @@ def _finish_values(result, values_scale, clip, fill_value, bad, nonfinite_table)
     ``bad`` lists masks broadcastable to ``result`` (True where a coordinate is outside its
     axis' valid range); ``nonfinite_table`` says whether the table had non-finite values.
     """
-    if values_scale == "log":
+    log = values_scale == "log"
+    if log:
+        # exp of log values is never negative (no clipping needed); it is infinite or NaN
+        # only if a log value is large or NaN, which one reduction tells
+        non_finite = not np.max(result, initial=-np.inf) < 700.0
         with np.errstate(over="ignore"):
             np.exp(result, out=result)
-        result[result <= 2 * _FLOAT64_TINY] = 0.0
-    if clip:
+        np.copyto(result, 0.0, where=result <= 2 * _FLOAT64_TINY)
+    if clip and not log:
         np.maximum(result, 0.0, out=result)
     if fill_value is not None:
         for outside in bad:
             if np.any(outside):
                 np.copyto(result, fill_value, where=outside)
-        if values_scale == "log" or nonfinite_table:
+        if (log and non_finite) or nonfinite_table:
             np.copyto(result, fill_value, where=~np.isfinite(result))
     return result
 

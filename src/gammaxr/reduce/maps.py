@@ -176,8 +176,10 @@ def background_cube(
     if "offset" in bkg.dims:
         rate = integrate_bkg_energy(bkg, energy_edges, offset=offset, oversampling=oversampling)
     elif alignment in ("RADEC", "REVERSE_LON_RADEC"):
-        lon, lat = np.meshgrid(grid.lon, grid.lat)
-        ra, dec = transform_lonlat(lon, lat, grid.frame, "icrs")
+        if grid.frame == "icrs":  # lon along the columns, lat along the rows
+            ra, dec = grid.lon[None, :], grid.lat[:, None]
+        else:
+            ra, dec = transform_lonlat(*np.meshgrid(grid.lon, grid.lat), grid.frame, "icrs")
         fov_lon, fov_lat = sky_to_fov(ra, dec, *pointing)
         if alignment == "REVERSE_LON_RADEC":
             fov_lon = -fov_lon
@@ -189,9 +191,10 @@ def background_cube(
             f"{bkg.attrs.get('source', 'background')}: FoV alignment {alignment!r} is not "
             "supported yet (RADEC and REVERSE_LON_RADEC are)"
         )
-    # rate: (lat, lon, energy) in s-1 sr-1
-    solid_angle = grid.solid_angle().values
-    return np.moveaxis(rate, -1, 0) * solid_angle * ontime
+    # rate: (lat, lon, energy) in s-1 sr-1, a view of a fresh (energy, lat, lon) array
+    counts = np.moveaxis(rate, -1, 0)
+    counts *= grid.solid_angle().values * ontime
+    return counts
 
 
 def psf_cube(
