@@ -51,7 +51,8 @@ HERE = Path(__file__).resolve().parent
 
 
 class PeakMemory:
-    """Peak RSS (GB) of this process and of it plus its children, sampled in a thread."""
+    """Peak RSS (GB) of this process and of it plus its children, sampled in a thread; and
+    the CPU seconds both spent while it ran (``client_cpu``, ``tree_cpu``)."""
 
     def __init__(self, interval: float = 0.02):
         import psutil
@@ -72,6 +73,16 @@ class PeakMemory:
                 pass
         return own / 1e9, total / 1e9
 
+    def _cpu(self) -> tuple[float, float]:
+        own = sum(self._process.cpu_times()[:2])
+        total = own
+        for child in self._process.children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except Exception:  # a child that just ended
+                pass
+        return own, total
+
     def _sample(self) -> None:
         while not self._stop.is_set():
             own, total = self._rss()
@@ -79,6 +90,7 @@ class PeakMemory:
             self._stop.wait(self._interval)
 
     def __enter__(self) -> PeakMemory:
+        self._cpu0 = self._cpu()
         self._thread.start()
         return self
 
@@ -87,6 +99,8 @@ class PeakMemory:
         self._thread.join()
         own, total = self._rss()
         self.client_gb, self.tree_gb = max(self.client_gb, own), max(self.tree_gb, total)
+        own, total = self._cpu()
+        self.client_cpu, self.tree_cpu = own - self._cpu0[0], total - self._cpu0[1]
 
 
 def simulate_base(directory: Path, livetime: float) -> Path:
@@ -137,7 +151,20 @@ def _spec():
     )
 
 
-def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) -> dict:
+def warm_up(store_dir: str) -> int:
+    """Reduce the first run once in this process: imports and first-call costs are paid
+    before the timed phases (in each worker process under ``distributed``)."""
+    from gammaxr.data import open_datastore
+    from gammaxr.reduce.dataset import reduce_observation
+
+    store = open_datastore(store_dir)
+    reduce_observation(store.observation(int(store.obs_ids[0])), _spec())
+    return os.getpid()
+
+
+def measure(
+    store_dir: Path, scheduler: str, workers: int, phases: list[str], batch: int | None = None
+) -> dict:
     """Run the phases on one store in this process; returns the figures."""
     import dask
     import stage_profile
@@ -156,9 +183,11 @@ def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) ->
         cluster = local_cluster(n_workers=workers)
         client = Client(cluster)
         client.run(stage_profile.install)
+        client.run(warm_up, str(store_dir))
         config = {}
     else:
         stage_profile.install()
+        warm_up(str(store_dir))
         config = {"scheduler": scheduler, "num_workers": workers}
     spec = _spec()
     out: dict = {"load": os.getloadavg()[0]}
@@ -171,16 +200,19 @@ def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) ->
         if "reduce" in phases or "stack" in phases:
             with PeakMemory() as memory:
                 t0 = time.perf_counter()
-                ds = reduce_runs(observations, spec)
+                ds = reduce_runs(observations, spec, runs_per_task=batch)
                 graph = time.perf_counter() - t0
                 if client is None:
                     stage_profile.install()  # zero the headers read for the graph
                 mask = ds["mask_safe"]
                 dims = [d for d in ds["counts"].dims if d != "obs_id"]
                 per_run = [ds[v].where(mask, 0).sum(dims) for v in ("counts", "background")]
+                tasks = len({k for v in per_run for k in v.data.__dask_graph__()})
+                cpu0 = memory._cpu()
                 t1 = time.perf_counter()
                 counts, _ = dask.compute(*per_run)
                 wall = time.perf_counter() - t1
+                cpu1 = memory._cpu()
             profiles = list(client.run(stage_profile.collect).values()) if client else []
             profile = stage_profile.merge(profiles or [stage_profile.collect()])
             outside = wall * workers - profile["run_tasks"]
@@ -191,6 +223,10 @@ def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) ->
                 "peak_gb": memory.tree_gb,
                 "client_gb": memory.client_gb,
                 "counts": float(counts.sum()),
+                "tasks": tasks,
+                "runs_per_task": int(ds["counts"].chunks[0][0]),
+                "cpu_ms": 1e3 * (cpu1[1] - cpu0[1]) / n,
+                "client_cpu_ms": 1e3 * (cpu1[0] - cpu0[0]) / n,
             }
         if "stack" in phases:
             with PeakMemory() as memory:
@@ -203,6 +239,8 @@ def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) ->
             out["stack"] = {
                 "graph_ms": 1e3 * graph / n,
                 "wall_ms": 1e3 * wall / n,
+                "cpu_ms": 1e3 * memory.tree_cpu / n,
+                "client_cpu_ms": 1e3 * memory.client_cpu / n,
                 "peak_gb": memory.tree_gb,
                 "client_gb": memory.client_gb,
                 "counts": total,
@@ -220,6 +258,8 @@ def measure(store_dir: Path, scheduler: str, workers: int, phases: list[str]) ->
                 total = float(mosaic["counts"].sum().compute())
             out["mosaic"] = {
                 "wall_ms": 1e3 * wall / n,
+                "cpu_ms": 1e3 * memory.tree_cpu / n,
+                "client_cpu_ms": 1e3 * memory.client_cpu / n,
                 "peak_gb": memory.tree_gb,
                 "client_gb": memory.client_gb,
                 "counts": total,
@@ -239,19 +279,23 @@ def _row(n: int, scheduler: str, figures: dict) -> list[str]:
             continue
         graph = f"{f['graph_ms']:.2f}" if "graph_ms" in f else "-"
         outside = f"{f['outside_ms']:.1f}" if "outside_ms" in f else "-"
+        batch = f"{f['runs_per_task']}" if "runs_per_task" in f else "-"
         rows.append(
-            f"| {n:>6} | {scheduler:<11} | {phase:<6} | {f['wall_ms']:>8.1f} | {graph:>8} | "
-            f"{outside:>8} | {f['peak_gb']:>6.2f} | {f['client_gb']:>6.2f} | "
-            f"{f['counts']:>10.0f} | {figures['load']:>4.1f} |"
+            f"| {n:>6} | {scheduler:<11} | {phase:<6} | {batch:>5} | {f['wall_ms']:>7.1f} | "
+            f"{f['cpu_ms']:>7.1f} | {f['client_cpu_ms']:>7.1f} | {graph:>6} | {outside:>7} | "
+            f"{f['peak_gb']:>5.2f} | {f['client_gb']:>6.2f} | {f['counts']:>8.0f} | "
+            f"{figures['load']:>4.1f} |"
         )
     return rows
 
 
 HEADER = (
-    "|   runs | scheduler   | phase  | ms/run   | graph ms | outside  | peak GB| client | "
-    "safe counts | load |\n"
-    "|-------:|-------------|--------|---------:|---------:|---------:|-------:|-------:|"
-    "-----------:|-----:|"
+    "|   runs | scheduler   | phase  | batch | ms/run  | cpu ms  | client  | graph  | outside "
+    "| peak  | client | counts   | load |\n"
+    "|        |             |        |       | (wall)  | /run    | cpu ms  | ms/run | ms/run  "
+    "| GB    | GB     |          |      |\n"
+    "|-------:|-------------|--------|------:|--------:|--------:|--------:|-------:|--------:"
+    "|------:|-------:|---------:|-----:|"
 )
 
 
@@ -264,13 +308,21 @@ def main() -> None:
     parser.add_argument("--livetime", type=float, default=100.0, help="s per simulated run")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the stores here")
     parser.add_argument(
+        "--runs-per-task",
+        type=int,
+        default=None,
+        help="runs per dask task of reduce_runs (default: its own rule, runs_per_task)",
+    )
+    parser.add_argument(
         "--measure", nargs=2, metavar=("STORE", "SCHEDULER"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     phases = args.phases.split(",")
 
     if args.measure:  # the child process of one (N, scheduler)
-        figures = measure(Path(args.measure[0]), args.measure[1], args.workers, phases)
+        figures = measure(
+            Path(args.measure[0]), args.measure[1], args.workers, phases, args.runs_per_task
+        )
         print(json.dumps(figures))
         return
 
@@ -301,6 +353,8 @@ def main() -> None:
                 "--phases",
                 args.phases,
             ]
+            if args.runs_per_task is not None:
+                command += ["--runs-per-task", str(args.runs_per_task)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode:
                 print(

@@ -1,7 +1,8 @@
 """Lazy reduction of many runs with dask: one task per run, failures named by obs_id.
 
 :func:`reduce_runs` builds a dataset with dim ``obs_id`` on one shared grid; every variable is
-a dask array with one chunk per run, all chunks of a run coming from one task
+a dask array with one chunk per run (per batch of runs beyond 128 runs: :func:`runs_per_task`),
+all chunks of a run coming from one task
 (:func:`gammaxr.reduce.dataset.reduce_observation`). :func:`reduce_runs_tree` does the same for
 runs that each have their own grid (centred on their pointing) and returns an
 ``xarray.DataTree`` with one node per run. Nothing is read or computed until asked.
@@ -40,6 +41,7 @@ __all__ = [
     "reduce_runs",
     "reduce_runs_tree",
     "run_task",
+    "runs_per_task",
 ]
 
 ERROR_LENGTH = 300
@@ -148,33 +150,104 @@ def lazy_run_variables(
     token = dask.base.tokenize(
         _describe(compute), layout, on_error, getattr(observation, "files", None)
     )[:10]
-    task = dask.delayed(run_task, pure=False)(
-        compute, observation, layout, on_error, dask_key_name=f"{task_name}-{token}-{obs_id}"
+    # a 0-d object "array" whose block is the run's dict of results, and one blockwise layer
+    # per variable picking from it: dask fuses a pick with what consumes it (a masked sum,
+    # a write), so a run costs the scheduler two or three tasks, not one per variable more
+    run = da.map_blocks(
+        run_task,
+        compute,
+        observation,
+        layout,
+        on_error,
+        chunks=(),
+        dtype=object,
+        meta=np.empty((), dtype=object),
+        name=f"{task_name}-{token}-{obs_id}",
     )
-    layout = {**layout, "reduce_error": ((), (1,), np.dtype(f"<U{ERROR_LENGTH}"), {})}
+    lead = ((1,),) if stacked else ()
+    layout = {**layout, "reduce_error": ((), (), np.dtype(f"<U{ERROR_LENGTH}"), {})}
     data_vars = {}
     for name, (dims, shape, dtype, attrs) in layout.items():
-        arr = da.from_delayed(
-            task[name], shape=shape, dtype=dtype, name=f"{array_prefix}{name}-{token}-{obs_id}"
+        shape = (1, *shape) if stacked else tuple(shape)
+        arr = run.map_blocks(
+            _pick_shaped,
+            name,
+            shape,
+            dtype=dtype,
+            chunks=(*lead, *((n,) for n in shape[len(lead) :])),
+            new_axis=list(range(len(shape))),
+            meta=np.empty((0,) * len(shape), dtype=dtype),
+            name=f"{array_prefix}{name}-{token}-{obs_id}",
         )
-        if name == "reduce_error":
-            arr, dims = arr.reshape(()), ()
-        if stacked:
-            arr, dims = arr[None], ("obs_id", *dims)
-        data_vars[name] = (dims, arr, attrs)
+        data_vars[name] = ((("obs_id",) if stacked else ()) + tuple(dims), arr, attrs)
     return data_vars
 
 
-def _run_block(observations: np.ndarray, compute, layout: dict, on_error: str) -> np.ndarray:
-    """The task of one run in :func:`stacked_run_variables`: a 1-element object array."""
-    out = np.empty(1, dtype=object)
-    out[0] = run_task(compute, observations[0], layout, on_error)
-    return out
+def _pick_shaped(results: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """One variable of one run's results, reshaped (``reduce_error`` is stored as (1,))."""
+    return np.asarray(results[name]).reshape(shape)
 
 
-def _pick(results: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """One variable of one run's results, with the leading ``obs_id`` dim of length one."""
-    return np.asarray(results[0][name]).reshape(1, *shape)
+#: :func:`runs_per_task` batches runs beyond this many tasks.
+TARGET_TASKS = 128
+
+
+def runs_per_task(n_runs: int, run_bytes: int, chunk_bytes: int | str | None = None) -> int:
+    """How many runs one task reduces in :func:`stacked_run_variables` when not told.
+
+    One run per task up to :data:`TARGET_TASKS` runs; beyond, runs are batched so there are
+    about :data:`TARGET_TASKS` tasks (enough to keep a few dozen workers busy and balanced),
+    as long as a batch's arrays stay below ``chunk_bytes``. Every task costs the scheduler
+    about as much, whatever it does (a ``distributed`` scheduler about 1-2 ms of CPU per task
+    and its dependants); a run of a few hundred events on a small grid takes 20-30 ms, so
+    with one task per run that overhead grows to a third of the work.
+
+    Parameters
+    ----------
+    n_runs : int
+        Number of runs.
+    run_bytes : int
+        Bytes of one run's arrays.
+    chunk_bytes : int or str, optional
+        Largest batch in bytes (``"128 MiB"`` ...); default dask's ``array.chunk-size``.
+
+    Returns
+    -------
+    int
+        Runs per task, at least 1.
+    """
+    if chunk_bytes is None:
+        chunk_bytes = dask.config.get("array.chunk-size")
+    if isinstance(chunk_bytes, str):
+        chunk_bytes = dask.utils.parse_bytes(chunk_bytes)
+    by_count = -(-n_runs // TARGET_TASKS)
+    by_memory = max(1, int(chunk_bytes) // max(1, int(run_bytes)))
+    return max(1, min(by_count, by_memory))
+
+
+def _layout_bytes(layout: dict) -> int:
+    return sum(
+        int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype, _ in layout.values()
+    )
+
+
+def _run_block(observations: np.ndarray, compute, layout: dict, on_error: str) -> dict:
+    """The task of a batch of runs in :func:`stacked_run_variables`.
+
+    Returns a dict name -> array with a leading run dim (the runs' results stacked), not an
+    object array holding the results: ``distributed`` sizes a task's result with
+    ``dask.sizeof``, which counts an object array as 8 bytes per element, so the scheduler
+    took the results (about 0.3 MB a run in ``benchmarks/scaling.py``) for free to move and
+    ran the tasks that pick variables out of them on either worker.
+    """
+    results = [run_task(compute, observation, layout, on_error) for observation in observations]
+    return {name: np.stack([r[name] for r in results]) for name in results[0]}
+
+
+def _pick(results: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """One variable of a batch's results: shape ``(runs, *shape)``."""
+    values = np.asarray(results[name])
+    return values.reshape(values.shape[0], *shape)
 
 
 def stacked_run_variables(
@@ -185,12 +258,15 @@ def stacked_run_variables(
     *,
     task_name: str = "reduce-run",
     array_prefix: str = "",
+    batch: int | None = None,
 ) -> dict:
-    """Lazy variables of many runs (dim ``obs_id`` first), one dask task per run.
+    """Lazy variables of many runs (dim ``obs_id`` first), one dask task per batch of runs.
 
-    The same graph as :func:`lazy_run_variables` per run followed by a concatenation, built
-    with blockwise layers (``map_blocks``) instead of per-run Python objects, so building it
-    costs a few microseconds per run whatever the number of runs.
+    Built with blockwise layers (``map_blocks``) instead of per-run Python objects, so
+    building it costs a few microseconds per run whatever the number of runs: the runs are
+    one object array chunked by batch, the batch tasks are one layer over it, and each
+    variable is one more layer picking its array out of the batches' results (every variable
+    of a batch comes from the same task, computed once).
 
     Parameters
     ----------
@@ -202,24 +278,32 @@ def stacked_run_variables(
     layout : dict
         name -> (dims, shape, dtype, attrs) of every variable ``compute`` returns.
     on_error : {"raise", "skip"}
-        See :func:`run_task`.
+        See :func:`run_task` (applied run by run: a failed run does not fail its batch
+        under ``"skip"``).
     task_name, array_prefix : str
-        Name of the run tasks' layer ``{task_name}-{token}`` (chunk ``i`` is run ``i``), of
-        each variable ``{array_prefix}{name}-{token}``; the token hashes ``compute``,
-        ``layout``, ``on_error`` and the runs' files.
+        Name of the batch tasks' layer ``{task_name}-{token}``, of each variable
+        ``{array_prefix}{name}-{token}``; the token hashes ``compute``, ``layout``,
+        ``on_error``, the batching and the runs' files.
+    batch : int, optional
+        Runs per task (and per chunk along ``obs_id``); default :func:`runs_per_task`.
 
     Returns
     -------
     dict
-        name -> ``(("obs_id", *dims), dask array with one chunk per run, attrs)``, including
-        ``reduce_error`` (dim ``obs_id``).
+        name -> ``(("obs_id", *dims), dask array with one chunk per batch, attrs)``,
+        including ``reduce_error`` (dim ``obs_id``).
     """
+    if batch is None:
+        batch = runs_per_task(len(observations), _layout_bytes(layout))
+    if int(batch) < 1:
+        raise ValueError(f"runs per task must be at least 1, got {batch!r}")
+    batch = int(batch)
     files = [getattr(o, "files", None) for o in observations]
-    token = dask.base.tokenize(_describe(compute), layout, on_error, files)[:10]
+    token = dask.base.tokenize(_describe(compute), layout, on_error, batch, files)[:10]
     held = np.empty(len(observations), dtype=object)
     for index, observation in enumerate(observations):
         held[index] = observation
-    runs = da.from_array(held, chunks=1, name=f"runs-{token}", asarray=False)
+    runs = da.from_array(held, chunks=batch, name=f"runs-{token}", asarray=False)
     results = runs.map_blocks(
         _run_block,
         compute,
@@ -258,7 +342,11 @@ def _lazy_run_dataset(observation, spec: ReductionSpec, grid, on_error: str, *, 
 
 
 def reduce_runs(
-    observations: Sequence, spec: ReductionSpec, *, on_error: str = "raise"
+    observations: Sequence,
+    spec: ReductionSpec,
+    *,
+    on_error: str = "raise",
+    runs_per_task: int | None = None,
 ) -> xr.Dataset:
     """Reduce many runs onto one shared grid, lazily.
 
@@ -271,11 +359,17 @@ def reduce_runs(
     on_error : {"raise", "skip"}
         What computing does with a run that fails: raise :class:`RunReductionError`, or keep
         going and record the reason in ``reduce_error(obs_id)``.
+    runs_per_task : int, optional
+        Runs reduced by one dask task (one chunk along ``obs_id``). Default
+        :func:`runs_per_task`: one run per task up to 128 runs, batches beyond (about 128
+        tasks, each below dask's ``array.chunk-size``), so the scheduler's cost per task
+        stays small against the work when there are thousands of small runs. Pass 1 for a
+        task per run, or more tasks on a large cluster.
 
     Returns
     -------
     xarray.Dataset
-        Dims ``obs_id`` (one dask chunk per run), ``energy``, ``energy_true``, ``lat``,
+        Dims ``obs_id`` (one dask chunk per task: per run up to 128 runs), ``energy``, ``energy_true``, ``lat``,
         ``lon`` (and ``rad``, ``lat_irf``, ``lon_irf`` for PSF/edisp maps); per-run
         coordinates along ``obs_id`` (livetime, ontime, pointing, zenith, tstart, tstop).
     """
@@ -290,6 +384,7 @@ def reduce_runs(
         partial(reduce_observation_arrays, spec=spec, grid=grid),
         variable_layout(spec, grid),
         on_error,
+        batch=runs_per_task,
     )
     coords = run_coords(observations).coords
     ds = xr.Dataset(data_vars, coords={**spec.coords(grid), **coords})
