@@ -50,6 +50,20 @@ def peak_memory_gb() -> float:
     return max(own, children) / 1024**2
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds (user + system) of this process and of its child processes (workers)."""
+    import psutil
+
+    me = psutil.Process()
+    children = 0.0
+    for child in me.children(recursive=True):
+        try:
+            children += sum(child.cpu_times()[:2])
+        except psutil.Error:  # a child that just ended
+            pass
+    return sum(me.cpu_times()[:2]), children
+
+
 def _masked_sums(counts, background, mask):
     """Counts and background summed inside the safe mask of one run (float32 sums)."""
     return np.array([np.where(mask, counts, 0).sum(), np.where(mask, background, 0).sum()])
@@ -117,6 +131,7 @@ def main() -> None:
         client.run(stage_profile.install)
     elif args.profile:
         stage_profile.install()  # zero what graph construction read on the client
+    cpu_start = cpu_seconds()
     compute_start = time.perf_counter()
     with dask.config.set(
         {} if client else {"scheduler": args.scheduler, "num_workers": args.workers}
@@ -126,6 +141,7 @@ def main() -> None:
         (sums,) = dask.compute(lazy_sums)
     wall = time.perf_counter() - start
     compute_seconds = time.perf_counter() - compute_start
+    client_cpu, workers_cpu = np.subtract(cpu_seconds(), cpu_start)
     if args.profile:
         profiles = list(client.run(stage_profile.collect).values()) if client else []
         profile = stage_profile.merge(profiles or [stage_profile.collect()])
@@ -140,6 +156,10 @@ def main() -> None:
     print(f"graph construction      : {graph_seconds:.2f} s")
     print(f"cluster start-up        : {cluster_seconds:.2f} s")
     print(f"reduction (compute)     : {compute_seconds:.2f} s")
+    print(
+        f"CPU during the compute  : client {client_cpu:.2f} s (with the scheduler under "
+        f"distributed), worker processes {workers_cpu:.2f} s"
+    )
     print(
         f"wall time (total)       : {wall:.1f} s  (Gammapy 2.1: {GAMMAPY_SECONDS} s, x{GAMMAPY_SECONDS / wall:.1f})"
     )

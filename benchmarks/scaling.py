@@ -206,8 +206,10 @@ def measure(
                     stage_profile.install()  # zero the headers read for the graph
                 mask = ds["mask_safe"]
                 dims = [d for d in ds["counts"].dims if d != "obs_id"]
-                per_run = [ds[v].where(mask, 0).sum(dims) for v in ("counts", "background")]
-                tasks = len({k for v in per_run for k in v.data.__dask_graph__()})
+                # dask arrays, not DataArrays: dask.compute gives an xarray object a finalize
+                # task holding the object, graph and all, which distributed pickles
+                per_run = [ds[v].where(mask, 0).sum(dims).data for v in ("counts", "background")]
+                tasks = len({k for v in per_run for k in v.__dask_graph__()})
                 cpu0 = memory._cpu()
                 t1 = time.perf_counter()
                 counts, _ = dask.compute(*per_run)
@@ -234,7 +236,7 @@ def measure(
                 stacked = stack_runs(ds)
                 graph = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                total = float(stacked["counts"].sum().compute())
+                total = float(stacked["counts"].data.sum().compute())
                 wall = time.perf_counter() - t1
             out["stack"] = {
                 "graph_ms": 1e3 * graph / n,

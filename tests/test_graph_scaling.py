@@ -3,6 +3,8 @@ runs batched into tasks (``runs_per_task``) give the same values and name their 
 
 from __future__ import annotations
 
+import pickle
+
 import dask
 import numpy as np
 import pytest
@@ -138,3 +140,18 @@ def test_tree_picks_fuse_with_their_consumer(simulated_store_dir, spec):
     assert len(dict(graph)) <= 3 * len(observations)
     (values,) = dask.compute(sums, scheduler="sync")
     assert sum(float(v) for v in values) > 0
+
+
+def test_observation_pickles_with_plain_pickle(simulated_store_dir):
+    # distributed tries pickle before cloudpickle: a run task must not fail it part-way
+    observation = open_datastore(simulated_store_dir).observations()[0]
+    header = dict(observation.meta)  # read and cached before pickling
+    copy = pickle.loads(pickle.dumps(observation))
+    assert copy.obs_id == observation.obs_id
+    assert copy.files == observation.files
+    assert dict(copy.meta) == header
+    assert copy.livetime == observation.livetime
+    with pytest.raises(TypeError):
+        copy.meta["OBS_ID"] = 0  # still read-only
+    with pytest.raises(TypeError):
+        copy.hdus["events"] = None

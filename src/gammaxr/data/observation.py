@@ -111,6 +111,20 @@ class Observation:
         self._hdus = MappingProxyType(dict(hdus))
         self._data = MappingProxyType(dict(data or {}))
 
+    def __getstate__(self) -> dict:
+        # plain pickle can take it (read-only mappings as dicts): dask.distributed tries
+        # pickle first and falls back to cloudpickle only after pickle failed part-way,
+        # which made every run task cost the scheduler several milliseconds to send
+        proxies = [k for k, v in self.__dict__.items() if isinstance(v, MappingProxyType)]
+        state = {k: dict(v) if k in proxies else v for k, v in self.__dict__.items()}
+        return {**state, "_proxies": proxies}
+
+    def __setstate__(self, state: dict) -> None:
+        proxies = state.pop("_proxies", [])
+        self.__dict__.update(
+            {k: MappingProxyType(v) if k in proxies else v for k, v in state.items()}
+        )
+
     # ------------------------------------------------------------------ identity
     @property
     def fits_backend(self) -> str | None:
