@@ -1,4 +1,4 @@
-"""The ledger of a mosaic store: which runs it holds, per run and per chunk, crash-safely.
+"""The ledger of a mosaic store: which runs it holds, per run and per chunk piece, crash-safely.
 
 A survey mosaic (:mod:`gammaxr.reduce.mosaic`) adds each run into the zarr chunks its cutout
 overlaps. For every run to count exactly once after any interruption, and with several
@@ -6,19 +6,23 @@ processes adding runs at the same time, the store keeps, under ``<store>/.gammax
 
 - ``runs/<obs_id>.json``: the run's record, ``{"state": "adding" | "complete" | "skipped",
   "livetime", "ontime", "reason"}``. A run is in the mosaic when its record is complete.
-- ``blocks/<block>.json``: for each spatial block (one zarr chunk of every variable on the
-  fine or the IRF grid, e.g. ``fine-3-7``), the sorted obs_ids whose contribution it holds.
-- ``journal/<block>.npz``: a block transaction in flight (see :meth:`MosaicLedger.transact`).
+- ``held/<obs_id>/<part>``: an empty file for each piece ("part") of the run's cutout already
+  added into its chunk (``part`` names the chunk and the pixels, e.g.
+  ``fine-3-7.0.219.768.1024``). Only needed while the run is being added: the folder is
+  removed once the run's record is complete.
+- ``journal/<block>.npz``: a block transaction in flight (see :meth:`MosaicLedger.commit`);
+  a block is one zarr chunk of every variable on the fine or the IRF grid, e.g. ``fine-3-7``.
 - ``locks/``: ``flock`` files, one per run and per block.
 
-A run is added under its run lock; each block it touches is updated under the block lock in
-one transaction: the block's new values and new obs_id list are first written to the block's
-journal (an atomic rename: the commit point), then into the zarr chunks and the block ledger,
-and the journal is deleted. Whoever takes a block lock first replays a journal left there (the
-writes are absolute values, so replaying is idempotent), so a block is always either before or
-after a run's contribution, and the block ledger says which. The run record turns complete
-only when all its blocks hold it; a record left ``"adding"`` marks the store incomplete until
-the run is added again (which then only touches the blocks that miss it).
+A run is added under its run lock; each part under its block's lock in one transaction: the
+new values of the part are first written to the block's journal (an atomic rename: the commit
+point), then into the zarr chunks, then the part's ``held`` marker is created and the journal
+deleted. Whoever takes a block lock first replays a journal left there (the writes are
+absolute values, so replaying is idempotent), so a chunk is always either before or after a
+part, and the marker says which. Every step costs the same whatever the number of runs the
+chunk already holds (no per-chunk run list is read or rewritten). The run record turns
+complete only when all its parts hold it; a record left ``"adding"`` marks the store incomplete
+until the run is added again (which then only touches the parts that miss it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -38,16 +43,23 @@ from gammaxr.io.atomic import FileLock, read_json, write_atomic, write_json
 __all__ = ["BlockWrite", "MosaicLedger"]
 
 _STATE_DIR = ".gammaxr"
-_FOLDERS = ("runs", "blocks", "journal", "locks")
+_FOLDERS = ("runs", "held", "journal", "locks")
 
-#: One region write of a block transaction: (variable, (row start, row stop, column start,
-#: column stop) in the variable's last two dims, new values).
-BlockWrite = tuple[str, tuple[int, int, int, int], np.ndarray]
+#: One write of a block transaction: (variable, (row start, row stop, column start, column
+#: stop) of the whole chunk in the variable's last two dims, new values of the whole chunk,
+#: (row start, ...) of the part that changed, within the chunk's bounds).
+BlockWrite = tuple[str, tuple[int, int, int, int], np.ndarray, tuple[int, int, int, int]]
 
 
 def _region(ndim: int, bounds: Sequence[int]) -> tuple:
     r0, r1, c0, c1 = (int(b) for b in bounds)
     return (*(slice(None),) * (ndim - 2), slice(r0, r1), slice(c0, c1))
+
+
+def _within(bounds: Sequence[int], chunk: Sequence[int]) -> tuple:
+    """The region of ``bounds`` inside an array holding the pixels ``chunk``."""
+    r0, r1, c0, c1 = bounds
+    return (..., slice(r0 - chunk[0], r1 - chunk[0]), slice(c0 - chunk[2], c1 - chunk[2]))
 
 
 class MosaicLedger:
@@ -63,6 +75,7 @@ class MosaicLedger:
         self.path = Path(path)
         self.root = self.path / _STATE_DIR
         self._group = None
+        self._arrays: dict = {}
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -149,54 +162,77 @@ class MosaicLedger:
         except OSError:  # read-only store: cannot tell
             return False
 
-    # -- blocks ---------------------------------------------------------------------------
+    # -- parts and blocks -----------------------------------------------------------------
 
-    def block_runs(self, block: str) -> list[int]:
-        """The obs_ids whose contribution block ``block`` holds."""
-        return read_json(self.root / "blocks" / f"{block}.json", [])
+    def _held(self, obs_id: int, part: str) -> Path:
+        return self.root / "held" / str(int(obs_id)) / part
 
-    def _zarr_group(self):
-        if self._group is None:
-            self._group = zarr.open_group(self.path, mode="r+")
-        return self._group
+    def holds(self, obs_id: int, part: str) -> bool:
+        """True if part ``part`` of run ``obs_id`` is in the store (call within :meth:`block`)."""
+        return self._held(obs_id, part).exists()
+
+    def forget_parts(self, obs_id: int) -> None:
+        """Drop run ``obs_id``'s part markers (once its record is complete: never read again)."""
+        shutil.rmtree(self.root / "held" / str(int(obs_id)), ignore_errors=True)
+
+    def _array(self, name: str):
+        if name not in self._arrays:
+            if self._group is None:
+                self._group = zarr.open_group(self.path, mode="r+")
+            self._arrays[name] = self._group[name]
+        return self._arrays[name]
 
     def read(self, name: str, bounds: Sequence[int]) -> np.ndarray:
         """Values of variable ``name`` in ``bounds`` (rows, columns of its last two dims)."""
-        arr = self._zarr_group()[name]
+        arr = self._array(name)
         return arr[_region(arr.ndim, bounds)]
 
     @contextlib.contextmanager
-    def block(self, block: str) -> Iterator[list[int]]:
-        """Hold block ``block``'s lock (after replaying a journal left there); yields the
-        obs_ids it holds. Call :meth:`transact` inside to change it."""
+    def block(self, block: str) -> Iterator[None]:
+        """Hold block ``block``'s lock, after replaying a journal left there. Call
+        :meth:`holds` and :meth:`commit` inside."""
         with self._block_lock(block):
-            self._replay(block)
-            yield self.block_runs(block)
+            journal = self.root / "journal" / f"{block}.npz"
+            if journal.exists():
+                self._replay(journal)
+            yield
 
-    def transact(self, block: str, obs_id: int, writes: Sequence[BlockWrite]) -> None:
-        """Add run ``obs_id`` to block ``block``: write ``writes`` and the new block ledger,
-        crash-safely (journal first). Call within :meth:`block`."""
-        runs = sorted({*self.block_runs(block), int(obs_id)})
-        meta = {"runs": runs, "writes": [[name, list(map(int, b))] for name, b, _ in writes]}
+    def commit(self, block: str, obs_id: int, part: str, writes: Sequence[BlockWrite]) -> None:
+        """Add part ``part`` of run ``obs_id`` into block ``block``: write ``writes`` and the
+        part's marker, crash-safely (journal first). Call within :meth:`block`.
+
+        The journal holds the new values of the changed parts only; zarr receives whole
+        chunks (no read-modify-write of the chunk files).
+        """
+        meta = {
+            "obs_id": int(obs_id),
+            "part": part,
+            "writes": [[name, list(map(int, changed))] for name, _, _, changed in writes],
+        }
+        arrays = {
+            f"v{k}": values[_within(changed, chunk)]
+            for k, (_, chunk, values, changed) in enumerate(writes)
+        }
         buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta)), **{
-            f"v{k}": values for k, (_, _, values) in enumerate(writes)
-        })  # fmt: skip
+        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
         journal = self.root / "journal" / f"{block}.npz"
         write_atomic(journal, buffer.getvalue())  # the commit point
-        self._apply(block, journal)
+        for name, chunk, values, _ in writes:
+            arr = self._array(name)
+            arr[_region(arr.ndim, chunk)] = values
+        self._mark(obs_id, part)
+        journal.unlink()
 
-    def _replay(self, block: str) -> None:
-        journal = self.root / "journal" / f"{block}.npz"
-        if journal.exists():
-            self._apply(block, journal)
+    def _mark(self, obs_id: int, part: str) -> None:
+        marker = self._held(obs_id, part)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
-    def _apply(self, block: str, journal: Path) -> None:
+    def _replay(self, journal: Path) -> None:
         with np.load(journal) as data:
             meta = json.loads(str(data["meta"]))
-            group = self._zarr_group()
             for k, (name, bounds) in enumerate(meta["writes"]):
-                arr = group[name]
+                arr = self._array(name)
                 arr[_region(arr.ndim, bounds)] = data[f"v{k}"]
-        write_json(self.root / "blocks" / f"{block}.json", meta["runs"])
+        self._mark(meta["obs_id"], meta["part"])
         journal.unlink()

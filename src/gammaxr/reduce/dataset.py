@@ -44,10 +44,14 @@ __all__ = [
     "MAP_NAMES",
     "ReductionSpec",
     "irf_maps",
+    "observation_maps",
     "reduce_observation",
     "reduce_observation_arrays",
     "run_coords",
+    "run_energy_range",
+    "run_events",
     "run_grid",
+    "run_safe_mask",
     "variable_layout",
 ]
 
@@ -315,18 +319,55 @@ def reduce_observation_arrays(
         a run whose safe mask is empty on the grid gives a ``RunValidationWarning``.
     """
     obs = validate_observation(observation, spec.hdus())
+    offset = grid.separation_values(obs.pointing)
+    out = observation_maps(obs, spec, grid, offset)
+    if irf_grid is None and (spec.irf_maps or "edisp-bias" in spec.safe_mask):
+        irf_grid = spec.irf_grid(grid)
+    inputs = safe_energy_inputs(obs, spec, grid, out, irf_grid=irf_grid, offset=offset)
+    energy_range = run_energy_range(spec, inputs)
+    out["mask_safe"] = run_safe_mask(spec, offset, out.get("background"), energy_range)
+    if spec.irf_maps:
+        out.update(irf_maps(obs, spec, irf_grid))
+    if not out["mask_safe"].any():
+        warnings.warn(
+            f"obs_id {obs.obs_id} contributes nothing to the grid: {_why_empty(offset, spec)}",
+            RunValidationWarning,
+            stacklevel=2,
+        )
+    return out
+
+
+def observation_maps(
+    obs, spec: ReductionSpec, grid: SkyGrid, offset: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Counts, background and exposure of one validated run on ``grid`` (as ``spec.maps``
+    asks; no safe mask).
+
+    Parameters
+    ----------
+    obs : gammaxr.data.Observation
+        The run, validated (:func:`~gammaxr.data.validation.validate_observation`).
+    spec : ReductionSpec
+        What to make.
+    grid : SkyGrid
+        The sky grid.
+    offset : numpy.ndarray, shape (n_lat, n_lon)
+        Pixel offsets from the pointing in deg (``grid.separation_values(obs.pointing)``).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``counts``, ``background`` (energy, lat, lon) and ``exposure`` (energy_true, lat,
+        lon) [m2 s], those in ``spec.maps``.
+    """
     pointing = obs.pointing
     ra_pnt, dec_pnt = float(pointing.ra.deg), float(pointing.dec.deg)
-    offset = grid.separation_values(pointing)
     energy, energy_true = spec.energy, spec.energy_true
     e_true_centres = np.sqrt(energy_true[:-1] * energy_true[1:])
     f = np.dtype(spec.dtype)
     out = {}
     if "counts" in spec.maps:
-        events = events_in_gti(obs.events, obs.gti, tolerance=spec.gti_tolerance)
-        out["counts"] = counts_cube(
-            events["energy"].values, events["ra"].values, events["dec"].values, grid, energy
-        )
+        out["counts"] = counts_cube(*run_events(obs, spec), grid, energy)
     if "background" in spec.maps:
         bkg = fill_missing_along_energy(obs.bkg)
         out["background"] = background_cube(
@@ -340,31 +381,44 @@ def reduce_observation_arrays(
         ).astype(f)
     if "exposure" in spec.maps:
         out["exposure"] = exposure_cube(obs.aeff, offset, obs.livetime, e_true_centres).astype(f)
-    if irf_grid is None and (spec.irf_maps or "edisp-bias" in spec.safe_mask):
-        irf_grid = spec.irf_grid(grid)
-    energy_range = safe_energy_range(
+    return out
+
+
+def run_events(obs, spec: ReductionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy [TeV], RA and Dec [deg] of a run's events within its GTIs (``spec.gti_tolerance``)."""
+    events = events_in_gti(obs.events, obs.gti, tolerance=spec.gti_tolerance)
+    return events["energy"].values, events["ra"].values, events["dec"].values
+
+
+def run_energy_range(
+    spec: ReductionSpec, inputs: SafeEnergyInputs
+) -> tuple[float | None, float | None] | None:
+    """The safe energy range in TeV of one run's dataset, from what the methods of
+    ``spec.safe_mask`` look at (:func:`safe_energy_inputs`); None if nothing is safe."""
+    return safe_energy_range(
         spec.safe_mask,
-        safe_energy_inputs(obs, spec, grid, out, irf_grid=irf_grid, offset=offset),
+        inputs,
         aeff_percent=spec.aeff_percent,
         bias_percent=spec.bias_percent,
     )
-    out["mask_safe"] = safe_mask(
+
+
+def run_safe_mask(
+    spec: ReductionSpec,
+    offset: np.ndarray,
+    background: np.ndarray | None,
+    energy_range: tuple[float | None, float | None] | None,
+) -> np.ndarray:
+    """One run's safe mask (energy, lat, lon) from its pixel offsets [deg], its background
+    counts (where given, empty or non-finite bins are masked) and its safe energy range."""
+    return safe_mask(
         spec.safe_mask,
-        energy,
+        spec.energy,
         offset,
         offset_max=spec.offset_max,
-        background=out.get("background"),
+        background=background,
         energy_range=energy_range,
     )
-    if spec.irf_maps:
-        out.update(irf_maps(obs, spec, irf_grid))
-    if not out["mask_safe"].any():
-        warnings.warn(
-            f"obs_id {obs.obs_id} contributes nothing to the grid: {_why_empty(offset, spec)}",
-            RunValidationWarning,
-            stacklevel=2,
-        )
-    return out
 
 
 def _why_empty(offset: np.ndarray, spec: ReductionSpec) -> str:

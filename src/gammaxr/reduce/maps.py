@@ -21,8 +21,10 @@ from gammaxr.irf import (
 
 __all__ = [
     "background_cube",
+    "bin_counts",
     "counts_cube",
     "edisp_kernel_cube",
+    "event_bins",
     "exposure_cube",
     "fill_missing_along_energy",
     "psf_cube",
@@ -50,14 +52,35 @@ def counts_cube(
     numpy.ndarray, shape (m, n_lat, n_lon), float32
         Event counts.
     """
-    n_lat, n_lon = grid.shape
+    bins = event_bins(energy, ra, dec, grid, energy_edges)
+    return bin_counts(*bins, (len(energy_edges) - 1, *grid.shape))
+
+
+def event_bins(
+    energy: np.ndarray, ra: np.ndarray, dec: np.ndarray, grid: SkyGrid, energy_edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(energy, lat, lon) bin indices of the events inside the bins (arguments as for
+    :func:`counts_cube`); events outside are left out.
+
+    Returns
+    -------
+    i_e, i_lat, i_lon : numpy.ndarray of int64, shape (k,)
+    """
     n_e = len(energy_edges) - 1
     i_lon, i_lat, inside = grid.bin_indices(ra, dec, frame="icrs")
     i_e = np.searchsorted(energy_edges, energy, side="right") - 1
     ok = inside & (i_e >= 0) & (i_e < n_e)
-    flat = (i_e[ok] * n_lat + i_lat[ok]) * n_lon + i_lon[ok]
-    counts = np.bincount(flat, minlength=n_e * n_lat * n_lon)
-    return counts.reshape(n_e, n_lat, n_lon).astype(np.float32)
+    return i_e[ok], i_lat[ok], i_lon[ok]
+
+
+def bin_counts(
+    i_e: np.ndarray, i_lat: np.ndarray, i_lon: np.ndarray, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """Histogram of bin indices (from :func:`event_bins`, all within ``shape``) as a float32
+    cube of ``shape`` (energy, lat, lon)."""
+    n_e, n_lat, n_lon = shape
+    counts = np.bincount((i_e * n_lat + i_lat) * n_lon + i_lon, minlength=n_e * n_lat * n_lon)
+    return counts.reshape(shape).astype(np.float32)
 
 
 def exposure_cube(

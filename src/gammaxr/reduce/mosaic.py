@@ -7,11 +7,12 @@ For a grid much larger than one run's field of view (a survey, the whole sky), s
    coordinates and attrs of a stacked dataset, spatially chunked, zero by the zarr
    ``fill_value`` (only metadata is written; chunks appear as runs land in them).
 2. :func:`add_runs_to_mosaic` reduces each run on its own cutout of the parent grid
-   (:meth:`gammaxr.geom.SkyGrid.cutout` with radius ``offset_max`` plus one pixel, an exact
-   sub-grid) with :func:`gammaxr.reduce.dataset.reduce_observation_arrays`, applies the
-   stacking rules of :func:`~gammaxr.reduce.stack.stack_runs` and adds the result into the
-   zarr chunks it overlaps (read, add, write; exactly once, below). One dask task per run; memory stays bounded by a
-   few cutouts and the chunks they touch, whatever the size of the parent grid.
+   (:func:`gammaxr.geom.placement.place_cutout`: radius ``offset_max`` plus one pixel, an
+   exact sub-grid), one band of chunk columns at a time (:mod:`gammaxr.reduce.mosaic_run`),
+   applies the stacking rules of :func:`~gammaxr.reduce.stack.stack_runs` and adds the
+   result into the zarr chunks it overlaps (read the chunk, add, write it whole; exactly once,
+   below). One dask task per run; memory stays bounded by a band of a cutout and the chunks it
+   touches per task, whatever the size of the parent grid or of the cutout.
 
 The store then equals ``stack_runs(reduce_runs(runs, spec))`` on the parent grid (up to
 float32 rounding of the order of additions) and opens lazily with
@@ -19,18 +20,21 @@ float32 rounding of the order of additions) and opens lazily with
 
 Exactly once, crash-safe, concurrent
 ------------------------------------
-Each run is added under its own lock, one zarr chunk ("block") at a time under the block's
-lock, through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): each block records which
-runs it holds, and a block's new values reach zarr through a journal, so a block is always
-either before or after a run, never half-way. A run is in the mosaic once all its blocks hold
-it and its record says complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``,
-``livetime_total``, ``ontime_total`` and ``skipped_obs_ids``/``skipped_reasons`` from those
-records, and refuses a store with a run half added. Calling :func:`add_runs_to_mosaic` again
-with the same runs after any interruption finishes what is missing and skips what is complete;
-calls running at the same time in several processes or dask workers (with the same or
-overlapping runs) count every run once. Locks are POSIX ``flock`` files inside the store:
-they serialise threads and processes of one machine (and of machines sharing a file system
-whose ``flock`` works), and a killed process releases them.
+Each run is added under its own lock, one piece of its cutout per zarr chunk (a "part") at a
+time under the chunk's ("block's") lock, through the store's ledger
+(:mod:`gammaxr.io.mosaic_ledger`): a part's new values reach zarr through the block's
+journal and a marker records that the part holds the run, so a chunk is always either before
+or after a part, never half-way, and the cost of a part does not grow with the runs the chunk
+already holds. A run is in the mosaic once all its parts hold it and its record says
+complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``, ``livetime_total``,
+``ontime_total`` and ``skipped_obs_ids``/``skipped_reasons`` from those records, and refuses a
+store with a run half added. Calling :func:`add_runs_to_mosaic` again with the same runs after
+any interruption finishes what is missing and skips what is complete; calls running at the
+same time in several processes or dask workers (with the same or overlapping runs) count every
+run once. Locks are POSIX ``flock`` files inside the store: they serialise threads and
+processes of one machine (and of machines sharing a file system whose ``flock`` works), and a
+killed process releases them. The zarr side (empty store, chunking, recorded spec) is in
+:mod:`gammaxr.io.mosaic_store`.
 
 Conventions and limits
 ----------------------
@@ -48,33 +52,36 @@ Conventions and limits
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
+import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import NamedTuple
 
 import dask
 import dask.array as da
 import numpy as np
-import pandas as pd
 import xarray as xr
-import zarr
 
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.geom.placement import ChunkPart, chunk_parts
 from gammaxr.io.atomic import writable
-from gammaxr.io.mosaic_ledger import MosaicLedger
-from gammaxr.io.zarr_store import open_dataset, write_store
+from gammaxr.io.mosaic_ledger import BlockWrite, MosaicLedger
+from gammaxr.io.mosaic_store import (
+    SPEC_ATTR,
+    mosaic_record,
+    open_mosaic_group,
+    spatial_chunks,
+    write_empty_mosaic,
+)
+from gammaxr.io.zarr_store import open_dataset
 from gammaxr.progress import compute
 from gammaxr.reduce.cluster import scheduler_context
-from gammaxr.reduce.dataset import (
-    ReductionSpec,
-    irf_maps,
-    reduce_observation_arrays,
-    variable_layout,
-)
+from gammaxr.reduce.dataset import ReductionSpec, variable_layout
+from gammaxr.reduce.mosaic_run import IRF_MAPS, OutsideGridError, RunCutout
 from gammaxr.reduce.runs import RunReductionError
 
 __all__ = [
@@ -90,9 +97,6 @@ DEFAULT_CHUNK = 256
 
 _FINE = ("lat", "lon")
 _IRF = ("lat_irf", "lon_irf")
-_SUMMED = ("counts", "background", "exposure")
-_WEIGHTED = ("psf", "edisp")
-_IRF_MAPS = ("psf", "edisp")
 
 
 class MosaicResult(NamedTuple):
@@ -104,6 +108,9 @@ class MosaicResult(NamedTuple):
     """obs_id -> reason, for runs outside the grid or failed (``on_error="skip"``)."""
     present: tuple[int, ...] = ()
     """obs_ids the store already held completely (not added again)."""
+    seconds: Mapping[int, float] = MappingProxyType({})
+    """obs_id -> wall time in s of each added run's task (reading, reducing and adding it,
+    waits for chunk locks included)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,31 +189,15 @@ def create_mosaic_store(
     parent = _check_spec(spec)
     if mode not in ("w-", "w"):
         raise ValueError(f"mode must be 'w-' or 'w', got {mode!r}")
-    sizes = _chunk_sizes(spec, chunks)
-    data_vars, encoding = {}, {}
-    for name, (dims, shape, dtype, attrs) in variable_layout(spec, parent).items():
-        chunk = tuple(min(sizes.get(d, n), n) for d, n in zip(dims, shape, strict=True))
+    data_vars = {
         # one (never computed) dask chunk per variable keeps the graph tiny for any grid
-        data_vars[name] = (dims, da.zeros(shape, dtype=dtype, chunks=shape), attrs)
-        fill = np.zeros((), dtype).item()
-        encoding[name] = {"chunks": chunk, "_FillValue": None, "fill_value": fill}
-    attrs = {
-        **spec.attrs(parent),
-        "mosaic_spec": _spec_record(spec),
+        name: (dims, da.zeros(shape, dtype=dtype, chunks=shape), attrs)
+        for name, (dims, shape, dtype, attrs) in variable_layout(spec, parent).items()
     }
+    attrs = {**spec.attrs(parent), SPEC_ATTR: _spec_record(spec)}
     ds = xr.Dataset(data_vars, coords=spec.coords(parent), attrs=attrs)
-    # metadata, coordinates and the empty ledger only (chunks stay absent = fill_value),
-    # published at ``path`` in one rename
-    write_store(ds, path, mode=mode, encoding=encoding, prepare=MosaicLedger.initialise, data=False)
+    write_empty_mosaic(ds, path, _chunk_sizes(spec, chunks), mode=mode)
     return open_dataset(path)
-
-
-def _open_group(path: str, mode: str = "r"):
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"{path} is a file, not a mosaic store directory")
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"no mosaic store at {path}")
-    return zarr.open_group(path, mode=mode)
 
 
 def mosaic_spec(path: str | os.PathLike) -> ReductionSpec:
@@ -221,16 +212,10 @@ def mosaic_spec(path: str | os.PathLike) -> ReductionSpec:
     -------
     ReductionSpec
     """
-    path = os.fspath(path)
-    group = _open_group(path)
-    record = group.attrs.get("mosaic_spec")
-    if record is None:
-        raise ValueError(f"{path} is not a mosaic store (no 'mosaic_spec' attr)")
-    lon, lat = group["lon"][:], group["lat"][:]
-    grid = SkyGrid(lon, lat, group.attrs["frame"])
+    record, lon, lat, frame = mosaic_record(path)
     values = json.loads(record)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return ReductionSpec(grid=grid, **values)
+    return ReductionSpec(grid=SkyGrid(lon, lat, frame), **values)
 
 
 def mosaic_skipped_runs(store: str | os.PathLike | xr.Dataset) -> dict[int, str]:
@@ -249,124 +234,14 @@ def mosaic_skipped_runs(store: str | os.PathLike | xr.Dataset) -> dict[int, str]
     if isinstance(store, xr.Dataset):
         attrs = store.attrs
     else:
-        _open_group(os.fspath(store))
+        open_mosaic_group(store)
         attrs = MosaicLedger(store).summary()
     ids, reasons = attrs.get("skipped_obs_ids", []), attrs.get("skipped_reasons", [])
     return {int(i): str(r) for i, r in zip(ids, reasons, strict=True)}
 
 
 # ----------------------------------------------------------------------------------------------
-# where a run's cutout lands in the parent grid
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Placement:
-    """A cutout grid and the parent pixels it covers: rows ``rows``; cutout column ``k`` is
-    parent column ``cols[k]`` (contiguous, or two runs across a full-circle parent's seam)."""
-
-    grid: SkyGrid
-    rows: slice
-    cols: np.ndarray
-
-    def pieces(self) -> list[tuple[slice, slice]]:
-        """(cutout column slice, parent column slice) of each contiguous run of columns."""
-        breaks = np.flatnonzero(np.diff(self.cols) != 1) + 1
-        bounds = [0, *breaks.tolist(), self.cols.size]
-        return [
-            (slice(a, b), slice(int(self.cols[a]), int(self.cols[b - 1]) + 1))
-            for a, b in itertools.pairwise(bounds)
-        ]
-
-
-def _rolled(parent: SkyGrid, shift: int) -> SkyGrid:
-    """The same full-circle grid with its lon seam moved by ``shift`` columns."""
-    lon = np.concatenate([parent.lon[shift:], parent.lon[:shift] + 360.0])
-    return SkyGrid(lon, parent.lat, parent.frame, parent.lon_step, parent.lat_step)
-
-
-def place_cutout(parent: SkyGrid, center, radius: float) -> _Placement:
-    """Cutout of ``parent`` holding every pixel within ``radius`` deg of ``center``.
-
-    Raises ValueError if it misses the parent. On a full-circle parent a cutout across the lon
-    seam is made continuous (on the grid with the seam moved to the opposite side).
-    """
-    cut = parent.cutout(center, radius=radius)
-    sl = cut.slices_in(parent)
-    n = parent.lon.size
-    cols = np.arange(sl["lon"].start, sl["lon"].stop)
-    if parent.is_full_circle and cols.size < n and (cols[0] == 0 or cols[-1] == n - 1):
-        shift = n // 2
-        rolled = _rolled(parent, shift)
-        cut = rolled.cutout(center, radius=radius)
-        sl = cut.slices_in(rolled)
-        cols = (np.arange(sl["lon"].start, sl["lon"].stop) + shift) % n
-    return _Placement(cut, sl["lat"], cols)
-
-
-# ----------------------------------------------------------------------------------------------
-# one run's contribution (numpy, on its cutout)
-# ----------------------------------------------------------------------------------------------
-
-
-def _footprint_on_irf(
-    spatial: np.ndarray, fine: _Placement, irf: _Placement, plan: _Plan
-) -> np.ndarray:
-    """The run's spatial safe footprint on its IRF cutout: the value at the nearest parent
-    pixel (as :func:`gammaxr.reduce.stack.stack_runs` does on the whole grid); False where
-    that pixel is outside the fine cutout (beyond ``offset_max``)."""
-    parent, irf_parent = plan.parent, plan.irf_parent
-    lat_near = pd.Index(parent.lat).get_indexer(irf_parent.lat[irf.rows], method="nearest")
-    lon_near = pd.Index(parent.lon).get_indexer(irf_parent.lon[irf.cols], method="nearest")
-    row_map = np.full(parent.lat.size, -1)
-    row_map[fine.rows] = np.arange(fine.rows.stop - fine.rows.start)
-    col_map = np.full(parent.lon.size, -1)
-    col_map[fine.cols] = np.arange(fine.cols.size)
-    r, c = row_map[lat_near], col_map[lon_near]
-    inside = (r >= 0)[:, None] & (c >= 0)[None, :]
-    return inside & spatial[np.maximum(r, 0)[:, None], np.maximum(c, 0)[None, :]]
-
-
-def _run_contribution(observation, spec: ReductionSpec, plan: _Plan):
-    """Reduce one run on its cutout and apply the stacking masks.
-
-    Returns ``(fine placement, IRF placement or None, arrays)``; arrays are what the run adds
-    to the store: ``counts``/``background`` where ``mask_safe``, ``exposure`` where the
-    spatial safe footprint, ``mask_safe``, and for IRF maps ``exposure_irf`` times the
-    footprint plus the run's ``psf``/``edisp``. Raises ``_Outside`` if the run misses the grid.
-    """
-    pointing = observation.pointing
-    try:
-        fine = place_cutout(plan.parent, pointing, plan.radius)
-    except ValueError as exc:
-        raise _Outside(f"outside the parent grid: {exc}") from None
-    obs = observation.read(spec.hdus())
-    fine_maps = tuple(m for m in spec.maps if m not in _IRF_MAPS)
-    cut_spec = replace(spec, grid=fine.grid, maps=fine_maps)
-    arrays = reduce_observation_arrays(obs, cut_spec, fine.grid)
-    mask = arrays["mask_safe"]
-    spatial = mask.any(axis=0)
-    out = {"mask_safe": mask}
-    for name in _SUMMED:
-        if name in arrays:
-            where = spatial[None] if name == "exposure" else mask
-            out[name] = np.where(where, arrays[name], 0).astype(arrays[name].dtype)
-    irf = None
-    if spec.irf_maps:
-        irf = place_cutout(plan.irf_parent, pointing, plan.radius)
-        maps = irf_maps(obs, spec, irf.grid)
-        foot = _footprint_on_irf(spatial, fine, irf, plan)
-        out["exposure_irf"] = np.where(foot[None], maps.pop("exposure_irf"), 0)
-        out.update(maps)
-    return fine, irf, out
-
-
-class _Outside(Exception):
-    """The run's cutout does not overlap the parent grid."""
-
-
-# ----------------------------------------------------------------------------------------------
-# adding into the store, block by block (see gammaxr.io.mosaic_ledger)
+# adding one run into the store, part by part (see gammaxr.io.mosaic_ledger)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -375,131 +250,129 @@ class _Plan:
     """What every task needs to know about the store (small, pickled into each task)."""
 
     path: str
-    parent: SkyGrid
     irf_parent: SkyGrid | None
     radius: float
     chunks: tuple[int, int]
     irf_chunks: tuple[int, int] | None
 
 
-class _Part(NamedTuple):
-    """Where a piece of a run's cutout lands in one block: parent bounds
-    ``(row0, row1, col0, col1)`` and the matching cutout slices."""
-
-    bounds: tuple[int, int, int, int]
-    cut_rows: slice
-    cut_cols: slice
+def _chunk_bounds(part: ChunkPart, chunks: tuple[int, int], shape: tuple[int, int]) -> tuple:
+    """Parent pixels (row start, row stop, column start, column stop) of the part's chunk."""
+    (i, j), (ch_r, ch_c) = part.chunk, chunks
+    return (i * ch_r, min((i + 1) * ch_r, shape[0]), j * ch_c, min((j + 1) * ch_c, shape[1]))
 
 
-def _blocks(prefix: str, place: _Placement, chunks: tuple[int, int]) -> dict[str, list[_Part]]:
-    """The zarr chunks (blocks ``{prefix}-{i}-{j}``) a placement covers, with its parts."""
-    out: dict[str, list[_Part]] = {}
-    rows, (ch_r, ch_c) = place.rows, chunks
-    for cut_cols, cols in place.pieces():
-        for i in range(rows.start // ch_r, (rows.stop - 1) // ch_r + 1):
-            r0, r1 = max(rows.start, i * ch_r), min(rows.stop, (i + 1) * ch_r)
-            for j in range(cols.start // ch_c, (cols.stop - 1) // ch_c + 1):
-                c0, c1 = max(cols.start, j * ch_c), min(cols.stop, (j + 1) * ch_c)
-                k0 = cut_cols.start + c0 - cols.start
-                part = _Part(
-                    (r0, r1, c0, c1),
-                    slice(r0 - rows.start, r1 - rows.start),
-                    slice(k0, k0 + c1 - c0),
-                )
-                out.setdefault(f"{prefix}-{i}-{j}", []).append(part)
-    return out
+def _inside(bounds: tuple, chunk: tuple) -> tuple:
+    """Index of the pixels ``bounds`` in an array of the pixels ``chunk``."""
+    r0, r1, c0, c1 = bounds
+    return (..., slice(r0 - chunk[0], r1 - chunk[0]), slice(c0 - chunk[2], c1 - chunk[2]))
 
 
-def _fine_writes(ledger: MosaicLedger, parts: list[_Part], arrays: dict) -> list:
-    """New values of the summed maps and ``mask_safe`` in a fine block (old + run)."""
-    writes = []
-    for part in parts:
-        for name, values in arrays.items():
-            if name not in _SUMMED and name != "mask_safe":
-                continue
-            run = values[..., part.cut_rows, part.cut_cols]
-            if not run.any():
-                continue
-            old = ledger.read(name, part.bounds)
-            writes.append((name, part.bounds, (old | run) if name == "mask_safe" else old + run))
+def _fine_writes(ledger: MosaicLedger, part: ChunkPart, chunk: tuple, run: dict) -> list:
+    """New values of the summed maps and ``mask_safe`` in a fine chunk (old + run)."""
+    writes: list[BlockWrite] = []
+    at = _inside(part.bounds, chunk)
+    for name, values in run.items():
+        new = ledger.read(name, chunk)
+        new[at] = (new[at] | values) if name == "mask_safe" else new[at] + values
+        writes.append((name, chunk, new, part.bounds))
     return writes
 
 
-def _irf_writes(ledger: MosaicLedger, parts: list[_Part], arrays: dict) -> list:
+def _irf_writes(ledger: MosaicLedger, part: ChunkPart, chunk: tuple, run: dict) -> list:
     """New ``exposure_irf`` (summed) and ``psf``/``edisp`` (exposure-weighted averages) in an
-    IRF block."""
-    writes = []
-    for part in parts:
-        w_run = np.asarray(arrays["exposure_irf"][..., part.cut_rows, part.cut_cols], float)
-        if not w_run.any():
+    IRF chunk."""
+    at = _inside(part.bounds, chunk)
+    w_run = np.asarray(run["exposure_irf"], dtype=float)
+    w_chunk = ledger.read("exposure_irf", chunk)
+    w_old = np.asarray(w_chunk[at], dtype=float)
+    w_new = w_old + w_run
+    writes: list[BlockWrite] = []
+    for name in IRF_MAPS:
+        if name not in run:
             continue
-        w_old = np.asarray(ledger.read("exposure_irf", part.bounds), dtype=float)
-        w_new = w_old + w_run
-        for name in _WEIGHTED:
-            if name not in arrays:
-                continue
-            # psf (energy_true, rad, ...) and edisp (energy_true, energy, ...): weights on axis 0
-            old = ledger.read(name, part.bounds)
-            run = arrays[name][..., part.cut_rows, part.cut_cols]
-            num = old * w_old[:, None] + run * w_run[:, None]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                avg = np.where(w_new[:, None] > 0, num / w_new[:, None], 0)
-            writes.append((name, part.bounds, avg.astype(old.dtype)))
-        writes.append(("exposure_irf", part.bounds, w_new.astype(np.float32)))
+        # psf (energy_true, rad, ...) and edisp (energy_true, energy, ...): weights on axis 0
+        new = ledger.read(name, chunk)
+        num = new[at] * w_old[:, None] + run[name] * w_run[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new[at] = np.where(w_new[:, None] > 0, num / w_new[:, None], 0)
+        writes.append((name, chunk, new, part.bounds))
+    w_chunk[at] = w_new
+    writes.append(("exposure_irf", chunk, w_chunk, part.bounds))
     return writes
+
+
+def _add_bands(ledger, obs_id: int, grid: str, bands, chunks, shape, writes_of) -> None:
+    """Add each band's parts that the store does not hold yet, one transaction per part."""
+    for band, arrays in bands:
+        for part in chunk_parts(band, chunks):
+            run = {n: v[..., part.cut_rows, part.cut_cols] for n, v in arrays.items()}
+            if "exposure_irf" in run:  # IRF maps: only where the run has weight
+                run = run if run["exposure_irf"].any() else {}
+            else:  # fine maps: the variables where the run adds something
+                run = {n: v for n, v in run.items() if v.any()}
+            if not run:
+                continue
+            block = f"{grid}-{part.chunk[0]}-{part.chunk[1]}"
+            key = f"{grid}-{part.key}"
+            with ledger.block(block):
+                if not ledger.holds(obs_id, key):
+                    chunk = _chunk_bounds(part, chunks, shape)
+                    ledger.commit(block, obs_id, key, writes_of(ledger, part, chunk, run))
 
 
 def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) -> dict:
-    """The per-run dask task: under the run's lock, reduce it on its cutout and add it into
-    every block that does not hold it yet, then mark it complete (exactly once)."""
+    """The per-run dask task: under the run's lock, reduce it on its cutout band by band and
+    add each band into the parts of the store that do not hold it yet, then mark the run
+    complete (exactly once). Returns the run's status and the seconds spent."""
+    start = time.perf_counter()
     obs_id = int(observation.obs_id)
     ledger = MosaicLedger(plan.path)
     with ledger.run_lock(obs_id):
         record = ledger.run_record(obs_id)
         if record is not None and record["state"] == "complete":
-            return {"obs_id": obs_id, "status": "present", "reason": ""}
+            return {"obs_id": obs_id, "status": "present", "reason": "", "seconds": 0.0}
         try:
-            fine, irf, arrays = _run_contribution(observation, spec, plan)
+            cutout = RunCutout(observation, spec, plan.irf_parent, plan.radius)
             times = {"livetime": float(observation.livetime), "ontime": float(observation.ontime)}
-        except _Outside as exc:
+        except OutsideGridError as exc:
             ledger.write_run(obs_id, "skipped", reason=str(exc))
-            return {"obs_id": obs_id, "status": "skipped", "reason": str(exc)}
+            return {"obs_id": obs_id, "status": "skipped", "reason": str(exc), "seconds": 0.0}
         except Exception as exc:
             return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
-        blocks = [(b, p, _fine_writes) for b, p in _blocks("fine", fine, plan.chunks).items()]
-        if irf is not None:
-            blocks += [(b, p, _irf_writes) for b, p in _blocks("irf", irf, plan.irf_chunks).items()]
         ledger.write_run(obs_id, "adding", **times)
         try:
-            for block, parts, writes_of in blocks:
-                with ledger.block(block) as holders:
-                    if obs_id not in holders:
-                        ledger.transact(block, obs_id, writes_of(ledger, parts, arrays))
+            fine = cutout.fine_bands(plan.chunks)
+            _add_bands(ledger, obs_id, "fine", fine, plan.chunks, spec.grid.shape, _fine_writes)
+            if cutout.irf is not None:
+                irf, shape = cutout.irf_bands(plan.irf_chunks), plan.irf_parent.shape
+                _add_bands(ledger, obs_id, "irf", irf, plan.irf_chunks, shape, _irf_writes)
         except Exception as exc:
             reason = (
-                f"writing into the store failed ({type(exc).__name__}: {exc}); the store holds "
+                f"adding into the store failed ({type(exc).__name__}: {exc}); the store holds "
                 "part of this run: add it again to finish"
             )
-            return {"obs_id": obs_id, "status": "failed", "reason": reason}
+            return {"obs_id": obs_id, "status": "failed", "reason": reason, "seconds": 0.0}
         ledger.write_run(obs_id, "complete", **times)
-    return {"obs_id": obs_id, "status": "added", "reason": ""}
+        ledger.forget_parts(obs_id)
+    seconds = time.perf_counter() - start
+    return {"obs_id": obs_id, "status": "added", "reason": "", "seconds": seconds}
 
 
 def _failed(ledger: MosaicLedger, obs_id: int, reason: str, on_error: str) -> dict:
     if on_error == "skip":
         ledger.write_run(obs_id, "skipped", reason=reason)
-        return {"obs_id": obs_id, "status": "skipped", "reason": reason}
-    return {"obs_id": obs_id, "status": "failed", "reason": reason}
+        return {"obs_id": obs_id, "status": "skipped", "reason": reason, "seconds": 0.0}
+    return {"obs_id": obs_id, "status": "failed", "reason": reason, "seconds": 0.0}
 
 
 def _make_plan(path: str, spec: ReductionSpec) -> _Plan:
-    group = _open_group(path)
     parent = spec.grid
     margin = float(np.hypot(parent.lon_step, parent.lat_step))
-    chunks = tuple(group["mask_safe"].chunks[-2:])
+    chunks = spatial_chunks(path, "mask_safe")
     irf_parent = spec.irf_grid(parent) if spec.irf_maps else None
-    irf_chunks = tuple(group["exposure_irf"].chunks[-2:]) if spec.irf_maps else None
-    return _Plan(path, parent, irf_parent, spec.offset_max + margin, chunks, irf_chunks)
+    irf_chunks = spatial_chunks(path, "exposure_irf") if spec.irf_maps else None
+    return _Plan(path, irf_parent, spec.offset_max + margin, chunks, irf_chunks)
 
 
 def _check_same_spec(spec: ReductionSpec, stored: ReductionSpec, path: str) -> None:
@@ -580,7 +453,7 @@ def add_runs_to_mosaic(
     obs_ids = [int(o.obs_id) for o in observations]
     if len(set(obs_ids)) != len(obs_ids):
         raise ValueError("each run may appear only once (duplicate obs_id)")
-    if not all(writable(MosaicLedger(path).root / f) for f in ("runs", "blocks", "locks")):
+    if not all(writable(MosaicLedger(path).root / f) for f in ("runs", "journal", "locks")):
         raise PermissionError(f"cannot add runs to the mosaic {path}: it is not writable")
     if not observations:
         return MosaicResult((), {}, ())
@@ -601,4 +474,5 @@ def add_runs_to_mosaic(
         raise RunReductionError(failed[0]["obs_id"], failed[0]["reason"])
     added = tuple(r["obs_id"] for r in records if r["status"] == "added")
     present = tuple(r["obs_id"] for r in records if r["status"] == "present")
-    return MosaicResult(added, skipped, present)
+    seconds = {r["obs_id"]: r["seconds"] for r in records if r["status"] == "added"}
+    return MosaicResult(added, skipped, present, seconds)
