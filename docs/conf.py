@@ -75,7 +75,7 @@ autodoc_default_options = {"member-order": "bysource"}
 # type aliases (``X = tuple[...]``) break autodoc's signature formatting; the module template
 # leaves them out (they are argument types, described where they are used)
 autosummary_context = {
-    "type_aliases": ["gammaxr.io.mosaic_ledger.BlockWrite"],
+    "type_aliases": ["gammaxr.io.mosaic_ledger.PartWrite"],
     # submodules per package, including those a package shadows with a function of the
     # same name (gammaxr.estimators.excess_map), which autosummary would leave out
     "submodules": package_modules("gammaxr"),

@@ -32,7 +32,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,15 +40,14 @@ import zarr
 
 from gammaxr.io.atomic import FileLock, read_json, write_atomic, write_json
 
-__all__ = ["BlockWrite", "MosaicLedger"]
+__all__ = ["MosaicLedger", "PartWrite", "region_index"]
 
 _STATE_DIR = ".gammaxr"
 _FOLDERS = ("runs", "held", "journal", "locks")
 
-#: One write of a block transaction: (variable, (row start, row stop, column start, column
-#: stop) of the whole chunk in the variable's last two dims, new values of the whole chunk,
-#: (row start, ...) of the part that changed, within the chunk's bounds).
-BlockWrite = tuple[str, tuple[int, int, int, int], np.ndarray, tuple[int, int, int, int]]
+#: One part of a block transaction: (block, part name, (row start, row stop, column start,
+#: column stop) of the part in the variables' last two dims, names of the variables it changes).
+PartWrite = tuple[str, str, tuple[int, int, int, int], tuple[str, ...]]
 
 
 def _region(ndim: int, bounds: Sequence[int]) -> tuple:
@@ -56,8 +55,9 @@ def _region(ndim: int, bounds: Sequence[int]) -> tuple:
     return (*(slice(None),) * (ndim - 2), slice(r0, r1), slice(c0, c1))
 
 
-def _within(bounds: Sequence[int], chunk: Sequence[int]) -> tuple:
-    """The region of ``bounds`` inside an array holding the pixels ``chunk``."""
+def region_index(bounds: Sequence[int], chunk: Sequence[int]) -> tuple:
+    """Index of the pixels ``bounds`` in an array of the pixels ``chunk`` (both as (row start,
+    row stop, column start, column stop) in the parent)."""
     r0, r1, c0, c1 = bounds
     return (..., slice(r0 - chunk[0], r1 - chunk[0]), slice(c0 - chunk[2], c1 - chunk[2]))
 
@@ -168,7 +168,7 @@ class MosaicLedger:
         return self.root / "held" / str(int(obs_id)) / part
 
     def holds(self, obs_id: int, part: str) -> bool:
-        """True if part ``part`` of run ``obs_id`` is in the store (call within :meth:`block`)."""
+        """True if part ``part`` of run ``obs_id`` is in the store (call within :meth:`blocks`)."""
         return self._held(obs_id, part).exists()
 
     def forget_parts(self, obs_id: int) -> None:
@@ -188,40 +188,64 @@ class MosaicLedger:
         return arr[_region(arr.ndim, bounds)]
 
     @contextlib.contextmanager
-    def block(self, block: str) -> Iterator[None]:
-        """Hold block ``block``'s lock, after replaying a journal left there. Call
+    def blocks(self, blocks: Iterable[str]) -> Iterator[None]:
+        """Hold the locks of ``blocks`` (taken in sorted order, so that writers holding
+        several never deadlock), each after replaying a journal left there. Call
         :meth:`holds` and :meth:`commit` inside."""
-        with self._block_lock(block):
-            journal = self.root / "journal" / f"{block}.npz"
-            if journal.exists():
-                self._replay(journal)
+        with contextlib.ExitStack() as stack:
+            for block in sorted(set(blocks)):
+                stack.enter_context(self._block_lock(block))
+                journal = self.root / "journal" / f"{block}.npz"
+                if journal.exists():
+                    self._replay(journal)
             yield
 
-    def commit(self, block: str, obs_id: int, part: str, writes: Sequence[BlockWrite]) -> None:
-        """Add part ``part`` of run ``obs_id`` into block ``block``: write ``writes`` and the
-        part's marker, crash-safely (journal first). Call within :meth:`block`.
+    def commit(
+        self,
+        obs_id: int,
+        parts: Sequence[PartWrite],
+        region: Sequence[int],
+        values: Mapping[str, np.ndarray],
+    ) -> None:
+        """Add parts of run ``obs_id`` into their blocks crash-safely. Call within
+        :meth:`blocks`, holding every block that ``region`` covers.
 
-        The journal holds the new values of the changed parts only; zarr receives whole
-        chunks (no read-modify-write of the chunk files).
+        First each part's new values go to its block's journal (an atomic rename: the commit
+        point of that part), then ``values`` (the new values of every variable over
+        ``region``, whole chunks: no read-modify-write of chunk files) into zarr in one write
+        per variable, then each part's marker is created and its journal deleted.
+
+        Parameters
+        ----------
+        obs_id : int
+            The run.
+        parts : sequence of PartWrite
+            (block, part name, part bounds, variables) of each part added.
+        region : (int, int, int, int)
+            Rows and columns (start, stop) of the written region, in the last two dims.
+        values : mapping of str to numpy.ndarray
+            New values over ``region`` of each variable written.
         """
-        meta = {
-            "obs_id": int(obs_id),
-            "part": part,
-            "writes": [[name, list(map(int, changed))] for name, _, _, changed in writes],
-        }
-        arrays = {
-            f"v{k}": values[_within(changed, chunk)]
-            for k, (_, chunk, values, changed) in enumerate(writes)
-        }
-        buffer = io.BytesIO()
-        np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
-        journal = self.root / "journal" / f"{block}.npz"
-        write_atomic(journal, buffer.getvalue())  # the commit point
-        for name, chunk, values, _ in writes:
+        journals = []
+        for block, part, bounds, names in parts:
+            at = region_index(bounds, region)
+            meta = {
+                "obs_id": int(obs_id),
+                "part": part,
+                "writes": [[n, list(bounds)] for n in names],
+            }
+            buffer = io.BytesIO()
+            arrays = {f"v{k}": values[name][at] for k, name in enumerate(names)}
+            np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
+            journal = self.root / "journal" / f"{block}.npz"
+            write_atomic(journal, buffer.getvalue())  # the commit point of this part
+            journals.append(journal)
+        for name, new in values.items():
             arr = self._array(name)
-            arr[_region(arr.ndim, chunk)] = values
-        self._mark(obs_id, part)
-        journal.unlink()
+            arr[_region(arr.ndim, region)] = new
+        for (_, part, _, _), journal in zip(parts, journals, strict=True):
+            self._mark(obs_id, part)
+            journal.unlink()
 
     def _mark(self, obs_id: int, part: str) -> None:
         marker = self._held(obs_id, part)

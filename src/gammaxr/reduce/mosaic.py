@@ -69,7 +69,7 @@ import xarray as xr
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.placement import ChunkPart, chunk_parts
 from gammaxr.io.atomic import writable
-from gammaxr.io.mosaic_ledger import BlockWrite, MosaicLedger
+from gammaxr.io.mosaic_ledger import MosaicLedger, region_index
 from gammaxr.io.mosaic_store import (
     SPEC_ATTR,
     mosaic_record,
@@ -256,69 +256,76 @@ class _Plan:
     irf_chunks: tuple[int, int] | None
 
 
-def _chunk_bounds(part: ChunkPart, chunks: tuple[int, int], shape: tuple[int, int]) -> tuple:
-    """Parent pixels (row start, row stop, column start, column stop) of the part's chunk."""
-    (i, j), (ch_r, ch_c) = part.chunk, chunks
-    return (i * ch_r, min((i + 1) * ch_r, shape[0]), j * ch_c, min((j + 1) * ch_c, shape[1]))
+def _chunk_region(
+    parts: Sequence[ChunkPart], chunks: tuple[int, int], shape: tuple[int, int], grid: str
+) -> tuple[tuple[int, int, int, int], list[str]]:
+    """The whole chunks around ``parts``: parent pixels (row start, row stop, column start,
+    column stop) of the smallest rectangle of chunks holding them, and the names of its
+    blocks."""
+    rows = [p.chunk[0] for p in parts]
+    cols = [p.chunk[1] for p in parts]
+    (i0, i1), (j0, j1), (ch_r, ch_c) = (min(rows), max(rows)), (min(cols), max(cols)), chunks
+    region = (i0 * ch_r, min((i1 + 1) * ch_r, shape[0]), j0 * ch_c, min((j1 + 1) * ch_c, shape[1]))
+    blocks = [f"{grid}-{i}-{j}" for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
+    return region, blocks
 
 
-def _inside(bounds: tuple, chunk: tuple) -> tuple:
-    """Index of the pixels ``bounds`` in an array of the pixels ``chunk``."""
-    r0, r1, c0, c1 = bounds
-    return (..., slice(r0 - chunk[0], r1 - chunk[0]), slice(c0 - chunk[2], c1 - chunk[2]))
+def _sum_fine(values: dict, region: tuple, parts: list) -> None:
+    """Add each part's summed maps (and OR its ``mask_safe``) into ``values`` (the store's
+    fine maps over ``region``)."""
+    for part, run in parts:
+        at = region_index(part.bounds, region)
+        for name, add in run.items():
+            old = values[name][at]
+            values[name][at] = (old | add) if name == "mask_safe" else old + add
 
 
-def _fine_writes(ledger: MosaicLedger, part: ChunkPart, chunk: tuple, run: dict) -> list:
-    """New values of the summed maps and ``mask_safe`` in a fine chunk (old + run)."""
-    writes: list[BlockWrite] = []
-    at = _inside(part.bounds, chunk)
-    for name, values in run.items():
-        new = ledger.read(name, chunk)
-        new[at] = (new[at] | values) if name == "mask_safe" else new[at] + values
-        writes.append((name, chunk, new, part.bounds))
-    return writes
+def _sum_irf(values: dict, region: tuple, parts: list) -> None:
+    """Add each part's ``exposure_irf`` (summed) and ``psf``/``edisp`` (exposure-weighted
+    averages) into ``values`` (the store's IRF maps over ``region``)."""
+    for part, run in parts:
+        at = region_index(part.bounds, region)
+        w_run = np.asarray(run["exposure_irf"], dtype=float)
+        w_old = np.asarray(values["exposure_irf"][at], dtype=float)
+        w_new = w_old + w_run
+        for name in IRF_MAPS:
+            if name not in run:
+                continue
+            # psf (energy_true, rad, ...) and edisp (energy_true, energy, ...): weights on axis 0
+            num = values[name][at] * w_old[:, None] + run[name] * w_run[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values[name][at] = np.where(w_new[:, None] > 0, num / w_new[:, None], 0)
+        values["exposure_irf"][at] = w_new
 
 
-def _irf_writes(ledger: MosaicLedger, part: ChunkPart, chunk: tuple, run: dict) -> list:
-    """New ``exposure_irf`` (summed) and ``psf``/``edisp`` (exposure-weighted averages) in an
-    IRF chunk."""
-    at = _inside(part.bounds, chunk)
-    w_run = np.asarray(run["exposure_irf"], dtype=float)
-    w_chunk = ledger.read("exposure_irf", chunk)
-    w_old = np.asarray(w_chunk[at], dtype=float)
-    w_new = w_old + w_run
-    writes: list[BlockWrite] = []
-    for name in IRF_MAPS:
-        if name not in run:
-            continue
-        # psf (energy_true, rad, ...) and edisp (energy_true, energy, ...): weights on axis 0
-        new = ledger.read(name, chunk)
-        num = new[at] * w_old[:, None] + run[name] * w_run[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new[at] = np.where(w_new[:, None] > 0, num / w_new[:, None], 0)
-        writes.append((name, chunk, new, part.bounds))
-    w_chunk[at] = w_new
-    writes.append(("exposure_irf", chunk, w_chunk, part.bounds))
-    return writes
-
-
-def _add_bands(ledger, obs_id: int, grid: str, bands, chunks, shape, writes_of) -> None:
-    """Add each band's parts that the store does not hold yet, one transaction per part."""
+def _add_bands(ledger, obs_id: int, grid: str, bands, chunks, shape, sum_into) -> None:
+    """Add each band's parts that the store does not hold yet: one transaction per band,
+    under the locks of the chunks around it (see :meth:`MosaicLedger.commit`)."""
     for band, arrays in bands:
+        parts = []
         for part in chunk_parts(band, chunks):
             run = {n: v[..., part.cut_rows, part.cut_cols] for n, v in arrays.items()}
             if "exposure_irf" in run:  # IRF maps: only where the run has weight
                 run = run if run["exposure_irf"].any() else {}
             else:  # fine maps: the variables where the run adds something
                 run = {n: v for n, v in run.items() if v.any()}
-            if not run:
+            if run:
+                parts.append((part, run))
+        if not parts:
+            continue
+        region, blocks = _chunk_region([p for p, _ in parts], chunks, shape, grid)
+        with ledger.blocks(blocks):
+            todo = [(p, r) for p, r in parts if not ledger.holds(obs_id, f"{grid}-{p.key}")]
+            if not todo:
                 continue
-            block = f"{grid}-{part.chunk[0]}-{part.chunk[1]}"
-            key = f"{grid}-{part.key}"
-            with ledger.block(block):
-                if not ledger.holds(obs_id, key):
-                    chunk = _chunk_bounds(part, chunks, shape)
-                    ledger.commit(block, obs_id, key, writes_of(ledger, part, chunk, run))
+            names = sorted({name for _, run in todo for name in run})
+            values = {name: ledger.read(name, region) for name in names}
+            sum_into(values, region, todo)
+            writes = [
+                (f"{grid}-{p.chunk[0]}-{p.chunk[1]}", f"{grid}-{p.key}", p.bounds, tuple(run))
+                for p, run in todo
+            ]
+            ledger.commit(obs_id, writes, region, values)
 
 
 def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) -> dict:
@@ -343,10 +350,10 @@ def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) 
         ledger.write_run(obs_id, "adding", **times)
         try:
             fine = cutout.fine_bands(plan.chunks)
-            _add_bands(ledger, obs_id, "fine", fine, plan.chunks, spec.grid.shape, _fine_writes)
+            _add_bands(ledger, obs_id, "fine", fine, plan.chunks, spec.grid.shape, _sum_fine)
             if cutout.irf is not None:
                 irf, shape = cutout.irf_bands(plan.irf_chunks), plan.irf_parent.shape
-                _add_bands(ledger, obs_id, "irf", irf, plan.irf_chunks, shape, _irf_writes)
+                _add_bands(ledger, obs_id, "irf", irf, plan.irf_chunks, shape, _sum_irf)
         except Exception as exc:
             reason = (
                 f"adding into the store failed ({type(exc).__name__}: {exc}); the store holds "

@@ -198,15 +198,22 @@ def _bands(
 ) -> list[tuple[slice, slice]]:
     """Where to reduce a cutout: (rows, columns) of the cutout, one band per parent chunk
     column trimmed to the rows holding a pixel of ``inside`` (chunk columns without one are
-    left out), neighbours with the same rows merged while a band holds at most
-    :data:`BAND_VALUES` values (``per_pixel`` values per pixel)."""
+    left out), neighbours with the same rows merged (never across a full-circle parent's
+    seam) while a band holds at most :data:`BAND_VALUES` values (``per_pixel`` values per
+    pixel)."""
     out: list[tuple[slice, slice]] = []
     for cols in chunk_columns(place, chunks[1]):
         found = np.flatnonzero(inside[:, cols].any(axis=1))
         if found.size == 0:
             continue
         rows = slice(int(found[0]), int(found[-1]) + 1)
-        if out and out[-1][0] == rows and out[-1][1].stop == cols.start:
+        previous = out[-1][1] if out else None
+        if (
+            previous is not None
+            and out[-1][0] == rows
+            and previous.stop == cols.start
+            and place.cols[cols.start] == place.cols[previous.stop - 1] + 1  # not the seam
+        ):
             merged = slice(out[-1][1].start, cols.stop)
             if (rows.stop - rows.start) * (merged.stop - merged.start) * per_pixel <= BAND_VALUES:
                 out[-1] = (rows, merged)
