@@ -10,21 +10,27 @@ Grid: the whole sky at 0.02 deg in galactic coordinates (18000 x 9000 pixels), r
 background, PSF and energy dispersion (on the IRF grid), safe mask aeff-default + offset-max
 2.5 deg (the set-up of ``benchmarks/reduce_all_runs.py``), spatial chunks of 256 pixels.
 
-Steps, each timed:
+Phases, each timed (wall seconds):
 
-1. create the (empty) mosaic store and add every run with
-   :func:`gammaxr.reduce.mosaic.add_runs_to_mosaic` (one task per run, exactly once);
-2. reopen it lazily and sum the safe counts and background over the whole sky (compare with
-   the per-run safe sums of ``reduce_all_runs.py``: 257457 counts, 256232 background in
-   Gammapy 2.1, on per-run 5 x 5 deg icrs grids whose pixel edges differ from the all-sky
-   grid's at the offset-max circle);
-3. an excess map (``excess_map``, r = 0.1 deg), a ring background (``ring_background``) and
-   residuals of a 5 x 5 deg region around the Galactic centre computed from the lazy store,
-   counting the zarr chunk files actually read (the fraction of the store's chunks);
-4. a fit of a point source plus a background norm on a 3 x 3 deg cutout around the Crab.
+1. build: create the (empty) mosaic store and add every run with
+   :func:`gammaxr.reduce.mosaic.add_runs_to_mosaic` (one task per run, exactly once); the
+   mosaic's cost per run (build wall time / runs added, ms/run, and the spread of the per-run
+   task times) is printed so its flatness can be checked;
+2. reopen: open the store lazily and sum the safe counts and background over the whole sky;
+   they must equal the sums of what each run put in (``MosaicResult.sums``: each run's safe
+   sums on its cutout, exactly-once), and are shown beside the per-run safe sums of
+   ``reduce_all_runs.py`` (257457 counts, 256232 background in Gammapy 2.1, on per-run
+   5 x 5 deg icrs grids whose pixel edges differ from the all-sky grid's at the offset-max
+   circle);
+3. analysis: an excess map (``excess_map``, r = 0.1 deg), a ring background
+   (``ring_background``) and residuals of a 5 x 5 deg region around the Galactic centre
+   computed from the lazy store, counting the zarr chunk files actually read (the fraction of
+   the store's chunks), and a fit of a point source plus a background norm on a 3 x 3 deg
+   cutout around the Crab.
 
-Printed: wall time per step and in total, peak resident memory (this process and its
-children, max), totals, and the fraction of chunks read.
+Printed: wall time per step, per phase and in total, peak memory of all processes (the
+resident memory of this process and its children, summed, sampled every 20 ms; and the
+largest single process), totals, the fraction of chunks read and the load average.
 """
 
 from __future__ import annotations
@@ -55,6 +61,37 @@ def peak_memory_gb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 2**20
+
+
+class TreeMemory:
+    """Samples the resident memory of this process and all its children (summed) in a
+    background thread; ``peak`` is the largest sum seen [bytes]."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.peak, self._interval, self._stop = 0, interval, threading.Event()
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class ChunkReads:
@@ -131,7 +168,10 @@ def main() -> None:
     from gammaxr.reduce.dataset import ReductionSpec
     from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
 
+    memory = TreeMemory().__enter__()
     start = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    phases: dict[str, float] = {}
     seconds: dict[str, float] = {}
     store = open_datastore(_data_dir(args.data_dir))
     if args.obs_ids:
@@ -148,24 +188,35 @@ def main() -> None:
     )
     folder = Path(args.output or tempfile.mkdtemp(prefix="gammaxr-allsky-"))
     path = folder / "allsky.zarr"
+
+    # -- phase 1: build --------------------------------------------------------------------
     t0 = time.perf_counter()
     if not (args.resume and path.exists()):
         create_mosaic_store(path, spec, chunks=args.chunks, mode="w")
+    seconds["create the empty store"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
     with dask.config.set(num_workers=args.workers):
         result = add_runs_to_mosaic(path, runs, spec, scheduler=args.scheduler, progress=False)
-    seconds["mosaic (create + add runs)" if not args.resume else "add runs again"] = (
+    seconds["add runs" if not args.resume else "add runs again"] = time.perf_counter() - t1
+    phases["build"] = time.perf_counter() - t0
+    build_peak = memory.peak
+
+    # -- phase 2: reopen and sum -----------------------------------------------------------
+    t0 = time.perf_counter()
+    # dask chunks of 4 x 4 zarr chunks: the whole sky is 17,577 zarr chunks, mostly empty
+    sky = gammaxr.open_dataset(path, chunks={"lat": 4 * args.chunks, "lon": 4 * args.chunks})
+    with dask.config.set(num_workers=args.workers, scheduler=args.scheduler):
+        counts, background = dask.compute(sky["counts"].sum(), sky["background"].sum())
+    sky = gammaxr.open_dataset(path)
+    phases["reopen + whole-sky totals"] = seconds["totals over the whole sky"] = (
         time.perf_counter() - t0
     )
 
-    t0 = time.perf_counter()
-    sky = gammaxr.open_dataset(path)
-    with dask.config.set(num_workers=args.workers, scheduler=args.scheduler):
-        counts, background = dask.compute(sky["counts"].sum(), sky["background"].sum())
-    seconds["totals over the whole sky"] = time.perf_counter() - t0
-
+    # -- phase 3: analysis of regions ------------------------------------------------------
     from gammaxr.estimators.excess_map import excess_map
     from gammaxr.reduce.ring import ring_background
 
+    t_analysis = time.perf_counter()
     n_chunks = total_chunks(path)
     box = region(sky, 0.0, 0.0, 5.0)
     fractions = {}
@@ -194,28 +245,50 @@ def main() -> None:
     t0 = time.perf_counter()
     fit_summary = _fit_crab(gammaxr.open_dataset(path))
     seconds["fit of a 3 x 3 deg cutout (Crab)"] = time.perf_counter() - t0
+    phases["analysis (3 maps + fit)"] = time.perf_counter() - t_analysis
     wall = time.perf_counter() - start
+    memory.__exit__()
 
-    print(f"runs added / present / skipped : {len(result.added)} / {len(result.present)} / "
+    added = len(result.added)
+    per_run = np.array(list(result.seconds.values())) if result.seconds else np.zeros(1)
+    run_counts = sum(s["counts"] for s in result.sums.values())
+    run_background = sum(s["background"] for s in result.sums.values())
+    print(f"runs added / present / skipped : {added} / {len(result.present)} / "
           f"{len(result.skipped)} {dict(list(result.skipped.items())[:3])}")  # fmt: skip
     print(f"grid                           : {spec.grid.lon.size} x {spec.grid.lat.size} px "
           f"(galactic, 0.02 deg), chunks {args.chunks}")  # fmt: skip
     print(f"scheduler / workers            : {args.scheduler} / {args.workers}")
     for name, value in seconds.items():
-        print(f"{name:31s}: {value:.1f} s")
+        print(f"  {name:29s}: {value:.1f} s")
+    for name, value in phases.items():
+        print(f"phase: {name:24s}: {value:.1f} s")
     print(f"wall time (total)              : {wall:.1f} s")
-    print(f"peak memory (max process)      : {peak_memory_gb():.2f} GB")
+    if added:
+        print(f"mosaic cost per run            : {1e3 * seconds.get('add runs', 0) / added:.0f} "
+              f"ms/run (build wall / runs added); per-run task: median "
+              f"{np.median(per_run):.2f} s, 90 % {np.percentile(per_run, 90):.2f} s, "
+              f"max {per_run.max():.2f} s (obs_id {max(result.seconds, key=result.seconds.get)})")  # fmt: skip
+    print(f"peak memory, all processes     : {memory.peak / 2**30:.2f} GB (build phase "
+          f"{build_peak / 2**30:.2f} GB); largest single process {peak_memory_gb():.2f} GB")  # fmt: skip
     print(f"store on disk                  : {_disk_gb(path):.2f} GB, {n_chunks} chunks")
-    print(f"safe counts, whole sky         : {float(counts):.0f}  (Gammapy 2.1 per-run sums "
-          f"{GAMMAPY_COUNTS:.0f}, diff {float(counts) - GAMMAPY_COUNTS:+.0f})")  # fmt: skip
-    print(f"safe background, whole sky     : {float(background):.1f}  (Gammapy 2.1 "
-          f"{GAMMAPY_BACKGROUND:.1f}, {100 * (float(background) / GAMMAPY_BACKGROUND - 1):+.2f} %)")  # fmt: skip
+    print(f"safe counts, whole sky         : {float(counts):.0f}  (sum of the runs' safe sums "
+          f"{run_counts:.0f}, diff {float(counts) - run_counts:+.1f}; Gammapy 2.1 per-run "
+          f"grids {GAMMAPY_COUNTS:.0f}, diff {float(counts) - GAMMAPY_COUNTS:+.0f})")  # fmt: skip
+    print(f"safe background, whole sky     : {float(background):.1f}  (sum of the runs' "
+          f"{run_background:.1f}, {_rel(float(background), run_background)}; Gammapy 2.1 "
+          f"{GAMMAPY_BACKGROUND:.1f}, {_rel(float(background), GAMMAPY_BACKGROUND)})")  # fmt: skip
     for name, (n_read, values) in fractions.items():
         print(f"{name}, 5 x 5 deg at the GC: read {n_read} of {n_chunks} chunks "
               f"({100 * n_read / n_chunks:.2f} %); sizes {dict(values.sizes)}")  # fmt: skip
     print(f"fit of the Crab cutout         : {fit_summary}")
+    print(f"load average (1 min)           : {load_start:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores")  # fmt: skip
     if args.output is None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _rel(value: float, reference: float) -> str:
+    return f"{100 * (value / reference - 1):+.4f} %" if reference else "n/a"
 
 
 def _disk_gb(path: Path) -> float:

@@ -111,6 +111,9 @@ class MosaicResult(NamedTuple):
     seconds: Mapping[int, float] = MappingProxyType({})
     """obs_id -> wall time in s of each added run's task (reading, reducing and adding it,
     waits for chunk locks included)."""
+    sums: Mapping[int, Mapping[str, float]] = MappingProxyType({})
+    """obs_id -> ``{"counts": ..., "background": ...}``: what each added run put into the
+    store, summed (its safe counts and background on its cutout)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,8 +351,9 @@ def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) 
         except Exception as exc:
             return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
         ledger.write_run(obs_id, "adding", **times)
+        sums = dict.fromkeys(("counts", "background"), 0.0)
         try:
-            fine = cutout.fine_bands(plan.chunks)
+            fine = _tally(cutout.fine_bands(plan.chunks), sums)
             _add_bands(ledger, obs_id, "fine", fine, plan.chunks, spec.grid.shape, _sum_fine)
             if cutout.irf is not None:
                 irf, shape = cutout.irf_bands(plan.irf_chunks), plan.irf_parent.shape
@@ -363,7 +367,16 @@ def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) 
         ledger.write_run(obs_id, "complete", **times)
         ledger.forget_parts(obs_id)
     seconds = time.perf_counter() - start
-    return {"obs_id": obs_id, "status": "added", "reason": "", "seconds": seconds}
+    return {"obs_id": obs_id, "status": "added", "reason": "", "seconds": seconds, "sums": sums}
+
+
+def _tally(bands, sums: dict):
+    """Pass the bands on, adding each map's total into ``sums`` (name -> float)."""
+    for band, arrays in bands:
+        for name in sums:
+            if name in arrays:
+                sums[name] += float(arrays[name].sum(dtype=float))
+        yield band, arrays
 
 
 def _failed(ledger: MosaicLedger, obs_id: int, reason: str, on_error: str) -> dict:
@@ -482,4 +495,5 @@ def add_runs_to_mosaic(
     added = tuple(r["obs_id"] for r in records if r["status"] == "added")
     present = tuple(r["obs_id"] for r in records if r["status"] == "present")
     seconds = {r["obs_id"]: r["seconds"] for r in records if r["status"] == "added"}
-    return MosaicResult(added, skipped, present, seconds)
+    sums = {r["obs_id"]: r["sums"] for r in records if r["status"] == "added"}
+    return MosaicResult(added, skipped, present, seconds, sums)
