@@ -34,8 +34,11 @@ def bogus_environment(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "no-such-library")
 
 
-@pytest.mark.parametrize("scheduler", ["threads", "processes"])
-@pytest.mark.parametrize("backend", BACKENDS)
+# astropy is not the default where fitsio is installed: it shows the choice travelled
+@pytest.mark.parametrize(
+    ("scheduler", "backend"),
+    [*(("threads", b) for b in BACKENDS), ("processes", "astropy")],
+)
 def test_explicit_backend_reaches_workers(
     simulated_store_dir, bogus_environment, scheduler, backend
 ):
@@ -67,3 +70,24 @@ def test_snapshots_and_copies_keep_the_backend(simulated_store_dir, bogus_enviro
     lazy = store.observation(RUNS[1])
     assert lazy.meta["OBS_ID"] == RUNS[1]
     np.testing.assert_array_equal(lazy.events["energy"], loaded[1].events["energy"])
+
+
+def test_explicit_backend_reaches_distributed_workers(simulated_store_dir, bogus_environment):
+    distributed = pytest.importorskip("distributed")
+    from gammaxr.reduce.cluster import local_cluster
+
+    store = open_datastore(simulated_store_dir, fits_backend="astropy")
+    # the workers start after the variable is broken, so they inherit it
+    with (
+        local_cluster(n_workers=1, threads_per_worker=1, processes=True) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        futures = client.map(_read_in_worker, store.observations(RUNS), pure=False)
+        results = client.gather(futures)
+        assert [r[:2] for r in results] == [("astropy", "astropy")] * len(RUNS)
+        assert all(r[2] > 0 for r in results)
+        # and without the argument the workers' own environment decides: it is broken
+        lazy = open_datastore(simulated_store_dir, fits_backend="astropy").observation(RUNS[0])
+        unset = Observation(lazy.obs_id, lazy.obs_info, lazy.hdus)
+        with pytest.raises(ValueError, match=f"{ENV_VAR}: unknown FITS backend"):
+            client.submit(_read_in_worker, unset, pure=False).result()
