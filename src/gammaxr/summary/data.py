@@ -23,8 +23,6 @@ __all__ = [
     "observation_text",
 ]
 
-_TARGET_COLUMNS = ("target_name", "object")
-
 
 def _safe(func: Any) -> str:
     """``func()`` as text, or ``? (reason)`` when the header or table lacks it."""
@@ -32,6 +30,9 @@ def _safe(func: Any) -> str:
         return str(func())
     except Exception as exc:  # a repr must not fail: say why instead
         return f"? ({type(exc).__name__}: {exc})"
+
+
+_TARGET_COLUMNS = ("target_name", "object")
 
 
 def _target(obs: Any) -> str:
