@@ -17,6 +17,7 @@ from gammaxr.irf import (
     evaluate_bkg_3d,
     integrate_bkg_energy,
     loglog_bin_integral,
+    loglog_integral_from_logs,
 )
 
 AMPLITUDE = 2e-5  # s-1 MeV-1 sr-1 at 1 TeV
@@ -93,6 +94,22 @@ def test_loglog_bin_integral_edge_cases():
     assert out[0] == pytest.approx(np.log(2.0))
     assert out[1] == 0 and out[2] == 0
     assert out[3] == pytest.approx(4.0 * np.log(1.5))
+
+
+def test_loglog_integral_from_logs_equal_and_extreme_ends():
+    lo, hi = np.array([1.0, 1.0, 1.0, 2.0]), np.array([2.0, 2.0, 2.0, 3.0])
+    log_lo = np.log([1.0, 1.0, 3.0, 2.0])
+    log_hi = np.log([0.5, 0.5 * (1 + 1e-12), 1e-300, 4.0 / 3.0])
+    out = loglog_integral_from_logs(lo, hi, log_lo, log_hi)
+    # a flat E * f(E) (equal a and b) and a nearly flat one: no cancellation
+    np.testing.assert_allclose(out[:2], np.log(2.0), rtol=1e-11)
+    # a steep power law: the integral from 1 to 2 of 3 * E ** -g with 2 ** -g = 1e-300 / 3
+    g = -np.log2(1e-300 / 3.0)
+    assert out[2] == pytest.approx(3.0 * (1 - 2.0 ** (1 - g)) / (g - 1), rel=1e-10)
+    assert out[3] == pytest.approx(4.0 * np.log(1.5))
+    assert loglog_integral_from_logs(1.0, 2.0, -np.inf, 0.0) != loglog_integral_from_logs(
+        1.0, 2.0, -np.inf, 0.0
+    )  # NaN: the caller decides
 
 
 def _bkg_3d() -> xr.DataArray:

@@ -259,6 +259,33 @@ def test_on_points_equals_interpolate_table(values_scale, fill_value, points_fir
         )
 
 
+@pytest.mark.parametrize("nan_in_table", [False, True])
+def test_on_points_log_values(nan_in_table):
+    """``as_log`` gives the logarithms of the log-interpolated values (before exp)."""
+    rng = np.random.default_rng(9)
+    axes = _points_case_axes()
+    table = rng.uniform(0.1, 1.0, (7, 11, 5))
+    if nan_in_table:
+        table[3, 4, 2] = np.nan
+    energy = np.geomspace(0.03, 300, 9)
+    lon, lat = rng.uniform(-3.5, 3.5, (2, 6, 8))
+    logs = interpolate_on_points(
+        table,
+        axes,
+        [energy, None, None],
+        (1, 2),
+        [lon, lat],
+        values_scale="log",
+        fill_value=np.nan,
+        as_log=True,
+    )
+    values = interpolate_table(
+        table, axes, [energy[:, None, None], lon, lat], values_scale="log", fill_value=np.nan
+    )
+    np.testing.assert_allclose(np.exp(logs), values, rtol=1e-12)
+    assert np.isnan(logs[0]).all() and np.isfinite(logs[3]).any()
+
+
 def test_on_points_flipped_single_node_and_non_finite_tables():
     """A descending axis and a single-node point axis are handled; a table with NaNs takes
     the point-by-point path (a NaN node must not spread to other points)."""

@@ -160,13 +160,12 @@ def axis_lo_hi(obj: xr.DataArray | xr.Dataset, dim: str) -> tuple[np.ndarray, np
         documented boundary).
     """
     name = bounds_name(dim)
-    if name in obj.coords:
-        b = np.asarray(obj.coords[name].values)
+    coords = obj.coords.variables  # Variables: no DataArray built per access
+    if name in coords:
+        b = np.asarray(coords[name].values)
         return b[:, 0], b[:, 1]
-    if f"{dim}_lo" in obj.coords and f"{dim}_hi" in obj.coords:
-        return np.asarray(obj.coords[f"{dim}_lo"].values), np.asarray(
-            obj.coords[f"{dim}_hi"].values
-        )
+    if f"{dim}_lo" in coords and f"{dim}_hi" in coords:
+        return np.asarray(coords[f"{dim}_lo"].values), np.asarray(coords[f"{dim}_hi"].values)
     raise KeyError(f"axis {dim!r} has no bounds ({name!r} or {dim}_lo/{dim}_hi coordinates)")
 
 

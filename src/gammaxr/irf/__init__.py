@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         evaluate_bkg_3d,
         integrate_bkg_energy,
         loglog_bin_integral,
+        loglog_integral_from_logs,
     )
     from gammaxr.irf.edisp import diagonal_response, edisp_kernel, evaluate_edisp
     from gammaxr.irf.interpolate import GridAxis, grid_axis, interpolate_irf, interpolate_table
@@ -53,6 +54,7 @@ __all__ = [
     "interpolate_irf",
     "interpolate_table",
     "loglog_bin_integral",
+    "loglog_integral_from_logs",
     "profile_containment",
     "profile_containment_radius",
     "psf_3gauss_containment",

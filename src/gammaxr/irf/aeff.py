@@ -7,7 +7,12 @@ import xarray as xr
 from astropy import units as u
 
 from gammaxr.irf._typing import Coordinate, Evaluated
-from gammaxr.irf.interpolate import grid_axis, interpolate_irf, interpolate_on_points
+from gammaxr.irf.interpolate import (
+    grid_axis,
+    interpolate_irf,
+    interpolate_on_points,
+    table_values,
+)
 
 __all__ = ["evaluate_aeff", "evaluate_aeff_on_offsets"]
 
@@ -79,7 +84,7 @@ def evaluate_aeff_on_offsets(
             f"{aeff.attrs.get('source', '')}: aeff table has dims {aeff.dims}, expected {_DIMS}"
         )
     axes = [grid_axis(aeff, d) for d in _DIMS]
-    table = np.asarray(aeff.transpose(*_DIMS).values)
+    table = table_values(aeff, _DIMS)
     energy_true = np.ravel(np.asarray(energy_true, dtype=float))
     area = interpolate_on_points(table, axes, [energy_true, None], [1], [offset])
     factor = _area_factor(aeff)

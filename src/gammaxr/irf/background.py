@@ -23,10 +23,16 @@ __all__ = [
     "evaluate_bkg_3d",
     "integrate_bkg_energy",
     "loglog_bin_integral",
+    "loglog_integral_from_logs",
 ]
 
 #: Unit of the evaluated background rate.
 BKG_RATE_UNIT = "s-1 MeV-1 sr-1"
+
+# log of the largest rate that counts as zero (as interpolate_table: 2 x float64 tiny), and
+# of rates beyond which exp overflows
+_LOG_ZERO_RATE = float(np.log(2 * np.finfo(np.float64).tiny))
+_LOG_MAX_RATE = 700.0
 
 
 def _rate_factor(bkg: xr.DataArray, target: u.UnitBase) -> float:
@@ -130,18 +136,50 @@ def loglog_bin_integral(
     """
     a = np.multiply(value_lo, energy_lo, dtype=float)
     b = np.multiply(value_hi, energy_hi, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ln_ratio = np.divide(b, a)
-        np.log(ln_ratio, out=ln_ratio)
-        out = np.subtract(b, a)
-        out /= ln_ratio
-    close = np.abs(ln_ratio, out=ln_ratio) < 1e-8  # NaN (non-positive ends) compares False
-    if close.any():
-        out[close] = 0.5 * (a[close] + b[close])
-    out *= np.log(np.asarray(energy_hi, dtype=float) / energy_lo)
     positive = a > 0
     positive &= b > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = loglog_integral_from_logs(
+            energy_lo, energy_hi, np.log(value_lo, dtype=float), np.log(value_hi, dtype=float)
+        )
     np.copyto(out, 0.0, where=~positive)
+    return out
+
+
+def loglog_integral_from_logs(
+    energy_lo: np.ndarray, energy_hi: np.ndarray, log_lo: np.ndarray, log_hi: np.ndarray
+) -> np.ndarray:
+    """:func:`loglog_bin_integral` from the natural logarithms of the end values.
+
+    With ``d = ln(b / a) = log_hi - log_lo + ln(energy_hi / energy_lo)`` the integral is
+    ``a * expm1(d) / d * ln(energy_hi / energy_lo)``, ``a = exp(log_lo) * energy_lo``
+    (``expm1(d) / d`` taken as 1 at ``d = 0``): no logarithm is taken, and a bin whose end
+    values are equal or nearly so needs no special case. A value of ``-inf`` (a zero end
+    value) gives 0 or NaN, a NaN gives NaN: the caller decides what those bins are.
+
+    Parameters
+    ----------
+    energy_lo, energy_hi : array_like
+        Bin edges (> 0), any unit.
+    log_lo, log_hi : array_like
+        Natural logarithms of the function values at the edges; broadcast together.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integral in ``value unit * energy unit``.
+    """
+    width = np.log(np.divide(energy_hi, energy_lo, dtype=float))
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.asarray(np.subtract(log_hi, log_lo, dtype=float))
+        d += width
+        out = np.expm1(d, out=np.empty_like(d))
+        nonzero = d != 0
+        np.divide(out, d, out=out, where=nonzero)
+        np.copyto(out, 1.0, where=~nonzero)
+        np.exp(log_lo, out=d)
+        out *= d
+    out *= np.multiply(energy_lo, width)
     return out
 
 
@@ -231,17 +269,28 @@ def integrate_bkg_energy(
     def core(table, *spatial_values):
         # every spatial point is a combination of the table's spatial nodes; energy first,
         # so that the edges below and above each bin are contiguous blocks
-        rate = interpolate_on_points(
+        # the log of the rate, NaN outside the table's valid range
+        log_rate = interpolate_on_points(
             table,
             axes,
             [sub, *(None for _ in spatial)],
             range(1, len(dims)),
             spatial_values,
             values_scale="log",
+            fill_value=np.nan,
+            as_log=True,
         )
-        shape = rate.shape[1:]
-        rate = rate.reshape(sub.size, -1)
-        integral = loglog_bin_integral(sub[:-1, None], sub[1:, None], rate[:-1], rate[1:])
+        shape = log_rate.shape[1:]
+        log_rate = log_rate.reshape(sub.size, -1)
+        lowest, highest = np.min(log_rate, initial=np.inf), np.max(log_rate, initial=-np.inf)
+        if lowest < _LOG_ZERO_RATE:  # rates that underflow are zero (see interpolate)
+            np.copyto(log_rate, -np.inf, where=log_rate < _LOG_ZERO_RATE)
+        edges_lo, edges_hi = sub[:-1, None], sub[1:, None]
+        integral = loglog_integral_from_logs(edges_lo, edges_hi, log_rate[:-1], log_rate[1:])
+        if not (lowest >= _LOG_ZERO_RATE and highest < _LOG_MAX_RATE):
+            # NaN (outside the table), zero or overflowing ends: the bin contributes zero
+            bad = ~np.isfinite(log_rate)
+            np.copyto(integral, 0.0, where=bad[:-1] | bad[1:] | ~np.isfinite(integral))
         if oversampling > 1:
             integral = integral.reshape(nbin, oversampling, -1).sum(1)
         integral *= factor

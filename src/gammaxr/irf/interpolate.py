@@ -123,9 +123,10 @@ def grid_axis(irf: xr.DataArray | xr.Dataset, dim: str) -> GridAxis:
     GridAxis
         Nodes and valid range in the interpolation scale (log for energy axes).
     """
-    centres = np.asarray(irf.coords[dim].values, dtype=float)
+    coord = irf.coords.variables[dim]  # a Variable: no DataArray built
+    centres = np.asarray(coord.values, dtype=float)
     log = dim in LOG_AXES
-    is_nodes = irf.coords[dim].attrs.get("interp") == "nodes"
+    is_nodes = coord.attrs.get("interp") == "nodes"
     try:
         lo, hi = axis_lo_hi(irf, dim)
     except KeyError:
@@ -259,6 +260,7 @@ def interpolate_on_points(
     fill_value: float | None = 0.0,
     clip: bool = True,
     points_first: bool = False,
+    as_log: bool = False,
 ) -> np.ndarray:
     """:func:`interpolate_table` where some axes are evaluated at many points (pixels).
 
@@ -289,6 +291,10 @@ def interpolate_on_points(
         As for :func:`interpolate_table`.
     points_first : bool
         Result shape ``points_shape + shape`` instead of ``shape + points_shape``.
+    as_log : bool
+        With ``values_scale="log"``: return the interpolated logarithms of the values
+        (``fill_value`` where out of range, no clipping): for callers that work in log
+        space (power-law integrals).
 
     Returns
     -------
@@ -325,6 +331,8 @@ def interpolate_on_points(
             else np.reshape(coords[i], np.shape(coords[i]) + pad_other)
             for i in range(len(axes))
         ]
+        if as_log:  # the logs of the values, as below
+            table, values_scale, clip = np.log(np.clip(table, LOG_FLOOR, None)), "lin", False
         result = interpolate_table(
             table, axes, full, values_scale=values_scale, fill_value=fill_value, clip=clip
         )
@@ -356,6 +364,10 @@ def interpolate_on_points(
     for i, p in zip(point_axes, points, strict=True):
         outside |= outside_valid_range(axes[i], p)
     bad.append(outside.reshape(points_shape + (1,) * len(shape)) if points_first else outside)
+    if as_log:
+        if values_scale != "log":
+            raise ValueError("as_log needs values_scale='log'")
+        return _finish_values(result, "lin", False, fill_value, bad, False)
     return _finish_values(result, values_scale, clip, fill_value, bad, nonfinite_table)
 
 
@@ -530,6 +542,12 @@ def convert_units(x, unit: str, name: str = "coordinate"):
     return x * factor
 
 
+def table_values(irf: xr.DataArray, dims: Sequence[str]) -> np.ndarray:
+    """The values of an IRF as a numpy array with its axes in ``dims`` order (read with
+    ``np.asarray``: the documented boundary for numpy callers; a view, no copy)."""
+    return np.asarray(irf.values).transpose([irf.dims.index(d) for d in dims])
+
+
 def irf_table(irf: xr.DataArray, dims: Sequence[str]) -> xr.DataArray:
     """IRF values with dims renamed ``_irf_<dim>`` (so they never clash with map dims)."""
     data = irf.transpose(*dims).data
@@ -560,9 +578,7 @@ def apply_irf(
     ``output_core_dims``.
     """
     if not any(_is_xarray(a) for a in args):
-        arrays = [
-            np.asarray(t.transpose(*d).values) for t, d in zip(tables, table_dims, strict=True)
-        ]
+        arrays = [table_values(t, d) for t, d in zip(tables, table_dims, strict=True)]
         return func(*arrays, *args)
     for a in args:
         if not _is_xarray(a) and np.ndim(a) > 0:

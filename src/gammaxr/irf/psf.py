@@ -24,6 +24,7 @@ from gammaxr.irf.interpolate import (
     grid_axis,
     interpolate_on_points,
     interpolate_table,
+    table_values,
 )
 
 __all__ = [
@@ -177,13 +178,22 @@ def psf_profile(
     )
 
 
-def _normalised(values: np.ndarray, area: np.ndarray, axis: int) -> np.ndarray:
+def _normalised(values: np.ndarray, area: np.ndarray, axis: int, *, in_place=False) -> np.ndarray:
     """Profiles divided by their integral ``sum_k area_k * values_k`` along ``axis`` (the
-    rad bins); profiles whose integral is not positive become zero."""
-    area = np.reshape(area, (-1,) + (1,) * (values.ndim - 1 - axis % values.ndim))
-    total = np.sum(values * area, axis=axis, keepdims=True)
+    rad bins); profiles whose integral is not positive become zero. ``in_place`` divides
+    ``values`` itself (which must then be a writeable array of its own)."""
+    axis = axis % values.ndim
+    letters = "abcdefgh"[: values.ndim]
+    summed = f"{letters},{letters[axis]}->{letters[:axis]}{letters[axis + 1 :]}"
+    total = np.einsum(summed, values, area)
+    total = np.expand_dims(total, axis)
+    positive = total > 0
+    out = values if in_place else np.zeros(np.broadcast_shapes(values.shape, total.shape))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, values / total, 0.0)
+        np.divide(values, total, out=out, where=positive)
+    if in_place and not positive.all():
+        np.copyto(out, 0.0, where=~positive)
+    return out
 
 
 def psf_profile_map(
@@ -220,13 +230,13 @@ def psf_profile_map(
     edges = _rad_edges(rad_edges, psf)
     centres = 0.5 * (edges[:-1] + edges[1:])
     area = np.pi * (edges[1:] ** 2 - edges[:-1] ** 2) * _DEG2
-    table = np.asarray(psf.transpose(*_PSF_DIMS).values)
+    table = table_values(psf, _PSF_DIMS)
     energy_true = np.ravel(np.asarray(energy_true, dtype=float))
     values = interpolate_on_points(
         table, axes, [energy_true[:, None], None, centres], [1], [offset]
     )
     values *= _psf_factor(psf)
-    return _normalised(values, area, 1)
+    return _normalised(values, area, 1, in_place=True)
 
 
 def _cumulative(profile: np.ndarray, edges: np.ndarray, normalize: bool) -> np.ndarray:
