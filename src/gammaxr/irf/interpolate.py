@@ -349,9 +349,13 @@ def interpolate_on_points(
     if len(point_axes) == 1:
         result = _combine_nodes(axes[point_axes[0]], points[0], raw, points_first)
     else:
-        result = _sparse_node_weights([axes[i] for i in point_axes], points) @ raw.T
-        if not points_first:
-            result = np.ascontiguousarray(result.T)
+        weights = _sparse_node_weights([axes[i] for i in point_axes], points)
+        if points_first:
+            result = weights @ raw.T
+        else:  # one product per row: cheaper than transposing the (points, rows) result
+            result = np.empty((raw.shape[0], weights.shape[0]))
+            for row, values in zip(result, raw, strict=True):
+                row[:] = weights @ values
     result = result.reshape(points_shape + shape if points_first else shape + points_shape)
     # out-of-range masks: the other coordinates', then the points'
     pad = (1,) * len(points_shape)

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.geom.fov import sky_to_fov
-from gammaxr.geom.grid import SkyGrid, transform_lonlat
+from gammaxr.geom.grid import SkyGrid, pixel_solid_angle, transform_lonlat
 from gammaxr.irf import (
     edisp_kernel,
     evaluate_aeff_on_offsets,
@@ -130,25 +130,24 @@ def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
         A new table; the input is not modified.
     """
     axis = bkg.dims.index("energy")
-    values = np.moveaxis(np.array(bkg.values, dtype=float), axis, -1)
+    values = np.moveaxis(np.asarray(bkg.values, dtype=float), axis, -1)
     missing = ~np.isfinite(values) | (values == 0)
     if not missing.any():
         return bkg
     n = values.shape[-1]
     index = np.arange(n)
     # nearest valid entry below and above each entry along energy
-    below = np.maximum.accumulate(np.where(~missing, index, -1), axis=-1)
-    above = np.flip(np.minimum.accumulate(np.flip(np.where(~missing, index, n), -1), -1), -1)
-    fill = missing & (below >= 0) & (above < n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_values = np.where(missing, 0.0, np.log(np.where(missing, 1.0, values)))
-    lo, hi = np.clip(below, 0, n - 1), np.clip(above, 0, n - 1)
-    t = (index - lo) / np.maximum(hi - lo, 1)
-    log_lo = np.take_along_axis(log_values, lo, -1)
-    log_hi = np.take_along_axis(log_values, hi, -1)
-    values[fill] = np.exp(((1 - t) * log_lo + t * log_hi)[fill])
-    out = np.moveaxis(values, -1, axis)
-    return bkg.copy(data=out)
+    below = np.maximum.accumulate(np.where(missing, -1, index), axis=-1)
+    above = np.minimum.accumulate(np.where(missing, n, index)[..., ::-1], axis=-1)[..., ::-1]
+    at = np.nonzero(missing & (below >= 0) & (above < n))  # the entries to fill
+    if not at[0].size:
+        return bkg
+    lo, hi = below[at], above[at]
+    t = (at[-1] - lo) / (hi - lo)
+    log_lo, log_hi = np.log(values[(*at[:-1], lo)]), np.log(values[(*at[:-1], hi)])
+    out = values.copy()
+    out[at] = np.exp((1 - t) * log_lo + t * log_hi)
+    return bkg.copy(data=np.moveaxis(out, -1, axis))
 
 
 def background_cube(
@@ -216,7 +215,7 @@ def background_cube(
         )
     # rate: (lat, lon, energy) in s-1 sr-1, a view of a fresh (energy, lat, lon) array
     counts = np.moveaxis(rate, -1, 0)
-    counts *= grid.solid_angle().values * ontime
+    counts *= (pixel_solid_angle(grid.lat, grid.lon_step, grid.lat_step) * ontime)[:, None]
     return counts
 
 
