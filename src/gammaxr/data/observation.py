@@ -596,7 +596,7 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, (xr.Dataset, xr.DataArray)):
         variables = [value.variable] if isinstance(value, xr.DataArray) else []
         variables += [*value.variables.values()] if isinstance(value, xr.Dataset) else []
-        variables += [c.variable for c in value.coords.values()]
+        variables += [*value.coords.variables.values()]  # Variables: no DataArray built
         for var in variables:
             data = var.data
             if isinstance(data, np.ndarray):
