@@ -173,7 +173,11 @@ def _statistic(kind: str, quantity: str) -> Any:
 
 
 def _maps_to_correlate(
-    ds: xr.Dataset, extra: dict[str, xr.DataArray], on_off: bool, correlate_off: bool
+    ds: xr.Dataset,
+    extra: dict[str, xr.DataArray],
+    use: xr.DataArray,
+    on_off: bool,
+    correlate_off: bool,
 ) -> dict[str, xr.DataArray]:
     """The maps summed over the top-hat (all in one convolution), by role."""
     maps = {"counts": ds["counts"]}
@@ -190,7 +194,7 @@ def _maps_to_correlate(
         maps["npred_signal"] = extra["npred_signal"]
     if "reco_exposure" in extra:
         maps["reco_exposure"] = extra["reco_exposure"]
-        maps["mask"] = xr.ones_like(ds["counts"], dtype=np.float64)
+        maps["mask"] = use  # 1 where used (masked like the others)
     return maps
 
 
@@ -320,7 +324,7 @@ def excess_map(
     kernel = tophat_kernel(SkyGrid.from_xarray(ds), correlation_radius, metric)
     # every sum over the top-hat in one convolution: one FFT of the kernel for all maps
     corr = convolve_sky_maps(
-        _maps_to_correlate(ds, extra, on_off, correlate_off),
+        _maps_to_correlate(ds, extra, use, on_off, correlate_off),
         kernel,
         mask=use,
         integer=("counts",),

@@ -194,9 +194,12 @@ def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
     true, 0 elsewhere, stacked along a new last axis (float64)."""
     maps, mask = arrays[:n_maps], arrays[n_maps:]
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    out = np.zeros((n_maps, *shape))
+    out = np.empty((n_maps, *shape))
     for i, values in enumerate(maps):
-        np.copyto(out[i], values, casting="unsafe", where=mask[0] if mask else True)
+        if mask:  # a product (NaN outside the mask stays NaN: the convolution zeroes it)
+            np.multiply(values, mask[0], out=out[i], casting="unsafe")
+        else:
+            out[i] = values
     return np.moveaxis(out, 0, -1)
 
 

@@ -144,8 +144,10 @@ def convolve_planes(image: np.ndarray, kernel: np.ndarray, zero_rtol: float = 0.
         _fft_length(n_lat, kernel.shape[0] // 2),
         _fft_length(n_lon, kernel.shape[1] // 2),
     )
-    padded = np.zeros(image.shape[:-2] + shape)  # padding by hand is faster than s=...
+    padded = np.empty(image.shape[:-2] + shape)  # padding by hand is faster than s=...
     padded[..., :n_lat, :n_lon] = image
+    padded[..., n_lat:, :] = 0.0
+    padded[..., :n_lat, n_lon:] = 0.0
     spectrum = scipy.fft.rfft2(padded)
     spectrum *= kernel_spectrum(kernel, shape)
     # inverse axis by axis, transforming only the rows kept
@@ -153,5 +155,6 @@ def convolve_planes(image: np.ndarray, kernel: np.ndarray, zero_rtol: float = 0.
     out = scipy.fft.irfft(rows, n=shape[1], axis=-1)[..., :n_lon]
     if zero_rtol > 0:
         floor = zero_rtol * np.abs(image).sum(axis=(-2, -1), keepdims=True)
-        out[np.abs(out) <= floor * np.abs(kernel).max()] = 0.0
+        floor *= np.abs(kernel).max()
+        np.copyto(out, 0.0, where=(out <= floor) & (out >= -floor))
     return out
