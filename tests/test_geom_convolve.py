@@ -58,6 +58,9 @@ def test_kernel_spectrum_is_computed_once_and_read_only():
     first = kernel_spectrum(kernel, (64, 80))
     assert kernel_spectrum(kernel.copy(), (64, 80)) is first
     assert first.shape == (64, 41) and not first.flags.writeable
+    big = kernel_spectrum(kernel, (1024, 1024))  # 8 MB: computed again, not kept
+    assert kernel_spectrum(kernel, (1024, 1024)) is not big
+    np.testing.assert_array_equal(kernel_spectrum(kernel, (1024, 1024)), big)
     with pytest.raises(ValueError, match="odd"):
         convolve_planes(np.ones((5, 5)), np.ones((2, 3)))
 

@@ -30,6 +30,8 @@ __all__ = ["SEPARABLE_MAX_SIZE", "convolve_planes", "kernel_spectrum", "separabl
 
 #: Widest separable kernel (pixels) convolved directly rather than by FFT.
 SEPARABLE_MAX_SIZE = 41
+#: Largest kernel spectrum (bytes) kept for reuse by :func:`kernel_spectrum`.
+REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
 SEPARABLE_RTOL = 1e-12
 
@@ -73,7 +75,6 @@ def _fft_length(n_pixels: int, half_kernel: int) -> int:
     return scipy.fft.next_fast_len(max(n_pixels + half_kernel, 2 * half_kernel + 1), real=True)
 
 
-@lru_cache(maxsize=16)
 def _spectrum(kernel_bytes: bytes, kernel_shape: tuple[int, int], shape: tuple[int, int]):
     kernel = np.frombuffer(kernel_bytes, dtype=np.float64).reshape(kernel_shape)
     padded = np.zeros(shape)
@@ -85,11 +86,15 @@ def _spectrum(kernel_bytes: bytes, kernel_shape: tuple[int, int], shape: tuple[i
     return spectrum
 
 
+_remembered_spectrum = lru_cache(maxsize=16)(_spectrum)
+
+
 def kernel_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The real-FFT spectrum of ``kernel`` centred on pixel ``(0, 0)`` of a ``shape`` grid.
 
-    Computed once per kernel and shape (a memo of the 16 latest; read-only arrays, shared
-    by threads).
+    Computed once per kernel and shape (a memo of the 16 latest spectra of at most
+    :data:`REMEMBERED_SPECTRUM_BYTES` each, so at most 64 MB; larger ones, e.g. of big
+    all-sky chunks, are computed at each call). Read-only arrays, shared by threads.
 
     Parameters
     ----------
@@ -103,7 +108,10 @@ def kernel_spectrum(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     numpy.ndarray of complex128, shape (L_lat, L_lon // 2 + 1)
     """
     kernel = _check_kernel(kernel)
-    return _spectrum(np.ascontiguousarray(kernel).tobytes(), kernel.shape, tuple(shape))
+    shape = tuple(int(n) for n in shape)
+    size = 16 * shape[0] * (shape[1] // 2 + 1)
+    compute = _remembered_spectrum if size <= REMEMBERED_SPECTRUM_BYTES else _spectrum
+    return compute(np.ascontiguousarray(kernel).tobytes(), kernel.shape, shape)
 
 
 def convolve_planes(image: np.ndarray, kernel: np.ndarray, zero_rtol: float = 0.0) -> np.ndarray:
