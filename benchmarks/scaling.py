@@ -23,13 +23,19 @@ counts, exposure and background, safe mask offset-max 2 deg:
 - ``mosaic``: ``create_mosaic_store`` + ``add_runs_to_mosaic`` on the same grid (one task
   per run writing into the zarr mosaic).
 
-Printed per phase: wall time per run (ms), graph construction per run (ms: building the lazy
-dataset or the task list, reading only metadata), the time outside the run tasks per run
-(``workers x wall - time inside the run tasks``, from ``stage_profile.py``: scheduling,
-the final sums, idle workers; reduce phase only) and the peak resident memory of the whole
-process tree during the phase (client and workers, sampled every 20 ms) and of the client
-alone. The totals (safe counts of the reduction, of the stack and of the mosaic) are
-printed and must agree. The 1-minute load average is printed with each row.
+Printed per phase: the runs per dask task (``reduce_runs``' ``runs_per_task``: one task per
+run up to 128 runs, batches beyond; ``--runs-per-task`` overrides), wall time per run (ms),
+CPU time per run of the whole process tree (client and workers: what the work costs whatever
+else loads the machine) and of the client process alone (under ``distributed`` the client
+process also runs the scheduler, so this is the scheduler's and client's overhead; on
+threads it is everything), graph construction per run (ms: building the lazy dataset,
+reading only metadata), the time outside the run tasks per run (``workers x wall - time
+inside the run tasks``, from ``stage_profile.py``: scheduling, the final sums, idle workers;
+reduce phase only), and the peak resident memory of the whole process tree during the phase
+(client and workers, sampled every 20 ms) and of the client alone. A few runs are reduced
+and stacked once before the timed phases (imports and first calls, in every worker). The
+totals (safe counts of the reduction, of the stack and of the mosaic) are printed and must
+agree. The 1-minute load average is printed with each row.
 """
 
 from __future__ import annotations
@@ -52,13 +58,21 @@ HERE = Path(__file__).resolve().parent
 
 class PeakMemory:
     """Peak RSS (GB) of this process and of it plus its children, sampled in a thread; and
-    the CPU seconds both spent while it ran (``client_cpu``, ``tree_cpu``)."""
+    the CPU seconds both spent while it ran (``client_cpu``, ``tree_cpu``).
 
-    def __init__(self, interval: float = 0.02):
+    Sampling every 0.1 s and listing the child processes once a second keeps the sampler's
+    own CPU near 1 % of a core (every 20 ms with a fresh process list it took 7-10 %, which
+    the client CPU figures counted and the workers lost).
+    """
+
+    def __init__(self, interval: float = 0.1, list_children_every: float = 1.0):
         import psutil
 
         self._process = psutil.Process()
         self._interval = interval
+        self._list_every = list_children_every
+        self._children: list = []
+        self._listed = -float("inf")
         self._stop = threading.Event()
         self.client_gb = self.tree_gb = 0.0
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -66,7 +80,10 @@ class PeakMemory:
     def _rss(self) -> tuple[float, float]:
         own = self._process.memory_info().rss
         total = own
-        for child in self._process.children(recursive=True):
+        if time.perf_counter() - self._listed > self._list_every:
+            self._children = self._process.children(recursive=True)
+            self._listed = time.perf_counter()
+        for child in self._children:
             try:
                 total += child.memory_info().rss
             except Exception:  # a child that just ended
@@ -151,15 +168,16 @@ def _spec():
     )
 
 
-def warm_up(store_dir: str) -> int:
-    """Reduce the first run once in this process: imports and first-call costs are paid
-    before the timed phases (in each worker process under ``distributed``)."""
-    from gammaxr.data import open_datastore
-    from gammaxr.reduce.dataset import reduce_observation
+def warm_up(observations, spec, workers: int) -> None:
+    """Reduce and stack a few runs once: imports, first-call and first-graph costs (in each
+    worker process under ``distributed``) are paid before the timed phases."""
+    import dask
 
-    store = open_datastore(store_dir)
-    reduce_observation(store.observation(int(store.obs_ids[0])), _spec())
-    return os.getpid()
+    from gammaxr.reduce.runs import reduce_runs
+    from gammaxr.reduce.stack import stack_runs
+
+    ds = reduce_runs(observations[: 2 * workers], spec, runs_per_task=1)
+    dask.compute(ds["counts"].data.sum(), stack_runs(ds)["counts"].data.sum())
 
 
 def measure(
@@ -183,11 +201,9 @@ def measure(
         cluster = local_cluster(n_workers=workers)
         client = Client(cluster)
         client.run(stage_profile.install)
-        client.run(warm_up, str(store_dir))
         config = {}
     else:
         stage_profile.install()
-        warm_up(str(store_dir))
         config = {"scheduler": scheduler, "num_workers": workers}
     spec = _spec()
     out: dict = {"load": os.getloadavg()[0]}
@@ -197,6 +213,9 @@ def measure(
     out["runs"], out["open_ms"] = n, 1e3 * (time.perf_counter() - t0) / n
 
     with dask.config.set(config):
+        warm_up(observations, spec, workers)
+        if client is not None:
+            client.run(stage_profile.install)  # zero the warm-up's timers
         if "reduce" in phases or "stack" in phases:
             with PeakMemory() as memory:
                 t0 = time.perf_counter()

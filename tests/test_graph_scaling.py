@@ -155,3 +155,26 @@ def test_observation_pickles_with_plain_pickle(simulated_store_dir):
         copy.meta["OBS_ID"] = 0  # still read-only
     with pytest.raises(TypeError):
         copy.hdus["events"] = None
+
+
+def test_graph_construction_reads_only_the_events_headers(simulated_store_dir, spec, monkeypatch):
+    # the boundary of docs/architecture.md: the indexes and one events header per run (the
+    # per-run coordinates), no event, GTI or IRF data
+    import builtins
+
+    observations = open_datastore(simulated_store_dir).observations()
+    events = {str(o.hdus["events"].path) for o in observations}
+    irfs = {str(o.hdus[h].path) for o in observations for h in ("aeff", "bkg", "psf", "edisp")}
+    assert irfs.isdisjoint(events)  # the simulated store keeps the IRFs in their own file
+    opened = []
+    real_open = builtins.open
+
+    def recording_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", recording_open)
+    reduce_runs(observations, spec)
+    monkeypatch.undo()
+    assert set(opened) <= events
+    assert events <= set(opened)
