@@ -16,7 +16,7 @@ from gammaxr.analysis.pipeline import reduction_spec, select_observations
 from gammaxr.cli import main
 from gammaxr.data import open_datastore
 from gammaxr.io.run_status import settle_run_status
-from gammaxr.reduce.cluster import local_cluster, scheduler_context
+from gammaxr.reduce.cluster import WORKER_PRELOAD, local_cluster, scheduler_context
 from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
 from gammaxr.reduce.runs import reduce_runs
 from gammaxr.reduce.stack import stack_runs
@@ -143,3 +143,15 @@ def test_unreachable_scheduler_named():
     with pytest.raises(OSError, match=r"no dask scheduler reachable at tcp://127\.0\.0\.1:9"):
         with scheduler_context("tcp://127.0.0.1:9", timeout=1.0):
             pass
+
+
+def _reduction_loaded() -> bool:
+    import sys
+
+    return all(name in sys.modules for name in WORKER_PRELOAD)
+
+
+def test_workers_start_with_the_reduction_imported(cluster):
+    # the first run a worker reduces does not pay for importing gammaxr and astropy
+    with distributed.Client(cluster) as client:
+        assert set(client.run(_reduction_loaded).values()) == {True}
