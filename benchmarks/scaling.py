@@ -24,7 +24,7 @@ counts, exposure and background, safe mask offset-max 2 deg:
   per run writing into the zarr mosaic).
 
 Printed per phase: the runs per dask task (``reduce_runs``' ``runs_per_task``: one task per
-run up to 128 runs, batches beyond; ``--runs-per-task`` overrides), wall time per run (ms),
+run up to 64 runs, batches beyond; ``--runs-per-task`` overrides), wall time per run (ms),
 CPU time per run of the whole process tree (client and workers: what the work costs whatever
 else loads the machine) and of the client process alone (under ``distributed`` the client
 process also runs the scheduler, so this is the scheduler's and client's overhead; on

@@ -114,8 +114,8 @@ def test_batch_result_reports_its_true_size():
 
 def test_runs_per_task_rule():
     assert runs_per_task(4, 10**6) == 1
-    assert runs_per_task(128, 10**6) == 1
-    assert runs_per_task(1000, 10**6) == 8  # about 128 tasks
+    assert runs_per_task(64, 10**6) == 1
+    assert runs_per_task(1000, 10**6) == 16  # about 64 tasks
     assert runs_per_task(10_000, 10**6, chunk_bytes="16 MB") == 16  # capped by memory
     assert runs_per_task(10_000, 10**9) == 1  # a run larger than a chunk: alone
     with pytest.raises(ValueError, match="at least 1"):

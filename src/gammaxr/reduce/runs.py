@@ -1,7 +1,7 @@
 """Lazy reduction of many runs with dask: one task per run, failures named by obs_id.
 
 :func:`reduce_runs` builds a dataset with dim ``obs_id`` on one shared grid; every variable is
-a dask array with one chunk per run (per batch of runs beyond 128 runs: :func:`runs_per_task`),
+a dask array with one chunk per run (per batch of runs beyond 64 runs: :func:`runs_per_task`),
 all chunks of a run coming from one task
 (:func:`gammaxr.reduce.dataset.reduce_observation`). :func:`reduce_runs_tree` does the same for
 runs that each have their own grid (centred on their pointing) and returns an
@@ -189,14 +189,15 @@ def _pick_shaped(results: dict, name: str, shape: tuple[int, ...]) -> np.ndarray
 
 
 #: :func:`runs_per_task` batches runs beyond this many tasks.
-TARGET_TASKS = 128
+TARGET_TASKS = 64
 
 
 def runs_per_task(n_runs: int, run_bytes: int, chunk_bytes: int | str | None = None) -> int:
     """How many runs one task reduces in :func:`stacked_run_variables` when not told.
 
     One run per task up to :data:`TARGET_TASKS` runs; beyond, runs are batched so there are
-    about :data:`TARGET_TASKS` tasks (enough to keep a few dozen workers busy and balanced),
+    about :data:`TARGET_TASKS` tasks (enough to keep a dozen workers busy and balanced; pass
+    ``runs_per_task`` for more on a larger cluster),
     as long as a batch's arrays stay below ``chunk_bytes``. Every task costs the scheduler
     about as much, whatever it does (a ``distributed`` scheduler about 1-2 ms of CPU per task
     and its dependants); a run of a few hundred events on a small grid takes 20-30 ms, so
@@ -361,7 +362,7 @@ def reduce_runs(
         going and record the reason in ``reduce_error(obs_id)``.
     runs_per_task : int, optional
         Runs reduced by one dask task (one chunk along ``obs_id``). Default
-        :func:`runs_per_task`: one run per task up to 128 runs, batches beyond (about 128
+        :func:`runs_per_task`: one run per task up to 64 runs, batches beyond (about 64
         tasks, each below dask's ``array.chunk-size``), so the scheduler's cost per task
         stays small against the work when there are thousands of small runs. Pass 1 for a
         task per run, or more tasks on a large cluster.
@@ -369,7 +370,7 @@ def reduce_runs(
     Returns
     -------
     xarray.Dataset
-        Dims ``obs_id`` (one dask chunk per task: per run up to 128 runs), ``energy``, ``energy_true``, ``lat``,
+        Dims ``obs_id`` (one dask chunk per task: per run up to 64 runs), ``energy``, ``energy_true``, ``lat``,
         ``lon`` (and ``rad``, ``lat_irf``, ``lon_irf`` for PSF/edisp maps); per-run
         coordinates along ``obs_id`` (livetime, ontime, pointing, zenith, tstart, tstop).
     """
