@@ -387,7 +387,7 @@ def main() -> None:
             print("\n".join(_row(n, scheduler, figures)), flush=True)
     sizes = sorted({n for n, _ in results})
     if len(sizes) > 1:
-        print("per-run wall time, largest size / smallest size >= 100 runs:")
+        print("per-run wall and CPU time, largest size / smallest size >= 100 runs:")
         for (n, scheduler), figures in sorted(results.items()):
             if n != sizes[-1]:
                 continue
@@ -396,7 +396,11 @@ def main() -> None:
             for phase in phases:
                 if ref and phase in figures and phase in ref:
                     ratio = figures[phase]["wall_ms"] / ref[phase]["wall_ms"]
-                    print(f"  {scheduler:<11} {phase:<6} {ref_n} -> {n} runs: x{ratio:.2f}")
+                    cpu = figures[phase]["cpu_ms"] / ref[phase]["cpu_ms"]
+                    print(
+                        f"  {scheduler:<11} {phase:<6} {ref_n} -> {n} runs: wall x{ratio:.2f}, "
+                        f"CPU x{cpu:.2f}"
+                    )
 
 
 if __name__ == "__main__":
