@@ -321,3 +321,18 @@ def test_aeff_on_offsets_equals_evaluate_aeff():
     expected = evaluate_aeff(table, energies[:, None, None], offsets[None])
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300)
     assert got.shape == (9, 11, 13) and got.max() < 1e-3  # in m2
+
+
+def test_on_points_clips_extrapolation_below_zero_from_positive_nodes():
+    """Nodes all positive, but extrapolated beyond the last node the values turn negative:
+    they are clipped at zero (and nothing is clipped when they stay positive)."""
+    axes = [
+        GridAxis("energy", np.log([1.0, 10.0]), np.log(0.5), np.log(20.0), True, False),
+        GridAxis("offset", np.array([0.0, 1.0, 2.0]), -0.5, 2.5, False, False),
+    ]
+    table = np.array([[3.0, 2.0, 0.2], [3.0, 2.5, 2.2]])  # the first row falls steeply
+    offsets = np.array([[0.5, 1.5, 2.2, 2.45]])
+    got = interpolate_on_points(table, axes, [np.array([1.0, 10.0]), None], [1], [offsets])
+    expected = interpolate_table(table, axes, [np.array([1.0, 10.0])[:, None, None], offsets])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert got[0, 0, -1] == 0 and got[0, 0, -2] == 0 and np.all(got[1] > 2)

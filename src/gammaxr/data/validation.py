@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from gammaxr.data.observation import Observation
+from gammaxr.geom.axes import axis_lo_hi
 from gammaxr.geom.sky import angular_separation
 from gammaxr.io.errors import DL3Error
 
@@ -204,9 +205,10 @@ def _irf_arrays(irf: xr.DataArray | xr.Dataset) -> Iterable[tuple[str, xr.DataAr
 def _irf(c: _Checker, hdu_type: str) -> None:
     """IRF values finite and not negative (beyond noise), axes increasing, aeff not all zero."""
     irf = c.obs.get(hdu_type)
+    coords = irf.coords.variables  # Variables: no DataArray built per access
     for dim in irf.dims:
-        if dim in irf.coords and irf.coords[dim].size > 1:
-            values = np.asarray(irf.coords[dim].values, float)
+        if dim in coords and coords[dim].size > 1:
+            values = np.asarray(coords[dim].values, float)
             if not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
                 raise c.fail(hdu_type, f"axis {dim!r} is not increasing: {values}", "irf")
     for name, arr in _irf_arrays(irf):
@@ -270,8 +272,10 @@ def _events(c: _Checker) -> xr.Dataset:
 
 
 def _axis_range(irf: xr.DataArray, dim: str) -> tuple[float, float]:
-    lo = irf.coords[f"{dim}_lo"] if f"{dim}_lo" in irf.coords else irf.coords[dim]
-    hi = irf.coords[f"{dim}_hi"] if f"{dim}_hi" in irf.coords else irf.coords[dim]
+    try:
+        lo, hi = axis_lo_hi(irf, dim)
+    except KeyError:  # no bounds: the centres
+        lo = hi = np.asarray(irf.coords.variables[dim].values)
     return float(np.min(lo)), float(np.max(hi))
 
 

@@ -347,7 +347,8 @@ def interpolate_on_points(
     raw = interpolate_table(scaled_table, axes, node_coords, fill_value=None, clip=False)
     raw = raw.reshape(-1, int(np.prod(counts)))  # (other points, node combinations)
     if len(point_axes) == 1:
-        result = _combine_nodes(axes[point_axes[0]], points[0], raw, points_first)
+        result, may_be_negative = _combine_nodes(axes[point_axes[0]], points[0], raw, points_first)
+        clip = clip and may_be_negative
     else:
         weights = _sparse_node_weights([axes[i] for i in point_axes], points)
         if points_first:
@@ -377,17 +378,20 @@ def interpolate_on_points(
 
 def _combine_nodes(axis: GridAxis, points: np.ndarray, raw: np.ndarray, points_first: bool):
     """Values at ``points`` along one axis from ``raw`` (others, nodes): lower node value plus
-    the weight times the step to the upper node, gathered for every point."""
+    the weight times the step to the upper node, gathered for every point. Also returns
+    whether any value can be negative (else clipping at zero has nothing to do)."""
+    may_be_negative = bool(np.any(raw < 0))
     if axis.nodes.size == 1:
         column = raw[:, :1]
-        return np.ascontiguousarray(
-            np.broadcast_to(
-                column.T if points_first else column,
-                ((points.size, raw.shape[0]) if points_first else (raw.shape[0], points.size)),
-            )
-        )
+        shape = (points.size, raw.shape[0]) if points_first else (raw.shape[0], points.size)
+        result = np.broadcast_to(column.T if points_first else column, shape)
+        return np.ascontiguousarray(result), may_be_negative
     idx, w = _locate(axis, np.ravel(axis.scale(points)))
     lower, step = raw[:, :-1], np.diff(raw, axis=1)
+    if not may_be_negative:  # between nodes not negative: only extrapolation can be
+        w_min, w_max = np.fmin.reduce(w, initial=0.0), np.fmax.reduce(w, initial=1.0)
+        ends = [lower[:, 0] + w_min * step[:, 0], lower[:, -1] + w_max * step[:, -1]]
+        may_be_negative = any(bool(np.any(end < 0)) for end in ends)
     if points_first:
         result = np.take(np.ascontiguousarray(lower.T), idx, axis=0, mode="clip")
         steps = np.take(np.ascontiguousarray(step.T), idx, axis=0, mode="clip")
@@ -397,7 +401,7 @@ def _combine_nodes(axis: GridAxis, points: np.ndarray, raw: np.ndarray, points_f
         steps = np.take(step, idx, axis=1, mode="clip")
         steps *= w
     result += steps
-    return result
+    return result, may_be_negative
 
 
 def _sparse_node_weights(axes: Sequence[GridAxis], points: Sequence[np.ndarray]):

@@ -283,12 +283,13 @@ def irf_maps(observation, spec: ReductionSpec, irf_grid: SkyGrid) -> dict[str, n
     centres = np.sqrt(energy_true[:-1] * energy_true[1:])
     offset = irf_grid.separation_values(observation.pointing)
     f = np.dtype(spec.dtype)
-    out = {"exposure_irf": exposure_cube(observation.aeff, offset, observation.livetime, centres)}
+    livetime = observation.livetime
+    out = {"exposure_irf": exposure_cube(observation.aeff, offset, livetime, centres, dtype=f)}
     if "psf" in spec.maps:
         out["psf"] = psf_cube(_psf_table(observation.psf), offset, centres, spec.rad)
     if "edisp" in spec.maps:
         out["edisp"] = edisp_kernel_cube(observation.edisp, offset, energy_true, spec.energy)
-    return {name: array.astype(f) for name, array in out.items()}
+    return {name: array.astype(f, copy=False) for name, array in out.items()}
 
 
 def reduce_observation_arrays(
@@ -378,9 +379,10 @@ def observation_maps(
             energy,
             offset=offset,
             oversampling=spec.background_oversampling,
-        ).astype(f)
+            dtype=f,
+        )
     if "exposure" in spec.maps:
-        out["exposure"] = exposure_cube(obs.aeff, offset, obs.livetime, e_true_centres).astype(f)
+        out["exposure"] = exposure_cube(obs.aeff, offset, obs.livetime, e_true_centres, dtype=f)
     return out
 
 

@@ -88,6 +88,8 @@ def exposure_cube(
     offset: np.ndarray,
     livetime: float,
     energy_true: np.ndarray,
+    *,
+    dtype: np.typing.DTypeLike = np.float64,
 ) -> np.ndarray:
     """Exposure: effective area at each pixel's offset and true energy, times livetime.
 
@@ -101,6 +103,8 @@ def exposure_cube(
         Livetime in s.
     energy_true : numpy.ndarray, shape (m,)
         True-energy bin centres (log) in TeV.
+    dtype : numpy dtype
+        Of the result (computed in float64, stored as ``dtype``).
 
     Returns
     -------
@@ -108,8 +112,7 @@ def exposure_cube(
         Exposure in m2 s.
     """
     area = evaluate_aeff_on_offsets(aeff, energy_true, offset)
-    area *= livetime
-    return area
+    return np.multiply(area, livetime, out=np.empty(area.shape, dtype))
 
 
 def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
@@ -159,6 +162,7 @@ def background_cube(
     *,
     offset: np.ndarray | None = None,
     oversampling: int = 1,
+    dtype: np.typing.DTypeLike = np.float64,
 ) -> np.ndarray:
     """Predicted background counts from the background IRF.
 
@@ -183,6 +187,8 @@ def background_cube(
         Pixel offsets from the pointing (deg), needed for ``bkg_2d``.
     oversampling : int
         Energy oversampling of the bin integral.
+    dtype : numpy dtype
+        Of the result (computed in float64, stored as ``dtype``).
 
     Returns
     -------
@@ -214,9 +220,9 @@ def background_cube(
             "supported yet (RADEC and REVERSE_LON_RADEC are)"
         )
     # rate: (lat, lon, energy) in s-1 sr-1, a view of a fresh (energy, lat, lon) array
-    counts = np.moveaxis(rate, -1, 0)
-    counts *= (pixel_solid_angle(grid.lat, grid.lon_step, grid.lat_step) * ontime)[:, None]
-    return counts
+    rate = np.moveaxis(rate, -1, 0)
+    per_pixel = (pixel_solid_angle(grid.lat, grid.lon_step, grid.lat_step) * ontime)[:, None]
+    return np.multiply(rate, per_pixel, out=np.empty(rate.shape, dtype))
 
 
 def psf_cube(
