@@ -26,7 +26,8 @@ Kernels are drawn with Gammapy's pixel metric (``metric="pixel"``) so that both 
 sum the same pixels. The gammaxr stages run here (threaded dask scheduler by default, as a
 user would); the Gammapy stages run in a subprocess of ``--gammapy-python`` (the script
 ``side_by_side_gammapy.py``; Gammapy is not a dependency of gammaxr): without it, Gammapy's
-column is left out with a note. Each stage is the best of ``--repeat`` runs (wall seconds);
+column is left out with a note. The two libraries run in turn, one round each, ``--repeat``
+times (so both see the same load); each stage is the best of the rounds (wall seconds);
 the 1-minute load average is printed, since the figures depend on what else the machine runs.
 CPU seconds (``time.process_time``, all threads of the process) are printed too: on a loaded
 machine they are the steadier measure of the work done, while the wall seconds (on a quiet
@@ -163,16 +164,18 @@ def msh(data_dir: Path, reference: Path) -> dict:
 WORKLOADS = {"crab": crab, "msh": msh}
 
 
-def run_gammaxr(data_dir: Path, reference: Path, workloads: list[str], repeat: int) -> dict:
-    result: dict = {}
-    for name in workloads:
-        for _ in range(repeat):
-            one = WORKLOADS[name](data_dir, reference)
-            best = result.setdefault(name, one)
-            for key in ("seconds", "cpu"):
-                for stage, seconds in one[key].items():
-                    best[key][stage] = min(best[key][stage], seconds)
-    return result
+def keep_best(best: dict, new: dict | None) -> dict:
+    """Per workload and stage, the smaller of the seconds in ``best`` and ``new``."""
+    for name, one in (new or {}).items():
+        kept = best.setdefault(name, one)
+        for key in ("seconds", "cpu"):
+            for stage, seconds in one[key].items():
+                kept[key][stage] = min(kept[key][stage], seconds)
+    return best
+
+
+def run_gammaxr(data_dir: Path, reference: Path, workloads: list[str]) -> dict:
+    return {name: WORKLOADS[name](data_dir, reference) for name in workloads}
 
 
 def run_gammapy(
@@ -255,11 +258,15 @@ def main() -> None:
     reference = args.reference or args.data.parent / "reference"
     workloads = args.workloads.split(",")
     load_before = os.getloadavg()[0]
-    with dask.config.set(scheduler=args.scheduler):
-        ours = run_gammaxr(args.data, reference, workloads, args.repeat)
-    theirs = None
-    if not args.no_gammapy:
-        theirs = run_gammapy(args.gammapy_python, args.data, reference, workloads, args.repeat)
+    # one round of each in turn, so that both see the same load; the best of the rounds
+    ours: dict = {}
+    theirs: dict | None = None if args.no_gammapy else {}
+    for _ in range(args.repeat):
+        with dask.config.set(scheduler=args.scheduler):
+            keep_best(ours, run_gammaxr(args.data, reference, workloads))
+        if theirs is not None:
+            one = run_gammapy(args.gammapy_python, args.data, reference, workloads, 1)
+            theirs = keep_best(theirs, one) if one is not None else None
     load_after = os.getloadavg()[0]
     print(
         f"gammaxr ({args.scheduler} scheduler) vs Gammapy 2.1 (one process), best of "
