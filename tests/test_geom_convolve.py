@@ -98,3 +98,35 @@ def test_masked_sum_broadcasts_the_mask_and_keeps_integers():
     out = masked_sum(counts, spatial, "obs_id")
     np.testing.assert_array_equal(out, counts.where(spatial, 0).sum("obs_id"))
     assert out.dtype == np.int64 and out.dims == ("energy", "lat", "lon")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_convolve_sky_maps_equals_one_convolution_per_map(chunked):
+    from gammaxr.estimators.smoothing import convolve_sky, convolve_sky_maps
+
+    rng = np.random.default_rng(4)
+    grid = SkyGrid.from_center((10.0, 5.0), (0.8, 0.6), 0.02)
+    ds = grid.to_dataset()
+    dims = ("energy", "lat", "lon")
+    counts = xr.DataArray(rng.poisson(2.0, (3, *grid.shape)).astype(np.float32), dims=dims)
+    counts[1, 3, 4] = np.nan  # NaN counts as 0
+    image = xr.DataArray(rng.random(grid.shape), dims=("lat", "lon"))  # broadcast over energy
+    mask = xr.DataArray(rng.random((3, *grid.shape)) > 0.2, dims=dims)
+    counts, image, mask = (
+        v.assign_coords(lat=ds["lat"], lon=ds["lon"]) for v in (counts, image, mask)
+    )
+    if chunked:  # spatial chunks: the halo path
+        counts, image, mask = (v.chunk({"lat": 10, "lon": 12}) for v in (counts, image, mask))
+    kernel = KERNELS["tophat"]
+    out = convolve_sky_maps(
+        {"counts": counts, "image": image}, kernel, mask=mask, integer=["counts"]
+    )
+    assert (out["counts"].chunks is not None) == chunked
+    expected_counts = convolve_sky(counts.where(mask, 0), kernel, integer=True)
+    expected_image = convolve_sky(image.where(mask, 0), kernel)
+    xr.testing.assert_allclose(out["counts"].compute(), expected_counts.compute())
+    xr.testing.assert_allclose(
+        out["image"].transpose(*dims).compute(), expected_image.transpose(*dims).compute()
+    )
+    assert out["image"].sizes == {"energy": 3, **dict(zip(("lat", "lon"), grid.shape, strict=True))}
+    np.testing.assert_array_equal(out["counts"].values, np.rint(out["counts"].values))

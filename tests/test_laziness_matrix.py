@@ -62,6 +62,17 @@ DATASET_OPERATIONS = {
             ds["counts"], estimators.tophat_kernel(SkyGrid.from_xarray(ds), 0.2)
         ),
     ),
+    "gammaxr.estimators.convolve_sky_maps": (
+        map_dataset,
+        lambda ds: xr.Dataset(
+            estimators.convolve_sky_maps(
+                {"counts": ds["counts"], "background": ds["background"]},
+                estimators.gauss_kernel(SkyGrid.from_xarray(ds), 0.1),
+                mask=ds["mask_safe"],
+                integer=("counts",),
+            )
+        ),
+    ),
     "gammaxr.estimators.reco_exposure": (map_dataset, estimators.reco_exposure),
     "ds.gamma.stack": (map_runs, lambda ds: ds.gamma.stack()),
     "ds.gamma.to_image": (map_dataset, lambda ds: ds.gamma.to_image()),

@@ -10,6 +10,7 @@ from gammaxr.estimators.sensitivity import minimum_excess, sensitivity
 from gammaxr.estimators.smoothing import (
     box_kernel,
     convolve_sky,
+    convolve_sky_maps,
     gauss_kernel,
     kernel_steps,
     tophat_kernel,
@@ -22,6 +23,7 @@ __all__ = [
     "box_kernel",
     "butterfly",
     "convolve_sky",
+    "convolve_sky_maps",
     "dataset_residuals",
     "excess_map",
     "flux_points",
