@@ -336,3 +336,17 @@ def test_on_points_clips_extrapolation_below_zero_from_positive_nodes():
     expected = interpolate_table(table, axes, [np.array([1.0, 10.0])[:, None, None], offsets])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert got[0, 0, -1] == 0 and got[0, 0, -2] == 0 and np.all(got[1] > 2)
+
+
+def test_on_points_many_rows_gathers_per_point():
+    """Tables with many rows per point (no small blocked products) give the same values."""
+    rng = np.random.default_rng(11)
+    axes = [
+        GridAxis("rad", np.linspace(0, 1, 5000), -1e-4, 1 + 1e-4, False, False),
+        GridAxis("offset", np.linspace(0, 2.5, 6), -0.25, 2.75, False, False),
+    ]
+    table = rng.uniform(0.0, 1.0, (5000, 6))
+    rad, offsets = np.linspace(0, 1, 4000), rng.uniform(0, 3, (3, 5))
+    got = interpolate_on_points(table, axes, [rad, None], [1], [offsets])
+    expected = interpolate_table(table, axes, [rad[:, None, None], offsets])
+    np.testing.assert_allclose(got, expected, rtol=1e-12)

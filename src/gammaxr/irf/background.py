@@ -170,13 +170,13 @@ def loglog_integral_from_logs(
         Integral in ``value unit * energy unit``.
     """
     width = np.log(np.divide(energy_hi, energy_lo, dtype=float))
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         d = np.asarray(np.subtract(log_hi, log_lo, dtype=float))
         d += width
         out = np.expm1(d, out=np.empty_like(d))
-        nonzero = d != 0
-        np.divide(out, d, out=out, where=nonzero)
-        np.copyto(out, 1.0, where=~nonzero)
+        out /= d
+        if np.count_nonzero(d) < d.size:  # expm1(d) / d is 1 at d = 0
+            out[d == 0] = 1.0
         np.exp(log_lo, out=d)
         out *= d
     out *= np.multiply(energy_lo, width)

@@ -61,6 +61,10 @@ LOG_FLOOR = float(np.finfo(np.float32).tiny)
 
 _FLOAT64_TINY = float(np.finfo(np.float64).tiny)
 
+# multiply-adds of a matrix product that BLAS libraries keep on the calling thread
+# (OpenBLAS: up to 65536 x GEMM_MULTITHREAD_THRESHOLD = 4)
+_SMALL_PRODUCT = 2**18
+
 #: Unit in which coordinates of each IRF axis are expected.
 AXIS_UNITS = {
     "energy": "TeV",
@@ -392,6 +396,21 @@ def _combine_nodes(axis: GridAxis, points: np.ndarray, raw: np.ndarray, points_f
         w_min, w_max = np.fmin.reduce(w, initial=0.0), np.fmax.reduce(w, initial=1.0)
         ends = [lower[:, 0] + w_min * step[:, 0], lower[:, -1] + w_max * step[:, -1]]
         may_be_negative = any(bool(np.any(end < 0)) for end in ends)
+    columns = max(1, _SMALL_PRODUCT // raw.size)  # points per product, see below
+    if not points_first and columns >= 16:
+        # node weights of every point (two per column), and the table rows times them in
+        # small blocks of points: each product runs on the calling thread (BLAS libraries
+        # do not split products this small over threads, which under dask's worker threads
+        # would oversubscribe the cores), and no (rows, points) temporary is made
+        weights = np.zeros((axis.nodes.size, idx.size))
+        at = np.arange(idx.size)
+        weights[idx, at] = 1.0 - w
+        weights[idx + 1, at] = w
+        result = np.empty((raw.shape[0], idx.size))
+        for start in range(0, idx.size, columns):
+            block = slice(start, start + columns)
+            np.matmul(raw, weights[:, block], out=result[:, block])
+        return result, may_be_negative
     if points_first:
         result = np.take(np.ascontiguousarray(lower.T), idx, axis=0, mode="clip")
         steps = np.take(np.ascontiguousarray(step.T), idx, axis=0, mode="clip")
