@@ -130,3 +130,11 @@ def test_convolve_sky_maps_equals_one_convolution_per_map(chunked):
     )
     assert out["image"].sizes == {"energy": 3, **dict(zip(("lat", "lon"), grid.shape, strict=True))}
     np.testing.assert_array_equal(out["counts"].values, np.rint(out["counts"].values))
+
+
+def test_masked_sum_of_a_variable_without_the_dim_broadcasts_it():
+    var, mask = _masked_inputs()
+    image = var.isel(obs_id=0, drop=True).fillna(0)
+    np.testing.assert_array_equal(
+        masked_sum(image, mask, "obs_id"), image.where(mask, 0).sum("obs_id")
+    )

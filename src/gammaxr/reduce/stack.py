@@ -91,7 +91,7 @@ def masked_sum(var: xr.DataArray, mask: xr.DataArray, dim: str) -> xr.DataArray:
     one_chunk = all(
         x.chunks is None or dim not in x.dims or len(x.chunksizes[dim]) == 1 for x in (var, mask)
     )
-    if one_chunk and dim in mask.dims:
+    if one_chunk and dim in mask.dims and dim in var.dims:
         return xr.apply_ufunc(
             _masked_sum_kernel,
             var,
