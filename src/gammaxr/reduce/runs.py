@@ -197,11 +197,11 @@ def runs_per_task(n_runs: int, run_bytes: int, chunk_bytes: int | str | None = N
 
     One run per task up to :data:`TARGET_TASKS` runs; beyond, runs are batched so there are
     about :data:`TARGET_TASKS` tasks (enough to keep a dozen workers busy and balanced; pass
-    ``runs_per_task`` for more on a larger cluster),
-    as long as a batch's arrays stay below ``chunk_bytes``. Every task costs the scheduler
-    about as much, whatever it does (a ``distributed`` scheduler about 1-2 ms of CPU per task
-    and its dependants); a run of a few hundred events on a small grid takes 20-30 ms, so
-    with one task per run that overhead grows to a third of the work.
+    ``runs_per_task`` for more on a larger cluster), as long as a batch's arrays stay below
+    ``chunk_bytes``. Every task costs about as much to schedule, whatever it does (a
+    ``distributed`` scheduler and its workers 1-3 ms of CPU per task); a run of a few hundred
+    events on a small grid takes 20-30 ms, so with one task per run, and the tasks that
+    consume it, that overhead grows to a third of the work.
 
     Parameters
     ----------
@@ -241,8 +241,13 @@ def _run_block(observations: np.ndarray, compute, layout: dict, on_error: str) -
     took the results (about 0.3 MB a run in ``benchmarks/scaling.py``) for free to move and
     ran the tasks that pick variables out of them on either worker.
     """
-    results = [run_task(compute, observation, layout, on_error) for observation in observations]
-    return {name: np.stack([r[name] for r in results]) for name in results[0]}
+    n = len(observations)
+    out = {name: np.empty((n, *shape), dtype) for name, (_, shape, dtype, _) in layout.items()}
+    out["reduce_error"] = np.empty((n, 1), dtype=f"<U{ERROR_LENGTH}")
+    for index, observation in enumerate(observations):  # filled in place: one copy in memory
+        for name, values in run_task(compute, observation, layout, on_error).items():
+            out[name][index] = values
+    return out
 
 
 def _pick(results: dict, name: str, shape: tuple[int, ...]) -> np.ndarray:
