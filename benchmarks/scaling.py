@@ -29,12 +29,13 @@ CPU time per run of the whole process tree (client and workers: what the work co
 else loads the machine) and of the client process alone (under ``distributed`` the client
 process also runs the scheduler, so this is the scheduler's and client's overhead; on
 threads it is everything), graph construction per run (ms: building the lazy dataset,
-reading only metadata), the time outside the run tasks per run (``workers x wall - time
-inside the run tasks``, from ``stage_profile.py``: scheduling, the final sums, idle workers;
-reduce phase only), and the peak resident memory of the whole process tree during the phase
-(client and workers, sampled every 20 ms) and of the client alone. A few runs are reduced
-and stacked once before the timed phases (imports and first calls, in every worker). The
-totals (safe counts of the reduction, of the stack and of the mosaic) are printed and must
+reading only metadata; wall, and the client's CPU in the reduce phase), the time outside the
+run tasks per run (``workers x wall - time inside the run tasks``, from
+``stage_profile.py``: scheduling, the final sums, idle workers; reduce phase only), and the
+peak resident memory of the whole process tree during the phase (client and workers,
+sampled every 0.1 s) and of the client alone. A few runs are reduced and stacked once
+before the timed phases (imports and first calls, in every worker). The totals (safe counts
+of the reduction, of the stack and of the mosaic) are printed and must
 agree. The 1-minute load average is printed with each row.
 """
 
@@ -218,9 +219,9 @@ def measure(
             client.run(stage_profile.install)  # zero the warm-up's timers
         if "reduce" in phases or "stack" in phases:
             with PeakMemory() as memory:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 ds = reduce_runs(observations, spec, runs_per_task=batch)
-                graph = time.perf_counter() - t0
+                graph, graph_cpu = time.perf_counter() - t0, time.process_time() - c0
                 if client is None:
                     stage_profile.install()  # zero the headers read for the graph
                 mask = ds["mask_safe"]
@@ -239,6 +240,7 @@ def measure(
             outside = wall * workers - profile["run_tasks"]
             out["reduce"] = {
                 "graph_ms": 1e3 * graph / n,
+                "graph_cpu_ms": 1e3 * graph_cpu / n,
                 "wall_ms": 1e3 * wall / n,
                 "outside_ms": 1e3 * outside / n,
                 "peak_gb": memory.tree_gb,
@@ -299,11 +301,13 @@ def _row(n: int, scheduler: str, figures: dict) -> list[str]:
         if f is None:
             continue
         graph = f"{f['graph_ms']:.2f}" if "graph_ms" in f else "-"
+        graph_cpu = f"{f['graph_cpu_ms']:.2f}" if "graph_cpu_ms" in f else "-"
         outside = f"{f['outside_ms']:.1f}" if "outside_ms" in f else "-"
         batch = f"{f['runs_per_task']}" if "runs_per_task" in f else "-"
         rows.append(
             f"| {n:>6} | {scheduler:<11} | {phase:<6} | {batch:>5} | {f['wall_ms']:>7.1f} | "
-            f"{f['cpu_ms']:>7.1f} | {f['client_cpu_ms']:>7.1f} | {graph:>6} | {outside:>7} | "
+            f"{f['cpu_ms']:>7.1f} | {f['client_cpu_ms']:>7.1f} | {graph:>6} | {graph_cpu:>6} | "
+            f"{outside:>7} | "
             f"{f['peak_gb']:>5.2f} | {f['client_gb']:>6.2f} | {f['counts']:>8.0f} | "
             f"{figures['load']:>4.1f} |"
         )
@@ -311,12 +315,12 @@ def _row(n: int, scheduler: str, figures: dict) -> list[str]:
 
 
 HEADER = (
-    "|   runs | scheduler   | phase  | batch | ms/run  | cpu ms  | client  | graph  | outside "
-    "| peak  | client | counts   | load |\n"
-    "|        |             |        |       | (wall)  | /run    | cpu ms  | ms/run | ms/run  "
-    "| GB    | GB     |          |      |\n"
-    "|-------:|-------------|--------|------:|--------:|--------:|--------:|-------:|--------:"
-    "|------:|-------:|---------:|-----:|"
+    "|   runs | scheduler   | phase  | batch | ms/run  | cpu ms  | client  | graph  | graph  "
+    "| outside | peak  | client | counts   | load |\n"
+    "|        |             |        |       | (wall)  | /run    | cpu ms  | ms/run | cpu ms "
+    "| ms/run  | GB    | GB     |          |      |\n"
+    "|-------:|-------------|--------|------:|--------:|--------:|--------:|-------:|-------:"
+    "|--------:|------:|-------:|---------:|-----:|"
 )
 
 
