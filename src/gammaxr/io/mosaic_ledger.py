@@ -39,6 +39,7 @@ import numpy as np
 import zarr
 
 from gammaxr.io.atomic import FileLock, read_json, write_atomic, write_json
+from gammaxr.io.chunk_files import ChunkFiles, supports
 
 __all__ = ["MosaicLedger", "PartWrite", "region_index"]
 
@@ -76,6 +77,7 @@ class MosaicLedger:
         self.root = self.path / _STATE_DIR
         self._group = None
         self._arrays: dict = {}
+        self._chunk_files: dict = {}
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -182,10 +184,29 @@ class MosaicLedger:
             self._arrays[name] = self._group[name]
         return self._arrays[name]
 
+    def _files(self, name: str) -> ChunkFiles | None:
+        """Direct whole-chunk I/O of variable ``name``, if its layout allows (else None)."""
+        if name not in self._chunk_files:
+            arr = self._array(name)
+            self._chunk_files[name] = ChunkFiles(self.path, name, arr) if supports(arr) else None
+        return self._chunk_files[name]
+
     def read(self, name: str, bounds: Sequence[int]) -> np.ndarray:
-        """Values of variable ``name`` in ``bounds`` (rows, columns of its last two dims)."""
+        """Values of variable ``name`` in ``bounds`` (rows, columns of its last two dims;
+        whole chunks are read directly, see :mod:`gammaxr.io.chunk_files`)."""
+        files = self._files(name)
+        if files is not None and files.whole_chunks(bounds):
+            return files.read(bounds)
         arr = self._array(name)
         return arr[_region(arr.ndim, bounds)]
+
+    def _write(self, name: str, bounds: Sequence[int], values: np.ndarray) -> None:
+        files = self._files(name)
+        if files is not None and files.whole_chunks(bounds):
+            files.write(bounds, values)
+        else:
+            arr = self._array(name)
+            arr[_region(arr.ndim, bounds)] = values
 
     @contextlib.contextmanager
     def blocks(self, blocks: Iterable[str]) -> Iterator[None]:
@@ -241,8 +262,7 @@ class MosaicLedger:
             write_atomic(journal, buffer.getvalue())  # the commit point of this part
             journals.append(journal)
         for name, new in values.items():
-            arr = self._array(name)
-            arr[_region(arr.ndim, region)] = new
+            self._write(name, region, new)
         for (_, part, _, _), journal in zip(parts, journals, strict=True):
             self._mark(obs_id, part)
             journal.unlink()
