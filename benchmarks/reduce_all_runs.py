@@ -65,12 +65,15 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def _masked_sums(counts, background, mask):
-    """Counts and background summed inside the safe mask of one run (float32 sums)."""
-    return np.array([np.where(mask, counts, 0).sum(), np.where(mask, background, 0).sum()])
+    """Counts and background summed inside the safe mask of one run (float32 sums), shaped
+    (1, 1, 2): same number of dims as the maps, so dask fuses the task with the run's picks."""
+    sums = [np.where(mask, counts, 0).sum(), np.where(mask, background, 0).sum()]
+    return np.array(sums).reshape(1, 1, 2)
 
 
 def safe_sums(tree):
-    """Lazy sums of counts and background inside the safe masks: one small task per run."""
+    """Lazy sums of counts and background inside the safe masks: one small task per run
+    (the picks of the three maps out of the run's results fused into it)."""
     sums = []
     for node in tree.children.values():
         ds = node.dataset
@@ -79,11 +82,9 @@ def safe_sums(tree):
             da.map_blocks(
                 _masked_sums,
                 *arrays,
-                drop_axis=[0, 1, 2],
-                new_axis=[0],
-                chunks=((2,),),
+                chunks=((1,), (1,), (2,)),
                 dtype=float,
-                meta=np.empty(0),
+                meta=np.empty((0, 0, 0)),
             )
         )
     return sums
@@ -149,7 +150,7 @@ def main() -> None:
         client.close()
         cluster.close()
 
-    counts, background = np.array(sums, dtype=float).sum(axis=0)
+    counts, background = np.array(sums, dtype=float).reshape(-1, 2).sum(axis=0)
     print(f"runs reduced            : {len(sums)}")
     print(f"maps                    : {', '.join(spec.maps)}")
     print(f"scheduler / workers     : {args.scheduler} / {args.workers}")
@@ -178,4 +179,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run as the importable module, not as __main__: distributed then pickles _masked_sums by
+    # reference (the workers import this module; they share the script's sys.path) instead of
+    # by value into every sums task (about 0.5 s of scheduler CPU for the 105 runs)
+    import reduce_all_runs
+
+    reduce_all_runs.main()
