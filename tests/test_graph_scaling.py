@@ -147,6 +147,7 @@ def test_observation_pickles_with_plain_pickle(simulated_store_dir):
     observation = open_datastore(simulated_store_dir).observations()[0]
     header = dict(observation.meta)  # read and cached before pickling
     copy = pickle.loads(pickle.dumps(observation))
+    assert "meta" not in copy.__dict__  # the cached header is not sent: read again if asked
     assert copy.obs_id == observation.obs_id
     assert copy.files == observation.files
     assert dict(copy.meta) == header
