@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 import xarray as xr
 
-from gammaxr.data.observation import Observation
+from gammaxr.data.observation import Observation, pointing_radec
 from gammaxr.geom.axes import axis_lo_hi
 from gammaxr.geom.sky import angular_separation
 from gammaxr.io.errors import DL3Error
@@ -298,9 +298,8 @@ def _plausible(c: _Checker, events: xr.Dataset) -> None:
         )
     if "offset" in aeff.dims:
         offset_max = _axis_range(aeff, "offset")[1]
-        pointing = c.obs.pointing
         ra, dec = (np.asarray(events[k].values, float) for k in ("ra", "dec"))
-        offset = angular_separation(ra, dec, float(pointing.ra.deg), float(pointing.dec.deg))
+        offset = angular_separation(ra, dec, *pointing_radec(c.obs))
         beyond = offset > offset_max * OFFSET_MARGIN
         if beyond.mean() > IMPLAUSIBLE_FRACTION:
             raise c.fail(

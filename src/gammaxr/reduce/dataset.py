@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from gammaxr.data.observation import events_in_gti
+from gammaxr.data.observation import events_in_gti, pointing_radec
 from gammaxr.data.validation import RunValidationWarning, validate_observation
 from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
@@ -281,7 +281,7 @@ def irf_maps(observation, spec: ReductionSpec, irf_grid: SkyGrid) -> dict[str, n
     """
     energy_true = spec.energy_true
     centres = np.sqrt(energy_true[:-1] * energy_true[1:])
-    offset = irf_grid.separation_values(observation.pointing)
+    offset = irf_grid.separation_values(pointing_radec(observation), "icrs")
     f = np.dtype(spec.dtype)
     livetime = observation.livetime
     out = {"exposure_irf": exposure_cube(observation.aeff, offset, livetime, centres, dtype=f)}
@@ -320,7 +320,7 @@ def reduce_observation_arrays(
         a run whose safe mask is empty on the grid gives a ``RunValidationWarning``.
     """
     obs = validate_observation(observation, spec.hdus())
-    offset = grid.separation_values(obs.pointing)
+    offset = grid.separation_values(pointing_radec(obs), "icrs")
     out = observation_maps(obs, spec, grid, offset)
     if irf_grid is None and (spec.irf_maps or "edisp-bias" in spec.safe_mask):
         irf_grid = spec.irf_grid(grid)
@@ -353,7 +353,7 @@ def observation_maps(
     grid : SkyGrid
         The sky grid.
     offset : numpy.ndarray, shape (n_lat, n_lon)
-        Pixel offsets from the pointing in deg (``grid.separation_values(obs.pointing)``).
+        Pixel offsets from the pointing in deg (``grid.separation_values``).
 
     Returns
     -------
@@ -361,8 +361,7 @@ def observation_maps(
         ``counts``, ``background`` (energy, lat, lon) and ``exposure`` (energy_true, lat,
         lon) [m2 s], those in ``spec.maps``.
     """
-    pointing = obs.pointing
-    ra_pnt, dec_pnt = float(pointing.ra.deg), float(pointing.dec.deg)
+    ra_pnt, dec_pnt = pointing_radec(obs)
     energy, energy_true = spec.energy, spec.energy_true
     e_true_centres = np.sqrt(energy_true[:-1] * energy_true[1:])
     f = np.dtype(spec.dtype)
@@ -476,7 +475,7 @@ def safe_energy_inputs(
         :func:`gammaxr.reduce.safe_mask.safe_mask_offset`.
     """
     methods, where = spec.safe_mask, f"obs_id {obs.obs_id}"
-    pointing = (float(obs.pointing.ra.deg), float(obs.pointing.dec.deg))
+    pointing = pointing_radec(obs)
     position, fixed = spec.safe_mask_position, spec.safe_mask_fixed_offset
     if spec.safe_mask_irfs == "DL3":
         tables = {
@@ -488,7 +487,7 @@ def safe_energy_inputs(
     if irf_grid is None:
         irf_grid = spec.irf_grid(grid)
     if offset is None:
-        offset = grid.separation_values(obs.pointing)
+        offset = grid.separation_values(pointing, "icrs")
     centre = grid.center.icrs
     at = safe_mask_position(pointing, (centre.ra.deg, centre.dec.deg), position, fixed)
     energy, energy_true = spec.energy, spec.energy_true
@@ -509,7 +508,7 @@ def safe_energy_inputs(
         at_offset = (
             safe_mask_offset(pointing, at)
             if pixel is None
-            else float(irf_grid.separation_values(obs.pointing)[pixel])
+            else float(irf_grid.separation_values(pointing, "icrs")[pixel])
         )
         kernel = edisp_kernel(obs.edisp, at_offset, energy_true, energy)
         inputs["edisp"] = (np.asarray(kernel), energy_true, energy)
