@@ -35,7 +35,7 @@ from gammaxr.reduce.ring import ring_background, ring_kernel
 from gammaxr.simulate.instrument import ToyInstrument
 from gammaxr.simulate.specs import DEFAULT_START, ObservationSpec, met
 from gammaxr.testing import simulate_counts, toy_map_dataset
-from gammaxr.units import to_unit
+from gammaxr.units import to_unit, unit_factor
 from test_background_model import ENERGY_EDGES, FOV_EDGES, OFFSET_EDGES, make_store
 from test_excess_map import make_dataset
 from test_ring_background import R_IN, WIDTH
@@ -483,3 +483,13 @@ def test_toy_instrument_takes_quantities():
     assert converted.rad_max == plain.rad_max
     with pytest.raises(u.UnitConversionError, match=r"ToyInstrument\.psf_sigma"):
         ToyInstrument(psf_sigma=1 * u.TeV)
+
+
+def test_unit_factor_converts_and_names_bad_units():
+    assert unit_factor("cm2", "m2") == pytest.approx(1e-4)
+    assert unit_factor("s-1 MeV-1 sr-1", "s-1 sr-1 TeV-1") == pytest.approx(1e6)
+    assert unit_factor("m2", "m2") == 1.0
+    with pytest.raises(u.UnitConversionError):
+        unit_factor("m2", "s")
+    with pytest.raises(ValueError):
+        unit_factor("not-a-unit", "m2")

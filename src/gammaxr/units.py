@@ -8,12 +8,28 @@ kind raises :class:`astropy.units.UnitConversionError` naming the argument.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 from astropy import units as u
 
-__all__ = ["to_edges", "to_positive", "to_unit", "to_unit_or_none"]
+__all__ = ["to_edges", "to_positive", "to_unit", "to_unit_or_none", "unit_factor"]
+
+
+@functools.lru_cache(maxsize=256)
+def unit_factor(unit: str, target: str) -> float:
+    """How many ``target`` one ``unit`` is (e.g. ``unit_factor("cm2", "m2") == 1e-4``).
+
+    Cached: parsing a unit string is ~0.1 ms of Python (holding the GIL), and IRF and
+    column units repeat from run to run.
+
+    Raises
+    ------
+    ValueError, astropy.units.UnitConversionError
+        If a string is not a unit or the two are not convertible.
+    """
+    return float(u.Unit(unit).to(u.Unit(target)))
 
 
 def to_unit(value: Any, unit: str | u.UnitBase, name: str) -> Any:

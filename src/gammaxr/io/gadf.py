@@ -49,6 +49,7 @@ from gammaxr.io.fits_backend import (
     unit_string,
 )
 from gammaxr.io.irf_fits import IRF_CLASSES, read_irf_hdu
+from gammaxr.units import unit_factor
 
 __all__ = [
     "HDU_INDEX_NAMES",
@@ -453,7 +454,7 @@ def _convert(
     data = var.data
     if have != unit:
         try:
-            factor = u.Unit(have).to(unit)
+            factor = unit_factor(have, unit)
         except (ValueError, u.UnitConversionError) as exc:
             raise DL3Error(f"{source}: column {name!r} has unit {have!r}, need {unit!r}") from exc
         data = data * factor

@@ -33,17 +33,16 @@ astropy ``BinTableHDU``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
-from astropy import units as u
 
 from gammaxr.geom.axes import axis_coords
 from gammaxr.io.errors import DL3Error, UnknownHDUClassError
 from gammaxr.io.fits_backend import FitsTable, as_table, unit_string
+from gammaxr.units import unit_factor
 
 __all__ = ["IRF_CLASSES", "hdu_irf_class", "legacy_fov_alignment", "read_irf_hdu"]
 
@@ -208,16 +207,11 @@ def _read_tabulated(table: FitsTable, irf_class, axes, attrs) -> xr.DataArray:
     unit = unit_string(table.get_column(column).unit)
     if irf_class.startswith("bkg") and unit:
         # normalise to the GADF rate unit so downstream code can rely on it
-        data = _scale_factor(unit, _BKG_UNIT) * data  # what Quantity.to computes
+        data = unit_factor(unit, _BKG_UNIT) * data  # what Quantity.to computes
         unit = _BKG_UNIT
     coords = {k: v for _, c in axes for k, v in c.items()}
     data = data.transpose([data_dims.index(d) for d in dims])  # a view, as xarray's
     return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={**attrs, "units": unit})
-
-
-@functools.lru_cache(maxsize=64)
-def _scale_factor(unit: str, target: str) -> float:
-    return u.Unit(unit).to(target)
 
 
 def _read_psf_3gauss(table: FitsTable, axes, attrs) -> xr.Dataset:

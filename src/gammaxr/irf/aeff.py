@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from astropy import units as u
 
 from gammaxr.irf._typing import Coordinate, Evaluated
 from gammaxr.irf.interpolate import (
@@ -13,6 +12,7 @@ from gammaxr.irf.interpolate import (
     interpolate_on_points,
     table_values,
 )
+from gammaxr.units import unit_factor
 
 __all__ = ["evaluate_aeff", "evaluate_aeff_on_offsets"]
 
@@ -21,7 +21,7 @@ _DIMS = ("energy_true", "offset")
 
 def _area_factor(aeff: xr.DataArray) -> float:
     """m2 per unit of the table."""
-    return float(u.Unit(aeff.attrs.get("units") or "m2").to("m2"))
+    return unit_factor(aeff.attrs.get("units") or "m2", "m2")
 
 
 def evaluate_aeff(aeff: xr.DataArray, energy_true: Coordinate, offset: Coordinate) -> Evaluated:

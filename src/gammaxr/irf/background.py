@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from astropy import units as u
 
 from gammaxr.geom.axes import axis_coords
 from gammaxr.irf._typing import Coordinate, Evaluated
@@ -16,6 +15,7 @@ from gammaxr.irf.interpolate import (
     interpolate_irf,
     interpolate_on_points,
 )
+from gammaxr.units import unit_factor
 
 __all__ = [
     "BKG_RATE_UNIT",
@@ -35,9 +35,8 @@ _LOG_ZERO_RATE = float(np.log(2 * np.finfo(np.float64).tiny))
 _LOG_MAX_RATE = 700.0
 
 
-def _rate_factor(bkg: xr.DataArray, target: u.UnitBase) -> float:
-    unit = u.Unit(bkg.attrs.get("units") or BKG_RATE_UNIT)
-    return float(unit.to(target))
+def _rate_factor(bkg: xr.DataArray, target: str) -> float:
+    return unit_factor(bkg.attrs.get("units") or BKG_RATE_UNIT, target)
 
 
 def _check_dims(bkg: xr.DataArray, dims: tuple[str, ...], func: str) -> None:
@@ -69,7 +68,7 @@ def evaluate_bkg_2d(bkg: xr.DataArray, energy: Coordinate, offset: Coordinate) -
     """
     _check_dims(bkg, ("energy", "offset"), "evaluate_bkg_2d")
     values = interpolate_irf(bkg, {"energy": energy, "offset": offset}, values_scale="log")
-    return _finish(values, _rate_factor(bkg, u.Unit(BKG_RATE_UNIT)), BKG_RATE_UNIT)
+    return _finish(values, _rate_factor(bkg, BKG_RATE_UNIT), BKG_RATE_UNIT)
 
 
 def evaluate_bkg_3d(
@@ -100,7 +99,7 @@ def evaluate_bkg_3d(
     values = interpolate_irf(
         bkg, {"energy": energy, "fov_lon": fov_lon, "fov_lat": fov_lat}, values_scale="log"
     )
-    return _finish(values, _rate_factor(bkg, u.Unit(BKG_RATE_UNIT)), BKG_RATE_UNIT)
+    return _finish(values, _rate_factor(bkg, BKG_RATE_UNIT), BKG_RATE_UNIT)
 
 
 def _finish(values, factor: float, unit: str):
@@ -263,7 +262,7 @@ def integrate_bkg_energy(
     axes = [grid_axis(bkg, d) for d in dims]
     args = [convert_units(a, AXIS_UNITS[d], d) for a, d in zip(args, spatial, strict=True)]
     sub = _oversampled_edges(edges, oversampling)
-    factor = _rate_factor(bkg, u.Unit("s-1 sr-1") / u.TeV)
+    factor = _rate_factor(bkg, "s-1 sr-1 TeV-1")
     nbin = edges.size - 1
 
     def core(table, *spatial_values):

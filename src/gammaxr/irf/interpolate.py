@@ -45,7 +45,7 @@ import xarray as xr
 from astropy import units as u
 
 from gammaxr.geom.axes import LOG_AXES, axis_lo_hi
-from gammaxr.units import to_unit
+from gammaxr.units import to_unit, unit_factor
 
 __all__ = [
     "GridAxis",
@@ -563,7 +563,7 @@ def convert_units(x, unit: str, name: str = "coordinate"):
     src = x.attrs.get("units") if _is_xarray(x) else None
     if src is None or src == unit:
         return x
-    factor = u.Unit(src).to(u.Unit(unit))
+    factor = unit_factor(src, unit)
     if factor == 1.0:
         return x
     return x * factor

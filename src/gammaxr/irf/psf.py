@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from astropy import units as u
 
 from gammaxr.geom.axes import axis_coords, axis_edges
 from gammaxr.irf._typing import Coordinate, Evaluated
@@ -26,6 +25,7 @@ from gammaxr.irf.interpolate import (
     interpolate_table,
     table_values,
 )
+from gammaxr.units import unit_factor
 
 __all__ = [
     "RAD_EDGES_DEFAULT",
@@ -57,7 +57,7 @@ def _check_psf(psf: xr.DataArray) -> list:
 
 
 def _psf_factor(psf: xr.DataArray) -> float:
-    return float(u.Unit(psf.attrs.get("units") or "sr-1").to("sr-1"))
+    return unit_factor(psf.attrs.get("units") or "sr-1", "sr-1")
 
 
 def _rad_edges(rad_edges, psf: xr.DataArray | None = None) -> np.ndarray:
