@@ -14,7 +14,9 @@ the files repeat (they stay in the page cache, as a survey's recent runs would).
 
 Each (N, scheduler) is measured in a fresh process (``threads``: dask's threaded scheduler
 with ``--workers`` threads; ``distributed``: a ``LocalCluster`` of ``--workers`` processes of
-one thread). Three phases, on a 3 x 3 deg grid at 0.05 deg, 6 reco / 8 true energy bins,
+one thread, its scheduler in the client's process; ``cluster``: the same workers with the
+scheduler in a process of its own, as on a real cluster, so that the client figures are the
+user's process alone). Three phases, on a 3 x 3 deg grid at 0.05 deg, 6 reco / 8 true energy bins,
 counts, exposure and background, safe mask offset-max 2 deg:
 
 - ``reduce``: ``reduce_runs`` (one dask task per run) computed down to the safe counts and
@@ -181,6 +183,30 @@ def warm_up(observations, spec, workers: int) -> None:
     dask.compute(ds["counts"].data.sum(), stack_runs(ds)["counts"].data.sum())
 
 
+def start_cluster(kind: str, workers: int):
+    """A 2-worker cluster: ``distributed`` is gammaxr's ``local_cluster`` (the scheduler runs
+    in this, the client's, process); ``cluster`` puts the scheduler and every worker in
+    processes of their own (``distributed.deploy.subprocess.SubprocessCluster``), as on a
+    real cluster, so the client's memory and CPU are the user's process alone."""
+    if kind == "distributed":
+        from gammaxr.reduce.cluster import local_cluster
+
+        return local_cluster(n_workers=workers)
+    from distributed.deploy.subprocess import SubprocessCluster
+
+    from gammaxr.reduce.cluster import WORKER_PRELOAD
+
+    # the worker processes import stage_profile (this folder) and gammaxr as this process does
+    paths = [str(HERE), *sys.path[1:], os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return SubprocessCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        dashboard_address=":0",
+        worker_kwargs={"preload": list(WORKER_PRELOAD)},
+    )
+
+
 def measure(
     store_dir: Path, scheduler: str, workers: int, phases: list[str], batch: int | None = None
 ) -> dict:
@@ -194,12 +220,10 @@ def measure(
     from gammaxr.reduce.stack import stack_runs
 
     client = cluster = None
-    if scheduler == "distributed":
+    if scheduler in ("distributed", "cluster"):
         from distributed import Client
 
-        from gammaxr.reduce.cluster import local_cluster
-
-        cluster = local_cluster(n_workers=workers)
+        cluster = start_cluster(scheduler, workers)
         client = Client(cluster)
         client.run(stage_profile.install)
         config = {}
