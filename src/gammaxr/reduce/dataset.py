@@ -488,12 +488,13 @@ def safe_energy_inputs(
         irf_grid = spec.irf_grid(grid)
     if offset is None:
         offset = grid.separation_values(pointing, "icrs")
-    centre = grid.center.icrs
-    at = safe_mask_position(pointing, (centre.ra.deg, centre.dec.deg), position, fixed)
     energy, energy_true = spec.energy, spec.energy_true
     inputs = {"where": where}
     if "aeff-default" in methods:
         inputs["aeff_thresholds"] = aeff_default_thresholds(obs.aeff, where)
+    if "aeff-max" in methods or "edisp-bias" in methods:  # what is read at one position
+        centre = grid.center.icrs
+        at = safe_mask_position(pointing, (centre.ra.deg, centre.dec.deg), position, fixed)
     if "aeff-max" in methods:
         centres = np.sqrt(energy_true[:-1] * energy_true[1:])
         pixel = _nearest_pixel(grid, at)
