@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 from astropy.io import fits
 
-from gammaxr.io.irf_fits import read_irf_hdu
+from gammaxr.io.irf_fits import _irf_data_array, read_irf_hdu
 from gammaxr.irf import (
     evaluate_aeff,
     evaluate_bkg_2d,
@@ -205,3 +206,22 @@ def test_prod5_bkg_3d_in_reversed_column_order_is_transposed(cta_dir):
     raw = _raw_column(path, "BACKGROUND", "BKG")
     assert raw.shape == (bkg.sizes["fov_lat"], bkg.sizes["fov_lon"], bkg.sizes["energy"])
     np.testing.assert_allclose(bkg.transpose("fov_lat", "fov_lon", "energy").values, raw)
+
+
+@pytest.mark.hess
+@pytest.mark.parametrize(("hdu", "irf_class"), [("AEFF", "aeff_2d"), ("BKG", "bkg_3d")])
+def test_irf_tables_as_built_by_the_plain_constructor(hess_dir, hdu, irf_class):
+    """The fast DataArray assembly of the IRF reader equals xarray's plain constructor
+    (coords, indexes, attrs, name) and rejects coordinates that do not fit the data."""
+    path = hess_dir / "data" / f"hess_dl3_dr1_obs_id_0{HESS_RUNS[0]}.fits.gz"
+    irf = _read(path, hdu, irf_class)
+    coords = {k: v.variable for k, v in irf.coords.items()}
+    plain = xr.DataArray(irf.values, dims=irf.dims, coords=coords, name=irf.name, attrs=irf.attrs)
+    assert irf.identical(plain)
+    assert list(irf.xindexes) == list(plain.xindexes)
+    assert set(irf.xindexes) == set(irf.dims)
+    dim = irf.dims[0]
+    assert irf.sel({dim: irf[dim].values[1]}).equals(plain.isel({dim: 1}))
+    short = {**coords, f"{dim}_lo": coords[f"{dim}_lo"][:-1]}
+    with pytest.raises(ValueError, match=f"{dim}_lo"):
+        _irf_data_array(irf.values, irf.dims, short, irf.name, irf.attrs)

