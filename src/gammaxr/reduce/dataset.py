@@ -19,6 +19,7 @@ from gammaxr.data.observation import events_in_gti, pointing_radec
 from gammaxr.data.validation import RunValidationWarning, validate_observation
 from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.geom.sky import transform_lonlat
 from gammaxr.irf import RAD_EDGES_DEFAULT, edisp_kernel, evaluate_aeff, psf_3gauss_to_table
 from gammaxr.reduce.maps import (
     background_cube,
@@ -218,7 +219,9 @@ def run_grid(spec: ReductionSpec, observation) -> SkyGrid:
     """The grid a run is reduced on: the shared grid, or one centred on its pointing."""
     if spec.grid is not None:
         return spec.grid
-    return SkyGrid.from_center(observation.pointing, spec.width, spec.binsz, frame=spec.frame)
+    ra, dec = pointing_radec(observation)
+    (lon,), (lat,) = transform_lonlat([ra], [dec], "icrs", spec.frame)
+    return SkyGrid.from_center((lon, lat), spec.width, spec.binsz, frame=spec.frame)
 
 
 def variable_layout(spec: ReductionSpec, grid: SkyGrid) -> dict[str, tuple]:
@@ -524,8 +527,8 @@ def run_coords(observations: Sequence) -> xr.Dataset:
         "livetime": ("s", lambda o, p: o.livetime),
         "ontime": ("s", lambda o, p: o.ontime),
         "deadtime_fraction": ("", lambda o, p: o.deadtime_fraction),
-        "ra_pnt": ("deg", lambda o, p: p.ra.deg),
-        "dec_pnt": ("deg", lambda o, p: p.dec.deg),
+        "ra_pnt": ("deg", lambda o, p: p[0]),
+        "dec_pnt": ("deg", lambda o, p: p[1]),
         "zenith": ("deg", lambda o, p: o.zenith),
         "tstart": ("s", lambda o, p: o.tstart),
         "tstop": ("s", lambda o, p: o.tstop),
@@ -555,9 +558,9 @@ def _safe_time_attrs(obs) -> dict:
         return {}
 
 
-def _safe_pointing(obs):
+def _safe_pointing(obs) -> tuple[float, float] | None:
     try:
-        return obs.pointing
+        return pointing_radec(obs)
     except Exception:  # metadata missing: the run's task will report the real problem
         return None
 
