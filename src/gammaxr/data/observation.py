@@ -20,6 +20,7 @@ until asked:
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -638,10 +639,11 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def _share(value: Any) -> Any:
-    """A per-run view of a shared value: own attrs, shared (read-only) buffers."""
+def _share(value: Any, shared: bool = True) -> Any:
+    """A per-run view of a value read once: own attrs, shared (read-only) buffers where
+    ``shared`` (several runs use it), else the xarray object itself; mappings read-only."""
     if isinstance(value, (xr.Dataset, xr.DataArray)):
-        return value.copy(deep=False)
+        return value.copy(deep=False) if shared else value
     if isinstance(value, Mapping):
         return MappingProxyType(dict(value))
     return value
@@ -729,6 +731,8 @@ def read_observations(
     for backend, locations in todo.items():
         values.update(_read_locations(locations, max_workers, backend))
 
+    # an HDU several runs use (shared IRF files) gets a view per run; one used once is the run's
+    uses = Counter(loc for _, plan in plans if isinstance(plan, dict) for loc in plan.values())
     out = []
     for obs, plan in plans:
         error = plan if isinstance(plan, Exception) else None
@@ -739,7 +743,7 @@ def read_observations(
                 if isinstance(value, Exception):
                     error = _with_obs_id(value, obs.obs_id)
                     break
-                data[key] = _share(value)
+                data[key] = _share(value, shared=uses[loc] > 1)
         if error is not None:
             if on_error == "raise":
                 raise error
