@@ -28,10 +28,9 @@ import numpy as np
 
 import gammaxr.accessors  # noqa: F401  (registers ds.gamma)
 from gammaxr.data import open_datastore
-from gammaxr.geom import SkyGrid
 from gammaxr.models import FoVBackgroundModel, Models, PointSpatialModel, PowerLaw, SkyModel
-from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs
+from gammaxr.testing.reference import crab_reference_spec
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared"
@@ -57,15 +56,7 @@ def crab_dataset(data_dir: Path, reference_dir: Path):
     """The stacked Crab dataset of the reference case (and the reduction time)."""
     ref = np.load(reference_dir / "crab_runs.npz")
     meta = json.loads((reference_dir / "reference.json").read_text())["crab_runs"]
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "psf", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
+    spec = crab_reference_spec(ref)
     t0 = time.perf_counter()
     store = open_datastore(data_dir)
     runs = reduce_runs(store.observations([int(i) for i in meta["runs"]]), spec)

@@ -41,17 +41,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dask
 import numpy as np
+from stage_timer import Stages
 
 from gammaxr.data import open_datastore
 from gammaxr.estimators.smoothing import convolve_sky_maps, gauss_kernel
 from gammaxr.geom import SkyGrid
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs
+from gammaxr.testing.reference import crab_reference_spec
 
 CRAB_RUNS = [23523, 23526, 23559, 23592]
 CRAB_EXCLUSION = "icrs; circle(83.63, 22.14, 0.2)"
@@ -66,43 +67,11 @@ def default_data_dir() -> Path:
     return Path(env) if env else HERE.parents[1] / "shared" / "data"
 
 
-class Stages:
-    """Wall and CPU (``time.process_time``: all threads of the process) seconds per stage."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self._cpu0 = time.process_time()
-
-    def add(self, stage: str, t0: float) -> float:
-        now, cpu = time.perf_counter(), time.process_time()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - t0
-        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - self._cpu0
-        self._cpu0 = cpu
-        return now
-
-    def restart(self) -> float:
-        """Start timing anew (what ran since the last stage is not counted)."""
-        self._cpu0 = time.process_time()
-        return time.perf_counter()
-
-    def result(self, totals: dict) -> dict:
-        return {"seconds": self.seconds, "cpu": self.cpu, "totals": totals}
-
-
 def crab(data_dir: Path, reference: Path) -> dict:
     ref = np.load(reference / "crab_runs.npz")
     stages = Stages()
     t0 = stages.restart()
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "psf", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
+    spec = crab_reference_spec(ref)
     observations = open_datastore(data_dir / "hess-dl3-dr1").observations(CRAB_RUNS)
     runs = reduce_runs(observations, spec).compute()
     t0 = stages.add("reduction", t0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from gammapy.makers import (
 )
 from gammapy.maps import MapAxis, WcsGeom
 from regions import CircleSkyRegion
+from stage_timer import Stages
 
 warnings.simplefilter("ignore")
 
@@ -60,30 +60,6 @@ def regular_geom(lon: np.ndarray, lat: np.ndarray, frame: str, axes) -> WcsGeom:
 def exclusion_of(geom: WcsGeom, centre, radius: float):
     region = CircleSkyRegion(SkyCoord(*centre, unit="deg", frame="icrs"), radius * u.deg)
     return ~geom.region_mask([region])
-
-
-class Stages:
-    """Wall and CPU (``time.process_time``: all threads of the process) seconds per stage."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self._cpu0 = time.process_time()
-
-    def add(self, stage: str, t0: float) -> float:
-        now, cpu = time.perf_counter(), time.process_time()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - t0
-        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - self._cpu0
-        self._cpu0 = cpu
-        return now
-
-    def restart(self) -> float:
-        """Start timing anew (what ran since the last stage is not counted)."""
-        self._cpu0 = time.process_time()
-        return time.perf_counter()
-
-    def result(self, totals: dict) -> dict:
-        return {"seconds": self.seconds, "cpu": self.cpu, "totals": totals}
 
 
 def crab(data_dir: Path, reference: Path) -> dict:

@@ -88,22 +88,13 @@ def crab_reference_case(hess_dir, reference_dir):
     import numpy as np
 
     from gammaxr.data import open_datastore
-    from gammaxr.geom import SkyGrid
     from gammaxr.models import PointSpatialModel, PowerLaw, SkyModel
-    from gammaxr.reduce.dataset import ReductionSpec
     from gammaxr.reduce.runs import reduce_runs
+    from gammaxr.testing.reference import crab_reference_spec
 
     ref = np.load(reference_dir / "crab_runs.npz")
     meta = json.loads((reference_dir / "reference.json").read_text())
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "psf", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
+    spec = crab_reference_spec(ref)
     obs = open_datastore(hess_dir).observations([int(i) for i in meta["crab_runs"]["runs"]])
     runs = reduce_runs(obs, spec).gamma.fov_background(
         "icrs; circle(83.63, 22.14, 0.2)", method="fit"

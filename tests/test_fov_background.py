@@ -252,19 +252,12 @@ def test_dask_equals_numpy():
 @pytest.fixture(scope="module")
 def crab(hess_dir, reference_dir):
     from gammaxr.data import open_datastore
-    from gammaxr.reduce.dataset import ReductionSpec
     from gammaxr.reduce.runs import reduce_runs
+    from gammaxr.testing.reference import crab_reference_spec
 
     ref = np.load(reference_dir / "crab_runs.npz")
     meta = json.loads((reference_dir / "reference.json").read_text())["crab_runs"]
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
+    spec = crab_reference_spec(ref, maps=("counts", "exposure", "background"))
     runs = [int(i) for i in meta["runs"]]
     ds = reduce_runs(open_datastore(hess_dir).observations(runs), spec)
     return ds, meta

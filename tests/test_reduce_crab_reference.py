@@ -9,10 +9,9 @@ import pytest
 from astropy.coordinates import SkyCoord
 
 from gammaxr.data import open_datastore
-from gammaxr.geom import SkyGrid
 from gammaxr.irf import edisp_kernel
-from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs
+from gammaxr.testing.reference import crab_reference_spec
 
 pytestmark = pytest.mark.hess
 
@@ -31,15 +30,7 @@ def reference(reference_dir):
 def reduced(hess_dir, reference):
     ref, _ = reference
     store = open_datastore(hess_dir)
-    spec = ReductionSpec(
-        energy_edges=ref["energy_edges"],
-        energy_true_edges=ref["energy_true_edges"],
-        grid=SkyGrid.from_coords(ref["lon"], ref["lat"], "icrs"),
-        maps=("counts", "exposure", "background", "edisp"),
-        safe_mask=("offset-max", "aeff-max"),
-        offset_max=2.5,
-        aeff_percent=10,
-    )
+    spec = crab_reference_spec(ref, maps=("counts", "exposure", "background", "edisp"))
     return store, reduce_runs(store.observations(RUNS), spec).compute()
 
 

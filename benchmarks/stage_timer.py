@@ -1,0 +1,33 @@
+"""Wall and CPU seconds per stage: shared by ``side_by_side.py`` and its Gammapy twin.
+
+No dependency beyond the standard library, so that the Gammapy environment (which has no
+gammaxr) imports it too.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class Stages:
+    """Wall and CPU (``time.process_time``: all threads of the process) seconds per stage."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._cpu0 = time.process_time()
+
+    def add(self, stage: str, t0: float) -> float:
+        now, cpu = time.perf_counter(), time.process_time()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - t0
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + cpu - self._cpu0
+        self._cpu0 = cpu
+        return now
+
+    def restart(self) -> float:
+        """Start timing anew (what ran since the last stage is not counted)."""
+        self._cpu0 = time.process_time()
+        return time.perf_counter()
+
+    def result(self, totals: dict) -> dict:
+        return {"seconds": self.seconds, "cpu": self.cpu, "totals": totals}
