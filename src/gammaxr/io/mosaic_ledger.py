@@ -10,14 +10,15 @@ processes adding runs at the same time, the store keeps, under ``<store>/.gammax
   added into its chunk (``part`` names the chunk and the pixels, e.g.
   ``fine-3-7.0.219.768.1024``). Only needed while the run is being added: the folder is
   removed once the run's record is complete.
-- ``journal/<block>.npz``: a block transaction in flight (see :meth:`MosaicLedger.commit`);
-  a block is one zarr chunk of every variable on the fine or the IRF grid, e.g. ``fine-3-7``.
+- ``journal/<block>.npz``: a block transaction in flight, the new values of the parts it
+  adds (see :meth:`MosaicLedger.commit`); a block is one zarr chunk of every variable on the
+  fine or the IRF grid, e.g. ``fine-3-7``.
 - ``locks/``: ``flock`` files, one per run and per block.
 
-A run is added under its run lock; each part under its block's lock in one transaction: the
-new values of the part are first written to the block's journal (an atomic rename: the commit
-point), then into the zarr chunks, then the part's ``held`` marker is created and the journal
-deleted. Whoever takes a block lock first replays a journal left there (the writes are
+A run is added under its run lock; its parts in a block under the block's lock in one
+transaction: the new values of the parts are first written to the block's journal (an atomic
+rename: the commit point), then into the zarr chunks, then the parts' ``held`` markers are
+created and the journal deleted. Whoever takes a block lock first replays a journal left there (the writes are
 absolute values, so replaying is idempotent), so a chunk is always either before or after a
 part, and the marker says which. Every step costs the same whatever the number of runs the
 chunk already holds (no per-chunk run list is read or rewritten). The run record turns
@@ -231,10 +232,12 @@ class MosaicLedger:
         """Add parts of run ``obs_id`` into their blocks crash-safely. Call within
         :meth:`blocks`, holding every block that ``region`` covers.
 
-        First each part's new values go to its block's journal (an atomic rename: the commit
-        point of that part), then ``values`` (the new values of every variable over
-        ``region``, whole chunks: no read-modify-write of chunk files) into zarr in one write
-        per variable, then each part's marker is created and its journal deleted.
+        First the new values of each block's parts go to that block's journal (an atomic
+        rename: the commit point of those parts; one journal per block, as a block can hold
+        two parts of one run where a cutout reaches it on both sides of a full-circle seam),
+        then ``values`` (the new values of every variable over ``region``, whole chunks: no
+        read-modify-write of chunk files) into zarr in one write per variable, then each
+        part's marker is created and its block's journal deleted.
 
         Parameters
         ----------
@@ -247,24 +250,29 @@ class MosaicLedger:
         values : mapping of str to numpy.ndarray
             New values over ``region`` of each variable written.
         """
+        by_block: dict[str, list[PartWrite]] = {}
+        for write in parts:
+            by_block.setdefault(write[0], []).append(write)
         journals = []
-        for block, part, bounds, names in parts:
-            at = region_index(bounds, region)
-            meta = {
-                "obs_id": int(obs_id),
-                "part": part,
-                "writes": [[n, list(bounds)] for n in names],
-            }
+        for block, block_parts in by_block.items():
+            meta = {"obs_id": int(obs_id), "parts": [], "writes": []}
+            arrays = {}
+            for _, part, bounds, names in block_parts:
+                meta["parts"].append(part)
+                at = region_index(bounds, region)
+                for name in names:
+                    arrays[f"v{len(meta['writes'])}"] = values[name][at]
+                    meta["writes"].append([name, list(bounds)])
             buffer = io.BytesIO()
-            arrays = {f"v{k}": values[name][at] for k, name in enumerate(names)}
             np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
             journal = self.root / "journal" / f"{block}.npz"
-            write_atomic(journal, buffer.getvalue())  # the commit point of this part
-            journals.append(journal)
+            write_atomic(journal, buffer.getvalue())  # the commit point of these parts
+            journals.append((journal, meta["parts"]))
         for name, new in values.items():
             self._write(name, region, new)
-        for (_, part, _, _), journal in zip(parts, journals, strict=True):
-            self._mark(obs_id, part)
+        for journal, block_parts in journals:
+            for part in block_parts:
+                self._mark(obs_id, part)
             journal.unlink()
 
     def _mark(self, obs_id: int, part: str) -> None:
@@ -278,5 +286,6 @@ class MosaicLedger:
             for k, (name, bounds) in enumerate(meta["writes"]):
                 arr = self._array(name)
                 arr[_region(arr.ndim, bounds)] = data[f"v{k}"]
-        self._mark(meta["obs_id"], meta["part"])
+        for part in meta["parts"]:
+            self._mark(meta["obs_id"], part)
         journal.unlink()

@@ -1,0 +1,72 @@
+"""The mosaic ledger's block transactions: a crash between the journal and the zarr write is
+replayed whole, also when one block takes two parts of a run in one transaction (a cutout that
+reaches a chunk on both sides of a full-circle seam)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from gammaxr.io.mosaic_ledger import MosaicLedger
+from gammaxr.reduce.mosaic import create_mosaic_store
+from test_store_faults import fault_spec
+
+CHUNK = 16
+BLOCK = "fine-0-0"
+REGION = (0, CHUNK, 0, CHUNK)
+#: Two disjoint parts of run 7 in one chunk: columns 0-4 and 11-15.
+PARTS = [
+    (BLOCK, "fine-0-0.0.16.0.5", (0, CHUNK, 0, 5), ("counts",)),
+    (BLOCK, "fine-0-0.0.16.11.16", (0, CHUNK, 11, CHUNK), ("counts",)),
+]
+
+
+class Crash(RuntimeError):
+    """Stands for the process dying after the journals are written, before zarr is."""
+
+
+def _chunk(path) -> np.ndarray:
+    return zarr.open_group(path)["counts"][..., :CHUNK, :CHUNK]
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "mosaic.zarr"
+    create_mosaic_store(path, fault_spec(), chunks=CHUNK)
+    new = np.zeros_like(_chunk(path))
+    new[..., :, :5] = 1.0
+    new[..., :, 11:] = 2.0
+    return path, new
+
+
+def _assert_committed(path, new) -> None:
+    np.testing.assert_array_equal(_chunk(path), new)
+    ledger = MosaicLedger(path)
+    with ledger.blocks([BLOCK]):
+        assert [ledger.holds(7, part) for _, part, _, _ in PARTS] == [True, True]
+    assert not any((path / ".gammaxr" / "journal").iterdir())
+
+
+def test_two_parts_of_one_block_in_one_commit(store):
+    path, new = store
+    ledger = MosaicLedger(path)
+    with ledger.blocks([BLOCK]):
+        ledger.commit(7, PARTS, REGION, {"counts": new})
+    _assert_committed(path, new)
+
+
+def test_two_parts_of_one_block_replayed_after_a_crash(store):
+    path, new = store
+    ledger = MosaicLedger(path)
+
+    def die(*args, **kwargs):
+        raise Crash
+
+    ledger._write = die  # the journal is written, the zarr chunks are not
+    with pytest.raises(Crash), ledger.blocks([BLOCK]):
+        ledger.commit(7, PARTS, REGION, {"counts": new})
+    assert not _chunk(path).any()
+    with MosaicLedger(path).blocks([BLOCK]):  # the next writer replays the journal
+        pass
+    _assert_committed(path, new)
