@@ -1,4 +1,4 @@
-"""Lazy reduction of many runs with dask: one task per run, failures named by obs_id.
+"""Lazy reduction of many runs with dask: a task per run or batch, failures named by obs_id.
 
 :func:`reduce_runs` builds a dataset with dim ``obs_id`` on one shared grid; every variable is
 a dask array with one chunk per run (per batch of runs beyond 64 runs: :func:`runs_per_task`),
