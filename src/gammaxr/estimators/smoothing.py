@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import xarray as xr
 
-from gammaxr.geom.convolve import convolve_planes
+from gammaxr.geom.convolve import convolve_planes, empty_planes
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.units import to_positive, to_unit
@@ -147,14 +147,20 @@ def box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def _convolve_planes(image: np.ndarray, kernel: np.ndarray, integer: bool) -> np.ndarray:
+#: FFT threads of one eager convolution of numpy data (all cores; dask tasks use 1 each).
+EAGER_WORKERS = -1
+
+
+def _convolve_planes(
+    image: np.ndarray, kernel: np.ndarray, integer: bool, workers: int = 1
+) -> np.ndarray:
     image = np.asarray(image, dtype=np.float64)
     if not np.isfinite(image).all():
         image = np.where(np.isfinite(image), image, 0.0)
     if integer:
-        out = convolve_planes(image, kernel)
+        out = convolve_planes(image, kernel, workers=workers)
         return np.rint(out, out=out)
-    return convolve_planes(image, kernel, zero_rtol=FFT_ZERO_RTOL)
+    return convolve_planes(image, kernel, zero_rtol=FFT_ZERO_RTOL, workers=workers)
 
 
 def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False) -> xr.DataArray:
@@ -181,26 +187,65 @@ def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False
     if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         raise ValueError(f"kernel must be 2D with odd sizes, got shape {kernel.shape}")
     halo = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+    workers = EAGER_WORKERS if var.chunks is None else 1
     return map_planes_with_halo(
-        var, _convolve_planes, halo, np.float64, kernel=kernel, integer=integer
+        var, _convolve_planes, halo, np.float64, kernel=kernel, integer=integer, workers=workers
     )
 
 
 _MAPS = "sky_map"  # temporary dim: the maps convolved together
+_PLANE = ("lat", "lon")
 
 
-def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
+def _stack_masked_first(
+    *arrays: np.ndarray, n_maps: int, kernel: np.ndarray | None = None
+) -> np.ndarray:
     """The first ``n_maps`` arrays (broadcast) where the last one (a mask, if given) is
-    true, 0 elsewhere, stacked along a new last axis (float64)."""
+    true, 0 elsewhere, stacked along a new first axis (float64; in the layout
+    :func:`gammaxr.geom.convolve.empty_planes` gives for ``kernel``, C order without)."""
     maps, mask = arrays[:n_maps], arrays[n_maps:]
-    shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    out = np.empty((n_maps, *shape))
+    shape = (n_maps, *np.broadcast_shapes(*(a.shape for a in arrays)))
+    out = np.empty(shape) if kernel is None else empty_planes(shape, kernel)
     for i, values in enumerate(maps):
         if mask:  # a product (NaN outside the mask stays NaN: the convolution zeroes it)
             np.multiply(values, mask[0], out=out[i], casting="unsafe")
         else:
             out[i] = values
-    return np.moveaxis(out, 0, -1)
+    return out
+
+
+def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
+    """:func:`_stack_masked_first` with the maps along a new last axis."""
+    return np.moveaxis(_stack_masked_first(*arrays, n_maps=n_maps), 0, -1)
+
+
+def _convolve_numpy_maps(
+    first_map: xr.DataArray,
+    names: list[str],
+    variables: list[xr.Variable],
+    dims: tuple,
+    coords: dict,
+    kernel: np.ndarray,
+    integer: Collection[str],
+) -> dict[str, xr.DataArray]:
+    """:func:`convolve_sky_maps` of numpy data: one contiguous float64 stack of all planes,
+    ``(lat, lon)`` last, convolved in one eager call on all cores."""
+    order = tuple(d for d in dims if d not in _PLANE) + _PLANE
+    stacked = _stack_masked_first(
+        *(v.transpose(*order).data for v in variables), n_maps=len(names), kernel=kernel
+    )
+    out = _convolve_planes(stacked, kernel, integer=False, workers=EAGER_WORKERS)
+    coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
+    reuse = first_map.dims == dims and set(first_map.coords) == set(coords)
+    if not reuse:  # coordinates built once, copied to every map
+        first_map = xr.DataArray(out[0], dims=order, coords=coords).transpose(*dims)
+    result = {}
+    for i, name in enumerate(names):
+        data = np.rint(out[i], out=out[i]) if name in integer else out[i]
+        data = data.transpose([order.index(d) for d in dims])
+        result[name] = first_map.copy(data=data, deep=False)
+        result[name].attrs = {}
+    return result
 
 
 def convolve_sky_maps(
@@ -243,11 +288,15 @@ def convolve_sky_maps(
     dims = tuple(sizes)
     coords: dict = {}
     for array in arrays:
-        coords.update({k: v for k, v in array.coords.items() if k not in coords})
+        coords.update({k: v for k, v in array.coords.variables.items() if k not in coords})
 
     def aligned(array: xr.DataArray) -> xr.Variable:  # a broadcast view, no alignment
         return array.variable.set_dims(sizes).transpose(*dims)
 
+    if all(a.chunks is None for a in arrays):
+        return _convolve_numpy_maps(
+            arrays[0], names, [aligned(a) for a in arrays], dims, coords, kernel, integer
+        )
     stacked = xr.apply_ufunc(  # one float64 array of the masked maps, one pass per map
         _stack_masked,
         *[aligned(a) for a in arrays],
