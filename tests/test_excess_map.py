@@ -434,3 +434,26 @@ def test_msh1552_significance_outside_the_exclusion_is_standard_normal(msh):
     centres = 0.5 * (bins[1:] + bins[:-1])
     (mu, sigma), _ = curve_fit(lambda x, m_, s_: norm.pdf(x, m_, s_), centres, density)
     assert abs(mu) < 0.05 and sigma == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("same_mask", [True, False])
+@pytest.mark.parametrize("on_off", [False, True])
+def test_numpy_maps_equal_lazy_ones_and_leave_the_input_alone(same_mask, on_off):
+    # the numpy path convolves a mask that is the same at every energy once, and writes the
+    # NaN outside the mask into the arrays it made: neither may change the results or the
+    # caller's dataset
+    ds = make_dataset(n_e=3, on_off=on_off, exposure=True, seed=21)
+    if not same_mask:
+        mask = ds["mask_safe"].values.copy()
+        mask[0, :, :10] = False
+        ds["mask_safe"] = ds["mask_safe"].copy(data=mask)
+    before = ds.copy(deep=True)
+    for correlate_off in (True, False):
+        eager = excess_map(ds, 0.06, selection="all", correlate_off=correlate_off)
+        lazy = excess_map(
+            ds.chunk({"energy": 1}), 0.06, selection="all", correlate_off=correlate_off
+        )
+        with dask.config.set(scheduler="sync"):
+            xr.testing.assert_allclose(eager, lazy.compute())
+        xr.testing.assert_identical(ds, before)
+    assert np.isnan(eager["significance"].values[0, :, :10]).all() != same_mask

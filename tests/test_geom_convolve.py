@@ -138,3 +138,73 @@ def test_masked_sum_of_a_variable_without_the_dim_broadcasts_it():
     np.testing.assert_array_equal(
         masked_sum(image, mask, "obs_id"), image.where(mask, 0).sum("obs_id")
     )
+
+
+def _direct_1d(lines: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    from scipy.ndimage import convolve1d
+
+    return convolve1d(lines, weights, axis=axis, mode="constant", cval=0.0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 31, 32, 33, 100])
+@pytest.mark.parametrize("half", [0, 3, 20, 40])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
+    from gammaxr.geom.convolve import banded_pass
+
+    rng = np.random.default_rng(n + half)
+    weights = rng.random(2 * half + 1)  # not symmetric: the flip of a convolution shows
+    lines = rng.random((n, 5) if axis == 0 else (5, n))
+    out = banded_pass(lines, weights, axis=axis)
+    np.testing.assert_allclose(out, _direct_1d(lines, weights, axis), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 45, 70), (40, 9), (2, 1, 1)])
+def test_separable_planes_in_either_layout_equal_the_direct_sum(shape):
+    from gammaxr.geom.convolve import empty_planes
+
+    rng = np.random.default_rng(3)
+    kernel = np.outer(rng.random(9), rng.random(15))  # separable, not symmetric
+    assert separable_factors(kernel) is not None
+    image = rng.poisson(2.0, size=shape).astype(float)
+    expected = _direct(image, kernel)
+    lat_major = empty_planes(shape, kernel)
+    lat_major[...] = image
+    if len(shape) > 2:  # the lat axis outermost in memory, seen in the usual order
+        assert np.moveaxis(lat_major, -2, 0).flags.c_contiguous
+    for planes in (image, lat_major):
+        out = convolve_planes(planes, kernel)
+        assert out.shape == shape
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert empty_planes(shape, KERNELS["ring"]).flags.c_contiguous  # FFT: C order
+
+
+def test_fft_zero_floor_for_signed_planes():
+    image = np.zeros((2, 40, 40))
+    image[0, 30:, 30:] = 1.0
+    image[1, 30:, 30:] = -1.0  # signed plane: the floor from the sum of |values|
+    out = convolve_planes(image, KERNELS["tophat"], zero_rtol=1e-12)
+    assert (out[:, :15, :15] == 0).all()
+    assert out[0, 35, 35] > 0 and out[1, 35, 35] < 0
+
+
+def test_convolve_sky_maps_of_numpy_maps_in_any_dim_order():
+    from gammaxr.estimators.smoothing import convolve_sky, convolve_sky_maps
+
+    rng = np.random.default_rng(6)
+    grid = SkyGrid.from_center((10.0, 5.0), (0.8, 0.6), 0.02)
+    ds = grid.to_dataset()
+    counts = xr.DataArray(
+        rng.poisson(2.0, (*grid.shape, 3)).astype(np.float32), dims=("lat", "lon", "energy")
+    ).assign_coords(lat=ds["lat"], lon=ds["lon"], energy=[1.0, 2.0, 3.0])
+    image = xr.DataArray(rng.random(grid.shape), dims=("lat", "lon"))
+    image = image.assign_coords(lat=ds["lat"], lon=ds["lon"])
+    for kernel in (KERNELS["gauss"], KERNELS["tophat"]):
+        out = convolve_sky_maps({"image": image, "counts": counts}, kernel, integer=["counts"])
+        for name, var in (("image", image), ("counts", counts)):
+            expected = convolve_sky(var, kernel, integer=name == "counts")
+            got = out[name]  # broadcast against the other map
+            xr.testing.assert_allclose(got, expected.broadcast_like(got).transpose(*got.dims))
+            assert out[name].attrs == {}
+        assert out["counts"].dims == ("lat", "lon", "energy")
+        np.testing.assert_array_equal(out["counts"]["energy"], [1.0, 2.0, 3.0])

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gammaxr.estimators.smoothing import convolve_sky_maps, tophat_kernel
+from gammaxr.estimators.smoothing import convolve_sky, convolve_sky_maps, tophat_kernel
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
@@ -102,8 +102,18 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
     weights = xr.DataArray(
         flux * _CM2_PER_M2, dims=("energy", "energy_true"), coords={"energy": ds["energy"]}
     )
-    exposure = ds["exposure"].fillna(0)
-    out = xr.dot(weights, exposure, dim="energy_true")
+    exposure = ds["exposure"]
+    if exposure.chunks is None:  # numpy: one matrix product (xr.dot's einsum is slower)
+        exposure = exposure.transpose("energy_true", ...)
+        values = exposure.values
+        values = np.where(np.isnan(values), 0.0, values.astype(np.float64))
+        data = np.tensordot(weights.values, values, axes=(1, 0))
+        rest = exposure.dims[1:]
+        coords = {k: v for k, v in exposure.coords.variables.items() if "energy_true" not in v.dims}
+        out = xr.DataArray(data, dims=("energy", *rest), coords=coords)
+        out = out.assign_coords(weights.coords)
+    else:
+        out = xr.dot(weights, exposure.fillna(0), dim="energy_true")
     return out.transpose("energy", ..., "lat", "lon").assign_attrs(units="")
 
 
@@ -196,6 +206,35 @@ def _maps_to_correlate(
         maps["reco_exposure"] = extra["reco_exposure"]
         maps["mask"] = use  # 1 where used (masked like the others)
     return maps
+
+
+def _nan_outside(data: Any, use: Any, outside: Any, inputs: Sequence[Any]) -> Any:
+    """``data`` with NaN where ``use`` is False (``outside`` is ``~use``): in place for a writeable numpy array that
+    shares no memory with ``inputs`` (the caller's arrays), so no new array per output;
+    else a new array (dask stays lazy)."""
+    if (
+        isinstance(data, np.ndarray)
+        and data.flags.writeable
+        and data.dtype == np.float64
+        and not any(np.may_share_memory(data, x) for x in inputs if isinstance(x, np.ndarray))
+    ):
+        np.copyto(data, np.nan, where=outside)
+        return data
+    return np.where(use, data, np.nan)
+
+
+def _same_in_every_plane(use: xr.DataArray) -> xr.DataArray | None:
+    """The ``(lat, lon)`` plane of a numpy mask that is the same at every energy (and other
+    dim), else None (dask masks are not inspected: that would compute them)."""
+    if use.chunks is not None or set(use.dims) == {"lat", "lon"}:
+        return None
+    planes = use.transpose(..., "lat", "lon")
+    values = planes.values.reshape(-1, *planes.shape[-2:])
+    if not (values == values[:1]).all():
+        return None
+    return planes[(0,) * (planes.ndim - 2)].drop_vars(
+        [k for k in planes.coords if set(planes[k].dims) - {"lat", "lon"}]
+    )
 
 
 def _on_off_terms(
@@ -323,12 +362,13 @@ def excess_map(
     use = _estimator_mask(ds, mask)
     kernel = tophat_kernel(SkyGrid.from_xarray(ds), correlation_radius, metric)
     # every sum over the top-hat in one convolution: one FFT of the kernel for all maps
-    corr = convolve_sky_maps(
-        _maps_to_correlate(ds, extra, use, on_off, correlate_off),
-        kernel,
-        mask=use,
-        integer=("counts",),
-    )
+    maps = _maps_to_correlate(ds, extra, use, on_off, correlate_off)
+    same_mask = _same_in_every_plane(use) if "mask" in maps else None
+    if same_mask is not None:  # the pixel counts of one plane serve every energy
+        del maps["mask"]
+    corr = convolve_sky_maps(maps, kernel, mask=use, integer=("counts",))
+    if same_mask is not None:
+        corr["mask"] = convolve_sky(same_mask.astype(np.float64), kernel, integer=True)
     # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
     # alignment per operation (NEP 18 dispatches np.where & co. to dask)
     out_dims = ds["counts"].dims
@@ -386,15 +426,20 @@ def excess_map(
         out.update(_flux_maps(out, mean_reco, energy_axis, len(out_dims), ds, spectral_model))
     units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
     result = {}
+    inputs = [v.data for v in ds.variables.values()] + [v.data for v in extra.values()]
+    outside = ~use_data
     for name, data in out.items():  # NaN outside the mask
         unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")
-        data = np.where(use_data, data, np.nan)
-        result[name] = xr.DataArray(data, dims=out_dims, attrs={"units": unit})
-    result["mask"] = use.assign_attrs(units="")
+        data = _nan_outside(data, use_data, outside, inputs)
+        result[name] = xr.Variable(out_dims, data, attrs={"units": unit})
+    result["mask"] = use.variable.copy(deep=False)
+    result["mask"].attrs = {"units": ""}
     # only the coordinates of the output dims (not those of energy_true, obs_id tables, ...)
     dims = set(ds["counts"].dims)
-    coords = {
-        k: v for k, v in ds.coords.items() if k not in result and set(v.dims) <= dims | {"bnds"}
+    coords = {  # Variables: the Dataset is built without aligning DataArrays
+        k: v
+        for k, v in ds.coords.variables.items()
+        if k not in result and set(v.dims) <= dims | {"bnds"}
     }
     attrs = {
         "frame": ds.attrs.get("frame"),

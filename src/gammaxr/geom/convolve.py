@@ -264,12 +264,18 @@ def convolve_planes(
     padded[..., n_lat:, :] = 0.0
     padded[..., :n_lat, n_lon:] = 0.0
     spectrum = scipy.fft.rfft2(padded, workers=workers)
+    plane_sums = spectrum[..., :1, :1].real.copy()  # the zero-frequency term: sum per plane
     spectrum *= kernel_spectrum(kernel, shape)
     # inverse axis by axis, transforming only the rows kept
     rows = scipy.fft.ifft(spectrum, axis=-2, overwrite_x=True, workers=workers)[..., :n_lat, :]
     out = scipy.fft.irfft(rows, n=shape[1], axis=-1, workers=workers)[..., :n_lon]
     if zero_rtol > 0:
-        floor = zero_rtol * np.abs(image).sum(axis=(-2, -1), keepdims=True)
+        # sum(|plane|): the sums of the transform when no value is negative (counts, maps
+        # of exposure or background), else summed again
+        if image.min() >= 0:
+            floor = zero_rtol * np.abs(plane_sums)
+        else:
+            floor = zero_rtol * np.abs(image).sum(axis=(-2, -1), keepdims=True)
         floor *= np.abs(kernel).max()
-        np.copyto(out, 0.0, where=(out <= floor) & (out >= -floor))
+        np.copyto(out, 0.0, where=(out <= floor) & (out >= -floor))  # bool temporaries only
     return out
