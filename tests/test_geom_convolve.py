@@ -159,24 +159,31 @@ def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
     np.testing.assert_allclose(out, _direct_1d(lines, weights, axis), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("shape", [(3, 2, 45, 70), (40, 9), (2, 1, 1)])
-def test_separable_planes_in_either_layout_equal_the_direct_sum(shape):
-    from gammaxr.geom.convolve import empty_planes
+@pytest.mark.parametrize("name", ["gauss", "tophat", "separable-asymmetric"])
+@pytest.mark.parametrize("batch_planes", [1, 2, 1000])
+def test_plane_sources_equal_one_convolution_per_masked_source(name, batch_planes, monkeypatch):
+    import gammaxr.geom.convolve as module
 
     rng = np.random.default_rng(3)
-    kernel = np.outer(rng.random(9), rng.random(15))  # separable, not symmetric
-    assert separable_factors(kernel) is not None
-    image = rng.poisson(2.0, size=shape).astype(float)
-    expected = _direct(image, kernel)
-    lat_major = empty_planes(shape, kernel)
-    lat_major[...] = image
-    if len(shape) > 2:  # the lat axis outermost in memory, seen in the usual order
-        assert np.moveaxis(lat_major, -2, 0).flags.c_contiguous
-    for planes in (image, lat_major):
-        out = convolve_planes(planes, kernel)
-        assert out.shape == shape
-        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    assert empty_planes(shape, KERNELS["ring"]).flags.c_contiguous  # FFT: C order
+    kernel = (
+        np.outer(rng.random(9), rng.random(15))  # separable, not symmetric
+        if name == "separable-asymmetric"
+        else KERNELS[name]
+    )
+    shape = (3, 5, 45, 70)
+    monkeypatch.setattr(module, "PLANE_BATCH_BYTES", batch_planes * 8 * 45 * 70)
+    counts = rng.poisson(2.0, size=shape).astype(np.float32)
+    counts[1, 2, 3, 4] = np.nan  # counts as 0
+    image = rng.random((45, 70))  # broadcast to every plane, never copied whole
+    mask = rng.random(shape[1:]) > 0.2  # broadcast over the first dim
+    out = module.convolve_plane_sources([counts, image], kernel, mask=mask)
+    assert out.shape == (2, *shape) and out.dtype == np.float64
+    lat_major = np.moveaxis(out, -2, 0).flags.c_contiguous
+    assert out.flags.c_contiguous if name == "tophat" else lat_major
+    for got, source in zip(out, (counts, image), strict=True):
+        masked = np.where(mask & np.isfinite(source), source, 0.0)
+        expected = _direct(np.broadcast_to(masked, shape).astype(float), kernel)
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-9)
 
 
 def test_fft_zero_floor_for_signed_planes():

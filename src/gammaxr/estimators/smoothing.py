@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import xarray as xr
 
-from gammaxr.geom.convolve import convolve_planes, empty_planes
+from gammaxr.geom.convolve import convolve_plane_sources, convolve_planes
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.units import to_positive, to_unit
@@ -154,9 +154,6 @@ EAGER_WORKERS = -1
 def _convolve_planes(
     image: np.ndarray, kernel: np.ndarray, integer: bool, workers: int = 1
 ) -> np.ndarray:
-    image = np.asarray(image, dtype=np.float64)
-    if not np.isfinite(image).all():
-        image = np.where(np.isfinite(image), image, 0.0)
     if integer:
         out = convolve_planes(image, kernel, workers=workers)
         return np.rint(out, out=out)
@@ -197,26 +194,18 @@ _MAPS = "sky_map"  # temporary dim: the maps convolved together
 _PLANE = ("lat", "lon")
 
 
-def _stack_masked_first(
-    *arrays: np.ndarray, n_maps: int, kernel: np.ndarray | None = None
-) -> np.ndarray:
+def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
     """The first ``n_maps`` arrays (broadcast) where the last one (a mask, if given) is
-    true, 0 elsewhere, stacked along a new first axis (float64; in the layout
-    :func:`gammaxr.geom.convolve.empty_planes` gives for ``kernel``, C order without)."""
+    true, 0 elsewhere, stacked along a new last axis (float64)."""
     maps, mask = arrays[:n_maps], arrays[n_maps:]
-    shape = (n_maps, *np.broadcast_shapes(*(a.shape for a in arrays)))
-    out = np.empty(shape) if kernel is None else empty_planes(shape, kernel)
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    out = np.empty((n_maps, *shape))
     for i, values in enumerate(maps):
         if mask:  # a product (NaN outside the mask stays NaN: the convolution zeroes it)
             np.multiply(values, mask[0], out=out[i], casting="unsafe")
         else:
             out[i] = values
-    return out
-
-
-def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
-    """:func:`_stack_masked_first` with the maps along a new last axis."""
-    return np.moveaxis(_stack_masked_first(*arrays, n_maps=n_maps), 0, -1)
+    return np.moveaxis(out, 0, -1)
 
 
 def _convolve_numpy_maps(
@@ -228,13 +217,18 @@ def _convolve_numpy_maps(
     kernel: np.ndarray,
     integer: Collection[str],
 ) -> dict[str, xr.DataArray]:
-    """:func:`convolve_sky_maps` of numpy data: one contiguous float64 stack of all planes,
-    ``(lat, lon)`` last, convolved in one eager call on all cores."""
+    """:func:`convolve_sky_maps` of numpy data: all planes of all maps in one eager call
+    on all cores (:func:`gammaxr.geom.convolve.convolve_plane_sources`, which reads the
+    maps batch by batch: no stacked copy)."""
     order = tuple(d for d in dims if d not in _PLANE) + _PLANE
-    stacked = _stack_masked_first(
-        *(v.transpose(*order).data for v in variables), n_maps=len(names), kernel=kernel
+    arrays = [v.transpose(*order).data for v in variables]
+    out = convolve_plane_sources(
+        arrays[: len(names)],
+        kernel,
+        mask=arrays[len(names)] if len(arrays) > len(names) else None,
+        zero_rtol=FFT_ZERO_RTOL,
+        workers=EAGER_WORKERS,
     )
-    out = _convolve_planes(stacked, kernel, integer=False, workers=EAGER_WORKERS)
     coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
     reuse = first_map.dims == dims and set(first_map.coords) == set(coords)
     if not reuse:  # coordinates built once, copied to every map

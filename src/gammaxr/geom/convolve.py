@@ -2,9 +2,13 @@
 
 The one home of the numerical core behind the ring background
 (:mod:`gammaxr.reduce.ring`) and the sky kernels of :mod:`gammaxr.estimators.smoothing`
-(top-hat, Gaussian, box). :func:`convolve_planes` takes every plane of a block at once
-(energy bands, runs and the maps that share the kernel: counts, background, exposure
-ratios) and picks the cheaper of two exact methods:
+(top-hat, Gaussian, box). :func:`convolve_plane_sources` takes every plane of several
+maps that share the kernel (energy bands, runs; counts, background, exposure ratios) and
+convolves them :data:`PLANE_BATCH_BYTES` at a time: each batch is gathered (masked, NaN
+counted as 0, as float64) into a buffer reused from batch to batch, convolved while it is in
+the CPU caches, and written once into the output, so the working memory beyond the output
+stays a few MB whatever the number of planes. :func:`convolve_planes` is the same for one
+array. Two exact methods:
 
 - a separable kernel (an outer product, as a Gaussian or a box) at most
   :data:`SEPARABLE_MAX_SIZE` pixels wide: two 1D passes, each a few matrix products with
@@ -12,7 +16,7 @@ ratios) and picks the cheaper of two exact methods:
   :data:`BAND_BLOCK` output pixels is the product of the input window it sees and one small
   matrix, so BLAS does the sums (vectorised, on all cores) with little work on the band's
   zeros; the sums give exact zeros where the kernel sees no data;
-- any other kernel (a disk, a ring): one real FFT of all the planes, multiplied by the
+- any other kernel (a disk, a ring): a real FFT of the planes, multiplied by the
   kernel's spectrum. The transform is only as long as the planes plus half the kernel
   (circular wrap-around cannot reach the pixels kept), and the kernel's spectrum is computed
   once per kernel and transform shape and reused (:func:`kernel_spectrum`, a small bounded
@@ -23,6 +27,7 @@ FFT noise is cleared to exact zeros below a threshold the caller sets (``zero_rt
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -32,14 +37,17 @@ __all__ = [
     "BAND_BLOCK",
     "SEPARABLE_MAX_SIZE",
     "banded_pass",
+    "convolve_plane_sources",
     "convolve_planes",
-    "empty_planes",
     "kernel_spectrum",
     "separable_factors",
 ]
 
 #: Widest separable kernel (pixels) convolved directly rather than by FFT.
 SEPARABLE_MAX_SIZE = 41
+#: Bytes of float64 planes convolved at a time (a few MB: a batch stays in the CPU caches
+#: and its buffers are reused; each batch is split between the FFT workers or BLAS threads).
+PLANE_BATCH_BYTES = 2 * 2**20
 #: Largest kernel spectrum (bytes) kept for reuse by :func:`kernel_spectrum`.
 REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
@@ -92,7 +100,9 @@ def _band_matrix(weights: np.ndarray, block: int) -> np.ndarray:
     return np.where(inside, weights[::-1][np.clip(lag, 0, 2 * half)], 0.0)
 
 
-def banded_pass(lines: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+def banded_pass(
+    lines: np.ndarray, weights: np.ndarray, axis: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Convolve the 2D array ``lines`` along ``axis`` with the odd-sized 1D kernel
     ``weights``, zero outside the array (``"same"`` mode).
 
@@ -109,17 +119,21 @@ def banded_pass(lines: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray
         1D kernel centred on its middle element.
     axis : {0, 1}
         The axis convolved.
+    out : numpy.ndarray of float64, optional
+        Where to write the result (C-contiguous, same shape, not overlapping ``lines``).
 
     Returns
     -------
     numpy.ndarray of float64, same shape as ``lines``, C-contiguous
+        ``out`` if given.
     """
     weights = np.asarray(weights, dtype=np.float64)
     half = weights.size // 2
     band = _band_matrix(weights, BAND_BLOCK)
     if axis == 0:
         band = np.ascontiguousarray(band.T)
-    out = np.empty_like(lines)
+    if out is None:
+        out = np.empty_like(lines)
     n = lines.shape[axis]
     for start in range(0, n, BAND_BLOCK):
         stop = min(start + BAND_BLOCK, n)
@@ -137,41 +151,6 @@ def banded_pass(lines: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray
 def _use_separable(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The factors of ``kernel`` if :func:`convolve_planes` takes the banded passes."""
     return separable_factors(kernel) if max(kernel.shape) <= SEPARABLE_MAX_SIZE else None
-
-
-def empty_planes(shape: tuple[int, ...], kernel: np.ndarray) -> np.ndarray:
-    """An uninitialised float64 array of ``shape`` ``(..., n_lat, n_lon)`` in the memory
-    layout :func:`convolve_planes` reads fastest for ``kernel``.
-
-    For the banded passes of a separable kernel the lat axis is outermost in memory (the lat
-    pass is then one matrix product per block for all planes); the array is a view with the
-    usual axis order, so callers fill it as any other. Otherwise C order.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        ``(..., n_lat, n_lon)``.
-    kernel : numpy.ndarray
-        The kernel the planes will be convolved with.
-
-    Returns
-    -------
-    numpy.ndarray of float64, shape ``shape``
-    """
-    if _use_separable(_check_kernel(kernel)) is None or len(shape) < 3:
-        return np.empty(shape)
-    return np.moveaxis(np.empty((shape[-2], *shape[:-2], shape[-1])), 0, -2)
-
-
-def _convolve_separable(image: np.ndarray, column: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Both banded passes on the planes held lat-major: ``(n_lat, ..., n_lon)`` in memory."""
-    lat_major = np.moveaxis(image, -2, 0)
-    if not lat_major.flags.c_contiguous:  # one copy into the layout of :func:`empty_planes`
-        lat_major = np.ascontiguousarray(lat_major)
-    n_lat, n_lon = lat_major.shape[0], lat_major.shape[-1]
-    along_lat = banded_pass(lat_major.reshape(n_lat, -1), column, axis=0)
-    both = banded_pass(along_lat.reshape(-1, n_lon), row, axis=1)
-    return np.moveaxis(both.reshape(lat_major.shape), 0, -2)
 
 
 def _fft_length(n_pixels: int, half_kernel: int) -> int:
@@ -228,8 +207,8 @@ def convolve_planes(
     Parameters
     ----------
     image : numpy.ndarray, shape (..., n_lat, n_lon)
-        Planes to convolve (any leading dims: bands, runs, maps); NaN is not allowed here
-        (callers replace it first).
+        Planes to convolve (any leading dims: bands, runs, maps); NaN and infinities count
+        as 0.
     kernel : numpy.ndarray, shape (k_lat, k_lon)
         Odd-sized kernel centred on its middle element.
     zero_rtol : float
@@ -244,38 +223,169 @@ def convolve_planes(
     -------
     numpy.ndarray of float64, same shape as ``image``
         The convolution in ``"same"`` mode (as :func:`scipy.signal.fftconvolve`); see the
-        module docstring for the method used. After the banded passes, a view with the lat
-        axis outermost in memory (as :func:`empty_planes`).
+        module docstring for the methods.
     """
-    kernel = _check_kernel(kernel)
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)
     if image.ndim < 2:
         raise ValueError(f"image must have (lat, lon) as its last two dims, got {image.shape}")
+    out = convolve_plane_sources([image], kernel, zero_rtol=zero_rtol, workers=workers)
+    return out[0]
+
+
+def convolve_plane_sources(
+    sources: Sequence[np.ndarray],
+    kernel: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    zero_rtol: float = 0.0,
+    workers: int = 1,
+) -> np.ndarray:
+    """Convolve the ``(lat, lon)`` planes of several arrays with one kernel, batch by batch.
+
+    Parameters
+    ----------
+    sources : sequence of numpy.ndarray, each broadcastable to one shape (..., n_lat, n_lon)
+        The maps (any dtype; views and broadcasts are read as they are, never copied
+        whole); NaN and infinities count as 0.
+    kernel : numpy.ndarray, shape (k_lat, k_lon)
+        Odd-sized kernel centred on its middle element.
+    mask : numpy.ndarray of bool, optional
+        Broadcastable to the same shape: pixels outside it count as 0 in every source.
+    zero_rtol, workers
+        As in :func:`convolve_planes`.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (len(sources), ..., n_lat, n_lon)
+        The convolution of each source, in order: C order after the FFT method, the lat
+        axis outermost in memory after the banded passes (a view in the usual axis order).
+    """
+    kernel = _check_kernel(kernel)
+    arrays = [np.asarray(a) for a in sources]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays), *([] if mask is None else [mask.shape]))
+    if len(shape) < 2:
+        raise ValueError(f"planes must have (lat, lon) as their last two dims, got {shape}")
+    n_lat, n_lon = shape[-2:]
+
+    def planes(array: np.ndarray) -> np.ndarray:  # (n_planes, n_lat, n_lon), a view if it can
+        return np.broadcast_to(array, shape).reshape(-1, n_lat, n_lon)
+
+    per_source = int(np.prod(shape[:-2], dtype=np.int64))
+    mask_planes = None if mask is None else planes(np.asarray(mask, dtype=bool))
     factors = _use_separable(kernel)
-    if factors is not None:
-        return _convolve_separable(image, *factors)
-    n_lat, n_lon = image.shape[-2:]
-    shape = (
-        _fft_length(n_lat, kernel.shape[0] // 2),
-        _fft_length(n_lon, kernel.shape[1] // 2),
+    method = (
+        _SeparableBatches(*factors, n_lat, n_lon)
+        if factors is not None
+        else _FFTBatches(kernel, n_lat, n_lon, zero_rtol, workers)
     )
-    padded = np.empty(image.shape[:-2] + shape)  # padding by hand is faster than s=...
-    padded[..., :n_lat, :n_lon] = image
-    padded[..., n_lat:, :] = 0.0
-    padded[..., :n_lat, n_lon:] = 0.0
-    spectrum = scipy.fft.rfft2(padded, workers=workers)
-    plane_sums = spectrum[..., :1, :1].real.copy()  # the zero-frequency term: sum per plane
-    spectrum *= kernel_spectrum(kernel, shape)
-    # inverse axis by axis, transforming only the rows kept
-    rows = scipy.fft.ifft(spectrum, axis=-2, overwrite_x=True, workers=workers)[..., :n_lat, :]
-    out = scipy.fft.irfft(rows, n=shape[1], axis=-1, workers=workers)[..., :n_lon]
-    if zero_rtol > 0:
-        # sum(|plane|): the sums of the transform when no value is negative (counts, maps
-        # of exposure or background), else summed again
-        if image.min() >= 0:
-            floor = zero_rtol * np.abs(plane_sums)
+    n_planes = len(arrays) * per_source
+    out = method.output(n_planes)
+    batch = max(1, method.batch_bytes // (8 * n_lat * n_lon))
+    sources = [planes(array) for array in arrays]
+    for first in range(0, n_planes, batch):  # batches may span sources
+        last = min(first + batch, n_planes)
+        gathered = method.buffer(last - first)
+        for plane in range(first, last):
+            index, start = divmod(plane, per_source)
+            if plane > first and start > 0:
+                continue  # copied with the run of planes of its source below
+            stop = min(per_source, start + last - plane)
+            into = gathered[plane - first : plane - first + stop - start]
+            if mask_planes is None:
+                np.copyto(into, sources[index][start:stop], casting="unsafe")
+            else:
+                np.multiply(
+                    sources[index][start:stop], mask_planes[start:stop], out=into, casting="unsafe"
+                )
+        if not np.isfinite(gathered).all():
+            np.copyto(gathered, 0.0, where=~np.isfinite(gathered))
+        method.convolve(gathered, first, last)
+    return out.reshape((len(arrays), *shape))
+
+
+class _SeparableBatches:
+    """Both banded passes on a batch of planes held lat-major, ``(n_lat, m, n_lon)`` in
+    memory: the lat pass is then one matrix product per block for all planes of the batch.
+    The output is lat-major too (seen in the usual axis order), so the lon pass writes
+    into it directly when one batch holds every plane."""
+
+    batch_bytes = 4 * PLANE_BATCH_BYTES  # the products run at BLAS speed on larger batches
+
+    def __init__(self, column: np.ndarray, row: np.ndarray, n_lat: int, n_lon: int):
+        self.column, self.row, self.n_lat, self.n_lon = column, row, n_lat, n_lon
+        self._lat_major: np.ndarray | None = None
+
+    def output(self, n_planes: int) -> np.ndarray:
+        """The output, ``(n_planes, n_lat, n_lon)`` seen, lat-major in memory."""
+        self._out = np.empty((self.n_lat, n_planes, self.n_lon))
+        return np.moveaxis(self._out, 0, 1)
+
+    def buffer(self, n_planes: int) -> np.ndarray:
+        """A float64 buffer of ``n_planes`` planes (reused), seen as (m, n_lat, n_lon)."""
+        if self._lat_major is None or self._lat_major.shape[1] < n_planes:
+            self._lat_major = np.empty((self.n_lat, n_planes, self.n_lon))
+        self._used = n_planes
+        return np.moveaxis(self._lat_major[:, :n_planes], 0, 1)
+
+    def convolve(self, gathered: np.ndarray, start: int, stop: int) -> None:
+        lat_major = self._lat_major[:, : self._used]
+        if not lat_major.flags.c_contiguous:  # a last, smaller batch
+            lat_major = np.ascontiguousarray(lat_major)
+        along_lat = banded_pass(lat_major.reshape(self.n_lat, -1), self.column, axis=0)
+        rows = along_lat.reshape(-1, self.n_lon)
+        if start == 0 and stop == self._out.shape[1]:  # every plane: straight into the output
+            banded_pass(rows, self.row, axis=1, out=self._out.reshape(-1, self.n_lon))
         else:
-            floor = zero_rtol * np.abs(image).sum(axis=(-2, -1), keepdims=True)
-        floor *= np.abs(kernel).max()
-        np.copyto(out, 0.0, where=(out <= floor) & (out >= -floor))  # bool temporaries only
-    return out
+            both = banded_pass(rows, self.row, axis=1)
+            self._out[:, start:stop] = both.reshape(lat_major.shape)
+
+
+class _FFTBatches:
+    """The FFT method on a batch of planes: padded transforms of the planes times the
+    kernel's spectrum, the noise floor cleared per plane."""
+
+    batch_bytes = PLANE_BATCH_BYTES
+
+    def __init__(self, kernel: np.ndarray, n_lat: int, n_lon: int, zero_rtol: float, workers: int):
+        self.n_lat, self.n_lon, self.zero_rtol, self.workers = n_lat, n_lon, zero_rtol, workers
+        self.shape = (
+            _fft_length(n_lat, kernel.shape[0] // 2),
+            _fft_length(n_lon, kernel.shape[1] // 2),
+        )
+        self.kernel_fft = kernel_spectrum(kernel, self.shape)
+        self.kernel_max = np.abs(kernel).max()
+        self._padded: np.ndarray | None = None
+
+    def output(self, n_planes: int) -> np.ndarray:
+        """The output, ``(n_planes, n_lat, n_lon)``, C order."""
+        self._out = np.empty((n_planes, self.n_lat, self.n_lon))
+        return self._out
+
+    def buffer(self, n_planes: int) -> np.ndarray:
+        """The planes of a zero-padded float64 buffer (reused: the padding stays zero)."""
+        if self._padded is None or len(self._padded) < n_planes:
+            self._padded = np.zeros((n_planes, *self.shape))
+        self._used = n_planes
+        return self._padded[:n_planes, : self.n_lat, : self.n_lon]
+
+    def convolve(self, gathered: np.ndarray, start: int, stop: int) -> None:
+        out = self._out[start:stop]
+        workers = self.workers
+        spectrum = scipy.fft.rfft2(self._padded[: self._used], workers=workers)
+        plane_sums = spectrum[:, :1, :1].real.copy()  # the zero-frequency term: the sums
+        spectrum *= self.kernel_fft
+        # inverse axis by axis, transforming only the rows kept
+        rows = scipy.fft.ifft(spectrum, axis=-2, overwrite_x=True, workers=workers)
+        result = scipy.fft.irfft(
+            rows[:, : self.n_lat, :], n=self.shape[1], axis=-1, workers=workers
+        )
+        out[...] = result[..., : self.n_lon]
+        if self.zero_rtol > 0:
+            # sum(|plane|): the transform's sums when no value is negative (counts, maps of
+            # exposure or background), else summed again
+            if gathered.min() >= 0:
+                floor = np.abs(plane_sums)
+            else:
+                floor = np.abs(gathered).sum(axis=(-2, -1), keepdims=True)
+            floor *= self.zero_rtol * self.kernel_max
+            np.copyto(out, 0.0, where=(out <= floor) & (out >= -floor))
