@@ -398,13 +398,15 @@ def excess_map(
         match_args = (mu_bkg,)
     kind = "wstat" if on_off else "cash"
     ts = _statistic(kind, "ts")(*stat_args)
+    # the sign of the excess times sqrt(TS), as the statistics' sqrt_ts (TS once)
+    significance = np.sqrt(ts)
+    significance *= np.sign(excess)
     out: dict[str, Any] = {
         "counts": n_on,
         "background": background,
         "excess": excess,
-        "excess_err": error * n_sigma,
-        # the sign of the excess times sqrt(TS), as the statistics' sqrt_ts (TS once)
-        "significance": np.sign(excess) * np.sqrt(ts),
+        "excess_err": error if n_sigma == 1 else error * n_sigma,
+        "significance": significance,
         "ts": ts,
     }
     if "errn-errp" in chosen:
@@ -466,14 +468,17 @@ def _flux_maps(
 ) -> dict[str, Any]:
     """norm = excess / (reference counts averaged over the masked top-hat, ``mean_reco``);
     flux = norm x the reference integral flux in each band (arrays, ``energy`` at axis
-    ``energy_axis`` of ``ndim``)."""
+    ``energy_axis`` of ``ndim``; a numpy ``mean_reco`` is modified in place)."""
     edges = axis_edges(ds, "energy")
     model = _reference_model(spectral_model)
     shape = [1] * ndim
     shape[energy_axis] = -1
     ref_flux = np.asarray(model.integral(edges[:-1], edges[1:]), dtype=float).reshape(shape)
     maps = {}
-    mean_reco = np.where(mean_reco > 0, mean_reco, np.nan)
+    if isinstance(mean_reco, np.ndarray):  # made by the caller: NaN written in place
+        np.copyto(mean_reco, np.nan, where=~(mean_reco > 0))
+    else:
+        mean_reco = np.where(mean_reco > 0, mean_reco, np.nan)
     for name, var in list(out.items()):
         if name.startswith("excess"):
             suffix = name[len("excess") :]

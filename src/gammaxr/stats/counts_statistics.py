@@ -122,8 +122,13 @@ def _cash_ts_kernel(n_on, mu_bkg):
     # cash(n, b) - cash(n, n) = 2 (b - n + n log(n / b)), grouped to avoid cancellation
     n_on = as_float(n_on)
     mu_bkg = np.maximum(as_float(mu_bkg), TRUNCATION_VALUE)
-    ts = 2.0 * ((mu_bkg - n_on) + xlogy(n_on, n_on / mu_bkg))
-    return np.clip(ts, 0.0, None)
+    # 2 ((b - n) + n log(n / b)), with two temporaries (the same operations, in place)
+    difference = np.asarray(mu_bkg - n_on)
+    ts = np.asarray(n_on / mu_bkg)
+    xlogy(n_on, ts, out=ts)
+    ts += difference
+    ts *= 2.0
+    return np.clip(ts, 0.0, None, out=ts)
 
 
 def _cash_sqrt_ts_kernel(n_on, mu_bkg):
