@@ -215,3 +215,25 @@ def test_convolve_sky_maps_of_numpy_maps_in_any_dim_order():
             assert out[name].attrs == {}
         assert out["counts"].dims == ("lat", "lon", "energy")
         np.testing.assert_array_equal(out["counts"]["energy"], [1.0, 2.0, 3.0])
+
+
+def test_work_buffers_are_kept_per_role_and_thread_within_a_budget(monkeypatch):
+    import threading
+
+    import gammaxr.geom.convolve as module
+
+    first = module.work_buffer("test-a", (3, 4))
+    again = module.work_buffer("test-a", (2, 5))  # smaller: the same memory
+    other = module.work_buffer("test-b", (3, 4))
+    assert again.shape == (2, 5) and np.shares_memory(first, again)
+    assert not np.shares_memory(first, other)
+    seen = {}
+    thread = threading.Thread(
+        target=lambda: seen.setdefault("a", module.work_buffer("test-a", (3, 4)))
+    )
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(seen["a"], first)  # each thread its own
+    monkeypatch.setattr(module, "KEPT_WORK_BYTES", 1000)
+    big = module.work_buffer("test-big", (200,))  # 1600 bytes: over the budget, not kept
+    assert not np.shares_memory(big, module.work_buffer("test-big", (200,)))

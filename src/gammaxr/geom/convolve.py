@@ -27,6 +27,7 @@ FFT noise is cleared to exact zeros below a threshold the caller sets (``zero_rt
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -41,6 +42,7 @@ __all__ = [
     "convolve_planes",
     "kernel_spectrum",
     "separable_factors",
+    "work_buffer",
 ]
 
 #: Widest separable kernel (pixels) convolved directly rather than by FFT.
@@ -48,6 +50,8 @@ SEPARABLE_MAX_SIZE = 41
 #: Bytes of float64 planes convolved at a time (a few MB: a batch stays in the CPU caches
 #: and its buffers are reused; each batch is split between the FFT workers or BLAS threads).
 PLANE_BATCH_BYTES = 2 * 2**20
+#: Bytes of work buffers each thread keeps for its next convolution (:func:`work_buffer`).
+KEPT_WORK_BYTES = 32 * 2**20
 #: Largest kernel spectrum (bytes) kept for reuse by :func:`kernel_spectrum`.
 REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
@@ -55,6 +59,45 @@ SEPARABLE_RTOL = 1e-12
 #: Output pixels per block of a banded pass (each block is one matrix product with a
 #: ``(BAND_BLOCK + 2 h, BAND_BLOCK)`` band; measured fastest for half widths 5-20 px).
 BAND_BLOCK = 32
+
+
+_thread_work = threading.local()
+
+
+def work_buffer(role: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float64 work array of ``shape``, reused by the calling thread.
+
+    A convolution's work arrays (the gathered planes, the pass between the two banded
+    passes) are taken from memory the thread kept from its last convolution: fresh memory
+    costs a page fault per 4 kB page at its first touch, which on small maps costs as much
+    as the sums. Each thread keeps at most :data:`KEPT_WORK_BYTES` in all (larger arrays
+    are allocated and freed as usual); the memory is freed with the thread.
+
+    Parameters
+    ----------
+    role : str
+        What the array is for; one array per role and thread, so two roles never share.
+    shape : tuple of int
+        The shape wanted.
+
+    Returns
+    -------
+    numpy.ndarray of float64, C-contiguous
+        Contents undefined; valid until the thread asks for ``role`` again.
+    """
+    kept = getattr(_thread_work, "arrays", None)
+    if kept is None:
+        kept = _thread_work.arrays = {}
+    size = int(np.prod(shape, dtype=np.int64))
+    storage = kept.get(role)
+    if storage is None or storage.size < size:
+        storage = np.empty(size)
+        others = sum(a.nbytes for name, a in kept.items() if name != role)
+        if others + storage.nbytes <= KEPT_WORK_BYTES:
+            kept[role] = storage
+        else:
+            kept.pop(role, None)
+    return storage[:size].reshape(shape)
 
 
 def _check_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -313,7 +356,6 @@ class _SeparableBatches:
 
     def __init__(self, column: np.ndarray, row: np.ndarray, n_lat: int, n_lon: int):
         self.column, self.row, self.n_lat, self.n_lon = column, row, n_lat, n_lon
-        self._lat_major: np.ndarray | None = None
 
     def output(self, n_planes: int) -> np.ndarray:
         """The output, ``(n_planes, n_lat, n_lon)`` seen, lat-major in memory."""
@@ -321,23 +363,19 @@ class _SeparableBatches:
         return np.moveaxis(self._out, 0, 1)
 
     def buffer(self, n_planes: int) -> np.ndarray:
-        """A float64 buffer of ``n_planes`` planes (reused), seen as (m, n_lat, n_lon)."""
-        if self._lat_major is None or self._lat_major.shape[1] < n_planes:
-            self._lat_major = np.empty((self.n_lat, n_planes, self.n_lon))
-        self._used = n_planes
-        return np.moveaxis(self._lat_major[:, :n_planes], 0, 1)
+        """A float64 work buffer of ``n_planes`` planes, seen as (m, n_lat, n_lon)."""
+        self._lat_major = work_buffer("planes", (self.n_lat, n_planes, self.n_lon))
+        return np.moveaxis(self._lat_major, 0, 1)
 
     def convolve(self, gathered: np.ndarray, start: int, stop: int) -> None:
-        lat_major = self._lat_major[:, : self._used]
-        if not lat_major.flags.c_contiguous:  # a last, smaller batch
-            lat_major = np.ascontiguousarray(lat_major)
-        along_lat = banded_pass(lat_major.reshape(self.n_lat, -1), self.column, axis=0)
+        lines = self._lat_major.reshape(self.n_lat, -1)
+        along_lat = banded_pass(lines, self.column, axis=0, out=work_buffer("pass", lines.shape))
         rows = along_lat.reshape(-1, self.n_lon)
         if start == 0 and stop == self._out.shape[1]:  # every plane: straight into the output
             banded_pass(rows, self.row, axis=1, out=self._out.reshape(-1, self.n_lon))
         else:
-            both = banded_pass(rows, self.row, axis=1)
-            self._out[:, start:stop] = both.reshape(lat_major.shape)
+            both = banded_pass(rows, self.row, axis=1, out=work_buffer("both", rows.shape))
+            self._out[:, start:stop] = both.reshape(self._lat_major.shape)
 
 
 class _FFTBatches:
@@ -354,7 +392,6 @@ class _FFTBatches:
         )
         self.kernel_fft = kernel_spectrum(kernel, self.shape)
         self.kernel_max = np.abs(kernel).max()
-        self._padded: np.ndarray | None = None
 
     def output(self, n_planes: int) -> np.ndarray:
         """The output, ``(n_planes, n_lat, n_lon)``, C order."""
@@ -362,16 +399,16 @@ class _FFTBatches:
         return self._out
 
     def buffer(self, n_planes: int) -> np.ndarray:
-        """The planes of a zero-padded float64 buffer (reused: the padding stays zero)."""
-        if self._padded is None or len(self._padded) < n_planes:
-            self._padded = np.zeros((n_planes, *self.shape))
-        self._used = n_planes
-        return self._padded[:n_planes, : self.n_lat, : self.n_lon]
+        """The planes of a zero-padded float64 work buffer."""
+        self._padded = work_buffer("planes", (n_planes, *self.shape))
+        self._padded[:, self.n_lat :, :] = 0.0
+        self._padded[:, : self.n_lat, self.n_lon :] = 0.0
+        return self._padded[:, : self.n_lat, : self.n_lon]
 
     def convolve(self, gathered: np.ndarray, start: int, stop: int) -> None:
         out = self._out[start:stop]
         workers = self.workers
-        spectrum = scipy.fft.rfft2(self._padded[: self._used], workers=workers)
+        spectrum = scipy.fft.rfft2(self._padded, workers=workers)
         plane_sums = spectrum[:, :1, :1].real.copy()  # the zero-frequency term: the sums
         spectrum *= self.kernel_fft
         # inverse axis by axis, transforming only the rows kept
