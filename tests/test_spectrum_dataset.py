@@ -311,6 +311,19 @@ def test_lazy_runs_values_and_stacking_rules(runs, spec, per_run):
     np.testing.assert_allclose(st.edisp, (ds.edisp * weights).sum("obs_id"), atol=1e-12)
 
 
+def test_lazy_runs_graph_is_blockwise_and_batches_give_the_same_values(runs, spec):
+    graphs = [spectrum_runs(runs[:n], spec).counts.data.__dask_graph__() for n in (1, len(runs))]
+    # the runs, their tasks, the counts picked from them: three layers whatever the runs
+    assert [len(g.layers) for g in graphs] == [3, 3]
+    assert [len(dict(g)) for g in graphs] == [3, 3 * len(runs)]
+    one_per_task = spectrum_runs(runs, spec).compute(scheduler="sync")
+    batched = spectrum_runs(runs, spec, runs_per_task=2)
+    assert batched.counts.data.chunks[0] == (2,) * (len(runs) // 2) + (len(runs) % 2,) * (
+        len(runs) % 2
+    )
+    xr.testing.assert_identical(batched.compute(scheduler="sync"), one_per_task)
+
+
 def test_stacked_edisp_predicts_the_safe_counts_of_the_runs(runs):
     """Runs with different safe energy ranges: the stacked exposure x kernel predicts the
     sum over runs of their predictions in their safe bins (Gammapy's stacking rule)."""

@@ -32,8 +32,6 @@ from functools import partial
 from typing import Any
 
 import astropy.units as u
-import dask.array as da
-import dask.base
 import numpy as np
 import regions as rg
 import xarray as xr
@@ -59,7 +57,7 @@ from gammaxr.reduce.reflected import (
     single_region,
 )
 from gammaxr.reduce.run_spec import RunSpecFields
-from gammaxr.reduce.runs import _check_on_error, lazy_run_variables
+from gammaxr.reduce.runs import _check_on_error, stacked_run_variables
 from gammaxr.reduce.safe_mask import (
     SafeEnergyInputs,
     aeff_default_thresholds,
@@ -525,20 +523,37 @@ def _off_regions_or_error(observation, spec: SpectrumSpec) -> tuple[str, int, st
     return (regions_to_string(regions) if regions else ""), len(regions), None
 
 
-def _failing(reason: str):
-    raise RuntimeError(f"off regions could not be found: {reason}")
+class _RunWithOffRegions:
+    """A run and its off regions (found on the client when the graph is built), as the
+    batch tasks of :func:`spectrum_runs` take it; pickles for process schedulers."""
+
+    def __init__(self, observation, off_regions: str, error: str | None):
+        self.observation, self.off_regions, self.error = observation, off_regions, error
+
+    @property
+    def obs_id(self) -> int:
+        return self.observation.obs_id
+
+    @property
+    def files(self):
+        return getattr(self.observation, "files", None)
 
 
-def _run_compute(observation, spec: SpectrumSpec, off_regions: str, error: str | None):
-    if error is not None:
-        _failing(error)
-    return spectrum_arrays(observation, spec, off_regions)
+def _run_arrays(run: _RunWithOffRegions, spec: SpectrumSpec) -> dict:
+    if run.error is not None:
+        raise RuntimeError(f"off regions could not be found: {run.error}")
+    return spectrum_arrays(run.observation, spec, run.off_regions)
 
 
 def spectrum_runs(
-    observations: Sequence, spec: SpectrumSpec, *, on_error: str = "raise"
+    observations: Sequence,
+    spec: SpectrumSpec,
+    *,
+    on_error: str = "raise",
+    runs_per_task: int | None = None,
 ) -> xr.Dataset:
-    """Spectrum datasets of many runs, lazily: dim ``obs_id``, one dask task per run.
+    """Spectrum datasets of many runs, lazily: dim ``obs_id``, one dask task per run (per
+    batch of runs beyond 64 runs), in blockwise layers as :func:`gammaxr.reduce.reduce_runs`.
 
     Parameters
     ----------
@@ -551,40 +566,36 @@ def spectrum_runs(
         What computing does with a run that fails (see
         :func:`gammaxr.reduce.runs.reduce_runs`); a skipped run has ``mask_safe`` all false
         and its reason in ``reduce_error(obs_id)``.
+    runs_per_task : int, optional
+        Runs per dask task (one chunk along ``obs_id``); default
+        :func:`gammaxr.reduce.runs.runs_per_task` (one run per task up to 64 runs).
 
     Returns
     -------
     xarray.Dataset
         Variables of :func:`spectrum_layout` with a leading ``obs_id`` dim (one chunk per
-        run), per-run coordinates along ``obs_id`` (livetime, pointing, zenith, ...,
+        task), per-run coordinates along ``obs_id`` (livetime, pointing, zenith, ...,
         ``offset`` of the on region, ``off_regions`` as DS9 strings, ``n_off_regions``),
         the on region in ``attrs["on_region"]``. Stack with ``ds.gamma.stack()``.
     """
     _check_on_error(on_error)
     if len(observations) == 0:
         raise ValueError("no observations to reduce")
-    layout = spectrum_layout(spec)
-    token = dask.base.tokenize(spec.on_region, spec, spec.exclusion)[:10]
-    per_run, off_strings, n_off = [], [], []
+    runs, off_strings, n_off = [], [], []
     for obs in observations:
         regions, n, error = _off_regions_or_error(obs, spec)
         off_strings.append(regions)
         n_off.append(n)
-        compute = partial(_run_compute, spec=spec, off_regions=regions, error=error)
-        per_run.append(
-            lazy_run_variables(
-                obs,
-                compute,
-                layout,
-                on_error,
-                stacked=True,
-                task_name=f"spectrum-run-{token}",
-                array_prefix=f"spectrum-{token}-",
-            )
-        )
-    data_vars = {}
-    for name, (dims, _, attrs) in per_run[0].items():
-        data_vars[name] = (dims, da.concatenate([p[name][1] for p in per_run], axis=0), attrs)
+        runs.append(_RunWithOffRegions(obs, regions, error))
+    data_vars = stacked_run_variables(
+        runs,
+        partial(_run_arrays, spec=spec),
+        spectrum_layout(spec),
+        on_error,
+        task_name="spectrum-runs",
+        array_prefix="spectrum-",
+        batch=runs_per_task,
+    )
     coords = run_coords(observations).coords
     extra = {
         "offset": (
