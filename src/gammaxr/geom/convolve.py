@@ -51,7 +51,7 @@ SEPARABLE_MAX_SIZE = 41
 #: and its buffers are reused; each batch is split between the FFT workers or BLAS threads).
 PLANE_BATCH_BYTES = 2 * 2**20
 #: Bytes of work buffers each thread keeps for its next convolution (:func:`work_buffer`).
-KEPT_WORK_BYTES = 32 * 2**20
+KEPT_WORK_BYTES = 16 * 2**20
 #: Largest kernel spectrum (bytes) kept for reuse by :func:`kernel_spectrum`.
 REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
