@@ -103,3 +103,33 @@ def test_local_cluster_dashboard_answers_and_distributed_progress(capsys):
         assert value == 499500
     captured = capsys.readouterr()
     assert "100% Completed" in captured.out + captured.err
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_dataarrays_are_computed_as_their_dask_arrays(progress, monkeypatch):
+    import dask
+    import xarray as xr
+
+    import gammaxr.progress as module
+
+    values = np.arange(12.0).reshape(3, 4)
+    lazy = xr.DataArray(
+        da.from_array(values, chunks=2),
+        dims=("y", "x"),
+        coords={"y": [1, 2, 3], "label": ("x", list("abcd"))},
+        attrs={"units": "m"},
+    )
+    given = []
+    real = dask.compute
+
+    def recording(*collections, **kwargs):
+        given.extend(collections)
+        return real(*collections, **kwargs)
+
+    monkeypatch.setattr(module.dask, "compute", recording)
+    total, same, plain = compute(lazy.sum(), lazy * 2, 7, progress=progress)
+    # dask got the arrays, not the DataArrays (whose finalize would carry their graph)
+    assert [type(g) for g in given] == [da.Array, da.Array, int]
+    assert isinstance(total, xr.DataArray) and float(total) == values.sum()
+    xr.testing.assert_identical(same, (lazy * 2).compute())
+    assert plain == 7

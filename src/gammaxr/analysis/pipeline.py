@@ -365,8 +365,8 @@ def results_dataset(
     attrs["skipped_obs_ids"] = [int(i) for i in stacked.attrs.get("skipped_obs_ids", [])]
     attrs["skipped_reasons"] = [str(r) for r in stacked.attrs.get("skipped_reasons", [])]
     mask = stacked["mask_safe"]
-    totals = dask.compute(
-        stacked["counts"].where(mask).sum(), stacked["background"].where(mask).sum()
+    totals = compute(
+        stacked["counts"].where(mask).sum(), stacked["background"].where(mask).sum(), progress=False
     )
     attrs["counts_total"], attrs["background_total"] = (float(t) for t in totals)
     if result is not None:

@@ -311,15 +311,14 @@ def _spectral_residuals(
     ds: xr.Dataset, npred: xr.DataArray, mask: xr.DataArray | None
 ) -> tuple[np.ndarray, ...]:
     """Energy bins and summed counts / npred over the masked pixels (compute boundary)."""
-    import dask
-
     from gammaxr.geom.axes import axis_lo_hi
+    from gammaxr.progress import compute
 
     counts = ds["counts"]
     spatial = [d for d in counts.dims if d in ("lat", "lon")]
     if mask is not None:
         counts, npred = counts.where(mask, 0), npred.where(mask, 0)
-    c, n = dask.compute(counts.sum(spatial), npred.sum(spatial))
+    c, n = compute(counts.sum(spatial), npred.sum(spatial), progress=False)
     lo, hi = axis_lo_hi(ds, "energy")
     return np.asarray(lo), np.asarray(hi), np.asarray(c.values, float), np.asarray(n.values, float)
 

@@ -145,10 +145,12 @@ def peek_dataset(ds: xr.Dataset, fig: Any = None):
 
 def _plot_spectra(ds: xr.Dataset, background: xr.DataArray, ax: Any) -> None:
     """Counts (points with Poisson errors) and background (steps) per energy bin."""
-    import dask
+    from gammaxr.progress import compute
 
     spatial = [d for d in ds["counts"].dims if d != "energy"]
-    counts, bkg = dask.compute(_safe(ds, ds["counts"]).sum(spatial), background.sum(spatial))
+    counts, bkg = compute(
+        _safe(ds, ds["counts"]).sum(spatial), background.sum(spatial), progress=False
+    )
     lo, hi = (np.asarray(a, float) for a in axis_lo_hi(ds, "energy"))
     centre = np.sqrt(lo * hi)
     c, b = np.asarray(counts.values, float), np.asarray(bkg.values, float)

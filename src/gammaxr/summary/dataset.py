@@ -5,7 +5,7 @@ lay them out (text for terminals, an HTML table for notebooks).
 
 A summary is a documented compute boundary (DESIGN.md, "Rules for laziness"): a repr needs
 numbers. It is kept cheap: every total is a scalar reduction, and all of them are computed in
-one ``dask.compute`` call (one pass over the chunks); nothing else is loaded. Totals are taken
+one ``dask.compute`` call (:func:`gammaxr.progress.compute`: one pass over the chunks); nothing else is loaded. Totals are taken
 inside ``mask_safe`` (where the dataset has it):
 
 - ``counts``, ``background`` (for on/off data ``sum(alpha * counts_off)``), ``excess =
@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask
 import numpy as np
 import xarray as xr
 
+from gammaxr.progress import compute
 from gammaxr.stats import alpha_on_off, cash_sqrt_ts, wstat_sqrt_ts
 from gammaxr.summary.layout import html_block, text_block
 
@@ -137,7 +137,7 @@ def dataset_summary(ds: xr.Dataset) -> dict[str, Any]:
         ``variables``. Numbers are Python floats.
     """
     totals = _lazy_totals(ds)
-    values = dict(zip(totals, dask.compute(*totals.values()), strict=True))
+    values = dict(zip(totals, compute(*totals.values(), progress=False), strict=True))
     out: dict[str, Any] = {"kind": _kind(ds), "name": ds.attrs.get("name")}
     safe_bins = values.pop("safe_energy_bins", None)
     out.update({k: float(v) for k, v in values.items()})
