@@ -4,10 +4,12 @@ The one home of the numerical core behind the ring background
 (:mod:`gammaxr.reduce.ring`) and the sky kernels of :mod:`gammaxr.estimators.smoothing`
 (top-hat, Gaussian, box). :func:`convolve_plane_sources` takes every plane of several
 maps that share the kernel (energy bands, runs; counts, background, exposure ratios) and
-convolves them :data:`PLANE_BATCH_BYTES` at a time: each batch is gathered (masked, NaN
-counted as 0, as float64) into a buffer reused from batch to batch, convolved while it is in
-the CPU caches, and written once into the output, so the working memory beyond the output
-stays a few MB whatever the number of planes. :func:`convolve_planes` is the same for one
+convolves them a few MB at a time (:data:`PLANE_BATCH_BYTES`, four times that for the
+banded passes): each batch is gathered (masked, NaN counted as 0, as float64) into a work
+buffer, convolved while it is in the CPU caches, and written once into the output, so the
+working memory beyond the output stays a few MB whatever the number of planes. The work
+buffers are kept by the thread for its next convolution (:func:`work_buffer`): fresh memory
+costs a page fault per 4 kB at its first touch. :func:`convolve_planes` is the same for one
 array. Two exact methods:
 
 - a separable kernel (an outer product, as a Gaussian or a box) at most
