@@ -1,4 +1,4 @@
-"""Sky kernels (top-hat, Gaussian, box) and their FFT convolution over ``(lat, lon)``.
+"""Sky kernels (top-hat, Gaussian, box) and their convolution over ``(lat, lon)``.
 
 Kernels are small numpy arrays on the pixel grid of a :class:`gammaxr.geom.SkyGrid`,
 odd-sized and centred on the middle element, axes ``(lat, lon)``. Distances are measured
@@ -8,11 +8,12 @@ in pixels) or in pixels of the mean step (``metric="pixel"``, as Gammapy, which 
 angle to pixels with the mean of the WCS steps). Radii are inclusive (with a relative
 tolerance of 1e-9 against float noise in the steps).
 
-:func:`convolve_sky` applies a kernel to every ``(lat, lon)`` plane of a DataArray (zero
-outside the map; all planes of a block in one call of
-:func:`gammaxr.geom.convolve.convolve_planes`: two 1D passes for the separable Gaussian and
-box kernels, one FFT for the others, the kernel's spectrum computed once), lazily on
-dask-backed data chunk by chunk with a halo.
+:func:`convolve_sky` applies a kernel to every ``(lat, lon)`` plane of a DataArray and
+:func:`convolve_sky_maps` to several maps at once (zero outside the map; all planes of a
+block in one call of :func:`gammaxr.geom.convolve.convolve_plane_sources`: two 1D passes of
+banded matrix products for the separable Gaussian and box kernels, FFTs for the others, the
+kernel's spectrum computed once). On numpy data one eager call uses all cores; dask-backed
+data stays lazy, chunk by chunk with a halo.
 """
 
 from __future__ import annotations
