@@ -237,3 +237,24 @@ def test_work_buffers_are_kept_per_role_and_thread_within_a_budget(monkeypatch):
     monkeypatch.setattr(module, "KEPT_WORK_BYTES", 1000)
     big = module.work_buffer("test-big", (200,))  # 1600 bytes: over the budget, not kept
     assert not np.shares_memory(big, module.work_buffer("test-big", (200,)))
+
+
+def test_convolutions_in_concurrent_threads_keep_their_own_work_memory():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gammaxr.geom.convolve import convolve_plane_sources
+
+    rng = np.random.default_rng(8)
+    images = [rng.random((3, 40 + k, 50)) for k in range(8)]
+    kernels = [KERNELS["gauss"], KERNELS["tophat"]] * 4
+    expected = [convolve_plane_sources([im], k)[0] for im, k in zip(images, kernels, strict=True)]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):  # threads reuse their buffers for other shapes and kernels
+            got = list(
+                pool.map(
+                    lambda a: convolve_plane_sources([a[0]], a[1])[0],
+                    zip(images, kernels, strict=True),
+                )
+            )
+            for g, e in zip(got, expected, strict=True):  # a shared buffer would mix maps
+                np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-13)
