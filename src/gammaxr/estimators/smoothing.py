@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping
 
 import numpy as np
 import xarray as xr
+from dask import is_dask_collection
 
 from gammaxr.geom.convolve import convolve_plane_sources, convolve_planes
 from gammaxr.geom.grid import SkyGrid
@@ -185,7 +186,7 @@ def convolve_sky(var: xr.DataArray, kernel: np.ndarray, *, integer: bool = False
     if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         raise ValueError(f"kernel must be 2D with odd sizes, got shape {kernel.shape}")
     halo = (kernel.shape[0] // 2, kernel.shape[1] // 2)
-    workers = EAGER_WORKERS if var.chunks is None else 1
+    workers = 1 if is_dask_collection(var.data) else EAGER_WORKERS
     return map_planes_with_halo(
         var, _convolve_planes, halo, np.float64, kernel=kernel, integer=integer, workers=workers
     )
@@ -288,7 +289,7 @@ def convolve_sky_maps(
     def aligned(array: xr.DataArray) -> xr.Variable:  # a broadcast view, no alignment
         return array.variable.set_dims(sizes).transpose(*dims)
 
-    if all(a.chunks is None for a in arrays):
+    if not any(is_dask_collection(a.data) for a in arrays):
         return _convolve_numpy_maps(
             arrays[0], names, [aligned(a) for a in arrays], dims, coords, kernel, integer
         )

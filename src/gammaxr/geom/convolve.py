@@ -134,15 +134,25 @@ def separable_factors(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | Non
     return column, row
 
 
-def _band_matrix(weights: np.ndarray, block: int) -> np.ndarray:
+def _band_matrix(weights: np.ndarray, block: int, transposed: bool) -> np.ndarray:
     """``M[i, j] = weights[2 h + j - i]`` within the band ``0 <= i - j <= 2 h`` (else 0), for
-    ``i < block + 2 h`` and ``j < block``: output ``j`` of a block is the sum of its window's
-    inputs ``j .. j + 2 h`` times the kernel, flipped (a convolution, as
-    :func:`scipy.ndimage.convolve1d`)."""
+    ``i < block + 2 h`` and ``j < block`` (its transpose, C order, if ``transposed``): output
+    ``j`` of a block is the sum of its window's inputs ``j .. j + 2 h`` times the kernel,
+    flipped (a convolution, as :func:`scipy.ndimage.convolve1d`). Read-only, computed once
+    per kernel (a small memo of a pure function)."""
+    return _remembered_band(weights.tobytes(), block, transposed)
+
+
+@lru_cache(maxsize=32)
+def _remembered_band(weights_bytes: bytes, block: int, transposed: bool) -> np.ndarray:
+    weights = np.frombuffer(weights_bytes, dtype=np.float64)
     half = weights.size // 2
     lag = np.arange(block + 2 * half)[:, None] - np.arange(block)[None, :]  # 0 .. 2h in band
     inside = (lag >= 0) & (lag <= 2 * half)
-    return np.where(inside, weights[::-1][np.clip(lag, 0, 2 * half)], 0.0)
+    band = np.where(inside, weights[::-1][np.clip(lag, 0, 2 * half)], 0.0)
+    band = np.ascontiguousarray(band.T) if transposed else band
+    band.flags.writeable = False
+    return band
 
 
 def banded_pass(
@@ -174,9 +184,7 @@ def banded_pass(
     """
     weights = np.asarray(weights, dtype=np.float64)
     half = weights.size // 2
-    band = _band_matrix(weights, BAND_BLOCK)
-    if axis == 0:
-        band = np.ascontiguousarray(band.T)
+    band = _band_matrix(weights, BAND_BLOCK, transposed=axis == 0)
     if out is None:
         out = np.empty_like(lines)
     n = lines.shape[axis]
@@ -195,7 +203,19 @@ def banded_pass(
 
 def _use_separable(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """The factors of ``kernel`` if :func:`convolve_planes` takes the banded passes."""
-    return separable_factors(kernel) if max(kernel.shape) <= SEPARABLE_MAX_SIZE else None
+    if max(kernel.shape) > SEPARABLE_MAX_SIZE:
+        return None
+    return _remembered_factors(kernel.tobytes(), kernel.shape)
+
+
+@lru_cache(maxsize=32)
+def _remembered_factors(kernel_bytes: bytes, shape: tuple[int, int]):
+    kernel = np.frombuffer(kernel_bytes, dtype=np.float64).reshape(shape)
+    factors = separable_factors(kernel)
+    if factors is not None:
+        for factor in factors:
+            factor.flags.writeable = False
+    return factors
 
 
 def _fft_length(n_pixels: int, half_kernel: int) -> int:
