@@ -209,9 +209,9 @@ def _maps_to_correlate(
 
 
 def _nan_outside(data: Any, use: Any, outside: Any, inputs: Sequence[Any]) -> Any:
-    """``data`` with NaN where ``use`` is False (``outside`` is ``~use``): in place for a writeable numpy array that
-    shares no memory with ``inputs`` (the caller's arrays), so no new array per output;
-    else a new array (dask stays lazy)."""
+    """``data`` with NaN where ``use`` is False (``outside`` is ``~use``): in place for a
+    writeable float64 numpy array that shares no memory with ``inputs`` (the caller's
+    arrays), so no new array per output; else a new array (dask stays lazy)."""
     if (
         isinstance(data, np.ndarray)
         and data.flags.writeable

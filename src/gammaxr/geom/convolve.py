@@ -310,8 +310,8 @@ def convolve_plane_sources(
     Parameters
     ----------
     sources : sequence of numpy.ndarray, each broadcastable to one shape (..., n_lat, n_lon)
-        The maps (any dtype; views and broadcasts are read as they are, never copied
-        whole); NaN and infinities count as 0.
+        The maps (any dtype; views and broadcasts are read batch by batch, reshaped to
+        planes without a copy wherever numpy can); NaN and infinities count as 0.
     kernel : numpy.ndarray, shape (k_lat, k_lon)
         Odd-sized kernel centred on its middle element.
     mask : numpy.ndarray of bool, optional
@@ -350,12 +350,10 @@ def convolve_plane_sources(
     for first in range(0, n_planes, batch):  # batches may span sources
         last = min(first + batch, n_planes)
         gathered = method.buffer(last - first)
-        for plane in range(first, last):
-            index, start = divmod(plane, per_source)
-            if plane > first and start > 0:
-                continue  # copied with the run of planes of its source below
-            stop = min(per_source, start + last - plane)
-            into = gathered[plane - first : plane - first + stop - start]
+        for index in range(first // per_source, (last - 1) // per_source + 1):
+            offset = index * per_source  # the source's planes that fall in the batch
+            start, stop = max(first - offset, 0), min(last - offset, per_source)
+            into = gathered[offset + start - first : offset + stop - first]
             if mask_planes is None:
                 np.copyto(into, sources[index][start:stop], casting="unsafe")
             else:
