@@ -163,6 +163,58 @@ def test_bad_input():
         integrate_bkg_energy(_bkg_2d(2.0), [1, 2], offset=1.0, oversampling=0)
 
 
+@pytest.mark.parametrize("oversampling", [1, 3])
+def test_weights_and_out_write_the_same_rates_energy_first(oversampling):
+    bkg = _bkg_3d()
+    rng = np.random.default_rng(4)
+    fov_lon = rng.uniform(-3.2, 3.2, (7, 9))  # some points outside the table (zero rate)
+    fov_lat = rng.uniform(-3.2, 3.2, (7, 9))
+    edges = np.geomspace(0.05, 200, 9)  # bins below and above the table too
+    rate = integrate_bkg_energy(
+        bkg, edges, fov_lon=fov_lon, fov_lat=fov_lat, oversampling=oversampling
+    )
+    assert np.any(rate == 0) and np.any(rate > 0)
+    weights = np.linspace(1.0, 2.0, 7)[:, None]
+    out = np.full((8, 7, 9), -1.0, dtype=np.float32)
+    returned = integrate_bkg_energy(
+        bkg,
+        edges,
+        fov_lon=fov_lon,
+        fov_lat=fov_lat,
+        oversampling=oversampling,
+        weights=weights,
+        out=out,
+    )
+    assert returned is out
+    expected = (np.moveaxis(rate, -1, 0) * weights).astype(np.float32)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_rows_of_a_table_with_non_finite_nodes_are_interpolated_point_by_point():
+    bkg = _bkg_3d()
+    table = bkg.values.copy()
+    table[3, 0, 0] = np.nan  # a corner node no point reaches: no NaN anywhere
+    broken = bkg.copy(data=table)
+    x, y = np.meshgrid(np.linspace(-2, 2, 5), np.linspace(-2, 2, 4))
+    edges = np.geomspace(1, 10, 4)
+    rate = integrate_bkg_energy(broken, edges, fov_lon=x, fov_lat=y)
+    assert np.all(np.isfinite(rate))
+    np.testing.assert_allclose(
+        rate, integrate_bkg_energy(bkg, edges, fov_lon=x, fov_lat=y), rtol=1e-12
+    )
+
+
+def test_weights_and_out_are_for_numpy_coordinates():
+    bkg = _bkg_3d()
+    x = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"))
+    with pytest.raises(TypeError, match="numpy coordinates only"):
+        integrate_bkg_energy(bkg, [1, 2], fov_lon=x, fov_lat=x, out=np.empty((1, 2, 3)))
+    with pytest.raises(ValueError, match="out must be a C-contiguous array of shape"):
+        integrate_bkg_energy(
+            bkg, [1, 2], fov_lon=np.zeros((2, 3)), fov_lat=np.zeros((2, 3)), out=np.empty((2, 3, 1))
+        )
+
+
 @pytest.mark.hess
 def test_hess_background_map_matches_gammapy(hess_dir, reference_dir):
     """Per-pixel background of run 23523 on the reference grid (no FoV-fit norm applied).

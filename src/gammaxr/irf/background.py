@@ -9,11 +9,14 @@ from gammaxr.geom.axes import axis_coords
 from gammaxr.irf._typing import Coordinate, Evaluated
 from gammaxr.irf.interpolate import (
     AXIS_UNITS,
+    CornerWeights,
     apply_irf,
     convert_units,
     grid_axis,
     interpolate_irf,
     interpolate_on_points,
+    node_values,
+    outside_valid_range,
 )
 from gammaxr.units import unit_factor
 
@@ -146,7 +149,12 @@ def loglog_bin_integral(
 
 
 def loglog_integral_from_logs(
-    energy_lo: np.ndarray, energy_hi: np.ndarray, log_lo: np.ndarray, log_hi: np.ndarray
+    energy_lo: np.ndarray,
+    energy_hi: np.ndarray,
+    log_lo: np.ndarray,
+    log_hi: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`loglog_bin_integral` from the natural logarithms of the end values.
 
@@ -162,6 +170,8 @@ def loglog_integral_from_logs(
         Bin edges (> 0), any unit.
     log_lo, log_hi : array_like
         Natural logarithms of the function values at the edges; broadcast together.
+    out : numpy.ndarray, optional
+        Float64 array of the inputs' broadcast shape to write the result into.
 
     Returns
     -------
@@ -172,7 +182,7 @@ def loglog_integral_from_logs(
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         d = np.asarray(np.subtract(log_hi, log_lo, dtype=float))
         d += width
-        out = np.expm1(d, out=np.empty_like(d))
+        out = np.expm1(d, out=np.empty_like(d) if out is None else out)
         out /= d
         if np.count_nonzero(d) < d.size:  # expm1(d) / d is 1 at d = 0
             out[d == 0] = 1.0
@@ -192,6 +202,72 @@ def _oversampled_edges(edges: np.ndarray, oversampling: int) -> np.ndarray:
     return np.exp(np.append(sub.ravel(), log_edges[-1]))
 
 
+def _log_rate_rows(table, axes, energy, spatial_values):
+    """The log of the rate at each of ``energy`` over the spatial points, one row at a time.
+
+    Yields, energy by energy, the log rate at every point, shape (points,) (NaN outside the
+    table's valid range, ``-inf`` for rates that underflow, see
+    :mod:`gammaxr.irf.interpolate`), and whether the row is clean (all of it finite and
+    below overflow). Rows are written into two work arrays used in turn: a row stays valid
+    while the next one is used.
+    """
+    n_points = spatial_values[0].size
+    energy_coords = [energy, *(None for _ in spatial_values)]
+    point_axes = list(range(1, len(axes)))
+    if not np.all(np.isfinite(table)):  # a non-finite node: point by point, all at once
+        log_rate = interpolate_on_points(
+            table,
+            axes,
+            energy_coords,
+            point_axes,
+            spatial_values,
+            values_scale="log",
+            fill_value=np.nan,
+            as_log=True,
+        ).reshape(energy.size, n_points)
+        for row in log_rate:
+            yield row, _clean_log_rates(row)
+        return
+    raw = node_values(table, axes, energy_coords, point_axes, values_scale="log")
+    energy_outside = outside_valid_range(axes[0], energy)
+    points_outside = np.zeros(n_points, dtype=bool)
+    for axis, values in zip(axes[1:], spatial_values, strict=True):
+        points_outside |= outside_valid_range(axis, values).ravel()
+    corners = CornerWeights.of(axes[1:], [np.ravel(v) for v in spatial_values])
+    buffers, work = (np.empty(n_points), np.empty(n_points)), np.empty(n_points)
+    for k, values in enumerate(raw):
+        row = buffers[k % 2]
+        if energy_outside[k]:
+            row.fill(np.nan)
+            yield row, False
+            continue
+        corners.row(values, row, work)
+        if points_outside.any():
+            np.copyto(row, np.nan, where=points_outside)
+        yield row, _clean_log_rates(row)
+
+
+def _clean_log_rates(row: np.ndarray) -> bool:
+    """Whether every log rate in ``row`` is finite and below overflow; rates that underflow
+    are set to ``-inf`` in place (they are zero, see :mod:`gammaxr.irf.interpolate`)."""
+    lowest, highest = np.min(row, initial=np.inf), np.max(row, initial=-np.inf)
+    if lowest < _LOG_ZERO_RATE:
+        np.copyto(row, -np.inf, where=row < _LOG_ZERO_RATE)
+    return bool(lowest >= _LOG_ZERO_RATE and highest < _LOG_MAX_RATE)
+
+
+def _output_rows(out: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """``out`` (or a new float64 array) of ``shape`` seen as (bins, points), without a copy."""
+    if out is None:
+        return np.empty((shape[0], int(np.prod(shape[1:]))))
+    if out.shape != shape or not out.flags.c_contiguous:
+        raise ValueError(
+            f"integrate_bkg_energy: out must be a C-contiguous array of shape {shape} "
+            f"(energy, spatial...), got shape {out.shape}"
+        )
+    return out.reshape(shape[0], -1)
+
+
 def integrate_bkg_energy(
     bkg: xr.DataArray,
     energy_edges: np.typing.ArrayLike,
@@ -200,6 +276,8 @@ def integrate_bkg_energy(
     fov_lon: Coordinate | None = None,
     fov_lat: Coordinate | None = None,
     oversampling: int = 1,
+    weights: np.typing.ArrayLike | None = None,
+    out: np.ndarray | None = None,
 ) -> Evaluated:
     """Background rate integrated over each reconstructed-energy bin (per solid angle).
 
@@ -227,12 +305,20 @@ def integrate_bkg_energy(
         Field-of-view coordinates in deg (required for ``bkg_3d``), broadcast together.
     oversampling : int
         Number of log-equal sub-bins per energy bin.
+    weights : array_like, optional
+        numpy coordinates only: factors broadcast to the spatial shape that multiply the
+        result (pixel solid angle times on-time, say, for counts).
+    out : numpy.ndarray, optional
+        numpy coordinates only: C-contiguous array of shape ``(n,) + spatial_shape``, any
+        float dtype, that receives the result energy-first (converted as it is written, so
+        no float64 copy of the whole result is made).
 
     Returns
     -------
     numpy.ndarray or xarray.DataArray
-        Rate per bin in s-1 sr-1. numpy: shape ``spatial_shape + (n,)``; DataArray: the
-        spatial dims followed by ``energy`` (with log-centre ``energy`` coordinate and
+        Rate per bin in s-1 sr-1 (times ``weights``). numpy: shape
+        ``spatial_shape + (n,)``, or ``out`` itself if given; DataArray: the spatial dims
+        followed by ``energy`` (with log-centre ``energy`` coordinate and
         ``energy_lo``/``energy_hi`` edges).
     """
     edges = np.asarray(energy_edges, dtype=float)
@@ -258,6 +344,8 @@ def integrate_bkg_energy(
             f"integrate_bkg_energy: {bkg.attrs.get('source', '')} background has dims "
             f"{bkg.dims}, expected (energy, offset) or (energy, fov_lon, fov_lat)"
         )
+    if (weights is not None or out is not None) and any(isinstance(a, xr.DataArray) for a in args):
+        raise TypeError("integrate_bkg_energy: weights and out are for numpy coordinates only")
     dims = ("energy", *spatial)
     axes = [grid_axis(bkg, d) for d in dims]
     args = [convert_units(a, AXIS_UNITS[d], d) for a, d in zip(args, spatial, strict=True)]
@@ -266,34 +354,41 @@ def integrate_bkg_energy(
     nbin = edges.size - 1
 
     def core(table, *spatial_values):
-        # every spatial point is a combination of the table's spatial nodes; energy first,
-        # so that the edges below and above each bin are contiguous blocks
-        # the log of the rate, NaN outside the table's valid range
-        log_rate = interpolate_on_points(
-            table,
-            axes,
-            [sub, *(None for _ in spatial)],
-            range(1, len(dims)),
-            spatial_values,
-            values_scale="log",
-            fill_value=np.nan,
-            as_log=True,
-        )
-        shape = log_rate.shape[1:]
-        log_rate = log_rate.reshape(sub.size, -1)
-        lowest, highest = np.min(log_rate, initial=np.inf), np.max(log_rate, initial=-np.inf)
-        if lowest < _LOG_ZERO_RATE:  # rates that underflow are zero (see interpolate)
-            np.copyto(log_rate, -np.inf, where=log_rate < _LOG_ZERO_RATE)
-        edges_lo, edges_hi = sub[:-1, None], sub[1:, None]
-        integral = loglog_integral_from_logs(edges_lo, edges_hi, log_rate[:-1], log_rate[1:])
-        if not (lowest >= _LOG_ZERO_RATE and highest < _LOG_MAX_RATE):
-            # NaN (outside the table), zero or overflowing ends: the bin contributes zero
-            bad = ~np.isfinite(log_rate)
-            np.copyto(integral, 0.0, where=bad[:-1] | bad[1:] | ~np.isfinite(integral))
-        if oversampling > 1:
-            integral = integral.reshape(nbin, oversampling, -1).sum(1)
-        integral *= factor
-        return np.moveaxis(integral.reshape(nbin, *shape), 0, -1)
+        spatial_values = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in spatial_values))
+        shape = spatial_values[0].shape
+        n_points = int(np.prod(shape))
+        result = _output_rows(out, (nbin, *shape))
+        scale = None if weights is None else np.broadcast_to(weights, shape).ravel()
+        # bin by bin over all points: the rows of the log rate and of the integrals are
+        # work arrays that stay in the core's cache; only the result is new memory
+        bin_sum = np.empty(n_points)
+        sub_integral = np.empty(n_points) if oversampling > 1 else bin_sum
+        rows = _log_rate_rows(table, axes, sub, spatial_values)
+        lower, lower_clean = next(rows)
+        for k, (upper, upper_clean) in enumerate(rows):
+            loglog_integral_from_logs(sub[k], sub[k + 1], lower, upper, out=sub_integral)
+            if not (lower_clean and upper_clean and np.isfinite(sub_integral).all()):
+                # NaN (outside the table), zero or overflowing ends: the bin contributes zero
+                bad = ~np.isfinite(lower)
+                bad |= ~np.isfinite(upper)
+                bad |= ~np.isfinite(sub_integral)
+                np.copyto(sub_integral, 0.0, where=bad)
+            lower, lower_clean = upper, upper_clean
+            if sub_integral is not bin_sum:  # the sub-bins of one bin summed in order
+                if k % oversampling:
+                    bin_sum += sub_integral
+                else:
+                    bin_sum[:] = sub_integral
+            if (k + 1) % oversampling == 0:
+                bin_sum *= factor
+                row = result[k // oversampling]
+                if scale is None:
+                    row[:] = bin_sum
+                else:
+                    np.multiply(bin_sum, scale, out=row)
+        if out is not None:
+            return out
+        return np.moveaxis(result.reshape(nbin, *shape), 0, -1)
 
     coords = axis_coords("energy", edges, "TeV", lohi=True)
     return apply_irf(

@@ -7,6 +7,8 @@ xarray. They follow Gammapy's ``MapDatasetMaker`` so that results agree pixel by
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import xarray as xr
 
@@ -201,9 +203,19 @@ def background_cube(
         For a ``bkg_3d`` aligned with ALTAZ (not supported yet).
     """
     alignment = bkg.attrs.get("fov_alignment", "RADEC")
+    per_pixel = (pixel_solid_angle(grid.lat, grid.lon_step, grid.lat_step) * ontime)[:, None]
+    out = np.empty((len(energy_edges) - 1, *grid.shape), dtype)
+    integrate = partial(
+        integrate_bkg_energy,
+        bkg,
+        energy_edges,
+        oversampling=oversampling,
+        weights=per_pixel,
+        out=out,
+    )
     if "offset" in bkg.dims:
-        rate = integrate_bkg_energy(bkg, energy_edges, offset=offset, oversampling=oversampling)
-    elif alignment in ("RADEC", "REVERSE_LON_RADEC"):
+        return integrate(offset=offset)
+    if alignment in ("RADEC", "REVERSE_LON_RADEC"):
         if grid.frame == "icrs":  # lon along the columns, lat along the rows
             ra, dec = grid.lon[None, :], grid.lat[:, None]
         else:
@@ -211,18 +223,11 @@ def background_cube(
         fov_lon, fov_lat = sky_to_fov(ra, dec, *pointing)
         if alignment == "REVERSE_LON_RADEC":
             fov_lon = -fov_lon
-        rate = integrate_bkg_energy(
-            bkg, energy_edges, fov_lon=fov_lon, fov_lat=fov_lat, oversampling=oversampling
-        )
-    else:
-        raise NotImplementedError(
-            f"{bkg.attrs.get('source', 'background')}: FoV alignment {alignment!r} is not "
-            "supported yet (RADEC and REVERSE_LON_RADEC are)"
-        )
-    # rate: (lat, lon, energy) in s-1 sr-1, a view of a fresh (energy, lat, lon) array
-    rate = np.moveaxis(rate, -1, 0)
-    per_pixel = (pixel_solid_angle(grid.lat, grid.lon_step, grid.lat_step) * ontime)[:, None]
-    return np.multiply(rate, per_pixel, out=np.empty(rate.shape, dtype))
+        return integrate(fov_lon=fov_lon, fov_lat=fov_lat)
+    raise NotImplementedError(
+        f"{bkg.attrs.get('source', 'background')}: FoV alignment {alignment!r} is not "
+        "supported yet (RADEC and REVERSE_LON_RADEC are)"
+    )
 
 
 def psf_cube(
