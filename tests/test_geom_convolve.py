@@ -10,7 +10,13 @@ from scipy.ndimage import convolve
 
 from gammaxr.estimators.smoothing import box_kernel, gauss_kernel, tophat_kernel
 from gammaxr.geom import SkyGrid
-from gammaxr.geom.convolve import convolve_planes, kernel_spectrum, separable_factors
+from gammaxr.geom.convolve import (
+    ROW_RUNS_MAX_ADDS,
+    convolve_planes,
+    kernel_spectrum,
+    row_runs,
+    separable_factors,
+)
 from gammaxr.reduce.ring import ring_kernel
 from gammaxr.reduce.stack import masked_sum
 
@@ -18,6 +24,8 @@ GRID = SkyGrid.from_center((0.0, 0.0), 2.0, 0.02)
 KERNELS = {
     "ring": ring_kernel(GRID, 0.3, 0.2),
     "tophat": tophat_kernel(GRID, 0.1),
+    "tophat-large": tophat_kernel(GRID, 0.3),
+    "runs-asymmetric": np.array([[0, 1.0, 0], [1.0, 1.0, 1.0], [0, 0, 0], [0, 1.0, 0], [0, 0, 0]]),
     "gauss": gauss_kernel(GRID, 0.05),
     "box": box_kernel(GRID, 0.1),
     "asymmetric": np.random.default_rng(5).random((7, 13)),
@@ -51,6 +59,30 @@ def test_separable_kernels_are_recognised_and_give_exact_zeros():
     image[30:, 30:] = 1.0
     out = convolve_planes(image, KERNELS["gauss"])  # direct 1D sums: no FFT noise
     assert (out[:15, :15] == 0).all() and out[35, 35] > 0
+
+
+def test_top_hats_are_summed_directly_exactly():
+    import gammaxr.geom.convolve as module
+
+    value, half_widths = row_runs(KERNELS["tophat"])
+    assert value == 1.0 and half_widths == (0, 3, 4, 4, 4, 5, 4, 4, 4, 3, 0)
+    assert row_runs(KERNELS["runs-asymmetric"]) == (1.0, (0, 1, -1, 0, -1))
+    assert row_runs(KERNELS["tophat"] / KERNELS["tophat"].sum())[0] == pytest.approx(1 / 81)
+    for name in ("ring", "gauss", "asymmetric"):  # two runs, unequal values, ...
+        assert row_runs(KERNELS[name]) is None
+    assert row_runs(np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])) is None
+    assert row_runs(np.zeros((3, 3))) is None
+    small, large = (module._method(KERNELS[n], 50, 50, 0.0, 1) for n in ("tophat", "tophat-large"))
+    assert isinstance(small, module._RowRunBatches) and isinstance(large, module._FFTBatches)
+    radius_6 = tophat_kernel(GRID, 0.12)  # 2 x 6 + 13 - 1 = 24 additions: the largest
+    assert 2 * 6 + 13 - 1 == ROW_RUNS_MAX_ADDS
+    assert isinstance(module._method(radius_6, 50, 50, 0.0, 1), module._RowRunBatches)
+    # integer counts give integers with no rounding, and exact zeros where nothing is seen
+    counts = np.random.default_rng(2).poisson(40.0, size=(3, 50, 61)).astype(float)
+    counts[:, 20:40, :] = 0.0
+    out = convolve_planes(counts, KERNELS["tophat"])
+    np.testing.assert_array_equal(out, _direct(counts, KERNELS["tophat"]))
+    assert np.all(out[:, 25:35] == 0) and np.all(out[:, 24] > 0) and np.all(out[:, 35] > 0)
 
 
 def test_kernel_spectrum_is_computed_once_and_read_only():
@@ -159,7 +191,7 @@ def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
     np.testing.assert_allclose(out, _direct_1d(lines, weights, axis), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["gauss", "tophat", "separable-asymmetric"])
+@pytest.mark.parametrize("name", ["gauss", "tophat", "tophat-large", "separable-asymmetric"])
 @pytest.mark.parametrize("batch_planes", [1, 2, 1000])
 def test_plane_sources_equal_one_convolution_per_masked_source(name, batch_planes, monkeypatch):
     import gammaxr.geom.convolve as module
@@ -179,7 +211,7 @@ def test_plane_sources_equal_one_convolution_per_masked_source(name, batch_plane
     out = module.convolve_plane_sources([counts, image], kernel, mask=mask)
     assert out.shape == (2, *shape) and out.dtype == np.float64
     lat_major = np.moveaxis(out, -2, 0).flags.c_contiguous
-    assert out.flags.c_contiguous if name == "tophat" else lat_major
+    assert out.flags.c_contiguous if name.startswith("tophat") else lat_major
     for got, source in zip(out, (counts, image), strict=True):
         masked = np.where(mask & np.isfinite(source), source, 0.0)
         expected = _direct(np.broadcast_to(masked, shape).astype(float), kernel)
