@@ -99,21 +99,22 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
     flux = np.where(
         overlap, model.integral(np.where(overlap, lo, 1.0), np.where(overlap, hi, 2.0)), 0.0
     )
-    weights = xr.DataArray(
-        flux * _CM2_PER_M2, dims=("energy", "energy_true"), coords={"energy": ds["energy"]}
-    )
+    weights = flux * _CM2_PER_M2  # (energy, energy_true)
     exposure = ds["exposure"]
     if exposure.chunks is None:  # numpy: one matrix product (xr.dot's einsum is slower)
-        exposure = exposure.transpose("energy_true", ...)
-        values = exposure.values
-        values = np.where(np.isnan(values), 0.0, values.astype(np.float64))
-        data = np.tensordot(weights.values, values, axes=(1, 0))
-        rest = exposure.dims[1:]
+        others = (d for d in exposure.dims if d not in ("energy_true", "lat", "lon"))
+        rest = (*others, "lat", "lon")
+        values = exposure.variable.transpose("energy_true", *rest).values
+        flat = values.reshape(values.shape[0], -1).astype(np.float64)  # a copy: NaN -> 0
+        nan = np.isnan(flat)
+        if nan.any():
+            flat[nan] = 0.0
+        data = np.matmul(weights, flat).reshape(weights.shape[0], *values.shape[1:])
         coords = {k: v for k, v in exposure.coords.variables.items() if "energy_true" not in v.dims}
-        out = xr.DataArray(data, dims=("energy", *rest), coords=coords)
-        out = out.assign_coords(weights.coords)
-    else:
-        out = xr.dot(weights, exposure.fillna(0), dim="energy_true")
+        coords.update(ds["energy"].coords.variables)
+        return xr.DataArray(data, dims=("energy", *rest), coords=coords, attrs={"units": ""})
+    weights = xr.DataArray(weights, dims=("energy", "energy_true"), coords={"energy": ds["energy"]})
+    out = xr.dot(weights, exposure.fillna(0), dim="energy_true")
     return out.transpose("energy", ..., "lat", "lon").assign_attrs(units="")
 
 

@@ -55,16 +55,20 @@ def map_planes_with_halo(
         output chunk computed from its input chunk and the neighbours within the halo.
     """
     order = [d for d in var.dims if d not in _PLANE] + list(_PLANE)
+    if not isinstance(var.data, da.Array):  # numpy: one call, no DataArray built in between
+        planes = np.asarray(var.variable.transpose(*order).data)
+        out = np.asarray(func(planes, **kwargs), dtype=dtype)
+        result = var.copy(data=out.transpose([order.index(d) for d in var.dims]), deep=False)
+        result.attrs, result.name = {}, None
+        return result
     planes = var.transpose(*order)
     data = planes.data
-    if isinstance(data, da.Array) and max(len(c) for c in data.chunks[-2:]) == 1:
+    if max(len(c) for c in data.chunks[-2:]) == 1:
         # whole planes in each chunk: no halo needed (and the same numbers as numpy)
         out = da.map_blocks(func, data, dtype=dtype, **kwargs)
-    elif isinstance(data, da.Array):
+    else:
         n = data.ndim
         depth = {n - 2: int(halo[0]), n - 1: int(halo[1])}
         out = da.map_overlap(func, data, depth=depth, boundary=0, trim=True, dtype=dtype, **kwargs)
-    else:
-        out = np.asarray(func(np.asarray(data), **kwargs), dtype=dtype)
     result = xr.DataArray(out, dims=planes.dims, coords=planes.coords)
     return result.transpose(*var.dims)
