@@ -133,3 +133,41 @@ def test_dataarrays_are_computed_as_their_dask_arrays(progress, monkeypatch):
     assert isinstance(total, xr.DataArray) and float(total) == values.sum()
     xr.testing.assert_identical(same, (lazy * 2).compute())
     assert plain == 7
+
+
+def test_datasets_are_computed_as_the_dask_arrays_of_their_variables(monkeypatch):
+    import dask
+    import xarray as xr
+
+    import gammaxr.progress as module
+
+    values = np.arange(12.0).reshape(3, 4)
+    ds = xr.Dataset(
+        {
+            "lazy": (("y", "x"), da.from_array(values, chunks=2), {"units": "m"}),
+            "eager": (("y", "x"), values + 1),
+            "other": ("x", da.from_array(values[0], chunks=3)),
+        },
+        coords={"y": [1, 2, 3]},
+        attrs={"name": "test"},
+    )
+    lazy_coords = ds.assign_coords(z=("x", da.from_array(values[1], chunks=2)))
+    given = []
+    real = dask.compute
+
+    def recording(*collections, **kwargs):
+        given.extend(collections)
+        return real(*collections, **kwargs)
+
+    monkeypatch.setattr(module.dask, "compute", recording)
+    computed, numpy_only, with_lazy_coords, array = compute(
+        ds, ds.compute(), lazy_coords, ds["lazy"] * 2
+    )
+    # the Dataset's two dask variables went to dask as arrays, in order, then the rest
+    assert [type(g) for g in given] == [da.Array, da.Array, xr.Dataset, xr.Dataset, da.Array]
+    xr.testing.assert_identical(computed, ds.compute())
+    assert all(v.chunks is None for v in computed.variables.values())
+    assert computed["lazy"].attrs == {"units": "m"} and computed.attrs == {"name": "test"}
+    xr.testing.assert_identical(numpy_only, ds.compute())
+    xr.testing.assert_identical(with_lazy_coords, lazy_coords.compute())
+    np.testing.assert_array_equal(array, values * 2)
