@@ -105,12 +105,27 @@ def test_local_cluster_dashboard_answers_and_distributed_progress(capsys):
     assert "100% Completed" in captured.out + captured.err
 
 
-@pytest.mark.parametrize("progress", [False, True])
-def test_dataarrays_are_computed_as_their_dask_arrays(progress, monkeypatch):
+@pytest.fixture
+def dask_compute_calls(monkeypatch):
+    """The collections given to ``dask.compute`` by :func:`gammaxr.progress.compute`."""
     import dask
-    import xarray as xr
 
     import gammaxr.progress as module
+
+    calls = []
+    real = dask.compute
+
+    def recording(*collections, **kwargs):
+        calls.extend(collections)
+        return real(*collections, **kwargs)
+
+    monkeypatch.setattr(module.dask, "compute", recording)
+    return calls
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_dataarrays_are_computed_as_their_dask_arrays(progress, dask_compute_calls):
+    import xarray as xr
 
     values = np.arange(12.0).reshape(3, 4)
     lazy = xr.DataArray(
@@ -119,27 +134,16 @@ def test_dataarrays_are_computed_as_their_dask_arrays(progress, monkeypatch):
         coords={"y": [1, 2, 3], "label": ("x", list("abcd"))},
         attrs={"units": "m"},
     )
-    given = []
-    real = dask.compute
-
-    def recording(*collections, **kwargs):
-        given.extend(collections)
-        return real(*collections, **kwargs)
-
-    monkeypatch.setattr(module.dask, "compute", recording)
     total, same, plain = compute(lazy.sum(), lazy * 2, 7, progress=progress)
     # dask got the arrays, not the DataArrays (whose finalize would carry their graph)
-    assert [type(g) for g in given] == [da.Array, da.Array, int]
+    assert [type(g) for g in dask_compute_calls] == [da.Array, da.Array, int]
     assert isinstance(total, xr.DataArray) and float(total) == values.sum()
     xr.testing.assert_identical(same, (lazy * 2).compute())
     assert plain == 7
 
 
-def test_datasets_are_computed_as_the_dask_arrays_of_their_variables(monkeypatch):
-    import dask
+def test_datasets_are_computed_as_the_dask_arrays_of_their_variables(dask_compute_calls):
     import xarray as xr
-
-    import gammaxr.progress as module
 
     values = np.arange(12.0).reshape(3, 4)
     ds = xr.Dataset(
@@ -152,19 +156,17 @@ def test_datasets_are_computed_as_the_dask_arrays_of_their_variables(monkeypatch
         attrs={"name": "test"},
     )
     lazy_coords = ds.assign_coords(z=("x", da.from_array(values[1], chunks=2)))
-    given = []
-    real = dask.compute
-
-    def recording(*collections, **kwargs):
-        given.extend(collections)
-        return real(*collections, **kwargs)
-
-    monkeypatch.setattr(module.dask, "compute", recording)
     computed, numpy_only, with_lazy_coords, array = compute(
         ds, ds.compute(), lazy_coords, ds["lazy"] * 2
     )
     # the Dataset's two dask variables went to dask as arrays, in order, then the rest
-    assert [type(g) for g in given] == [da.Array, da.Array, xr.Dataset, xr.Dataset, da.Array]
+    assert [type(g) for g in dask_compute_calls] == [
+        da.Array,
+        da.Array,
+        xr.Dataset,
+        xr.Dataset,
+        da.Array,
+    ]
     xr.testing.assert_identical(computed, ds.compute())
     assert all(v.chunks is None for v in computed.variables.values())
     assert computed["lazy"].attrs == {"units": "m"} and computed.attrs == {"name": "test"}
