@@ -23,6 +23,7 @@ from gammaxr.reduce.stack import masked_sum
 GRID = SkyGrid.from_center((0.0, 0.0), 2.0, 0.02)
 KERNELS = {
     "ring": ring_kernel(GRID, 0.3, 0.2),
+    "tophat-small": tophat_kernel(GRID, 0.04),
     "tophat": tophat_kernel(GRID, 0.1),
     "tophat-large": tophat_kernel(GRID, 0.3),
     "runs-asymmetric": np.array([[0, 1.0, 0], [1.0, 1.0, 1.0], [0, 0, 0], [0, 1.0, 0], [0, 0, 0]]),
