@@ -331,8 +331,8 @@ def convolve_planes(
         Odd-sized kernel centred on its middle element.
     zero_rtol : float
         FFT results whose magnitude is at most ``zero_rtol * sum(|plane|) * max(|kernel|)``
-        (float noise) are set to exactly zero; the direct sums of a separable kernel are
-        exact already.
+        (float noise) are set to exactly zero; the direct sums (separable kernels, small
+        top-hats) are exact already.
     workers : int
         Threads of the FFTs (:mod:`scipy.fft`; -1: all cores). 1 inside dask tasks, which
         run in parallel already; more for one eager call on numpy data.
@@ -375,8 +375,9 @@ def convolve_plane_sources(
     Returns
     -------
     numpy.ndarray of float64, shape (len(sources), ..., n_lat, n_lon)
-        The convolution of each source, in order: C order after the FFT method, the lat
-        axis outermost in memory after the banded passes (a view in the usual axis order).
+        The convolution of each source, in order: C order after the FFT and top-hat sums,
+        the lat axis outermost in memory after the banded passes (a view in the usual axis
+        order).
     """
     kernel = _check_kernel(kernel)
     arrays = [np.asarray(a) for a in sources]
@@ -483,29 +484,27 @@ class _RowRunBatches:
         # Sums that straddle a row or plane edge land in the padding, which is not kept.
         m, n_rows, width = padded.shape
         flat = padded.reshape(-1)
-        size = flat.size
-
-        def shifted(line: np.ndarray, offset: int, span: int) -> np.ndarray:
-            return line[offset : offset + size - span]
-
         w_max = self.half_lon
-        span = 2 * w_max  # a box sum of pixel j + w_max is kept at index j
-        boxes, previous, reached = {}, shifted(flat, w_max, span), 0
+        n_box = flat.size - 2 * w_max  # the box sum centred on pixel j + w_max is at j
+
+        def shifted(shift: int) -> np.ndarray:  # pixel j + w_max + shift at index j
+            return flat[w_max + shift : w_max + shift + n_box]
+
+        boxes, previous, reached = {}, shifted(0), 0
         for k, half in enumerate(self.widths):  # box sums of growing half-width
             if half == 0:
                 boxes[0] = previous
                 continue
-            grown = work_buffer(f"box{k}", (size - span,))
-            np.add(previous, shifted(flat, w_max - reached - 1, span), out=grown)
-            grown += shifted(flat, w_max + reached + 1, span)
+            grown = work_buffer(f"box{k}", (n_box,))
+            np.add(previous, shifted(-reached - 1), out=grown)
+            grown += shifted(reached + 1)
             for shift in range(reached + 2, half + 1):
-                grown += shifted(flat, w_max - shift, span)
-                grown += shifted(flat, w_max + shift, span)
+                grown += shifted(-shift)
+                grown += shifted(shift)
             boxes[half] = previous = grown
             reached = half
         # rows: output row y of a plane sums box rows y + 2 h - i (kernel rows i)
-        lat_span = 2 * self.half_lat * width
-        total = work_buffer("rows", (size - span - lat_span,))
+        total = work_buffer("rows", (n_box - 2 * self.half_lat * width,))
         for n, (i, half) in enumerate(self.rows):
             term = boxes[half][(2 * self.half_lat - i) * width :][: total.size]
             if n == 0:

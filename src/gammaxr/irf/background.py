@@ -233,6 +233,8 @@ def _log_rate_rows(table, axes, energy, spatial_values):
     points_outside = np.zeros(n_points, dtype=bool)
     for axis, values in zip(axes[1:], spatial_values, strict=True):
         points_outside |= outside_valid_range(axis, values).ravel()
+    if not points_outside.any():
+        points_outside = None
     corners = CornerWeights.of(axes[1:], [np.ravel(v) for v in spatial_values])
     buffers, work = (np.empty(n_points), np.empty(n_points)), np.empty(n_points)
     for k, values in enumerate(raw):
@@ -242,7 +244,7 @@ def _log_rate_rows(table, axes, energy, spatial_values):
             yield row, False
             continue
         corners.row(values, row, work)
-        if points_outside.any():
+        if points_outside is not None:
             np.copyto(row, np.nan, where=points_outside)
         yield row, _clean_log_rates(row)
 

@@ -121,10 +121,10 @@ def _cash_ts_kernel(n_on, mu_bkg):
     # cash(n, b) - cash(n, n) = 2 (b - n + n log(n / b)), grouped to avoid cancellation
     n_on = as_float(n_on)
     mu_bkg = np.maximum(as_float(mu_bkg), TRUNCATION_VALUE)
-    # 2 ((b - n) + n log(n / b)), with two temporaries (the same operations, in place)
+    # 2 ((b - n) + n log(n / b)) with two temporaries, in place; n log(n / b) is 0 at n = 0
+    # (as scipy's xlogy, with numpy's vectorised log: 5x faster)
     difference = np.asarray(mu_bkg - n_on)
     ts = np.asarray(n_on / mu_bkg)
-    # n log(n / b), 0 at n = 0 (scipy's xlogy, with numpy's vectorised log: 5x faster)
     with np.errstate(invalid="ignore"):
         np.log(ts, out=ts, where=np.asarray(n_on != 0))
     ts *= n_on
