@@ -5,8 +5,8 @@ lay them out (text for terminals, an HTML table for notebooks).
 
 A summary is a documented compute boundary (DESIGN.md, "Rules for laziness"): a repr needs
 numbers. It is kept cheap: every total is a scalar reduction, and all of them are computed in
-one ``dask.compute`` call (:func:`gammaxr.progress.compute`: one pass over the chunks); nothing else is loaded. Totals are taken
-inside ``mask_safe`` (where the dataset has it):
+one ``dask.compute`` call (:func:`gammaxr.progress.compute`: one pass over the chunks);
+nothing else is loaded. Totals are taken inside ``mask_safe`` (where the dataset has it):
 
 - ``counts``, ``background`` (for on/off data ``sum(alpha * counts_off)``), ``excess =
   counts - background``;
