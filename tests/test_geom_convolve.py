@@ -272,22 +272,61 @@ def test_work_buffers_are_kept_per_role_and_thread_within_a_budget(monkeypatch):
     assert not np.shares_memory(big, module.work_buffer("test-big", (200,)))
 
 
-def test_convolutions_in_concurrent_threads_keep_their_own_work_memory():
+@pytest.mark.parametrize("workers", [1, -1])
+def test_convolutions_in_concurrent_threads_keep_their_own_work_memory(workers, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
+    import gammaxr.geom.convolve as module
     from gammaxr.geom.convolve import convolve_plane_sources
 
+    monkeypatch.setattr(module, "PLANE_BATCH_BYTES", 5 * 8 * 50 * 50)  # 10 planes of gauss
     rng = np.random.default_rng(8)
-    images = [rng.random((3, 40 + k, 50)) for k in range(8)]
+    images = [rng.random((3 + 20 * (k % 3), 40 + k, 50)) for k in range(8)]  # 1 to 5 batches
     kernels = [KERNELS["gauss"], KERNELS["tophat"]] * 4
     expected = [convolve_plane_sources([im], k)[0] for im, k in zip(images, kernels, strict=True)]
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(4) as pool:  # workers=-1: the calls share the batch threads
         for _ in range(5):  # threads reuse their buffers for other shapes and kernels
             got = list(
                 pool.map(
-                    lambda a: convolve_plane_sources([a[0]], a[1])[0],
+                    lambda a: convolve_plane_sources([a[0]], a[1], workers=workers)[0],
                     zip(images, kernels, strict=True),
                 )
             )
             for g, e in zip(got, expected, strict=True):  # a shared buffer would mix maps
                 np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["gauss", "separable-asymmetric"])
+def test_banded_batches_on_every_core_equal_the_batches_in_turn(name, monkeypatch):
+    import gammaxr.geom.convolve as module
+
+    rng = np.random.default_rng(9)
+    kernel = (
+        np.outer(rng.random(9), rng.random(15)) if name == "separable-asymmetric" else KERNELS[name]
+    )
+    shape = (4, 7, 45, 70)
+    monkeypatch.setattr(module, "PLANE_BATCH_BYTES", 3 * 8 * 45 * 70)  # 6 planes a batch
+    counts = rng.poisson(2.0, size=shape).astype(np.float32)
+    counts[2, 3, 4, 5] = np.inf  # counts as 0
+    background = rng.random(shape[1:])  # broadcast over the first dim
+    mask = rng.random(shape) > 0.1
+    in_turn = module.convolve_plane_sources([counts, background], kernel, mask=mask, workers=1)
+    threads = set()
+    batches = module._SeparableBatches.convolve
+
+    def convolve(self, *args):
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return batches(self, *args)
+
+    monkeypatch.setattr(module._SeparableBatches, "convolve", convolve)
+    threaded = module.convolve_plane_sources([counts, background], kernel, mask=mask, workers=-1)
+    np.testing.assert_array_equal(threaded, in_turn)  # the same sums, bit for bit
+    assert np.isfinite(threaded).all()
+    from gammaxr.geom.batch_threads import batch_threads, one_blas_thread
+
+    with one_blas_thread() as single:  # False if another thread controls BLAS's limits
+        pooled = single and batch_threads(-1) > 1
+    if pooled:  # the batches ran on the kept pool (how they split between its threads varies)
+        assert threads and all(t.startswith("gammaxr-batches") for t in threads)

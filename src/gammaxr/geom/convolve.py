@@ -4,12 +4,14 @@ The one home of the numerical core behind the ring background
 (:mod:`gammaxr.reduce.ring`) and the sky kernels of :mod:`gammaxr.estimators.smoothing`
 (top-hat, Gaussian, box). :func:`convolve_plane_sources` takes every plane of several
 maps that share the kernel (energy bands, runs; counts, background, exposure ratios) and
-convolves them a few MB at a time (:data:`PLANE_BATCH_BYTES`, four times that for the
-banded passes): each batch is gathered (masked, NaN counted as 0, as float64) into a work
-buffer, convolved while it is in the CPU caches, and written once into the output, so the
-working memory beyond the output stays a few MB whatever the number of planes. The work
-buffers are kept by the thread for its next convolution (:func:`work_buffer`): fresh memory
-costs a page fault per 4 kB at its first touch. :func:`convolve_planes` is the same for one
+convolves them a few MB at a time (:data:`PLANE_BATCH_BYTES`, twice that for the
+banded passes, whose batches run on every core in an eager call:
+:mod:`gammaxr.geom.batch_threads`): each batch is gathered (masked, NaN counted as 0, as
+float64) into a work buffer, convolved while it is in the CPU caches, and written once
+into the output, so the working memory beyond the output stays a few MB per thread
+whatever the number of planes. The work buffers are kept by the thread for its next
+convolution (:func:`work_buffer`): fresh memory costs a page fault per 4 kB at its first
+touch. :func:`convolve_planes` is the same for one
 array. Three exact methods:
 
 - a separable kernel (an outer product, as a Gaussian or a box) at most
@@ -41,6 +43,8 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
+
+from gammaxr.geom.batch_threads import run_batches
 
 __all__ = [
     "BAND_BLOCK",
@@ -334,8 +338,10 @@ def convolve_planes(
         (float noise) are set to exactly zero; the direct sums (separable kernels, small
         top-hats) are exact already.
     workers : int
-        Threads of the FFTs (:mod:`scipy.fft`; -1: all cores). 1 inside dask tasks, which
-        run in parallel already; more for one eager call on numpy data.
+        Threads of the FFTs (:mod:`scipy.fft`) and of the banded passes' batches
+        (:func:`gammaxr.geom.batch_threads.run_batches`, one BLAS thread each); -1: all
+        cores. 1 inside dask tasks, which run in parallel already; more for one eager call
+        on numpy data.
 
     Returns
     -------
@@ -397,7 +403,7 @@ def convolve_plane_sources(
     batch = max(1, method.batch_bytes // (8 * n_lat * n_lon))
     sources = [planes(array) for array in arrays]
 
-    for first in range(0, n_planes, batch):  # batches may span sources
+    def convolve_batch(first: int) -> None:  # batches may span sources
         last = min(first + batch, n_planes)
         work, gathered = method.buffer(last - first)
         for index in range(first // per_source, (last - 1) // per_source + 1):
@@ -413,6 +419,10 @@ def convolve_plane_sources(
         if not np.isfinite(gathered).all():
             np.copyto(gathered, 0.0, where=~np.isfinite(gathered))
         method.convolve(work, gathered, first, last)
+
+    # the banded passes' batches on every core, each with one BLAS thread (batch_threads)
+    batch_workers = workers if isinstance(method, _SeparableBatches) else 1
+    run_batches(convolve_batch, range(0, n_planes, batch), batch_workers)
     return out.reshape((len(arrays), *shape))
 
 
@@ -531,7 +541,7 @@ class _SeparableBatches:
 
     @property
     def batch_bytes(self) -> int:  # the products run at BLAS speed on larger batches
-        return 4 * PLANE_BATCH_BYTES
+        return 2 * PLANE_BATCH_BYTES
 
     def __init__(self, column: np.ndarray, row: np.ndarray, n_lat: int, n_lon: int):
         self.column, self.row, self.n_lat, self.n_lon = column, row, n_lat, n_lon
