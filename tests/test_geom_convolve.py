@@ -165,6 +165,57 @@ def test_convolve_sky_maps_equals_one_convolution_per_map(chunked):
     np.testing.assert_array_equal(out["counts"].values, np.rint(out["counts"].values))
 
 
+@pytest.mark.parametrize("kernel_name", ["tophat", "gauss", "ring"])
+@pytest.mark.parametrize("n_maps", [1, 2])
+def test_convolve_sky_maps_of_whole_plane_chunks_equal_the_numpy_maps(
+    kernel_name, n_maps, monkeypatch
+):
+    """Chunks holding whole planes (per-run or per-band chunks): one call per block for all
+    maps, the same numbers as numpy bit for bit, with chunks that differ between inputs."""
+    import dask
+
+    import gammaxr.estimators.smoothing as smoothing
+    from gammaxr.estimators.smoothing import convolve_sky_maps
+
+    calls = []
+    block_maps = smoothing._convolve_block_maps
+
+    def counted(*blocks, **kwargs):
+        calls.append(blocks[0].shape)
+        return block_maps(*blocks, **kwargs)
+
+    monkeypatch.setattr(smoothing, "_convolve_block_maps", counted)
+
+    rng = np.random.default_rng(12)
+    grid = SkyGrid.from_center((10.0, 5.0), (0.8, 0.6), 0.02)
+    ds = grid.to_dataset()
+    dims = ("obs_id", "energy", "lat", "lon")
+    counts = xr.DataArray(rng.poisson(2.0, (4, 3, *grid.shape)).astype(np.float32), dims=dims)
+    counts[1, 2, 3, 4] = np.inf  # counts as 0
+    background = xr.DataArray(rng.random((3, *grid.shape)), dims=dims[1:])  # no obs_id
+    mask = xr.DataArray(rng.random((4, 3, *grid.shape)) > 0.2, dims=dims)
+    counts, background, mask = (
+        v.assign_coords(lat=ds["lat"], lon=ds["lon"]) for v in (counts, background, mask)
+    )
+    maps = {"counts": counts, "background": background}
+    maps = dict(list(maps.items())[:n_maps])
+    kernel = KERNELS[kernel_name]
+    expected = convolve_sky_maps(maps, kernel, mask=mask, integer=["counts"])
+    lazy_maps = {"counts": counts.chunk({"obs_id": 1}), "background": background}
+    lazy_maps = dict(list(lazy_maps.items())[:n_maps])
+    lazy_mask = mask.chunk({"obs_id": 2, "energy": 1})  # other chunks: unified
+    with dask.config.set(scheduler="sync"):
+        out = convolve_sky_maps(lazy_maps, kernel, mask=lazy_mask, integer=["counts"])
+        assert all(out[name].chunks is not None for name in maps)
+        calls.clear()  # (dask may call it on empty arrays to learn the output type)
+        got = dict(zip(maps, dask.compute(*[out[name] for name in maps]), strict=True))
+    assert len(calls) == 4 * 3  # one call per block of obs_id 1 x energy 1, for all maps
+    assert set(calls) == {(1, 1, *grid.shape)}
+    for name in maps:
+        assert got[name].dims == expected[name].dims
+        np.testing.assert_array_equal(got[name].values, expected[name].values)
+
+
 def test_masked_sum_of_a_variable_without_the_dim_broadcasts_it():
     var, mask = _masked_inputs()
     image = var.isel(obs_id=0, drop=True).fillna(0)

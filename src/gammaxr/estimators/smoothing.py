@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 from dask import is_dask_collection
@@ -244,6 +245,59 @@ def _convolve_numpy_maps(
     return result
 
 
+def _convolve_block_maps(
+    *blocks: np.ndarray, n_maps: int, kernel: np.ndarray, integer: tuple[int, ...]
+) -> tuple[np.ndarray, ...] | np.ndarray:
+    """One dask block of every map (and the mask, last if given), convolved together: the
+    ``n_maps`` convolved maps (views of one array, not copied apart), those in ``integer``
+    rounded."""
+    maps, mask = blocks[:n_maps], blocks[n_maps:]
+    out = convolve_plane_sources(
+        maps, kernel, mask=mask[0] if mask else None, zero_rtol=FFT_ZERO_RTOL, workers=1
+    )
+    for i in integer:
+        np.rint(out[i], out=out[i])
+    return tuple(out) if n_maps > 1 else out[0]
+
+
+def _convolve_dask_whole_planes(
+    names: list[str],
+    variables: list[xr.Variable],
+    dims: tuple,
+    coords: dict,
+    kernel: np.ndarray,
+    integer: Collection[str],
+) -> dict[str, xr.DataArray] | None:
+    """:func:`convolve_sky_maps` of dask data whose chunks hold whole ``(lat, lon)``
+    planes (as the per-run chunks of a reduction): one task per block convolves every map
+    of the block, read as they are (no stacked copy), as the numpy path does. None if the
+    planes are split between chunks (the halo path)."""
+    order = tuple(d for d in dims if d not in _PLANE) + _PLANE
+    datas = [da.asarray(v.transpose(*order).data) for v in variables]
+    index = tuple(range(len(order)))
+    _, datas = da.core.unify_chunks(*[x for data in datas for x in (data, index)])
+    chunks = datas[0].chunks
+    if any(len(c) > 1 for c in chunks[-2:]):
+        return None
+    n_maps = len(names)
+    scalar = ",".join(["()"] * len(datas)) + "->" + ",".join(["()"] * n_maps)
+    out = da.apply_gufunc(  # one task per block; each map taken from its tuple, no copy
+        _convolve_block_maps,
+        scalar,
+        *datas,
+        n_maps=n_maps,
+        kernel=kernel,
+        integer=tuple(i for i, name in enumerate(names) if name in integer),
+        output_dtypes=[np.float64] * n_maps if n_maps > 1 else np.float64,
+    )
+    out = out if n_maps > 1 else (out,)
+    coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
+    return {
+        name: xr.DataArray(out[i], dims=order, coords=coords).transpose(*dims)
+        for i, name in enumerate(names)
+    }
+
+
 def convolve_sky_maps(
     maps: Mapping[str, xr.DataArray],
     kernel: np.ndarray,
@@ -253,10 +307,15 @@ def convolve_sky_maps(
 ) -> dict[str, xr.DataArray]:
     """Convolve several maps with one kernel in a single pass (:func:`convolve_sky` of each).
 
-    The maps are broadcast against each other (and ``mask``), zeroed outside ``mask`` and
-    stacked, so that every plane of every map goes through one call of
-    :func:`gammaxr.geom.convolve.convolve_planes` per block: one FFT of the kernel, one batch
-    of plane transforms (counts, background and exposure ratios of all energy bands at once).
+    The maps are broadcast against each other (and ``mask``) and zeroed outside ``mask``,
+    and every plane of every map goes through one call of
+    :func:`gammaxr.geom.convolve.convolve_plane_sources` per block: one kernel (spectrum or
+    banded matrices) for all, one batch of planes after another (counts, background and
+    exposure ratios of all energy bands at once). Numpy maps are one call; dask maps whose
+    chunks hold whole ``(lat, lon)`` planes (per-run or per-band chunks) one task per
+    block, the maps read as they are; dask maps with planes split between chunks are
+    stacked and convolved chunk by chunk with a halo
+    (:func:`gammaxr.geom.halo.map_planes_with_halo`).
 
     Parameters
     ----------
@@ -293,6 +352,12 @@ def convolve_sky_maps(
         return _convolve_numpy_maps(
             arrays[0], names, [aligned(a) for a in arrays], dims, coords, kernel, integer
         )
+    whole = _convolve_dask_whole_planes(
+        names, [aligned(a) for a in arrays], dims, coords, kernel, integer
+    )
+    if whole is not None:
+        return whole
+    # planes split between chunks: the masked maps stacked, convolved with a halo
     stacked = xr.apply_ufunc(  # one float64 array of the masked maps, one pass per map
         _stack_masked,
         *[aligned(a) for a in arrays],

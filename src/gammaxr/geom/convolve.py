@@ -412,10 +412,14 @@ def convolve_plane_sources(
             into = gathered[offset + start - first : offset + stop - first]
             if mask_planes is None:
                 np.copyto(into, sources[index][start:stop], casting="unsafe")
-            else:
-                np.multiply(
-                    sources[index][start:stop], mask_planes[start:stop], out=into, casting="unsafe"
-                )
+            else:  # an infinity outside the mask gives NaN: counted as 0 below, as NaN is
+                with np.errstate(invalid="ignore"):
+                    np.multiply(
+                        sources[index][start:stop],
+                        mask_planes[start:stop],
+                        out=into,
+                        casting="unsafe",
+                    )
         if not np.isfinite(gathered).all():
             np.copyto(gathered, 0.0, where=~np.isfinite(gathered))
         method.convolve(work, gathered, first, last)
