@@ -211,7 +211,26 @@ def _stack_masked(*arrays: np.ndarray, n_maps: int) -> np.ndarray:
     return np.moveaxis(out, 0, -1)
 
 
-def _convolve_numpy_maps(
+def _convolve_block_maps(
+    *blocks: np.ndarray,
+    n_maps: int,
+    kernel: np.ndarray,
+    integer: tuple[int, ...],
+    workers: int = 1,
+) -> tuple[np.ndarray, ...] | np.ndarray:
+    """Every map of a block (and the mask, last if given), ``(..., n_lat, n_lon)``,
+    convolved together: the ``n_maps`` convolved maps (views of one array, not copied
+    apart; one array if ``n_maps`` is 1), those at the indices ``integer`` rounded."""
+    maps, mask = blocks[:n_maps], blocks[n_maps:]
+    out = convolve_plane_sources(
+        maps, kernel, mask=mask[0] if mask else None, zero_rtol=FFT_ZERO_RTOL, workers=workers
+    )
+    for i in integer:
+        np.rint(out[i], out=out[i])
+    return tuple(out) if n_maps > 1 else out[0]
+
+
+def _convolve_whole_planes(
     first_map: xr.DataArray,
     names: list[str],
     variables: list[xr.Variable],
@@ -219,82 +238,49 @@ def _convolve_numpy_maps(
     coords: dict,
     kernel: np.ndarray,
     integer: Collection[str],
-) -> dict[str, xr.DataArray]:
-    """:func:`convolve_sky_maps` of numpy data: all planes of all maps in one eager call
-    on all cores (:func:`gammaxr.geom.convolve.convolve_plane_sources`, which reads the
-    maps batch by batch: no stacked copy)."""
+) -> dict[str, xr.DataArray] | None:
+    """:func:`convolve_sky_maps` with whole ``(lat, lon)`` planes in each block: numpy data
+    in one eager call on all cores; dask data whose chunks hold whole planes (as the per-run
+    chunks of a reduction) in one task per block. Every map of a block in one call of
+    :func:`gammaxr.geom.convolve.convolve_plane_sources`, which reads them batch by batch
+    (no stacked copy). None for dask data with planes split between chunks (the halo
+    path)."""
     order = tuple(d for d in dims if d not in _PLANE) + _PLANE
     arrays = [v.transpose(*order).data for v in variables]
-    out = convolve_plane_sources(
-        arrays[: len(names)],
-        kernel,
-        mask=arrays[len(names)] if len(arrays) > len(names) else None,
-        zero_rtol=FFT_ZERO_RTOL,
-        workers=EAGER_WORKERS,
-    )
-    coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
-    reuse = first_map.dims == dims and set(first_map.coords) == set(coords)
-    if not reuse:  # coordinates built once, copied to every map
-        first_map = xr.DataArray(out[0], dims=order, coords=coords).transpose(*dims)
-    result = {}
-    for i, name in enumerate(names):
-        data = np.rint(out[i], out=out[i]) if name in integer else out[i]
-        data = data.transpose([order.index(d) for d in dims])
-        result[name] = first_map.copy(data=data, deep=False)
-        result[name].attrs = {}
-    return result
-
-
-def _convolve_block_maps(
-    *blocks: np.ndarray, n_maps: int, kernel: np.ndarray, integer: tuple[int, ...]
-) -> tuple[np.ndarray, ...] | np.ndarray:
-    """One dask block of every map (and the mask, last if given), convolved together: the
-    ``n_maps`` convolved maps (views of one array, not copied apart), those in ``integer``
-    rounded."""
-    maps, mask = blocks[:n_maps], blocks[n_maps:]
-    out = convolve_plane_sources(
-        maps, kernel, mask=mask[0] if mask else None, zero_rtol=FFT_ZERO_RTOL, workers=1
-    )
-    for i in integer:
-        np.rint(out[i], out=out[i])
-    return tuple(out) if n_maps > 1 else out[0]
-
-
-def _convolve_dask_whole_planes(
-    names: list[str],
-    variables: list[xr.Variable],
-    dims: tuple,
-    coords: dict,
-    kernel: np.ndarray,
-    integer: Collection[str],
-) -> dict[str, xr.DataArray] | None:
-    """:func:`convolve_sky_maps` of dask data whose chunks hold whole ``(lat, lon)``
-    planes (as the per-run chunks of a reduction): one task per block convolves every map
-    of the block, read as they are (no stacked copy), as the numpy path does. None if the
-    planes are split between chunks (the halo path)."""
-    order = tuple(d for d in dims if d not in _PLANE) + _PLANE
-    datas = [da.asarray(v.transpose(*order).data) for v in variables]
-    index = tuple(range(len(order)))
-    _, datas = da.core.unify_chunks(*[x for data in datas for x in (data, index)])
-    chunks = datas[0].chunks
-    if any(len(c) > 1 for c in chunks[-2:]):
-        return None
     n_maps = len(names)
-    scalar = ",".join(["()"] * len(datas)) + "->" + ",".join(["()"] * n_maps)
+    options = {
+        "n_maps": n_maps,
+        "kernel": kernel,
+        "integer": tuple(i for i, name in enumerate(names) if name in integer),
+    }
+    coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
+    if not any(is_dask_collection(a) for a in arrays):
+        out = _convolve_block_maps(*arrays, workers=EAGER_WORKERS, **options)
+        out = out if n_maps > 1 else (out,)
+        reuse = first_map.dims == dims and set(first_map.coords) == set(coords)
+        if not reuse:  # coordinates built once, copied to every map
+            first_map = xr.DataArray(out[0], dims=order, coords=coords).transpose(*dims)
+        result = {}
+        for name, data in zip(names, out, strict=True):
+            data = data.transpose([order.index(d) for d in dims])
+            result[name] = first_map.copy(data=data, deep=False)
+            result[name].attrs = {}
+        return result
+    index = tuple(range(len(order)))
+    _, arrays = da.core.unify_chunks(*[x for a in arrays for x in (da.asarray(a), index)])
+    if any(len(c) > 1 for c in arrays[0].chunks[-2:]):
+        return None
     out = da.apply_gufunc(  # one task per block; each map taken from its tuple, no copy
         _convolve_block_maps,
-        scalar,
-        *datas,
-        n_maps=n_maps,
-        kernel=kernel,
-        integer=tuple(i for i, name in enumerate(names) if name in integer),
+        ",".join(["()"] * len(arrays)) + "->" + ",".join(["()"] * n_maps),
+        *arrays,
         output_dtypes=[np.float64] * n_maps if n_maps > 1 else np.float64,
+        **options,
     )
     out = out if n_maps > 1 else (out,)
-    coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
     return {
-        name: xr.DataArray(out[i], dims=order, coords=coords).transpose(*dims)
-        for i, name in enumerate(names)
+        name: xr.DataArray(data, dims=order, coords=coords).transpose(*dims)
+        for name, data in zip(names, out, strict=True)
     }
 
 
@@ -348,12 +334,8 @@ def convolve_sky_maps(
     def aligned(array: xr.DataArray) -> xr.Variable:  # a broadcast view, no alignment
         return array.variable.set_dims(sizes).transpose(*dims)
 
-    if not any(is_dask_collection(a.data) for a in arrays):
-        return _convolve_numpy_maps(
-            arrays[0], names, [aligned(a) for a in arrays], dims, coords, kernel, integer
-        )
-    whole = _convolve_dask_whole_planes(
-        names, [aligned(a) for a in arrays], dims, coords, kernel, integer
+    whole = _convolve_whole_planes(
+        arrays[0], names, [aligned(a) for a in arrays], dims, coords, kernel, integer
     )
     if whole is not None:
         return whole
