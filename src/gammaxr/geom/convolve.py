@@ -37,6 +37,7 @@ counts. FFT noise is cleared to exact zeros below a threshold the caller sets
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -107,7 +108,7 @@ def work_buffer(role: str, shape: tuple[int, ...]) -> np.ndarray:
     kept = getattr(_thread_work, "arrays", None)
     if kept is None:
         kept = _thread_work.arrays = {}
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)  # (python ints: no numpy call per batch)
     storage = kept.get(role)
     if storage is None or storage.size < size:
         storage = np.empty(size)
