@@ -137,17 +137,33 @@ def test_batches_run_in_turn_when_another_thread_controls_blas():
 
 def _child_sums(queue):
     out = np.zeros(6)
+    names = set()
 
     def work(first):
         out[first] = first * 2.0
+        names.add(threading.current_thread().name)
 
     run_batches(work, range(6), -1)
-    queue.put(out.tolist())
+    with one_blas_thread() as single:
+        pooled = single and batch_threads(-1) > 1
+    queue.put((out.tolist(), pooled, sorted(names)))
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method is Linux-only here")
-def test_a_forked_child_gets_its_own_pool():
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_forked_child_gets_its_own_pool(busy):
     run_batches(lambda first: None, range(4), -1)  # the parent's pool exists before the fork
+    release = threading.Event()
+    if busy:  # the fork happens while a parent's thread holds the pool
+        started = threading.Event()
+
+        def hold(first):
+            started.set()
+            release.wait(10)
+
+        holder = threading.Thread(target=run_batches, args=(hold, range(2), -1))
+        holder.start()
+        started.wait(5)
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child_sums, args=(queue,))
@@ -155,7 +171,13 @@ def test_a_forked_child_gets_its_own_pool():
     try:
         result = queue.get(timeout=30)  # a pool without threads would never answer
     finally:
+        release.set()
         child.join(10)
         if child.is_alive():
             child.kill()
-    assert result == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    if busy:
+        holder.join(10)
+    sums, pooled, names = result
+    assert sums == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    if pooled:  # the child's own pool, free even if the parent's was busy at the fork
+        assert all(name.startswith("gammaxr-batches") for name in names)

@@ -33,6 +33,16 @@ _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (pid, threads): pool
 _controller = []  # the threadpoolctl controller, made at the first threaded call
 
 
+def _fresh_locks_in_forked_child() -> None:
+    # a lock held by a parent's thread at the fork would never be released in the child
+    global _lock, _pool_in_use
+    _lock, _pool_in_use = threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_forked_child)
+
+
 def batch_threads(workers: int) -> int:
     """The number of threads for the batches of one call.
 
