@@ -9,9 +9,9 @@ both the products and the copies on every core: on 2 cores, 400 planes of 150 x 
 a 21-pixel Gaussian take 42 ms instead of 53 ms (``docs/performance.md``).
 
 :func:`run_batches` is that scheme: a pool of threads kept by the process (remade after a
-``fork``, whose child has none of its parent's threads), used by one call at a time, with
-BLAS limited to one thread while it runs (:mod:`threadpoolctl`; the limit is
-process-wide, set and lifted by the calling thread). Inside dask tasks (``workers=1``),
+``fork``, whose child has none of its parent's threads, with fresh locks), used by one call
+at a time, with BLAS limited to one thread while it runs (:mod:`threadpoolctl`; the limit
+is process-wide, set and lifted by the calling thread). Inside dask tasks (``workers=1``),
 which run in parallel already, and whenever the pool is busy or BLAS cannot be limited,
 the batches run in turn on the calling thread, BLAS untouched: never more threads than
 cores.
