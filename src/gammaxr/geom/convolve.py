@@ -11,8 +11,7 @@ float64) into a work buffer, convolved while it is in the CPU caches, and writte
 into the output, so the working memory beyond the output stays a few MB per thread
 whatever the number of planes. The work buffers are kept by the thread for its next
 convolution (:func:`work_buffer`): fresh memory costs a page fault per 4 kB at its first
-touch. :func:`convolve_planes` is the same for one
-array. Three exact methods:
+touch. :func:`convolve_planes` is the same for one array. Three exact methods:
 
 - a separable kernel (an outer product, as a Gaussian or a box) at most
   :data:`SEPARABLE_MAX_SIZE` pixels wide: two 1D passes, each a few matrix products with
