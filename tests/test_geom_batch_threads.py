@@ -181,3 +181,35 @@ def test_a_forked_child_gets_its_own_pool(busy):
     assert sums == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     if pooled:  # the child's own pool, free even if the parent's was busy at the fork
         assert all(name.startswith("gammaxr-batches") for name in names)
+
+
+def test_an_interrupted_call_drops_the_batches_not_started(monkeypatch):
+    import concurrent.futures
+
+    started, release = [], threading.Event()
+
+    def work(first):
+        started.append(first)
+        release.wait(5)
+
+    calls = {"n": 0}
+    exception = concurrent.futures.Future.exception
+
+    def interrupted(self, timeout=None):  # Ctrl-C while waiting for the first batch
+        calls["n"] += 1
+        if calls["n"] == 1:
+            release.set()
+            raise KeyboardInterrupt
+        return exception(self, timeout)
+
+    monkeypatch.setattr(concurrent.futures.Future, "exception", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_batches(work, range(40), -1)
+    monkeypatch.undo()
+    names = set()
+    run_batches(lambda first: names.add(first), range(4), -1)  # the pool is free again
+    assert names == {0, 1, 2, 3}
+    with one_blas_thread() as single:
+        pooled = single and batch_threads(-1) > 1
+    if pooled:  # whatever was left of the first call ran before the second: all of it
+        assert len(started) < 40  # most batches never started

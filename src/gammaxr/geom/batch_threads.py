@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 __all__ = ["batch_threads", "one_blas_thread", "run_batches"]
@@ -138,7 +138,13 @@ def run_batches(work: Callable[[int], None], firsts: Iterable[int], workers: int
                 if single:
                     pool = _kept_pool(threads)
                     futures = [pool.submit(work, first) for first in firsts]
-                    errors = [future.exception() for future in futures]  # waits for all
+                    try:
+                        errors = [future.exception() for future in futures]  # waits for all
+                    except BaseException:  # interrupted: the batches not started are dropped
+                        for future in futures:
+                            future.cancel()
+                        wait(futures)
+                        raise
                     for error in errors:
                         if error is not None:
                             raise error
