@@ -128,7 +128,9 @@ def run_batches(work: Callable[[int], None], firsts: Iterable[int], workers: int
     Raises
     ------
     Exception
-        The first exception raised by ``work``, after every batch has ended.
+        The first exception raised by ``work``, after every batch has ended. An interruption
+        while waiting (``KeyboardInterrupt``) cancels the batches not started, waits for
+        those running and is raised again.
     """
     firsts = list(firsts)
     threads = batch_threads(workers)
