@@ -540,8 +540,8 @@ class _RowRunBatches:
 class _SeparableBatches:
     """Both banded passes on a batch of planes held lat-major, ``(n_lat, m, n_lon)`` in
     memory: the lat pass is then one matrix product per block for all planes of the batch.
-    The output is lat-major too (seen in the usual axis order), so the lon pass writes
-    into it directly when one batch holds every plane."""
+    The output is lat-major too (seen in the usual axis order), so when one batch holds
+    every plane the planes are gathered into it and the lon pass writes into it directly."""
 
     @property
     def batch_bytes(self) -> int:  # the products run at BLAS speed on larger batches
@@ -557,8 +557,12 @@ class _SeparableBatches:
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
         """A float64 work buffer of ``n_planes`` planes, lat-major, and its planes seen as
-        (m, n_lat, n_lon)."""
-        lat_major = work_buffer("planes", (self.n_lat, n_planes, self.n_lon))
+        (m, n_lat, n_lon): the output itself when one batch holds every plane (the lat
+        pass reads it before the lon pass writes it; no other memory to touch)."""
+        if n_planes == self._out.shape[1]:
+            lat_major = self._out
+        else:
+            lat_major = work_buffer("planes", (self.n_lat, n_planes, self.n_lon))
         return lat_major, np.moveaxis(lat_major, 0, 1)
 
     def convolve(self, lat_major: np.ndarray, gathered: np.ndarray, start: int, stop: int) -> None:
