@@ -50,6 +50,7 @@ __all__ = [
     "BAND_BLOCK",
     "ROW_RUNS_MAX_ADDS",
     "SEPARABLE_MAX_SIZE",
+    "banded_block",
     "banded_pass",
     "convolve_plane_sources",
     "convolve_planes",
@@ -240,22 +241,45 @@ def banded_pass(
         ``out`` if given.
     """
     weights = np.asarray(weights, dtype=np.float64)
-    half = weights.size // 2
-    band = _band_matrix(weights, BAND_BLOCK, transposed=axis == 0)
     if out is None:
         out = np.empty_like(lines)
-    n = lines.shape[axis]
-    for start in range(0, n, BAND_BLOCK):
-        stop = min(start + BAND_BLOCK, n)
-        low, high = max(start - half, 0), min(stop + half, n)
-        first = low - (start - half)  # band rows cut off at the lower edge
+    for start in range(0, lines.shape[axis], BAND_BLOCK):
         if axis == 0:
-            window = band[: stop - start, first : first + high - low]
-            np.matmul(window, lines[low:high], out=out[start:stop])
+            stop = min(start + BAND_BLOCK, lines.shape[0])
+            banded_block(lines, weights, start, out=out[start:stop])
         else:
+            stop = min(start + BAND_BLOCK, lines.shape[1])
+            half = weights.size // 2
+            band = _band_matrix(weights, BAND_BLOCK, transposed=False)
+            low, high = max(start - half, 0), min(stop + half, lines.shape[1])
+            first = low - (start - half)  # band rows cut off at the lower edge
             window = band[first : first + high - low, : stop - start]
             np.matmul(lines[:, low:high], window, out=out[:, start:stop])
     return out
+
+
+def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.ndarray) -> None:
+    """Output lines ``start .. start + len(out)`` (at most :data:`BAND_BLOCK`) of
+    :func:`banded_pass` along axis 0: one matrix product of the input window they see.
+
+    Parameters
+    ----------
+    lines : numpy.ndarray of float64, shape (n, m)
+        The input, ``m`` lines of ``n`` pixels as columns (rows may be strided).
+    weights : numpy.ndarray, shape (2 h + 1,)
+        1D kernel centred on its middle element.
+    start : int
+        The first output pixel along axis 0.
+    out : numpy.ndarray of float64, shape (k, m), k <= BAND_BLOCK
+        Where the ``k`` output lines are written.
+    """
+    half = weights.size // 2
+    band = _band_matrix(weights, BAND_BLOCK, transposed=True)
+    stop = start + out.shape[0]
+    low, high = max(start - half, 0), min(stop + half, lines.shape[0])
+    first = low - (start - half)  # band columns cut off at the lower edge
+    window = band[: stop - start, first : first + high - low]
+    np.matmul(window, lines[low:high], out=out)
 
 
 def _use_separable(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -539,9 +563,14 @@ class _RowRunBatches:
 
 class _SeparableBatches:
     """Both banded passes on a batch of planes held lat-major, ``(n_lat, m, n_lon)`` in
-    memory: the lat pass is then one matrix product per block for all planes of the batch.
-    The output is lat-major too (seen in the usual axis order), so when one batch holds
-    every plane the planes are gathered into it and the lon pass writes into it directly."""
+    memory: the lat pass is then one matrix product per block of :data:`BAND_BLOCK` output
+    rows for all planes of the batch. The output is lat-major too (seen in the usual axis
+    order). When one batch holds every plane, the planes are gathered into the output
+    itself, the lat pass goes to a work buffer and the lon pass writes the output (no other
+    memory to touch). When there are several batches, the passes are fused row block by row
+    block: a block's lat pass goes to a small work buffer, still in the core's cache for
+    the lon pass (measured 15-35 % faster on one BLAS thread, as on the eager call's batch
+    threads; the whole batch at once is 5-10 % faster on two BLAS threads)."""
 
     @property
     def batch_bytes(self) -> int:  # the products run at BLAS speed on larger batches
@@ -556,9 +585,8 @@ class _SeparableBatches:
         return np.moveaxis(self._out, 0, 1)
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
-        """A float64 work buffer of ``n_planes`` planes, lat-major, and its planes seen as
-        (m, n_lat, n_lon): the output itself when one batch holds every plane (the lat
-        pass reads it before the lon pass writes it; no other memory to touch)."""
+        """A float64 work buffer of ``n_planes`` planes, lat-major (the output itself when
+        one batch holds every plane), and its planes seen as (m, n_lat, n_lon)."""
         if n_planes == self._out.shape[1]:
             lat_major = self._out
         else:
@@ -567,13 +595,22 @@ class _SeparableBatches:
 
     def convolve(self, lat_major: np.ndarray, gathered: np.ndarray, start: int, stop: int) -> None:
         lines = lat_major.reshape(self.n_lat, -1)
-        along_lat = banded_pass(lines, self.column, axis=0, out=work_buffer("pass", lines.shape))
-        rows = along_lat.reshape(-1, self.n_lon)
-        if start == 0 and stop == self._out.shape[1]:  # every plane: straight into the output
-            banded_pass(rows, self.row, axis=1, out=self._out.reshape(-1, self.n_lon))
-        else:
+        if start == 0 and stop == self._out.shape[1]:  # the input is the output: lat pass first
+            along_lat = banded_pass(lines, self.column, 0, out=work_buffer("pass", lines.shape))
+            banded_pass(
+                along_lat.reshape(-1, self.n_lon),
+                self.row,
+                1,
+                out=self._out.reshape(-1, self.n_lon),
+            )
+            return
+        for first in range(0, self.n_lat, BAND_BLOCK):  # fused, row block by row block
+            last = min(first + BAND_BLOCK, self.n_lat)
+            along_lat = work_buffer("pass", (last - first, lines.shape[1]))
+            banded_block(lines, self.column, first, out=along_lat)
+            rows = along_lat.reshape(-1, self.n_lon)
             both = banded_pass(rows, self.row, axis=1, out=work_buffer("both", rows.shape))
-            self._out[:, start:stop] = both.reshape(lat_major.shape)
+            self._out[first:last, start:stop] = both.reshape(last - first, stop - start, -1)
 
 
 class _FFTBatches:
