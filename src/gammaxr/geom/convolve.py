@@ -259,8 +259,8 @@ def banded_pass(
 
 
 def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.ndarray) -> None:
-    """Output lines ``start .. start + len(out)`` (at most :data:`BAND_BLOCK`) of
-    :func:`banded_pass` along axis 0: one matrix product of the input window they see.
+    """The ``len(out)`` output lines from ``start`` on (at most :data:`BAND_BLOCK`) of
+    :func:`banded_pass` along axis 0, as one matrix product of the input window they see.
 
     Parameters
     ----------
