@@ -381,3 +381,18 @@ def test_banded_batches_on_every_core_equal_the_batches_in_turn(name, monkeypatc
         pooled = single and batch_threads(-1) > 1
     if pooled:  # the batches ran on the kept pool (how they split between its threads varies)
         assert threads and all(t.startswith("gammaxr-batches") for t in threads)
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (5, 40, 3), (4, 70, 33)])
+def test_fused_banded_passes_on_small_and_tall_planes(shape, monkeypatch):
+    """Several batches (the fused row blocks) on planes smaller than the kernel and taller
+    than two row blocks: the direct sums."""
+    import gammaxr.geom.convolve as module
+
+    rng = np.random.default_rng(13)
+    kernel = np.outer(rng.random(21), rng.random(9))  # separable, wider than some planes
+    monkeypatch.setattr(module, "PLANE_BATCH_BYTES", 8 * shape[1] * shape[2])  # 2 planes
+    image = rng.random(shape)
+    for workers in (1, -1):
+        out = module.convolve_plane_sources([image], kernel, workers=workers)[0]
+        np.testing.assert_allclose(out, _direct(image, kernel), rtol=1e-12, atol=1e-13)
