@@ -101,15 +101,19 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
     )
     weights = flux * _CM2_PER_M2  # (energy, energy_true)
     exposure = ds["exposure"]
-    if exposure.chunks is None:  # numpy: one matrix product (xr.dot's einsum is slower)
-        others = (d for d in exposure.dims if d not in ("energy_true", "lat", "lon"))
+    if exposure.chunks is None:  # numpy: matrix products (xr.dot's einsum is slower)
+        others = tuple(d for d in exposure.dims if d not in ("energy_true", "lat", "lon"))
         rest = (*others, "lat", "lon")
-        values = exposure.variable.transpose("energy_true", *rest).values
-        flat = values.reshape(values.shape[0], -1).astype(np.float64)  # a copy: NaN -> 0
-        nan = np.isnan(flat)
-        if nan.any():
-            flat[nan] = 0.0
-        data = np.matmul(weights, flat).reshape(weights.shape[0], *values.shape[1:])
+        values = exposure.variable.transpose("energy_true", *rest).values  # a view
+        data = np.empty((weights.shape[0], *values.shape[1:]))
+        # one product per run (or other entry): float64 copies of one map at a time
+        for index in np.ndindex(*values.shape[1:-2]):
+            where = (slice(None), *index)
+            flat = values[where].reshape(values.shape[0], -1).astype(np.float64)  # NaN -> 0
+            nan = np.isnan(flat)
+            if nan.any():
+                flat[nan] = 0.0
+            data[where] = np.matmul(weights, flat).reshape(data[where].shape)
         coords = {k: v for k, v in exposure.coords.variables.items() if "energy_true" not in v.dims}
         coords.update(ds["energy"].coords.variables)
         return xr.DataArray(data, dims=("energy", *rest), coords=coords, attrs={"units": ""})
@@ -379,6 +383,8 @@ def excess_map(
 
     use_data = raw(use)
     corr = {name: raw(var) for name, var in corr.items()}
+    # the caller's arrays (never written in place)
+    inputs = [v.data for v in ds.variables.values()] + [v.data for v in extra.values()]
     n_on = corr["counts"]
     signal = corr.get("npred_signal")
     if on_off:
@@ -401,7 +407,10 @@ def excess_map(
     ts = _statistic(kind, "ts")(*stat_args)
     # the sign of the excess times sqrt(TS), as the statistics' sqrt_ts (TS once)
     significance = np.sqrt(ts)
-    significance *= np.sign(excess)
+    if isinstance(significance, np.ndarray):  # numpy: the sign flipped in place
+        np.negative(significance, out=significance, where=np.asarray(excess < 0))
+    else:
+        significance *= np.sign(excess)
     out: dict[str, Any] = {
         "counts": n_on,
         "background": background,
@@ -424,12 +433,23 @@ def excess_map(
             out[name] = maps[name]
     if "reco_exposure" in corr:
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean_reco = corr["reco_exposure"] / np.where(corr["mask"] > 0, corr["mask"], np.nan)
+            reco = corr["reco_exposure"]
+            if isinstance(reco, np.ndarray):  # in place in the convolved sums if we may
+                ours = (
+                    reco.flags.writeable
+                    and reco.shape == np.shape(excess)
+                    and not any(
+                        np.may_share_memory(reco, x) for x in inputs if isinstance(x, np.ndarray)
+                    )
+                )
+                mean_reco = np.divide(reco, corr["mask"], out=reco if ours else None)
+                np.copyto(mean_reco, np.nan, where=~(corr["mask"] > 0))
+            else:
+                mean_reco = corr["reco_exposure"] / np.where(corr["mask"] > 0, corr["mask"], np.nan)
         energy_axis = out_dims.index("energy")
         out.update(_flux_maps(out, mean_reco, energy_axis, len(out_dims), ds, spectral_model))
     units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
     result = {}
-    inputs = [v.data for v in ds.variables.values()] + [v.data for v in extra.values()]
     outside = ~use_data
     for name, data in out.items():  # NaN outside the mask
         unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")

@@ -120,15 +120,17 @@ def _convex_newton(f, df, start):
 def _cash_ts_kernel(n_on, mu_bkg):
     # cash(n, b) - cash(n, n) = 2 (b - n + n log(n / b)), grouped to avoid cancellation
     n_on = as_float(n_on)
-    mu_bkg = np.maximum(as_float(mu_bkg), TRUNCATION_VALUE)
-    # 2 ((b - n) + n log(n / b)) with two temporaries, in place; n log(n / b) is 0 at n = 0
-    # (as scipy's xlogy, with numpy's vectorised log: 5x faster)
-    difference = np.asarray(mu_bkg - n_on)
+    mu_bkg = np.maximum(as_float(mu_bkg), TRUNCATION_VALUE)  # a new array (or scalar)
+    # 2 ((b - n) + n log(n / b)) in place; n log(n / b) is 0 at n = 0 (as scipy's xlogy,
+    # with numpy's vectorised log: 5x faster)
     ts = np.asarray(n_on / mu_bkg)
     with np.errstate(invalid="ignore"):
         np.log(ts, out=ts, where=np.asarray(n_on != 0))
     ts *= n_on
-    ts += difference
+    if isinstance(mu_bkg, np.ndarray) and mu_bkg.shape == ts.shape:  # ours: b - n in place
+        ts += np.subtract(mu_bkg, n_on, out=mu_bkg)
+    else:
+        ts += mu_bkg - n_on
     ts *= 2.0
     return np.clip(ts, 0.0, None, out=ts)
 
