@@ -321,6 +321,24 @@ def test_reco_exposure_and_flux_of_an_injected_source():
     np.testing.assert_allclose(band["flux"].values[0], px["flux"].sum(), rtol=2e-3)
 
 
+def test_reco_exposure_of_runs_keeps_their_dim_order_and_equals_the_lazy_one():
+    runs = xr.concat(
+        [make_dataset(seed=s, n_e=3, exposure=True) for s in (1, 2, 3)], dim="obs_id"
+    ).assign_coords(obs_id=[10, 11, 12])
+    exposure = runs["exposure"].transpose("obs_id", "energy_true", "lat", "lon")
+    values = exposure.values.copy()
+    values[1, 0, 3, 4] = np.nan  # counts as 0
+    values[2] = 2.0 * values[0]
+    runs["exposure"] = exposure.copy(data=values)
+    eager = reco_exposure(runs)
+    assert eager.dims == ("obs_id", "energy", "lat", "lon")  # no copy to reorder it later
+    assert eager.values.flags.c_contiguous
+    lazy = reco_exposure(runs.chunk({"obs_id": 1}))
+    xr.testing.assert_allclose(eager, lazy.transpose(*eager.dims).compute(), rtol=1e-12)
+    np.testing.assert_allclose(eager.isel(obs_id=2), 2.0 * eager.isel(obs_id=0), rtol=1e-12)
+    assert np.isfinite(eager.values).all()
+
+
 # ----------------------------------------------------------------------- known truth
 
 

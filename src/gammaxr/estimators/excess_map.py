@@ -88,7 +88,9 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray, dims (energy, lat, lon)
-        Counts; lazy if the exposure is.
+        Counts; lazy if the exposure is. Numpy: in the exposure's dim order (``energy``
+        where ``energy_true`` was, other dims such as ``obs_id`` kept); dask: ``energy``
+        first.
     """
     model = _reference_model(spectral_model)
     lo_t, hi_t = axis_lo_hi(ds, "energy_true")
@@ -105,7 +107,12 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
         others = tuple(d for d in exposure.dims if d not in ("energy_true", "lat", "lon"))
         rest = (*others, "lat", "lon")
         values = exposure.variable.transpose("energy_true", *rest).values  # a view
-        data = np.empty((weights.shape[0], *values.shape[1:]))
+        # the exposure's dim order (energy for energy_true), as the counts': no copy to
+        # reorder it for the convolution
+        dims = tuple("energy" if d == "energy_true" else d for d in exposure.dims)
+        sizes = dict(zip(("energy", *rest), (weights.shape[0], *values.shape[1:]), strict=True))
+        data = np.empty(tuple(sizes[d] for d in dims))
+        energy_first = data.transpose([dims.index(d) for d in ("energy", *rest)])  # a view
         # one product per run (or other entry): float64 copies of one map at a time
         for index in np.ndindex(*values.shape[1:-2]):
             where = (slice(None), *index)
@@ -113,10 +120,10 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
             nan = np.isnan(flat)
             if nan.any():
                 flat[nan] = 0.0
-            data[where] = np.matmul(weights, flat).reshape(data[where].shape)
+            energy_first[where] = np.matmul(weights, flat).reshape(energy_first[where].shape)
         coords = {k: v for k, v in exposure.coords.variables.items() if "energy_true" not in v.dims}
         coords.update(ds["energy"].coords.variables)
-        return xr.DataArray(data, dims=("energy", *rest), coords=coords, attrs={"units": ""})
+        return xr.DataArray(data, dims=dims, coords=coords, attrs={"units": ""})
     weights = xr.DataArray(weights, dims=("energy", "energy_true"), coords={"energy": ds["energy"]})
     out = xr.dot(weights, exposure.fillna(0), dim="energy_true")
     return out.transpose("energy", ..., "lat", "lon").assign_attrs(units="")
