@@ -88,9 +88,9 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
     Returns
     -------
     xarray.DataArray, dims (energy, lat, lon)
-        Counts; lazy if the exposure is. Numpy: in the exposure's dim order (``energy``
-        where ``energy_true`` was, other dims such as ``obs_id`` kept); dask: ``energy``
-        first.
+        Counts, in the exposure's dim order (``energy`` where ``energy_true`` was, other
+        dims such as ``obs_id`` kept); lazy if the exposure is (one task per chunk when
+        ``energy_true`` is in one chunk).
     """
     model = _reference_model(spectral_model)
     lo_t, hi_t = axis_lo_hi(ds, "energy_true")
@@ -103,30 +103,55 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
     )
     weights = flux * _CM2_PER_M2  # (energy, energy_true)
     exposure = ds["exposure"]
-    if exposure.chunks is None:  # numpy: matrix products (xr.dot's einsum is slower)
-        others = tuple(d for d in exposure.dims if d not in ("energy_true", "lat", "lon"))
-        rest = (*others, "lat", "lon")
-        values = exposure.variable.transpose("energy_true", *rest).values  # a view
-        # the exposure's dim order (energy for energy_true), as the counts': no copy to
-        # reorder it for the convolution
-        dims = tuple("energy" if d == "energy_true" else d for d in exposure.dims)
-        sizes = dict(zip(("energy", *rest), (weights.shape[0], *values.shape[1:]), strict=True))
-        data = np.empty(tuple(sizes[d] for d in dims))
-        energy_first = data.transpose([dims.index(d) for d in ("energy", *rest)])  # a view
-        # one product per run (or other entry): float64 copies of one map at a time
-        for index in np.ndindex(*values.shape[1:-2]):
-            where = (slice(None), *index)
-            flat = values[where].reshape(values.shape[0], -1).astype(np.float64)  # NaN -> 0
-            nan = np.isnan(flat)
-            if nan.any():
-                flat[nan] = 0.0
-            energy_first[where] = np.matmul(weights, flat).reshape(energy_first[where].shape)
-        coords = {k: v for k, v in exposure.coords.variables.items() if "energy_true" not in v.dims}
-        coords.update(ds["energy"].coords.variables)
-        return xr.DataArray(data, dims=dims, coords=coords, attrs={"units": ""})
-    weights = xr.DataArray(weights, dims=("energy", "energy_true"), coords={"energy": ds["energy"]})
-    out = xr.dot(weights, exposure.fillna(0), dim="energy_true")
-    return out.transpose("energy", ..., "lat", "lon").assign_attrs(units="")
+    # energy where energy_true was: the exposure's dim order, as the counts' (no copy to
+    # reorder it for the convolution)
+    dims = tuple("energy" if d == "energy_true" else d for d in exposure.dims)
+    axis = exposure.dims.index("energy_true")
+    coords = {k: v for k, v in exposure.coords.variables.items() if "energy_true" not in v.dims}
+    coords.update(ds["energy"].coords.variables)
+    data = exposure.data
+    if isinstance(data, np.ndarray):
+        data = _weighted_along_axis(data, weights, axis)
+    elif len(data.chunks[axis]) == 1:  # dask, energy_true in one chunk: the same per block
+        chunks = (*data.chunks[:axis], (weights.shape[0],), *data.chunks[axis + 1 :])
+        data = data.map_blocks(_weighted_along_axis, weights, axis, chunks=chunks, dtype=np.float64)
+    else:  # energy_true split between chunks: a dask reduction
+        weights = xr.DataArray(
+            weights, dims=("energy", "energy_true"), coords={"energy": ds["energy"]}
+        )
+        out = xr.dot(weights, exposure.fillna(0), dim="energy_true")
+        return out.transpose(*dims).assign_attrs(units="")
+    return xr.DataArray(data, dims=dims, coords=coords, attrs={"units": ""})
+
+
+def _weighted_along_axis(values: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    """``weights @ values`` along ``axis`` (NaN as 0), one map at a time: float64 copies of
+    one ``(energy_true, lat, lon)`` map at a time, so no copy of the whole input.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Exposure [m2 s], ``energy_true`` at ``axis`` (any dtype, any other dims).
+    weights : numpy.ndarray, shape (n_energy, n_energy_true)
+        Reference counts per unit exposure of each true bin in each reco bin.
+    axis : int
+        The ``energy_true`` axis.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``values``' shape with ``n_energy`` at ``axis``.
+    """
+    out = np.empty((*values.shape[:axis], weights.shape[0], *values.shape[axis + 1 :]))
+    first_in, first_out = np.moveaxis(values, axis, 0), np.moveaxis(out, axis, 0)  # views
+    for index in np.ndindex(*first_in.shape[1:-2]):  # each run (or other entry)
+        where = (slice(None), *index)
+        flat = first_in[where].reshape(first_in.shape[0], -1).astype(np.float64)  # NaN -> 0
+        nan = np.isnan(flat)
+        if nan.any():
+            flat[nan] = 0.0
+        first_out[where] = np.matmul(weights, flat).reshape(first_out[where].shape)
+    return out
 
 
 def _reference_model(spectral_model: Any) -> Any:
