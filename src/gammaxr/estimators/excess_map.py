@@ -125,8 +125,8 @@ def reco_exposure(ds: xr.Dataset, spectral_model: Any = None) -> xr.DataArray:
 
 
 def _weighted_along_axis(values: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """``weights @ values`` along ``axis`` (NaN as 0), one map at a time: float64 copies of
-    one ``(energy_true, lat, lon)`` map at a time, so no copy of the whole input.
+    """``weights @ values`` along ``axis`` (NaN counted as 0), one ``(energy_true, lat,
+    lon)`` map at a time: float64 copies of one map, never of the whole input.
 
     Parameters
     ----------
@@ -477,7 +477,7 @@ def excess_map(
                 mean_reco = np.divide(reco, corr["mask"], out=reco if ours else None)
                 np.copyto(mean_reco, np.nan, where=~(corr["mask"] > 0))
             else:
-                mean_reco = corr["reco_exposure"] / np.where(corr["mask"] > 0, corr["mask"], np.nan)
+                mean_reco = reco / np.where(corr["mask"] > 0, corr["mask"], np.nan)
         energy_axis = out_dims.index("energy")
         out.update(_flux_maps(out, mean_reco, energy_axis, len(out_dims), ds, spectral_model))
     units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
