@@ -34,8 +34,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import xarray as xr
+from dask import is_dask_collection
 
 from gammaxr.estimators.smoothing import convolve_sky, convolve_sky_maps, tophat_kernel
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
@@ -275,10 +277,11 @@ def _same_in_every_plane(use: xr.DataArray) -> xr.DataArray | None:
 
 
 def _on_off_terms(
-    ds: xr.Dataset, use: Any, corr: dict[str, Any], correlate_off: bool, raw: Any
+    use: Any, corr: dict[str, Any], off: dict[str, Any], correlate_off: bool
 ) -> tuple[Any, Any, dict[str, Any]]:
     """``n_off``, ``alpha`` and the acceptance maps of an on/off dataset (module docstring);
-    arrays aligned on the counts dims (``raw`` aligns a variable of ``ds``)."""
+    arrays aligned on the counts dims (``off``: the dataset's ``counts_off`` and
+    ``acceptance_off`` when the off counts are not correlated)."""
     acceptance_on = corr["acceptance_on"]
     if correlate_off:
         n_off, acceptance_off = corr["counts_off"], corr["acceptance_off"]
@@ -287,8 +290,8 @@ def _on_off_terms(
             alpha = corr["background"] / np.where(n_off > 0, n_off, np.nan)
         alpha = np.where(np.isnan(alpha), alpha_on_off(acceptance_on, acceptance_off), alpha)
     else:
-        n_off = np.where(use, raw(ds["counts_off"]), 0).astype(np.float64)
-        acceptance_off = np.where(use, raw(ds["acceptance_off"]), 0).astype(np.float64)
+        n_off = np.where(use, off["counts_off"], 0).astype(np.float64)
+        acceptance_off = np.where(use, off["acceptance_off"], 0).astype(np.float64)
         alpha = alpha_on_off(acceptance_on, acceptance_off)
     maps = {"alpha": alpha, "acceptance_on": acceptance_on, "acceptance_off": acceptance_off}
     return n_off, alpha, maps
@@ -407,20 +410,111 @@ def excess_map(
     if same_mask is not None:
         corr["mask"] = convolve_sky(same_mask.astype(np.float64), kernel, integer=True)
     # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
-    # alignment per operation (NEP 18 dispatches np.where & co. to dask)
+    # alignment per operation; the statistics in numpy, on dask data one task per block
     out_dims = ds["counts"].dims
 
     def raw(var: xr.DataArray) -> Any:
         return var.variable.set_dims(use.sizes).transpose(*out_dims).data
 
     use_data = raw(use)
-    corr = {name: raw(var) for name, var in corr.items()}
-    # the caller's arrays (never written in place)
-    inputs = [v.data for v in ds.variables.values()] + [v.data for v in extra.values()]
+    arrays = {f"corr_{name}": raw(var) for name, var in corr.items()}
+    arrays["use"] = use_data
+    if on_off and not correlate_off:
+        arrays["off_counts_off"] = raw(ds["counts_off"])
+        arrays["off_acceptance_off"] = raw(ds["acceptance_off"])
+    if "reco_exposure" in corr:  # the reference flux of each band, broadcast on the counts
+        shape = [1] * len(out_dims)
+        shape[out_dims.index("energy")] = -1
+        edges = axis_edges(ds, "energy")
+        band_flux = _reference_model(spectral_model).integral(edges[:-1], edges[1:])
+        arrays["ref_flux"] = np.asarray(band_flux, dtype=float).reshape(shape)
+    options = {
+        "on_off": on_off,
+        "correlate_off": correlate_off,
+        "chosen": chosen,
+        "n_sigma": n_sigma,
+        "n_sigma_ul": n_sigma_ul,
+        "n_sigma_sensitivity": n_sigma_sensitivity,
+    }
+    if any(is_dask_collection(a) for a in arrays.values()):
+        products = _products_by_block(arrays, options)
+    else:  # the caller's arrays are never written in place
+        inputs = [v.data for v in ds.variables.values()] + [v.data for v in extra.values()]
+        products = _products(arrays, inputs=inputs, **options)
+    units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
+    result = {}
+    for name, data in products.items():
+        unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")
+        result[name] = xr.Variable(out_dims, data, attrs={"units": unit})
+    result["mask"] = use.variable.copy(deep=False)
+    result["mask"].attrs = {"units": ""}
+    # only the coordinates of the output dims (not those of energy_true, obs_id tables, ...)
+    dims = set(ds["counts"].dims)
+    coords = {  # Variables: the Dataset is built without aligning DataArrays
+        k: v
+        for k, v in ds.coords.variables.items()
+        if k not in result and set(v.dims) <= dims | {"bnds"}
+    }
+    attrs = {
+        "frame": ds.attrs.get("frame"),
+        "correlation_radius_deg": float(correlation_radius),
+        "statistic": "wstat" if on_off else "cash",
+        "correlate_off": bool(correlate_off),
+        "n_sigma": float(n_sigma),
+        "n_sigma_ul": float(n_sigma_ul),
+        "n_sigma_sensitivity": float(n_sigma_sensitivity),
+        "kernel_metric": metric,
+    }
+    return xr.Dataset(
+        result, coords=coords, attrs={k: v for k, v in attrs.items() if v is not None}
+    )
+
+
+def _flux_maps(out: dict[str, Any], mean_reco: Any, ref_flux: np.ndarray) -> dict[str, Any]:
+    """norm = excess / (reference counts averaged over the masked top-hat, ``mean_reco``);
+    flux = norm x the reference integral flux in each band (``ref_flux``, broadcast on the
+    outputs; a numpy ``mean_reco`` is modified in place)."""
+    maps = {}
+    if isinstance(mean_reco, np.ndarray):  # made by the caller: NaN written in place
+        np.copyto(mean_reco, np.nan, where=~(mean_reco > 0))
+    else:
+        mean_reco = np.where(mean_reco > 0, mean_reco, np.nan)
+    for name, var in list(out.items()):
+        if name.startswith("excess"):
+            suffix = name[len("excess") :]
+            norm = var / mean_reco
+            maps[f"norm{suffix}"] = norm
+            maps[f"flux{suffix}"] = norm * ref_flux
+    return maps
+
+
+def _products(
+    arrays: dict[str, Any],
+    *,
+    inputs: Sequence[Any],
+    on_off: bool,
+    correlate_off: bool,
+    chosen: set[str],
+    n_sigma: float,
+    n_sigma_ul: float,
+    n_sigma_sensitivity: float,
+) -> dict[str, Any]:
+    """The outputs of :func:`excess_map` from the convolved sums, NaN outside the mask.
+
+    ``arrays``: ``corr_<map>`` (the sums over the top-hat, by role), ``use`` (the mask),
+    ``off_counts_off``/``off_acceptance_off`` (on/off data whose off counts are not
+    correlated again), ``ref_flux`` (with a reference exposure), all aligned on the counts
+    dims, numpy (also dask, through NEP 18, though :func:`_products_by_block` gives it
+    numpy blocks). Numpy arrays made here are written in place (NaN outside the mask, the
+    mean reference counts); ``inputs`` are never.
+    """
+    corr = {k[len("corr_") :]: v for k, v in arrays.items() if k.startswith("corr_")}
+    off = {k[len("off_") :]: v for k, v in arrays.items() if k.startswith("off_")}
+    use = arrays["use"]
     n_on = corr["counts"]
     signal = corr.get("npred_signal")
     if on_off:
-        n_off, alpha, maps = _on_off_terms(ds, use_data, corr, correlate_off, raw)
+        n_off, alpha, maps = _on_off_terms(use, corr, off, correlate_off)
         mu_sig = signal if signal is not None else 0.0
         stat_args = (n_on, n_off, alpha, mu_sig)
         background = alpha * n_off
@@ -465,7 +559,7 @@ def excess_map(
             out[name] = maps[name]
     if "reco_exposure" in corr:
         with np.errstate(divide="ignore", invalid="ignore"):
-            reco = corr["reco_exposure"]
+            reco, mask = corr["reco_exposure"], corr["mask"]
             if isinstance(reco, np.ndarray):  # in place in the convolved sums if we may
                 ours = (
                     reco.flags.writeable
@@ -474,68 +568,38 @@ def excess_map(
                         np.may_share_memory(reco, x) for x in inputs if isinstance(x, np.ndarray)
                     )
                 )
-                mean_reco = np.divide(reco, corr["mask"], out=reco if ours else None)
-                np.copyto(mean_reco, np.nan, where=~(corr["mask"] > 0))
+                mean_reco = np.divide(reco, mask, out=reco if ours else None)
+                np.copyto(mean_reco, np.nan, where=~(mask > 0))
             else:
-                mean_reco = reco / np.where(corr["mask"] > 0, corr["mask"], np.nan)
-        energy_axis = out_dims.index("energy")
-        out.update(_flux_maps(out, mean_reco, energy_axis, len(out_dims), ds, spectral_model))
-    units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
-    result = {}
-    outside = ~use_data
-    for name, data in out.items():  # NaN outside the mask
-        unit = units.get(name, "cm-2 s-1" if name.startswith("flux") else "")
-        data = _nan_outside(data, use_data, outside, inputs)
-        result[name] = xr.Variable(out_dims, data, attrs={"units": unit})
-    result["mask"] = use.variable.copy(deep=False)
-    result["mask"].attrs = {"units": ""}
-    # only the coordinates of the output dims (not those of energy_true, obs_id tables, ...)
-    dims = set(ds["counts"].dims)
-    coords = {  # Variables: the Dataset is built without aligning DataArrays
-        k: v
-        for k, v in ds.coords.variables.items()
-        if k not in result and set(v.dims) <= dims | {"bnds"}
-    }
-    attrs = {
-        "frame": ds.attrs.get("frame"),
-        "correlation_radius_deg": float(correlation_radius),
-        "statistic": "wstat" if on_off else "cash",
-        "correlate_off": bool(correlate_off),
-        "n_sigma": float(n_sigma),
-        "n_sigma_ul": float(n_sigma_ul),
-        "n_sigma_sensitivity": float(n_sigma_sensitivity),
-        "kernel_metric": metric,
-    }
-    return xr.Dataset(
-        result, coords=coords, attrs={k: v for k, v in attrs.items() if v is not None}
-    )
+                mean_reco = reco / np.where(mask > 0, mask, np.nan)
+        out.update(_flux_maps(out, mean_reco, arrays["ref_flux"]))
+    outside = ~use
+    return {name: _nan_outside(data, use, outside, inputs) for name, data in out.items()}
 
 
-def _flux_maps(
-    out: dict[str, Any],
-    mean_reco: Any,
-    energy_axis: int,
-    ndim: int,
-    ds: xr.Dataset,
-    spectral_model: Any,
-) -> dict[str, Any]:
-    """norm = excess / (reference counts averaged over the masked top-hat, ``mean_reco``);
-    flux = norm x the reference integral flux in each band (arrays, ``energy`` at axis
-    ``energy_axis`` of ``ndim``; a numpy ``mean_reco`` is modified in place)."""
-    edges = axis_edges(ds, "energy")
-    model = _reference_model(spectral_model)
-    shape = [1] * ndim
-    shape[energy_axis] = -1
-    ref_flux = np.asarray(model.integral(edges[:-1], edges[1:]), dtype=float).reshape(shape)
-    maps = {}
-    if isinstance(mean_reco, np.ndarray):  # made by the caller: NaN written in place
-        np.copyto(mean_reco, np.nan, where=~(mean_reco > 0))
-    else:
-        mean_reco = np.where(mean_reco > 0, mean_reco, np.nan)
-    for name, var in list(out.items()):
-        if name.startswith("excess"):
-            suffix = name[len("excess") :]
-            norm = var / mean_reco
-            maps[f"norm{suffix}"] = norm
-            maps[f"flux{suffix}"] = norm * ref_flux
-    return maps
+def _products_by_block(arrays: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_products` of dask arrays: one task per block runs the numpy code (the
+    statistics, the NaN outside the mask in place in what it made) on the blocks of every
+    input, instead of a task per operation and block. The blocks are inputs: never written."""
+    names = list(arrays)
+    shapes = [np.shape(a) for a in arrays.values()]
+    ndim = max(len(shape) for shape in shapes)
+    dummy = {  # one pixel of each input: the names of the outputs, nothing computed
+        name: np.ones((1,) * ndim, dtype=getattr(a, "dtype", np.float64))
+        for name, a in arrays.items()
+    }
+    with np.errstate(all="ignore"):
+        outputs = list(_products(dummy, inputs=list(dummy.values()), **options))
+
+    def block(*blocks: np.ndarray) -> tuple[np.ndarray, ...]:
+        products = _products(dict(zip(names, blocks, strict=True)), inputs=blocks, **options)
+        return tuple(np.asarray(products[name], dtype=np.float64) for name in outputs)
+
+    shape = np.broadcast_shapes(*shapes)
+    blocks = [da.broadcast_to(da.asarray(a), shape) for a in arrays.values()]
+    index = tuple(range(len(shape)))
+    _, blocks = da.core.unify_chunks(*[x for b in blocks for x in (b, index)])
+    signature = ",".join(["()"] * len(names)) + "->" + ",".join(["()"] * len(outputs))
+    results = da.apply_gufunc(block, signature, *blocks, output_dtypes=[np.float64] * len(outputs))
+    results = results if len(outputs) > 1 else (results,)
+    return dict(zip(outputs, results, strict=True))
