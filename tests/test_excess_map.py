@@ -475,3 +475,27 @@ def test_numpy_maps_equal_lazy_ones_and_leave_the_input_alone(same_mask, on_off)
             xr.testing.assert_allclose(eager, lazy.compute())
         xr.testing.assert_identical(ds, before)
     assert np.isnan(eager["significance"].values[0, :, :10]).all() != same_mask
+
+
+def test_lazy_statistics_run_once_per_block_and_nothing_at_graph_time(monkeypatch):
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    calls = []
+    products = module._products
+
+    def counted(arrays, **kwargs):
+        calls.append(arrays["use"].shape)
+        return products(arrays, **kwargs)
+
+    monkeypatch.setattr(module, "_products", counted)
+    ds = make_dataset(n_e=3, exposure=True, seed=5)
+    lazy = excess_map(ds.chunk({"energy": 1}), 0.06, selection="all")
+    assert calls == [(1, 1, 1)]  # the names of the outputs, from one-pixel stand-ins
+    calls.clear()
+    with dask.config.set(scheduler="sync"):
+        computed = lazy.compute()
+    assert len(calls) == 3  # one call per energy block for every output
+    assert all(shape[0] == 1 for shape in calls)
+    eager = excess_map(ds, 0.06, selection="all")
+    xr.testing.assert_allclose(computed, eager)
