@@ -243,18 +243,19 @@ def banded_pass(
     weights = np.asarray(weights, dtype=np.float64)
     if out is None:
         out = np.empty_like(lines)
-    for start in range(0, lines.shape[axis], BAND_BLOCK):
-        if axis == 0:
-            stop = min(start + BAND_BLOCK, lines.shape[0])
-            banded_block(lines, weights, start, out=out[start:stop])
-        else:
-            stop = min(start + BAND_BLOCK, lines.shape[1])
-            half = weights.size // 2
-            band = _band_matrix(weights, BAND_BLOCK, transposed=False)
-            low, high = max(start - half, 0), min(stop + half, lines.shape[1])
-            first = low - (start - half)  # band rows cut off at the lower edge
-            window = band[first : first + high - low, : stop - start]
-            np.matmul(lines[:, low:high], window, out=out[:, start:stop])
+    n = lines.shape[axis]
+    if axis == 0:
+        for start in range(0, n, BAND_BLOCK):
+            banded_block(lines, weights, start, out=out[start : min(start + BAND_BLOCK, n)])
+        return out
+    half = weights.size // 2
+    band = _band_matrix(weights, BAND_BLOCK, transposed=False)
+    for start in range(0, n, BAND_BLOCK):
+        stop = min(start + BAND_BLOCK, n)
+        low, high = max(start - half, 0), min(stop + half, n)
+        first = low - (start - half)  # band rows cut off at the lower edge
+        window = band[first : first + high - low, : stop - start]
+        np.matmul(lines[:, low:high], window, out=out[:, start:stop])
     return out
 
 
@@ -595,7 +596,7 @@ class _SeparableBatches:
 
     def convolve(self, lat_major: np.ndarray, gathered: np.ndarray, start: int, stop: int) -> None:
         lines = lat_major.reshape(self.n_lat, -1)
-        if start == 0 and stop == self._out.shape[1]:  # the input is the output: lat pass first
+        if lat_major is self._out:  # one batch, gathered into the output: lat pass first
             along_lat = banded_pass(lines, self.column, 0, out=work_buffer("pass", lines.shape))
             banded_pass(
                 along_lat.reshape(-1, self.n_lon),
