@@ -250,7 +250,7 @@ def _maps_to_correlate(
 def _nan_outside(data: Any, use: Any, outside: Any, inputs: Sequence[Any]) -> Any:
     """``data`` with NaN where ``use`` is False (``outside`` is ``~use``): in place for a
     writeable float64 numpy array that shares no memory with ``inputs`` (the caller's
-    arrays), so no new array per output; else a new array (dask stays lazy)."""
+    arrays), so no new array per output; else a new array."""
     if (
         isinstance(data, np.ndarray)
         and data.flags.writeable
@@ -473,12 +473,9 @@ def excess_map(
 def _flux_maps(out: dict[str, Any], mean_reco: Any, ref_flux: np.ndarray) -> dict[str, Any]:
     """norm = excess / (reference counts averaged over the masked top-hat, ``mean_reco``);
     flux = norm x the reference integral flux in each band (``ref_flux``, broadcast on the
-    outputs; a numpy ``mean_reco`` is modified in place)."""
+    outputs; numpy arrays; ``mean_reco``, made by the caller, is modified in place)."""
     maps = {}
-    if isinstance(mean_reco, np.ndarray):  # made by the caller: NaN written in place
-        np.copyto(mean_reco, np.nan, where=~(mean_reco > 0))
-    else:
-        mean_reco = np.where(mean_reco > 0, mean_reco, np.nan)
+    np.copyto(mean_reco, np.nan, where=~(mean_reco > 0))
     for name, var in list(out.items()):
         if name.startswith("excess"):
             suffix = name[len("excess") :]
@@ -503,10 +500,10 @@ def _products(
 
     ``arrays``: ``corr_<map>`` (the sums over the top-hat, by role), ``use`` (the mask),
     ``off_counts_off``/``off_acceptance_off`` (on/off data whose off counts are not
-    correlated again), ``ref_flux`` (with a reference exposure), all aligned on the counts
-    dims, numpy (also dask, through NEP 18, though :func:`_products_by_block` gives it
-    numpy blocks). Numpy arrays made here are written in place (NaN outside the mask, the
-    mean reference counts); ``inputs`` are never.
+    correlated again), ``ref_flux`` (with a reference exposure), all numpy arrays aligned
+    on the counts dims (dask data goes through :func:`_products_by_block`, a numpy block at
+    a time). Arrays made here are written in place (NaN outside the mask, the mean
+    reference counts, the significance's sign); ``inputs`` are never.
     """
     corr = {k[len("corr_") :]: v for k, v in arrays.items() if k.startswith("corr_")}
     off = {k[len("off_") :]: v for k, v in arrays.items() if k.startswith("off_")}
@@ -533,10 +530,7 @@ def _products(
     ts = _statistic(kind, "ts")(*stat_args)
     # the sign of the excess times sqrt(TS), as the statistics' sqrt_ts (TS once)
     significance = np.sqrt(ts)
-    if isinstance(significance, np.ndarray):  # numpy: the sign flipped in place
-        np.negative(significance, out=significance, where=np.asarray(excess < 0))
-    else:
-        significance *= np.sign(excess)
+    np.negative(significance, out=significance, where=excess < 0)  # the sign, in place
     out: dict[str, Any] = {
         "counts": n_on,
         "background": background,
@@ -560,18 +554,15 @@ def _products(
     if "reco_exposure" in corr:
         with np.errstate(divide="ignore", invalid="ignore"):
             reco, mask = corr["reco_exposure"], corr["mask"]
-            if isinstance(reco, np.ndarray):  # in place in the convolved sums if we may
-                ours = (
-                    reco.flags.writeable
-                    and reco.shape == np.shape(excess)
-                    and not any(
-                        np.may_share_memory(reco, x) for x in inputs if isinstance(x, np.ndarray)
-                    )
+            ours = (  # in place in the convolved sums if we may
+                reco.flags.writeable
+                and reco.shape == np.shape(excess)
+                and not any(
+                    np.may_share_memory(reco, x) for x in inputs if isinstance(x, np.ndarray)
                 )
-                mean_reco = np.divide(reco, mask, out=reco if ours else None)
-                np.copyto(mean_reco, np.nan, where=~(mask > 0))
-            else:
-                mean_reco = reco / np.where(mask > 0, mask, np.nan)
+            )
+            mean_reco = np.divide(reco, mask, out=reco if ours else None)
+            np.copyto(mean_reco, np.nan, where=~(mask > 0))
         out.update(_flux_maps(out, mean_reco, arrays["ref_flux"]))
     outside = ~use
     return {name: _nan_outside(data, use, outside, inputs) for name, data in out.items()}
