@@ -34,11 +34,11 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask import is_dask_collection
 
+from gammaxr._blocks import aligned_blocks, map_aligned_blocks
 from gammaxr.estimators.smoothing import convolve_sky, convolve_sky_maps, tophat_kernel
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.grid import SkyGrid
@@ -573,8 +573,7 @@ def _products_by_block(arrays: dict[str, Any], options: dict[str, Any]) -> dict[
     statistics, the NaN outside the mask in place in what it made) on the blocks of every
     input, instead of a task per operation and block. The blocks are inputs: never written."""
     names = list(arrays)
-    shapes = [np.shape(a) for a in arrays.values()]
-    ndim = max(len(shape) for shape in shapes)
+    ndim = max(np.ndim(a) for a in arrays.values())
     dummy = {  # one pixel of each input: the names of the outputs, nothing computed
         name: np.ones((1,) * ndim, dtype=getattr(a, "dtype", np.float64))
         for name, a in arrays.items()
@@ -586,11 +585,5 @@ def _products_by_block(arrays: dict[str, Any], options: dict[str, Any]) -> dict[
         products = _products(dict(zip(names, blocks, strict=True)), inputs=blocks, **options)
         return tuple(np.asarray(products[name], dtype=np.float64) for name in outputs)
 
-    shape = np.broadcast_shapes(*shapes)
-    blocks = [da.broadcast_to(da.asarray(a), shape) for a in arrays.values()]
-    index = tuple(range(len(shape)))
-    _, blocks = da.core.unify_chunks(*[x for b in blocks for x in (b, index)])
-    signature = ",".join(["()"] * len(names)) + "->" + ",".join(["()"] * len(outputs))
-    results = da.apply_gufunc(block, signature, *blocks, output_dtypes=[np.float64] * len(outputs))
-    results = results if len(outputs) > 1 else (results,)
-    return dict(zip(outputs, results, strict=True))
+    blocks = aligned_blocks(list(arrays.values()))  # six outputs at least: a tuple
+    return dict(zip(outputs, map_aligned_blocks(block, blocks, len(outputs)), strict=True))

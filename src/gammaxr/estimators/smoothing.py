@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask import is_dask_collection
 
+from gammaxr._blocks import aligned_blocks, map_aligned_blocks
 from gammaxr.geom.convolve import convolve_plane_sources, convolve_planes
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.halo import map_planes_with_halo
@@ -266,18 +266,10 @@ def _convolve_whole_planes(
             result[name] = first_map.copy(data=data, deep=False)
             result[name].attrs = {}
         return result
-    index = tuple(range(len(order)))
-    _, arrays = da.core.unify_chunks(*[x for a in arrays for x in (da.asarray(a), index)])
-    if any(len(c) > 1 for c in arrays[0].chunks[-2:]):
+    blocks = aligned_blocks(arrays)
+    if any(len(c) > 1 for c in blocks[0].chunks[-2:]):
         return None
-    out = da.apply_gufunc(  # one task per block; each map taken from its tuple, no copy
-        _convolve_block_maps,
-        ",".join(["()"] * len(arrays)) + "->" + ",".join(["()"] * n_maps),
-        *arrays,
-        output_dtypes=[np.float64] * n_maps if n_maps > 1 else np.float64,
-        **options,
-    )
-    out = out if n_maps > 1 else (out,)
+    out = map_aligned_blocks(_convolve_block_maps, blocks, n_maps, **options)
     return {
         name: xr.DataArray(data, dims=order, coords=coords).transpose(*dims)
         for name, data in zip(names, out, strict=True)
