@@ -270,6 +270,41 @@ def test_plane_sources_equal_one_convolution_per_masked_source(name, batch_plane
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["gauss", "tophat", "tophat-large"])
+def test_non_finite_values_count_as_zero_and_huge_ones_are_kept(name, monkeypatch):
+    import gammaxr.geom.convolve as module
+
+    monkeypatch.setattr(module, "PLANE_BATCH_BYTES", 2 * 8 * 30 * 40)  # batches of 2 planes
+    rng = np.random.default_rng(5)
+    planes = rng.random((7, 30, 40))
+    planes[0, 3, 4] = np.nan
+    planes[2, 10, 20] = np.inf
+    planes[3, 29, 39] = -np.inf
+    planes[5, 15, 15] = 1e200  # finite: its square overflows the quick check, kept as it is
+    out = module.convolve_plane_sources([planes], KERNELS[name])[0]
+    expected = _direct(np.where(np.isfinite(planes), planes, 0.0), KERNELS[name])
+    others = [0, 1, 2, 3, 4, 6]
+    np.testing.assert_allclose(out[others], expected[others], rtol=1e-10, atol=1e-9)
+    # the FFT's rounding is relative to the plane's largest value
+    np.testing.assert_allclose(out[5], expected[5], rtol=1e-10, atol=1e200 * 1e-12)
+    assert out[5].max() > 1e190
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+def test_all_finite_agrees_with_isfinite(dtype):
+    from gammaxr.geom.convolve import _all_finite
+
+    values = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    assert _all_finite(values) and _all_finite(values[:, ::2])
+    if dtype != np.int64:
+        for bad in (np.nan, np.inf, -np.inf):
+            broken = values.copy()
+            broken[1, 2, 3] = bad
+            assert not _all_finite(broken) and not _all_finite(broken[:, ::2, 1:])
+        huge = np.full(4, np.finfo(dtype).max, dtype=dtype)  # squares overflow: still finite
+        assert _all_finite(huge)
+
+
 def test_fft_zero_floor_for_signed_planes():
     image = np.zeros((2, 40, 40))
     image[0, 30:, 30:] = 1.0
