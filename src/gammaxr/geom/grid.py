@@ -279,19 +279,20 @@ class SkyGrid:
             Increasing axes (see :meth:`from_coords`); a single-pixel axis takes its step from
             the coordinate's ``step`` attr.
         """
+        coords = obj.coords.variables  # Variables: no DataArray built per lookup
         for name in ("lon", "lat"):
-            if name not in obj.coords:
+            if name not in coords:
                 raise KeyError(f"object has no {name!r} coordinate (sky grid dims are lat, lon)")
-            unit = obj.coords[name].attrs.get("units", "deg")
+            unit = coords[name].attrs.get("units", "deg")
             if unit not in ("deg", "degree"):
                 raise ValueError(f"coordinate {name!r} must be in deg, has units {unit!r}")
-        frame = obj.attrs.get("frame", obj.coords["lon"].attrs.get("frame"))
+        frame = obj.attrs.get("frame", coords["lon"].attrs.get("frame"))
         if frame is None:
             raise KeyError("object has no 'frame' attr naming its sky frame (icrs or galactic)")
-        lon = np.asarray(obj.coords["lon"].values, dtype=float)
-        lat = np.asarray(obj.coords["lat"].values, dtype=float)
+        lon = np.asarray(coords["lon"].values, dtype=float)
+        lat = np.asarray(coords["lat"].values, dtype=float)
         steps = {
-            name: obj.coords[name].attrs.get("step") if arr.size == 1 else None
+            name: coords[name].attrs.get("step") if arr.size == 1 else None
             for name, arr in (("lon", lon), ("lat", lat))
         }
         return cls(
