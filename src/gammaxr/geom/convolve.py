@@ -420,7 +420,7 @@ def convolve_plane_sources(
     def planes(array: np.ndarray) -> np.ndarray:  # (n_planes, n_lat, n_lon), a view if it can
         return np.broadcast_to(array, shape).reshape(-1, n_lat, n_lon)
 
-    per_source = int(np.prod(shape[:-2], dtype=np.int64))
+    per_source = math.prod(shape[:-2])
     mask_planes = None if mask is None else planes(np.asarray(mask, dtype=bool))
     method = _method(kernel, n_lat, n_lon, zero_rtol, workers)
     n_planes = len(arrays) * per_source
