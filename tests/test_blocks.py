@@ -1,12 +1,14 @@
-"""A numpy function block by block over dask arrays aligned chunk for chunk."""
+"""A numpy function block by block: dask arrays aligned chunk for chunk, numpy arrays cut
+into contiguous blocks."""
 
 from __future__ import annotations
 
 import dask
 import dask.array as da
 import numpy as np
+import pytest
 
-from gammaxr._blocks import aligned_blocks, map_aligned_blocks
+from gammaxr._blocks import aligned_blocks, block_view, contiguous_blocks, map_aligned_blocks
 
 
 def test_inputs_are_broadcast_and_rechunked_alike():
@@ -38,3 +40,27 @@ def test_one_call_per_block_for_several_outputs_and_for_one():
     np.testing.assert_array_equal(product, 2.0 * np.arange(12.0).reshape(3, 4))
     (alone,) = map_aligned_blocks(lambda x, y: x - y, blocks, 1)
     np.testing.assert_array_equal(alone.compute(), np.arange(12.0).reshape(3, 4) - 2.0)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7, 11), (1, 1, 9), (2, 1, 3, 1)])
+@pytest.mark.parametrize("pixels", [1, 5, 24, 1000])
+def test_blocks_of_cover_every_element_once(shape, pixels):
+    seen = np.zeros(shape, dtype=int)
+    for where in contiguous_blocks(shape, pixels):
+        block = seen[where]
+        assert block.size <= max(pixels, shape[-1])
+        seen[where] += 1
+    assert (seen == 1).all()
+
+
+def test_block_views_broadcast_as_the_whole_arrays():
+    full = np.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+    per_band = np.arange(3.0).reshape(1, 3, 1, 1)
+    plane = np.arange(20.0).reshape(4, 5)
+    for where in contiguous_blocks(full.shape, 7):
+        parts = [block_view(a, 4, where) for a in (full, per_band, plane, 2.0)]
+        assert all(
+            np.shares_memory(p, a) for p, a in zip(parts[:3], (full, per_band, plane), strict=True)
+        )
+        expected = (full + per_band * plane * 2.0)[where]
+        np.testing.assert_array_equal(parts[0] + parts[1] * parts[2] * parts[3], expected)

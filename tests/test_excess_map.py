@@ -12,6 +12,7 @@ from scipy.ndimage import convolve
 from scipy.optimize import curve_fit
 from scipy.stats import norm
 
+from gammaxr._blocks import contiguous_blocks
 from gammaxr.estimators.excess_map import excess_map, reco_exposure
 from gammaxr.estimators.smoothing import convolve_sky, gauss_kernel, tophat_kernel
 from gammaxr.geom import SkyGrid, axis_edges, energy_axis, exclusion_mask
@@ -499,3 +500,67 @@ def test_lazy_statistics_run_once_per_block_and_nothing_at_graph_time(monkeypatc
     assert all(shape[0] == 1 for shape in calls)
     eager = excess_map(ds, 0.06, selection="all")
     xr.testing.assert_allclose(computed, eager)
+
+
+def _runs_dataset(on_off: bool, seed: int) -> xr.Dataset:
+    """Three runs of ``make_dataset`` along ``obs_id``, the mask differing per run and band."""
+    runs = [make_dataset(n_e=3, on_off=on_off, exposure=True, seed=seed + i) for i in range(3)]
+    ds = xr.concat(runs, dim="obs_id").assign_coords(obs_id=[1, 2, 3])
+    mask = ds["mask_safe"].values.copy()
+    mask[1, 0, :, :7] = False
+    mask[2, :, 30:, :] = False
+    return ds.assign(mask_safe=ds["mask_safe"].copy(data=mask))
+
+
+@pytest.mark.parametrize("block_pixels", [700, 1600, 5000])
+@pytest.mark.parametrize("on_off", [False, True])
+def test_statistics_in_blocks_on_every_core_equal_one_call_bit_for_bit(
+    on_off, block_pixels, monkeypatch
+):
+    # blocks that cut planes in the middle, hold several planes, or a whole run; broadcast
+    # inputs (the reference flux per band, a mask the same in every plane) cut alike
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    ds = _runs_dataset(on_off, seed=31)
+    npred = xr.full_like(ds["counts"], 0.05, dtype=np.float64)
+    before = ds.copy(deep=True)
+    options = [{"selection": "all"}, {"npred_signal": npred}]
+    if on_off:
+        options += [{"correlate_off": False, "selection": "all"}]
+    whole = [excess_map(ds, 0.06, **kwargs) for kwargs in options]
+    monkeypatch.setattr(module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1)
+    monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", block_pixels)
+    calls = []
+    products = module._products
+    monkeypatch.setattr(
+        module, "_products", lambda arrays, **kw: calls.append(1) or products(arrays, **kw)
+    )
+    for kwargs, expected in zip(options, whole, strict=True):
+        calls.clear()
+        blocked = excess_map(ds, 0.06, **kwargs)
+        xr.testing.assert_identical(blocked, expected)
+        n_blocks = len(contiguous_blocks(ds["counts"].shape, block_pixels))
+        assert len(calls) == n_blocks + 1  # and the one-pixel run naming the outputs
+        xr.testing.assert_identical(ds, before)  # the caller's arrays are never written
+
+
+def test_statistics_in_blocks_follow_the_callers_floating_point_settings(monkeypatch):
+    # numpy's error settings are per thread: every block runs under the caller's
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    monkeypatch.setattr(module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1)
+    monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", 400)
+    seen = []
+    products = module._products
+    monkeypatch.setattr(
+        module, "_products", lambda arrays, **kw: seen.append(np.geterr()) or products(arrays, **kw)
+    )
+    ds = _runs_dataset(False, seed=41)
+    with np.errstate(divide="raise", over="warn", under="ignore", invalid="print"):
+        caller = np.geterr()
+        excess_map(ds, 0.06)
+    blocks = seen[1:]  # after the one-pixel run naming the outputs
+    assert len(blocks) == len(contiguous_blocks(ds["counts"].shape, 400)) > 2
+    assert all(settings == caller for settings in blocks)

@@ -30,6 +30,7 @@ in the band`` [cm-2 s-1], with errors and upper limits alike.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -38,9 +39,15 @@ import numpy as np
 import xarray as xr
 from dask import is_dask_collection
 
-from gammaxr._blocks import aligned_blocks, map_aligned_blocks
-from gammaxr.estimators.smoothing import convolve_sky, convolve_sky_maps, tophat_kernel
+from gammaxr._blocks import aligned_blocks, block_view, contiguous_blocks, map_aligned_blocks
+from gammaxr.estimators.smoothing import (
+    EAGER_WORKERS,
+    convolve_sky,
+    convolve_sky_maps,
+    tophat_kernel,
+)
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
+from gammaxr.geom.batch_threads import run_batches
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.reduce.fov_background import exclusion_on_grid
 from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
@@ -440,7 +447,7 @@ def excess_map(
         products = _products_by_block(arrays, options)
     else:  # the caller's arrays are never written in place
         inputs = [v.data for v in ds.variables.values()] + [v.data for v in extra.values()]
-        products = _products(arrays, inputs=inputs, **options)
+        products = _products_in_blocks(arrays, inputs, options)
     units = {"ts": "", "significance": "", "alpha": "", "acceptance_on": "", "acceptance_off": ""}
     result = {}
     for name, data in products.items():
@@ -566,6 +573,82 @@ def _products(
         out.update(_flux_maps(out, mean_reco, arrays["ref_flux"]))
     outside = ~use
     return {name: _nan_outside(data, use, outside, inputs) for name, data in out.items()}
+
+
+#: On numpy data, the statistics run block by block on every core when the maps hold at
+#: least this many pixels (8 MB per float64 map); below it, in one call on the whole arrays.
+BLOCKED_PRODUCTS_MIN_PIXELS = 2**20
+#: Pixels per block of the statistics (about 1 MB per float64 array).
+PRODUCTS_BLOCK_PIXELS = 2**17
+
+
+def _written_in_place(
+    arrays: dict[str, Any], inputs: Sequence[Any], options: dict[str, Any]
+) -> tuple[dict[str, str], list[str]]:
+    """The outputs of :func:`_products` that are inputs written in place (the convolved sums
+    with NaN outside the mask), ``{output: input}``, and the names of all outputs in order:
+    from one run on one-pixel stand-ins (nothing computed), kept where the input is a whole
+    float64 array that :func:`_nan_outside` writes in place (writeable, none of the
+    caller's memory)."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    dummy = {
+        name: np.ones((1,) * len(shape), dtype=getattr(a, "dtype", np.float64))
+        for name, a in arrays.items()
+    }
+    with np.errstate(all="ignore"):
+        products = _products(dummy, inputs=[], **options)
+    found = {}
+    for output, data in products.items():
+        for name, stand_in in dummy.items():
+            array = arrays[name]
+            if (
+                data is stand_in
+                and isinstance(array, np.ndarray)
+                and array.shape == shape
+                and array.dtype == np.float64
+                and array.flags.writeable
+                and not any(
+                    np.may_share_memory(array, x) for x in inputs if isinstance(x, np.ndarray)
+                )
+            ):
+                found[output] = name
+    return found, list(products)
+
+
+def _products_in_blocks(
+    arrays: dict[str, Any], inputs: Sequence[Any], options: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """:func:`_products` of numpy arrays, block by block on every core when they are large.
+
+    Every block (:data:`PRODUCTS_BLOCK_PIXELS` pixels, contiguous) runs the same numpy
+    code on views of the inputs, on the threads of
+    :func:`gammaxr.geom.batch_threads.run_batches` (numpy releases the GIL in its loops).
+    The temporaries are then a block's size, taken again from each thread's heap by the
+    next block, instead of fresh arrays of the maps' size: only the outputs are new memory.
+    The outputs that are the convolved sums written in place are those arrays; the others
+    are written block by block into one new array each. Every operation is elementwise, so
+    the numbers are the same bit for bit. Maps of fewer than
+    :data:`BLOCKED_PRODUCTS_MIN_PIXELS` pixels: one call on the whole arrays.
+    """
+    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    blocks = contiguous_blocks(shape, PRODUCTS_BLOCK_PIXELS)
+    if math.prod(shape) < BLOCKED_PRODUCTS_MIN_PIXELS or len(blocks) < 2:
+        return _products(arrays, inputs=inputs, **options)
+    in_place, names = _written_in_place(arrays, inputs, options)
+    out = {name: arrays[in_place[name]] if name in in_place else np.empty(shape) for name in names}
+    floating_point = np.geterr()  # the caller's, for the threads (numpy's is per thread)
+
+    def run_block(number: int) -> None:
+        where = blocks[number]
+        part = {name: block_view(a, len(shape), where) for name, a in arrays.items()}
+        with np.errstate(**floating_point):
+            products = _products(part, inputs=inputs, **options)
+        for name, data in products.items():
+            if name not in in_place:
+                out[name][where] = data
+
+    run_batches(run_block, range(len(blocks)), EAGER_WORKERS)
+    return out
 
 
 def _products_by_block(arrays: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

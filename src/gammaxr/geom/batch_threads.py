@@ -1,4 +1,4 @@
-"""Threads for the batches of one eager convolution, each with one BLAS thread.
+"""Threads for the batches of one eager call (a convolution), each with one BLAS thread.
 
 An eager convolution of many planes (:func:`gammaxr.geom.convolve.convolve_plane_sources`
 on numpy data, e.g. every run's energy bands at once) works batch by batch. The banded
@@ -8,6 +8,9 @@ core. Running the batches on one thread per core, each with single-threaded BLAS
 both the products and the copies on every core: on 2 cores, 400 planes of 150 x 150 with
 a 21-pixel Gaussian took 42 ms instead of 53 ms (37 ms with the passes fused row block by
 row block, ``docs/performance.md``).
+
+The statistics of large numpy excess maps run their blocks on the same threads
+(:func:`gammaxr.estimators.excess_map.excess_map`: numpy releases the GIL in its loops).
 
 :func:`run_batches` is that scheme: a pool of threads kept by the process (remade after a
 ``fork``, whose child has none of its parent's threads, with fresh locks), used by one call
