@@ -290,19 +290,20 @@ def test_non_finite_values_count_as_zero_and_huge_ones_are_kept(name, monkeypatc
     assert out[5].max() > 1e190
 
 
+@pytest.mark.parametrize("blas", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
-def test_all_finite_agrees_with_isfinite(dtype):
+def test_all_finite_agrees_with_isfinite(dtype, blas):
     from gammaxr.geom.convolve import _all_finite
 
     values = np.arange(24, dtype=dtype).reshape(2, 3, 4)
-    assert _all_finite(values) and _all_finite(values[:, ::2])
+    assert _all_finite(values, blas) and _all_finite(values[:, ::2], blas)
     if dtype != np.int64:
         for bad in (np.nan, np.inf, -np.inf):
             broken = values.copy()
             broken[1, 2, 3] = bad
-            assert not _all_finite(broken) and not _all_finite(broken[:, ::2, 1:])
+            assert not _all_finite(broken, blas) and not _all_finite(broken[:, ::2, 1:], blas)
         huge = np.full(4, np.finfo(dtype).max, dtype=dtype)  # squares overflow: still finite
-        assert _all_finite(huge)
+        assert _all_finite(huge, blas)
 
 
 def test_fft_zero_floor_for_signed_planes():

@@ -426,6 +426,7 @@ def convolve_plane_sources(
     n_planes = len(arrays) * per_source
     out = method.output(n_planes)
     batch = max(1, method.batch_bytes // (8 * n_lat * n_lon))
+    separable = isinstance(method, _SeparableBatches)  # BLAS: the banded passes
     sources = [planes(array) for array in arrays]
 
     def convolve_batch(first: int) -> None:  # batches may span sources
@@ -446,35 +447,38 @@ def convolve_plane_sources(
                         casting="unsafe",
                     )
         # the work buffer holds the gathered planes and zero padding: finite iff they are
-        if not _all_finite(work):
+        if not _all_finite(work, blas=separable):
             np.copyto(gathered, 0.0, where=~np.isfinite(gathered))
         method.convolve(work, gathered, first, last)
 
     # the banded passes' batches on every core, each with one BLAS thread (batch_threads)
-    batch_workers = workers if isinstance(method, _SeparableBatches) else 1
+    batch_workers = workers if separable else 1
     run_batches(convolve_batch, range(0, n_planes, batch), batch_workers)
     return out.reshape((len(arrays), *shape))
 
 
-def _all_finite(values: np.ndarray) -> bool:
+def _all_finite(values: np.ndarray, blas: bool = False) -> bool:
     """Whether every element of ``values`` is finite (not NaN, not infinite).
 
-    A float64 C-contiguous array is first checked with one BLAS dot product of the values
-    with themselves, which is NaN or infinite if any value is (or if the sum of squares
-    overflows, above about 1e154: then, and for other arrays, each element is checked).
-    About 4 times faster than ``np.isfinite(values).all()`` with two BLAS threads, no
-    slower with one.
+    With ``blas``, a float64 C-contiguous array is first checked with one BLAS dot product
+    of the values with themselves, which is NaN or infinite if any value is (or if the sum
+    of squares overflows, above about 1e154: then each element is checked): about 4 times
+    faster than ``np.isfinite(values).all()`` with two BLAS threads. Only for calls that
+    run BLAS anyway (the banded passes): OpenBLAS's threads keep a core busy for a while
+    after each call, which would slow the other threads of a call that does not.
 
     Parameters
     ----------
     values : numpy.ndarray
         Any shape and dtype.
+    blas : bool
+        Try the dot product first.
 
     Returns
     -------
     bool
     """
-    if values.dtype == np.float64 and values.flags.c_contiguous:
+    if blas and values.dtype == np.float64 and values.flags.c_contiguous:
         flat = values.reshape(-1)
         if np.isfinite(np.dot(flat, flat)):
             return True
