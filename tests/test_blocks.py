@@ -42,13 +42,13 @@ def test_one_call_per_block_for_several_outputs_and_for_one():
     np.testing.assert_array_equal(alone.compute(), np.arange(12.0).reshape(3, 4) - 2.0)
 
 
-@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7, 11), (1, 1, 9), (2, 1, 3, 1)])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6), (7, 11), (1, 1, 9), (2, 1, 3, 1), (), (4, 0, 2)])
 @pytest.mark.parametrize("pixels", [1, 5, 24, 1000])
 def test_blocks_of_cover_every_element_once(shape, pixels):
     seen = np.zeros(shape, dtype=int)
     for where in contiguous_blocks(shape, pixels):
         block = seen[where]
-        assert block.size <= max(pixels, shape[-1])
+        assert block.size <= max(pixels, shape[-1] if shape else 1)
         seen[where] += 1
     assert (seen == 1).all()
 

@@ -92,6 +92,8 @@ def contiguous_blocks(shape: tuple[int, ...], pixels: int) -> list[tuple[int | s
         the first axis whose trailing axes hold at most ``pixels`` elements, whole trailing
         axes, one index along every axis before it. Together they cover every element once.
     """
+    if not shape:  # a 0-d array: one block
+        return [()]
     for axis in range(len(shape)):
         trailing = math.prod(shape[axis + 1 :])
         if trailing <= pixels:

@@ -631,8 +631,10 @@ def _products_in_blocks(
     :data:`BLOCKED_PRODUCTS_MIN_PIXELS` pixels: one call on the whole arrays.
     """
     shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+    if math.prod(shape) < BLOCKED_PRODUCTS_MIN_PIXELS:
+        return _products(arrays, inputs=inputs, **options)
     blocks = contiguous_blocks(shape, PRODUCTS_BLOCK_PIXELS)
-    if math.prod(shape) < BLOCKED_PRODUCTS_MIN_PIXELS or len(blocks) < 2:
+    if len(blocks) < 2:
         return _products(arrays, inputs=inputs, **options)
     in_place, names = _written_in_place(arrays, inputs, options)
     out = {name: arrays[in_place[name]] if name in in_place else np.empty(shape) for name in names}
