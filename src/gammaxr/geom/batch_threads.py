@@ -121,10 +121,12 @@ def run_batches(work: Callable[[int], None], firsts: Iterable[int], workers: int
     Parameters
     ----------
     work : callable
-        Convolves one batch (writing into disjoint parts of the output; its work memory
-        is the calling thread's own, :func:`gammaxr.geom.convolve.work_buffer`).
+        Does one batch, writing into disjoint parts of the outputs: convolves a batch of
+        planes (its work memory the calling thread's own,
+        :func:`gammaxr.geom.convolve.work_buffer`), or computes a block of the excess map's
+        statistics.
     firsts : iterable of int
-        The first plane of each batch.
+        The first plane (or the number) of each batch.
     workers : int
         ``1``: in turn on this thread (inside dask tasks); ``-1`` or more: one thread per
         core, at most ``workers`` (:func:`batch_threads`), BLAS on one thread meanwhile.
