@@ -13,7 +13,8 @@ include two costs of the machine rather than of the code, which this script meas
     arrays of 4 MB or more) and with 4 kB pages (``NUMPY_MADVISE_HUGEPAGE=0``). On a virtual
     machine whose guest hands free memory back to the host (virtio-balloon free page
     reporting: ``page_reporting`` on the kernel command line), memory left free for a few
-    seconds is given back, and touching it again costs a fault in the host too.
+    seconds is given back, and touching it again costs a fault in the host too. A
+    ``verdict`` line says whether 4 kB pages (``NUMPY_MADVISE_HUGEPAGE=0``) pay here.
 ``after idle``
     A 20-plane Gaussian smoothing (150 x 150 pixels, sigma 2.5 pixels, both cores), timed
     back to back (the fastest of 50 calls) and as the first call after the process slept
@@ -81,16 +82,26 @@ def kernel_settings() -> list[str]:
 
 
 def first_touch_rows(megabytes: float, idle: float) -> list[str]:
-    rows = []
+    rows, after_idle = [], {}
     for huge_pages in (True, False):
         pages = "2 MB pages" if huge_pages else "4 kB pages"
         time.sleep(idle)  # the memory freed before has been idle this long
-        after_idle = touch_in_new_process(megabytes, huge_pages)
+        after_idle[huge_pages] = touch_in_new_process(megabytes, huge_pages)
         recently = touch_in_new_process(megabytes, huge_pages)  # right after the first
         rows.append(
-            f"first touch, {pages} : {after_idle:.2f} ms/MB after {idle:g} s idle, "
-            f"{recently:.2f} ms/MB recently freed ({megabytes:g} MB)"
+            f"first touch, {pages} : {after_idle[huge_pages]:.2f} ms/MB after {idle:g} s "
+            f"idle, {recently:.2f} ms/MB recently freed ({megabytes:g} MB)"
         )
+    ratio = after_idle[True] / after_idle[False]
+    verdict = (
+        f"fresh memory costs {ratio:.1f} times more in 2 MB pages after idle: single calls "
+        "on large maps in a fresh process are faster with NUMPY_MADVISE_HUGEPAGE=0, later "
+        "calls slower (docs/performance.md)"
+        if ratio > 2
+        else f"fresh memory costs about the same in both page sizes (x{ratio:.1f}): keep "
+        "numpy's default"
+    )
+    rows.append(f"{'verdict':<24}: {verdict}")
     return rows
 
 
