@@ -254,16 +254,20 @@ def _maps_to_correlate(
     return maps
 
 
+def _ours(array: Any, inputs: Sequence[Any]) -> bool:
+    """Whether ``array`` is a writeable numpy array sharing no memory with ``inputs`` (the
+    caller's arrays): made by the excess map, so it may be written in place."""
+    return (
+        isinstance(array, np.ndarray)
+        and array.flags.writeable
+        and not any(np.may_share_memory(array, x) for x in inputs if isinstance(x, np.ndarray))
+    )
+
+
 def _nan_outside(data: Any, use: Any, outside: Any, inputs: Sequence[Any]) -> Any:
     """``data`` with NaN where ``use`` is False (``outside`` is ``~use``): in place for a
-    writeable float64 numpy array that shares no memory with ``inputs`` (the caller's
-    arrays), so no new array per output; else a new array."""
-    if (
-        isinstance(data, np.ndarray)
-        and data.flags.writeable
-        and data.dtype == np.float64
-        and not any(np.may_share_memory(data, x) for x in inputs if isinstance(x, np.ndarray))
-    ):
+    float64 array of ours (:func:`_ours`), so no new array per output; else a new array."""
+    if _ours(data, inputs) and data.dtype == np.float64:
         np.copyto(data, np.nan, where=outside)
         return data
     return np.where(use, data, np.nan)
@@ -561,13 +565,8 @@ def _products(
     if "reco_exposure" in corr:
         with np.errstate(divide="ignore", invalid="ignore"):
             reco, mask = corr["reco_exposure"], corr["mask"]
-            ours = (  # in place in the convolved sums if we may
-                reco.flags.writeable
-                and reco.shape == np.shape(excess)
-                and not any(
-                    np.may_share_memory(reco, x) for x in inputs if isinstance(x, np.ndarray)
-                )
-            )
+            # in place in the convolved sums if we may
+            ours = _ours(reco, inputs) and reco.shape == np.shape(excess)
             mean_reco = np.divide(reco, mask, out=reco if ours else None)
             np.copyto(mean_reco, np.nan, where=~(mask > 0))
         out.update(_flux_maps(out, mean_reco, arrays["ref_flux"]))
@@ -582,34 +581,36 @@ BLOCKED_PRODUCTS_MIN_PIXELS = 2**20
 PRODUCTS_BLOCK_PIXELS = 2**17
 
 
-def _written_in_place(
-    arrays: dict[str, Any], inputs: Sequence[Any], options: dict[str, Any]
-) -> tuple[dict[str, str], list[str]]:
-    """The outputs of :func:`_products` that are inputs written in place (the convolved sums
-    with NaN outside the mask), ``{output: input}``, and the names of all outputs in order:
-    from one run on one-pixel stand-ins (nothing computed), kept where the input is a whole
-    float64 array that :func:`_nan_outside` writes in place (writeable, none of the
-    caller's memory)."""
-    shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
+def _stand_in_products(arrays: dict[str, Any], options: dict[str, Any]) -> tuple[dict, dict]:
+    """:func:`_products` of one-pixel stand-ins of ``arrays`` (same names, dims and dtypes;
+    nothing computed): the stand-ins and the products, whose names are the outputs in order
+    and which are a stand-in itself where that input is written in place."""
+    ndim = max(np.ndim(a) for a in arrays.values())
     dummy = {
-        name: np.ones((1,) * len(shape), dtype=getattr(a, "dtype", np.float64))
+        name: np.ones((1,) * ndim, dtype=getattr(a, "dtype", np.float64))
         for name, a in arrays.items()
     }
     with np.errstate(all="ignore"):
-        products = _products(dummy, inputs=[], **options)
+        return dummy, _products(dummy, inputs=[], **options)
+
+
+def _written_in_place(
+    arrays: dict[str, Any], shape: tuple[int, ...], inputs: Sequence[Any], options: dict
+) -> tuple[dict[str, str], list[str]]:
+    """The outputs of :func:`_products` that are inputs written in place (the convolved sums
+    with NaN outside the mask), ``{output: input}``, and the names of all outputs in order;
+    kept where the input is a whole (``shape``) float64 array of ours (:func:`_ours`), which
+    :func:`_nan_outside` writes in place in every block too."""
+    dummy, products = _stand_in_products(arrays, options)
     found = {}
     for output, data in products.items():
         for name, stand_in in dummy.items():
             array = arrays[name]
             if (
                 data is stand_in
-                and isinstance(array, np.ndarray)
+                and _ours(array, inputs)
                 and array.shape == shape
                 and array.dtype == np.float64
-                and array.flags.writeable
-                and not any(
-                    np.may_share_memory(array, x) for x in inputs if isinstance(x, np.ndarray)
-                )
             ):
                 found[output] = name
     return found, list(products)
@@ -636,7 +637,7 @@ def _products_in_blocks(
     blocks = contiguous_blocks(shape, PRODUCTS_BLOCK_PIXELS)
     if len(blocks) < 2:
         return _products(arrays, inputs=inputs, **options)
-    in_place, names = _written_in_place(arrays, inputs, options)
+    in_place, names = _written_in_place(arrays, shape, inputs, options)
     out = {name: arrays[in_place[name]] if name in in_place else np.empty(shape) for name in names}
     floating_point = np.geterr()  # the caller's, for the threads (numpy's is per thread)
 
@@ -658,13 +659,7 @@ def _products_by_block(arrays: dict[str, Any], options: dict[str, Any]) -> dict[
     statistics, the NaN outside the mask in place in what it made) on the blocks of every
     input, instead of a task per operation and block. The blocks are inputs: never written."""
     names = list(arrays)
-    ndim = max(np.ndim(a) for a in arrays.values())
-    dummy = {  # one pixel of each input: the names of the outputs, nothing computed
-        name: np.ones((1,) * ndim, dtype=getattr(a, "dtype", np.float64))
-        for name, a in arrays.items()
-    }
-    with np.errstate(all="ignore"):
-        outputs = list(_products(dummy, inputs=list(dummy.values()), **options))
+    outputs = list(_stand_in_products(arrays, options)[1])  # the names, nothing computed
 
     def block(*blocks: np.ndarray) -> tuple[np.ndarray, ...]:
         products = _products(dict(zip(names, blocks, strict=True)), inputs=blocks, **options)
