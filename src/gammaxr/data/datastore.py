@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -26,6 +27,7 @@ from astropy.coordinates import SkyCoord
 from astropy.time import Time
 
 from gammaxr.data import selection as sel
+from gammaxr.data.obs_row import ObsTableRows
 from gammaxr.data.observation import HDULocation, Observation, read_observations
 from gammaxr.io.errors import ObsIdNotFoundError
 from gammaxr.io.fits_backend import check_fits_backend
@@ -127,6 +129,11 @@ class DataStore:
         self._by_obs = _locations_by_obs if _locations_by_obs is not None else _locations(hdu_index)
 
     # ------------------------------------------------------------------ tables
+    @cached_property
+    def _rows(self) -> ObsTableRows:
+        """The observation table's rows by obs_id (made once, on the first observation)."""
+        return ObsTableRows(self._obs_table)
+
     @property
     def fits_backend(self) -> str | None:
         """FITS library of the store's files (``None``: the environment's choice)."""
@@ -302,9 +309,10 @@ class DataStore:
         ObsIdNotFoundError
             If ``obs_id`` is not in this store (selection).
         """
+        rows = self._rows
         try:
             obs_id = int(obs_id)
-            info = self._obs_table.sel(obs_id=obs_id)
+            info = rows.row(obs_id)
         except (KeyError, TypeError, ValueError):
             raise ObsIdNotFoundError(
                 f"obs_id {obs_id!r} not in the data store "

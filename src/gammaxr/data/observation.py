@@ -33,6 +33,7 @@ from astropy import units as u
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
 
+from gammaxr.data.obs_row import ObsTableRow
 from gammaxr.io.errors import DL3Error, HDUNotFoundError, UnknownHDUClassError
 from gammaxr.io.gadf import (
     READABLE_CLASSES,
@@ -86,8 +87,9 @@ class Observation:
     ----------
     obs_id : int
         Observation identifier.
-    info : xarray.Dataset
-        The run's row of the observation table (0-d variables, ``obs_id`` scalar coordinate).
+    info : xarray.Dataset or gammaxr.data.obs_row.ObsTableRow
+        The run's row of the observation table (a Dataset of 0-d variables with the
+        ``obs_id`` scalar coordinate, held as an :class:`~gammaxr.data.obs_row.ObsTableRow`).
     hdus : mapping of str to HDULocation
         HDU type (``"events"``, ``"gti"``, ``"aeff"``, ``"edisp"``, ``"psf"``, ``"bkg"``, ...)
         -> location.
@@ -101,7 +103,7 @@ class Observation:
     def __init__(
         self,
         obs_id: int,
-        info: xr.Dataset,
+        info: xr.Dataset | ObsTableRow,
         hdus: Mapping[str, HDULocation],
         data: Mapping[str, Any] | None = None,
         *,
@@ -109,7 +111,7 @@ class Observation:
     ) -> None:
         self._fits_backend = fits_backend
         self._obs_id = int(obs_id)
-        self._info = info
+        self._info = info if isinstance(info, ObsTableRow) else ObsTableRow.from_dataset(info)
         self._hdus = MappingProxyType(dict(hdus))
         self._data = MappingProxyType(dict(data or {}))
 
@@ -144,8 +146,9 @@ class Observation:
 
     @property
     def obs_info(self) -> xr.Dataset:
-        """This run's row of the observation table (a shallow copy; 0-d variables)."""
-        return self._info.copy(deep=False)
+        """This run's row of the observation table (a new Dataset of 0-d variables, with
+        the scalar ``obs_id`` coordinate and the table's attrs; read-only arrays)."""
+        return self._info.to_dataset()
 
     def info(self, show: bool = True) -> str | None:
         """Summary of the run: target, pointing, start, livetime, zenith, events, IRFs.
@@ -329,9 +332,8 @@ class Observation:
         if key in self.meta:
             return self.meta[key]
         name = key.lower().replace("-", "_")
-        if name in self._info.variables:
-            value = self._info[name].values
-            return value.item() if value.ndim == 0 else value
+        if name in self._info:
+            return self._info.value(name)
         if key in self._info.attrs:
             return self._info.attrs[key]
         return default
