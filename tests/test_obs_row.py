@@ -109,3 +109,17 @@ def test_row_value_of_a_missing_column_raises(simulated_store_dir):
     assert "no_such_column" not in observation._info
     with pytest.raises(KeyError):
         observation._info.value("no_such_column")
+
+
+def test_a_file_named_by_many_hdus_is_one_string(hess_dir):
+    # each H.E.S.S. run keeps its events, GTI and IRFs in one file: one path object per run,
+    # held once and pickled once per run task
+    observations = open_datastore(hess_dir).observations()
+    for observation in observations[:5]:
+        paths = {id(location.path) for location in observation.hdus.values()}
+        assert len(observation.hdus) == 6
+        assert len(paths) == 1
+    copies = pickle.loads(pickle.dumps(observations[:5]))
+    for copy, observation in zip(copies, observations[:5], strict=True):
+        assert copy.hdus == observation.hdus
+        assert len({id(location.path) for location in copy.hdus.values()}) == 1

@@ -79,14 +79,24 @@ def open_datastore(
 
 
 def _locations(hdu_index: xr.Dataset) -> Mapping[int, Mapping[str, HDULocation]]:
-    """obs_id -> {hdu_type: location}; the first row wins for a repeated type."""
+    """obs_id -> {hdu_type: location}; the first row wins for a repeated type.
+
+    Equal strings (a run's file named by each of its HDUs, the IRF file shared by many runs,
+    the HDU types and classes) are one object: held once, and pickled once per run task.
+    """
     out: dict[int, dict[str, HDULocation]] = {}
     columns = [hdu_index[k].values for k in ("obs_id", "hdu_type", "hdu_class", "path", "hdu_name")]
+    strings: dict[str, str] = {}
+
+    def shared(value: object) -> str:
+        text = str(value)
+        return strings.setdefault(text, text)
+
     for obs_id, hdu_type, hdu_class, path, hdu_name in zip(*columns, strict=True):
         hdus = out.setdefault(int(obs_id), {})
         if hdu_type not in hdus:
-            hdus[str(hdu_type)] = HDULocation(
-                str(hdu_type), str(hdu_class), str(path), str(hdu_name)
+            hdus[shared(hdu_type)] = HDULocation(
+                shared(hdu_type), shared(hdu_class), shared(path), shared(hdu_name)
             )
     return MappingProxyType({k: MappingProxyType(v) for k, v in out.items()})
 
