@@ -123,3 +123,33 @@ def test_a_file_named_by_many_hdus_is_one_string(hess_dir):
     for copy, observation in zip(copies, observations[:5], strict=True):
         assert copy.hdus == observation.hdus
         assert len({id(location.path) for location in copy.hdus.values()}) == 1
+
+
+def test_row_with_a_column_of_dims_and_a_constant():
+    # a table variable with a second dim gives each row an array; one without obs_id is the
+    # same in every row; datetimes and text keep their dtypes through a pickle
+    table = xr.Dataset(
+        {
+            "livetime": ("obs_id", np.array([10.0, 20.0], dtype=np.float32), {"units": "s"}),
+            "tels": (("obs_id", "tel"), np.array([[1, 2, 3], [4, 5, 6]])),
+            "start": ("obs_id", np.array(["2024-01-01T00:00", "NaT"], dtype="datetime64[ns]")),
+            "target": ("obs_id", np.array(["Crab", "PKS 2155-304"])),
+            "instrument": ((), "toy"),
+        },
+        coords={"obs_id": [7, 9]},
+        attrs={"MJDREFI": 51910},
+    )
+    rows = ObsTableRows(table)
+    for obs_id in (7, 9):
+        row = rows.row(obs_id)
+        assert sorted(row) == ["instrument", "livetime", "obs_id", "start", "target", "tels"]
+        copy = pickle.loads(pickle.dumps(row))
+        for each in (row, copy):
+            xr.testing.assert_identical(each.to_dataset(), table.sel(obs_id=obs_id))
+            assert each.value("instrument") == "toy"
+            assert each.attrs == {"MJDREFI": 51910}
+    np.testing.assert_array_equal(rows.row(9).value("tels"), [4, 5, 6])
+    assert rows.row(9).value("target") == "PKS 2155-304"
+    assert np.isnat(pickle.loads(pickle.dumps(rows.row(9))).to_dataset()["start"].values)
+    with pytest.raises(KeyError):
+        rows.row(8)

@@ -124,7 +124,8 @@ class ObsTableRow:
         return name in self._columns.position or name in self._columns.constants
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._columns.columns)
+        yield from self._columns.columns
+        yield from self._columns.constants
 
     def value(self, name: str) -> Any:
         """The value of column ``name``: a Python scalar for a 1-D column, else an array.
