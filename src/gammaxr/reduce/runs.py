@@ -152,32 +152,38 @@ def lazy_run_variables(
     )[:10]
     # a 0-d object "array" whose block is the run's dict of results, and one blockwise layer
     # per variable picking from it: dask fuses a pick with what consumes it (a masked sum,
-    # a write), so a run costs the scheduler two or three tasks, not one per variable more
-    run = da.map_blocks(
-        run_task,
-        compute,
-        observation,
-        layout,
-        on_error,
-        chunks=(),
+    # a write), so a run costs the scheduler two or three tasks, not one per variable more.
+    # dask.array.blockwise directly, with names, metas and sizes given: map_blocks would
+    # inspect the function, normalise chunks and check the arguments again for every
+    # variable of every run
+    # (the arguments bound in a partial: blockwise would search the layout's nested tuples
+    # and dicts for dask collections)
+    run = da.blockwise(
+        partial(run_task, compute, observation, layout, on_error),
+        (),
         dtype=object,
         meta=np.empty((), dtype=object),
         name=f"{task_name}-{token}-{obs_id}",
+        concatenate=True,
     )
-    lead = ((1,),) if stacked else ()
     layout = {**layout, "reduce_error": ((), (), np.dtype(f"<U{ERROR_LENGTH}"), {})}
     data_vars = {}
     for name, (dims, shape, dtype, attrs) in layout.items():
         shape = (1, *shape) if stacked else tuple(shape)
-        arr = run.map_blocks(
+        arr = da.blockwise(
             _pick_shaped,
+            tuple(range(len(shape))),
+            run,
+            (),
             name,
+            None,
             shape,
+            None,
+            new_axes=dict(enumerate(shape)),
             dtype=dtype,
-            chunks=(*lead, *((n,) for n in shape[len(lead) :])),
-            new_axis=list(range(len(shape))),
             meta=np.empty((0,) * len(shape), dtype=dtype),
             name=f"{array_prefix}{name}-{token}-{obs_id}",
+            concatenate=True,
         )
         data_vars[name] = ((("obs_id",) if stacked else ()) + tuple(dims), arr, attrs)
     return data_vars
