@@ -204,9 +204,13 @@ def test_wstat_matching_excess_inverts_the_significance(n_off, alpha, significan
     step = 1e-9 * (1.0 + abs(n_on))
     below = wstat_sqrt_ts(max(n_on - step, 0.0), n_off, alpha)
     above = wstat_sqrt_ts(n_on + step, n_off, alpha)
-    assert below - 1e-6 <= significance <= above + 1e-6  # sqrt_ts has ~1e-7 noise near 0
+    # near TS = 0 the significance carries the rounding of TS, a difference of terms of order
+    # n_on + n_off: sqrt(eps * (n_on + n_off)), 1e-6 at a few thousand counts (n_off 297,
+    # alpha 9.2 gave 1.0008e-6 at a target of 0)
+    noise = 1e-6 + 4 * np.sqrt(np.finfo(float).eps * (n_on + n_off))
+    assert below - noise <= significance <= above + noise
     if n_off > 0 or abs(significance) > 0.1:  # well conditioned: the significance itself
-        assert wstat_sqrt_ts(n_on, n_off, alpha) == pytest.approx(significance, abs=1e-6)
+        assert wstat_sqrt_ts(n_on, n_off, alpha) == pytest.approx(significance, abs=noise)
 
 
 def test_wstat_errors_approach_cash_for_a_large_off_region():
