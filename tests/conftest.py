@@ -7,8 +7,17 @@ from pathlib import Path
 
 import dask
 import pytest
+from hypothesis import settings
 
 _HERE = Path(__file__).resolve().parent
+
+# Property tests draw the same examples at every run ("repeatable", the default): a test
+# command passes or fails the same way on every machine. GAMMAXR_HYPOTHESIS=explore draws
+# new examples at each run (and replays failures it found), to look for inputs that break a
+# property; an example it finds belongs in the test as an @example.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("GAMMAXR_HYPOTHESIS", "repeatable"))
 
 
 def _data_root() -> Path:

@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gammaxr.stats import (
@@ -192,6 +192,7 @@ def test_wstat_ts_with_known_signal(n_on, n_off, alpha, mu_sig):
 
 @settings(max_examples=150, deadline=None)
 @given(n_off=counts, alpha=alphas, significance=st.floats(-6, 8))
+@example(n_off=297.0, alpha=9.200827646357379, significance=9.021935008086163e-232)
 def test_wstat_matching_excess_inverts_the_significance(n_off, alpha, significance):
     s = wstat_n_sig_matching_significance(n_off, alpha, significance)
     floor = wstat_sqrt_ts(0.0, n_off, alpha)  # the most negative reachable significance
