@@ -147,6 +147,8 @@ def test_row_with_a_column_of_dims_and_a_constant():
         for each in (row, copy):
             xr.testing.assert_identical(each.to_dataset(), table.sel(obs_id=obs_id))
             assert each.value("instrument") == "toy"
+            each.to_dataset()["instrument"].attrs["changed"] = True  # a copy, not the table's
+            assert "changed" not in each.to_dataset()["instrument"].attrs
             assert each.attrs == {"MJDREFI": 51910}
     np.testing.assert_array_equal(rows.row(9).value("tels"), [4, 5, 6])
     assert rows.row(9).value("target") == "PKS 2155-304"

@@ -153,11 +153,10 @@ def lazy_run_variables(
     # a 0-d object "array" whose block is the run's dict of results, and one blockwise layer
     # per variable picking from it: dask fuses a pick with what consumes it (a masked sum,
     # a write), so a run costs the scheduler two or three tasks, not one per variable more.
-    # dask.array.blockwise directly, with names, metas and sizes given: map_blocks would
+    # dask.array.blockwise directly, with names, metas and sizes given (map_blocks would
     # inspect the function, normalise chunks and check the arguments again for every
-    # variable of every run
-    # (the arguments bound in a partial: blockwise would search the layout's nested tuples
-    # and dicts for dask collections)
+    # variable of every run), and the run task's arguments bound in a partial (blockwise
+    # would search the layout's nested tuples and dicts for dask collections)
     run = da.blockwise(
         partial(run_task, compute, observation, layout, on_error),
         (),
