@@ -1,8 +1,10 @@
-"""FITS reading backends: fitsio and astropy give identical Datasets; errors stay the same."""
+"""FITS reading backends: numpy, fitsio and astropy give identical Datasets; errors stay the
+same."""
 
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 from pathlib import Path
 
@@ -63,13 +65,16 @@ def assert_same(a, b, where=""):
 
 
 def read_both(path, requests):
-    """read_file_hdus with each backend, checking which library actually read the tables."""
+    """read_file_hdus with each backend, checking which library actually read the tables;
+    the numpy backend's results are checked identical to astropy's here."""
     out = {}
-    for backend in ("astropy", "fitsio"):
+    for backend in ("astropy", "fitsio", "numpy"):
         out[backend] = gadf.read_file_hdus(path, requests, backend)
         with gadf.open_fits(path, backend) as f:
             assert f.backend == backend
             assert {f[name].backend for name, _ in requests} == {backend}
+    for key, value in out["astropy"].items():
+        assert_same(value, out["numpy"][key], f"numpy {key}")
     return out["astropy"], out["fitsio"]
 
 
@@ -77,7 +82,7 @@ def read_both(path, requests):
 
 
 def test_backend_selection(monkeypatch):
-    expected = "fitsio" if fits_backend.fitsio_available() else "astropy"
+    expected = "numpy"
     assert get_fits_backend() == expected
     monkeypatch.setenv(ENV_VAR, "astropy")
     assert get_fits_backend() == "astropy"
@@ -96,12 +101,14 @@ def test_backend_selection(monkeypatch):
 def test_without_fitsio_astropy_reads(monkeypatch, tmp_path):
     monkeypatch.setattr(fits_backend, "_fitsio", None)
     monkeypatch.setattr(fits_backend, "_warned_missing", False)
-    assert get_fits_backend() == "astropy"
+    assert get_fits_backend() == "numpy"
+    path = tmp_path / "t.fits"
+    fits.HDUList([fits.PrimaryHDU(), _odd_table()]).writeto(path)
+    with open_fits_file(path) as f:  # long strings: numpy hands the file to astropy
+        assert f.backend == "astropy" and f["ODD"].nrows == 3
     monkeypatch.setenv(ENV_VAR, "fitsio")
     with pytest.warns(UserWarning, match="fitsio is not installed"):
         assert get_fits_backend() == "astropy"
-    path = tmp_path / "t.fits"
-    fits.HDUList([fits.PrimaryHDU(), _odd_table()]).writeto(path)
     with open_fits_file(path) as f:
         assert f.backend == "astropy" and f["ODD"].nrows == 3
 
@@ -127,9 +134,10 @@ def test_hess_indexes_identical_with_both_backends(hess_dir, monkeypatch):
     monkeypatch.setenv(ENV_VAR, "astropy")  # the documented switch
     obs_a = gadf.read_obs_index(hess_dir / "obs-index.fits.gz")
     hdu_a = gadf.read_hdu_index(hess_dir / "hdu-index.fits.gz")
-    monkeypatch.setenv(ENV_VAR, "fitsio")
-    assert_same(obs_a, gadf.read_obs_index(hess_dir / "obs-index.fits.gz"))
-    assert_same(hdu_a, gadf.read_hdu_index(hess_dir / "hdu-index.fits.gz"))
+    for backend in ("fitsio", "numpy"):
+        monkeypatch.setenv(ENV_VAR, backend)
+        assert_same(obs_a, gadf.read_obs_index(hess_dir / "obs-index.fits.gz"))
+        assert_same(hdu_a, gadf.read_hdu_index(hess_dir / "hdu-index.fits.gz"))
     assert obs_a["target_name"].dtype.kind == "U"
 
 
@@ -227,16 +235,17 @@ def test_formats_fitsio_reads_differently_fall_back_to_astropy(tmp_path):
         path = _write(tmp_path / f"{col.name}.fits", hdu)
         with gadf.open_fits(path, "astropy") as f:
             ref = f["T"].column(col.name)
-        with gadf.open_fits(path) as f:
-            assert f.backend == "fitsio" and f["T"].backend == "astropy", col.name
-            values = f["T"].column(col.name)
-            assert np.asarray(f["T"].column("X")).tolist() == [0.0, 1.0, 2.0]
-        if values.dtype == object:
-            for v, r in zip(values, ref, strict=True):
-                np.testing.assert_array_equal(v, r)
-        else:
-            np.testing.assert_array_equal(values, ref)
-            assert values.dtype == ref.dtype
+        for backend in ("fitsio", "numpy"):  # numpy hands the table to fitsio, then astropy
+            with gadf.open_fits(path, backend) as f:
+                assert f.backend == backend and f["T"].backend == "astropy", col.name
+                values = f["T"].column(col.name)
+                assert np.asarray(f["T"].column("X")).tolist() == [0.0, 1.0, 2.0]
+            if values.dtype == object:
+                for v, r in zip(values, ref, strict=True):
+                    np.testing.assert_array_equal(v, r)
+            else:
+                np.testing.assert_array_equal(values, ref)
+                assert values.dtype == ref.dtype
 
 
 @needs_fitsio
@@ -262,7 +271,8 @@ def test_empty_table_and_image_hdu(tmp_path):
     empty = fits.BinTableHDU.from_columns(cols, name="EVENTS", nrows=0)
     path = _write(tmp_path / "e.fits", empty, fits.ImageHDU(np.zeros((2, 2)), name="IMG"))
     results = []
-    for backend in ("astropy", "fitsio") if fits_backend.fitsio_available() else ("astropy",):
+    backends = ("astropy", "numpy", "fitsio")[: 3 if fits_backend.fitsio_available() else 2]
+    for backend in backends:
         out = gadf.read_file_hdus(path, [("EVENTS", "events"), ("IMG", "events")], backend)
         ev = out["EVENTS", "events"]
         assert ev.sizes["event"] == 0 and ev["ra"].dtype == np.float32
@@ -270,7 +280,8 @@ def test_empty_table_and_image_hdu(tmp_path):
         assert isinstance(out["IMG", "events"], DL3Error)
         assert "not a binary table" in str(out["IMG", "events"])
         results.append(ev)
-    assert_same(results[0], results[-1])
+    for ev in results[1:]:
+        assert_same(results[0], ev)
 
 
 # ---------------------------------------------------------------------- bad input
@@ -309,8 +320,8 @@ def _outcome(path: Path, backend: str):
 @pytest.mark.filterwarnings("ignore:File may have been truncated")
 def test_bad_files_fail_alike_with_both_backends(tmp_path, hess_dir):
     files = _bad_files(tmp_path, hess_dir)
-    for name, path in files.items():
-        ref, got = _outcome(path, "astropy"), _outcome(path, "fitsio")
+    for (name, path), backend in itertools.product(files.items(), ("fitsio", "numpy")):
+        ref, got = _outcome(path, "astropy"), _outcome(path, backend)
         if isinstance(ref, Exception):
             assert type(got) is type(ref) and str(got) == str(ref), name
             assert isinstance(got, CorruptFileError) and str(path) in str(got), name
@@ -343,3 +354,145 @@ def test_missing_file_and_hdu_with_fitsio(tmp_path):
     assert isinstance(error, HDUNotFoundError)
     assert str(error) == f"{zipped}: no HDU named 'NOPE' in the file (it has ['PRIMARY', 'ODD'])"
     assert out["ODD", "header"]["MYKEY"] == 3.5
+
+
+# ---------------------------------------------------------------------- numpy backend
+
+
+def _plain_table(nrows: int = 3) -> fits.BinTableHDU:
+    """A table of every column kind the numpy backend reads itself."""
+    rng = np.random.default_rng(5)
+    cols = [
+        fits.Column(name="OBS_ID", format="K", array=np.arange(nrows) + 2**40),
+        fits.Column(name="NAME", format="8A", array=np.array(["a  ", "bb", "  c", "d'e"][:nrows])),
+        fits.Column(name="FLAGS", format="3L", array=rng.random((nrows, 3)) > 0.5),
+        fits.Column(name="FLAG", format="L", array=np.arange(nrows) % 2 == 0),
+        fits.Column(
+            name="U16", format="I", bzero=32768, array=np.arange(nrows, dtype="u2") * 30000
+        ),
+        fits.Column(
+            name="U32", format="J", bzero=2**31, array=np.arange(nrows, dtype="u4") * 2**31
+        ),
+        fits.Column(
+            name="U64", format="K", bzero=2**63, array=np.arange(nrows, dtype="u8") * 2**63
+        ),
+        fits.Column(name="I16", format="I", array=-np.arange(nrows, dtype="i2")),
+        fits.Column(name="I32", format="J", array=-np.arange(nrows, dtype="i4") * 70000),
+        fits.Column(name="BYTE", format="B", array=np.arange(nrows, dtype="u1") * 100),
+        fits.Column(name="F32", format="E", unit="deg", array=rng.normal(size=nrows)),
+        fits.Column(name="F64", format="2D", unit="TeV", array=rng.normal(size=(nrows, 2))),
+        fits.Column(
+            name="CUBE",
+            format="24E",
+            unit="1/s/MeV/sr",
+            dim="(4,3,2)",
+            array=rng.random((nrows, 2, 3, 4)),
+        ),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="PLAIN")
+    hdu.header["MYKEY"] = (3.5, "a float")
+    hdu.header["FLAGKEY"] = True
+    hdu.header["QUOTED"] = "it's / not a comment"
+    hdu.header["LEADING"] = "  kept"
+    hdu.header["EMPTY"] = ""
+    hdu.header["BLANK"] = None
+    hdu.header["BIGINT"] = 1234567890123456789
+    hdu.header.append(fits.Card.fromstring("DEXP    =               1.5D02 / D exponent"))
+    hdu.header.append(fits.Card.fromstring("NOVALUE this card has no value indicator"))
+    hdu.header.add_comment("a comment")
+    hdu.header.add_history("a history")
+    return hdu
+
+
+def _defined(header) -> dict:
+    """Header as a dict, astropy's undefined values as None (as numpy and fitsio give them)."""
+    return {k: None if isinstance(v, type(fits.card.UNDEFINED)) else v for k, v in header.items()}
+
+
+def test_numpy_backend_reads_every_plain_kind_as_astropy(tmp_path):
+    path = _write(tmp_path / "plain.fits", _plain_table(), _plain_table(0))
+    with gadf.open_fits(path, "numpy") as f, gadf.open_fits(path, "astropy") as ref:
+        assert f.backend == "numpy"
+        assert f.hdu_names() == ref.hdu_names() == ["PRIMARY", "PLAIN", "PLAIN"]
+        for index in range(3):
+            table, expected = f.table_at(index), ref.table_at(index)
+            assert (table.backend == "numpy") == (index < 2)  # no rows: a library reads it
+            assert (table.nrows, table.is_table) == (expected.nrows, expected.is_table)
+            assert [c[:2] for c in table.columns] == [c[:2] for c in expected.columns]
+            assert _defined(table.header) == _defined(expected.header)
+            for name in table.column_names:
+                got = table.column(name)
+                np.testing.assert_array_equal(got, expected.column(name), err_msg=name)
+                assert got.dtype.isnative and not np.shares_memory(got, f.raw), name
+            if index:
+                datasets = [gadf.table_to_dataset(t, "row") for t in (expected, table)]
+                assert_same(*datasets)
+        plain = f["plain"]  # case-insensitive, the first of that name
+        header = plain.header
+        assert header["QUOTED"] == "it's / not a comment" and header["LEADING"] == "  kept"
+        assert header["DEXP"] == 150.0 and header["FLAGKEY"] is True and header["BLANK"] is None
+        assert header["BIGINT"] == 1234567890123456789 and header["EMPTY"] == ""
+        assert header["NOVALUE"] == "this card has no value indicator"
+        assert header["COMMENT"] == "a comment"
+        assert plain.column("FLAGS").dtype == bool and plain.column("CUBE").shape == (3, 2, 3, 4)
+        assert plain.column("U64").dtype == np.uint64 and plain.column("U64")[1] == 2**63
+        assert plain.column("NAME").tolist() == ["a", "bb", "  c", "d'e"][:3]
+
+
+def test_numpy_backend_hands_what_it_does_not_read_to_a_library(tmp_path, monkeypatch, caplog):
+    long_string = _write(tmp_path / "long.fits", _odd_table())  # CONTINUE cards
+    plain = _write(tmp_path / "plain.fits", _plain_table())
+    trailing = tmp_path / "trailing.fits"
+    trailing.write_bytes(plain.read_bytes() + b"\x00" * 2880)
+    with caplog.at_level(logging.DEBUG, logger="gammaxr.io.fits_backend"):
+        for path in (long_string, trailing):  # the whole file
+            with gadf.open_fits(path, "numpy") as f, gadf.open_fits(path, "astropy") as ref:
+                assert f.backend != "numpy"
+                name = f.hdu_names()[1]
+                assert gadf.header_attrs(f[name].header) == gadf.header_attrs(ref[name].header)
+        with gadf.open_fits(long_string, "numpy") as f:
+            assert f["ODD"].header["LONGSTR"] == "x" * 100
+
+        def broken(self, name):
+            raise RuntimeError("numpy says no")
+
+        monkeypatch.setattr(fits_backend._NumpyTable, "_read_column", broken)
+        with gadf.open_fits(plain, "numpy") as f:  # one table, from its first failed column
+            table = f["PLAIN"]
+            assert table.backend == "numpy"
+            assert table.column("F32").dtype == np.float32 and table.backend != "numpy"
+            assert f.backend == "numpy"
+    for reason in ("CONTINUE cards", "bytes after the last HDU", "numpy says no"):
+        assert reason in caplog.text
+
+
+def test_fits_structure_reads_values_and_refuses_the_rest():
+    from gammaxr.io.fits_structure import Unsupported, card_value, data_size, table_layout
+
+    assert card_value(" 'O''Hara  '   / name") == "O'Hara"
+    assert card_value("'  lead'") == "  lead"
+    assert card_value("                   T / yes") is True
+    assert card_value("-12") == -12 and card_value("1.5D-3") == 1.5e-3
+    assert card_value(".5E2 / comment") == 50.0 and card_value("   / nothing") is None
+    for text in ("(1.0, 2.0)", "'not closed", "1.2.3", "yes"):
+        with pytest.raises(ValueError):
+            card_value(text)
+    header = {"BITPIX": 8, "NAXIS": 2, "NAXIS1": 12, "NAXIS2": 5, "PCOUNT": 7, "GCOUNT": 1}
+    assert data_size(header) == 12 * 5 + 7
+    assert data_size({"BITPIX": -32, "NAXIS": 0}) == 0
+    for bad in ({**header, "BITPIX": 7}, {**header, "NAXIS2": -1}, {**header, "NAXIS": "2"}):
+        with pytest.raises(Unsupported):
+            data_size(bad)
+    table = {"NAXIS1": 16, "NAXIS2": 1, "TFIELDS": 1, "TTYPE1": "X", "TFORM1": "4E"}
+    layout = table_layout({**table, "TDIM1": "(2,2)"})
+    assert layout.row.itemsize == 16 and layout.cells[0].shape == (2, 2)
+    for bad in (
+        {"TDIM1": "(3,2)"},  # 6 values in a cell of 4
+        {"TFORM1": "2C"},  # complex
+        {"TFORM1": "1PE(4)"},  # variable length
+        {"TSCAL1": 2.0},  # scaled
+        {"NAXIS1": 20},  # widths do not add up
+        {"TTYPE1": "  "},  # no name
+    ):
+        with pytest.raises(Unsupported):
+            table_layout({**table, **bad})

@@ -51,7 +51,7 @@ def open_datastore(
         index file itself (the observation index is then looked for beside it).
     obs_index : str or os.PathLike, optional
         Explicit observation index file.
-    fits_backend : {"fitsio", "astropy", "auto"}, optional
+    fits_backend : {"numpy", "fitsio", "astropy", "auto"}, optional
         FITS library for every file of the store (see :mod:`gammaxr.io.fits_backend`);
         default the ``GAMMAXR_FITS_BACKEND`` environment variable, else ``auto``. The
         observations carry it, so it holds in reader threads and dask workers too.
@@ -119,7 +119,7 @@ class DataStore:
         HDU index as :func:`gammaxr.io.gadf.read_hdu_index` returns it (with ``path``).
     obs_table : xarray.Dataset
         Observation table indexed by ``obs_id`` (:func:`gammaxr.io.gadf.read_obs_index`).
-    fits_backend : {"fitsio", "astropy", "auto"}, optional
+    fits_backend : {"numpy", "fitsio", "astropy", "auto"}, optional
         FITS library the observations read their files with (None: the environment's).
     """
 

@@ -95,7 +95,7 @@ class Observation:
         -> location.
     data : mapping, optional
         Loaded snapshot: HDU type (and ``"meta"``) -> value already read.
-    fits_backend : {"fitsio", "astropy", "auto"}, optional
+    fits_backend : {"numpy", "fitsio", "astropy", "auto"}, optional
         FITS library its files are read with (None: the ``GAMMAXR_FITS_BACKEND`` environment
         variable, else ``auto``); travels with the observation to threads and dask workers.
     """

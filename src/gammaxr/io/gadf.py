@@ -17,9 +17,9 @@ Naming convention (used by every reader here and by :mod:`gammaxr.data`):
 Files are read whole into memory and, when they start with the gzip magic bytes,
 decompressed in one go (a corrupt gzip fails at once with
 :class:`~gammaxr.io.errors.CorruptFileError`), whatever their name ends with. Tables are then
-parsed by fitsio when it is installed, else by astropy (see :mod:`gammaxr.io.fits_backend`:
-``GAMMAXR_FITS_BACKEND=astropy`` or the ``backend="astropy"`` argument of the readers force
-astropy); both give the same Datasets. The readers below take a
+parsed with numpy, handing what it does not read to fitsio or astropy (see
+:mod:`gammaxr.io.fits_backend`: ``GAMMAXR_FITS_BACKEND=astropy`` or the ``backend="astropy"``
+argument of the readers force astropy); all give the same Datasets. The readers below take a
 :class:`~gammaxr.io.fits_backend.FitsTable` or an astropy ``BinTableHDU``.
 """
 
@@ -48,6 +48,8 @@ from gammaxr.io.fits_backend import (
     open_fits_file,
     unit_string,
 )
+from gammaxr.io.fits_structure import BLOCK as _BLOCK
+from gammaxr.io.fits_structure import card_value, data_size
 from gammaxr.io.irf_fits import IRF_CLASSES, read_irf_hdu
 from gammaxr.units import unit_factor
 
@@ -197,36 +199,6 @@ def _get_hdu(hdul: FitsFile, hdu_name: str, path: str | os.PathLike) -> FitsTabl
     raise HDUNotFoundError(f"{path}: no HDU named {hdu_name!r} in the file (it has {names})")
 
 
-_BLOCK = 2880
-
-
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([EeDd][+-]?\d+)?$")
-
-
-def _card_value(text: str):
-    """Value of a simple FITS card value field (string, logical, integer or real), else
-    raise ValueError so that the card is parsed by astropy."""
-    text = text.strip()
-    if text.startswith("'"):
-        end, out = 1, []
-        while True:
-            stop = text.index("'", end)
-            out.append(text[end:stop])
-            if text[stop + 1 : stop + 2] != "'":
-                return "".join(out).rstrip()
-            out.append("'")
-            end = stop + 2
-    token = text.split("/", 1)[0].strip()
-    if token in ("T", "F"):
-        return token == "T"
-    if _INT.match(token):
-        return int(token)
-    if _FLOAT.match(token):
-        return float(token.replace("D", "E").replace("d", "e"))
-    raise ValueError(token)
-
-
 def _parse_cards(raw: bytes) -> dict[str, Any]:
     """Header keywords of simple cards (the rest by astropy), as :func:`header_attrs`."""
     simple, other = {}, []
@@ -238,9 +210,12 @@ def _parse_cards(raw: bytes) -> dict[str, Any]:
         if card[8:10] != "= " or key in simple:
             continue
         try:
-            simple[key] = _card_value(card[10:])
+            value = card_value(card[10:])
         except ValueError:
             other.append(card)
+            continue
+        if value is not None:  # undefined values are left out, as by header_attrs
+            simple[key] = value
     if other:
         simple.update(header_attrs(fits.Header.fromstring("".join(other))))
     return {k: v for k, v in simple.items() if not _STRUCTURAL.match(k)}
@@ -268,18 +243,6 @@ def _stream_header(stream) -> tuple[bytes, fits.Header] | None:
             return raw, header
         if len(blocks) > 1000:
             return None
-
-
-def _data_size(header: fits.Header) -> int:
-    """Bytes of an HDU's data unit, padded to whole FITS blocks."""
-    naxis = int(header.get("NAXIS", 0))
-    if naxis == 0:
-        return 0
-    size = abs(int(header["BITPIX"])) // 8
-    for i in range(1, naxis + 1):
-        size *= int(header[f"NAXIS{i}"])
-    size = (size + int(header.get("PCOUNT", 0))) * int(header.get("GCOUNT", 1))
-    return -(-size // _BLOCK) * _BLOCK
 
 
 def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 4):
@@ -317,7 +280,7 @@ def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 
                 name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip()
                 if name.upper() == hdu_name.upper():
                     return _parse_cards(raw)
-                size = _data_size(header)
+                size = -(-data_size(header) // _BLOCK) * _BLOCK
                 if size and len(stream.read(size)) < size:
                     return None
     except (OSError, EOFError, ValueError, KeyError, zlib.error):
@@ -345,7 +308,7 @@ def read_file_hdus(
     requests : iterable of (hdu_name, hdu_class)
         HDUs to read and how to read them; ``hdu_class`` is one of :data:`READABLE_CLASSES`
         or ``"header"`` (only the keywords, as a dict).
-    backend : {"fitsio", "astropy", "auto"}, optional
+    backend : {"numpy", "fitsio", "astropy", "auto"}, optional
         FITS library (see :mod:`gammaxr.io.fits_backend`); default the environment's.
 
     Returns
@@ -558,7 +521,7 @@ def read_obs_index(path: str | os.PathLike, backend: str | None = None) -> xr.Da
     ----------
     path : str or os.PathLike
         ``obs-index.fits[.gz]``.
-    backend : {"fitsio", "astropy", "auto"}, optional
+    backend : {"numpy", "fitsio", "astropy", "auto"}, optional
         FITS library (see :mod:`gammaxr.io.fits_backend`); default the environment's.
 
     Returns
@@ -588,7 +551,7 @@ def read_hdu_index(path: str | os.PathLike, backend: str | None = None) -> xr.Da
     ----------
     path : str or os.PathLike
         ``hdu-index.fits[.gz]``.
-    backend : {"fitsio", "astropy", "auto"}, optional
+    backend : {"numpy", "fitsio", "astropy", "auto"}, optional
         As in :func:`read_obs_index`.
 
     Returns
