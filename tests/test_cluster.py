@@ -5,7 +5,10 @@ reached by its address (API, analysis YAML, CLI), on simulated data; workers kil
 from __future__ import annotations
 
 import os
+import platform
 import signal
+import subprocess
+import sys
 
 import pytest
 import xarray as xr
@@ -155,3 +158,47 @@ def test_workers_start_with_the_reduction_imported(cluster):
     # the first run a worker reduces does not pay for importing gammaxr and astropy
     with distributed.Client(cluster) as client:
         assert set(client.run(_reduction_loaded).values()) == {True}
+
+
+_FREE_AND_REALLOCATE = """
+import resource, sys
+import numpy as np
+from gammaxr.reduce.cluster import keep_freed_memory
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+applied = keep_freed_memory() if sys.argv[1] == "keep" else None
+big = np.ones(40 * 2**20 // 8)  # 40 MiB, above glibc's default mmap threshold
+before = rss_mb()
+del big
+after = rss_mb()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+again = np.ones(40 * 2**20 // 8)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+print(applied, before - after, faults)
+"""
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_keep_freed_memory_keeps_and_reuses_the_heap():
+    """In a process of its own (the setting is for the whole process, for good): by default a
+    freed 40 MiB array goes back to the system and the next one faults in fresh pages (huge
+    ones where the kernel gives them); after keep_freed_memory() the heap keeps it and the
+    next array reuses it."""
+    out = {}
+    for mode in ("default", "keep"):
+        result = subprocess.run(
+            [sys.executable, "-c", _FREE_AND_REALLOCATE, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        applied, released_mb, faults = result.stdout.split()
+        out[mode] = (applied, float(released_mb), int(faults))
+    assert out["default"][0] == "None" and out["keep"][0] == "True"
+    assert out["default"][1] > 30 and out["default"][2] > 10  # returned, faulted in again
+    assert out["keep"][1] < 5 and out["keep"][2] < min(10, out["default"][2])  # kept, reused

@@ -271,5 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":  # pragma: no cover
+def console_main() -> None:  # pragma: no cover - the installed ``gammaxr`` command
+    """The ``gammaxr`` command: :func:`main` in a process that keeps the memory it frees for
+    its next arrays (:func:`gammaxr.reduce.cluster.keep_freed_memory`)."""
+    from gammaxr.reduce.cluster import keep_freed_memory
+
+    keep_freed_memory()
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()
