@@ -190,12 +190,15 @@ def test_keep_freed_memory_keeps_and_reuses_the_heap():
     ones where the kernel gives them); after keep_freed_memory() the heap keeps it and the
     next array reuses it."""
     out = {}
+    # glibc's own defaults (a LocalCluster started in this process may have set MALLOC_*)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     for mode in ("default", "keep"):
         result = subprocess.run(
             [sys.executable, "-c", _FREE_AND_REALLOCATE, mode],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         )
         applied, released_mb, faults = result.stdout.split()
         out[mode] = (applied, float(released_mb), int(faults))
