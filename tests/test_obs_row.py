@@ -24,6 +24,12 @@ def _assert_rows_as_selected(store) -> None:
         for name, var in selected.variables.items():
             assert info[name].dtype == var.dtype, name
             assert not info[name].values.flags.writeable, name
+            value = observation.obs_table_value(name)  # no Dataset built
+            assert np.ndim(value) == var.ndim, name
+            np.testing.assert_array_equal(value, var.values, err_msg=name)  # NaN == NaN here
+            if var.ndim == 0:
+                assert type(value) is type(var.item()), name
+        assert observation.obs_table_value("no_such_column", default=-1) == -1
 
 
 def test_obs_info_is_the_selected_row_simulated(simulated_store_dir):

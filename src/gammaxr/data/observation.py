@@ -150,6 +150,23 @@ class Observation:
         the scalar ``obs_id`` coordinate and the table's attrs; read-only arrays)."""
         return self._info.to_dataset()
 
+    def obs_table_value(self, name: str, default: Any = None) -> Any:
+        """One column of this run's observation-table row, without building :attr:`obs_info`.
+
+        Parameters
+        ----------
+        name : str
+            Column name as in :attr:`obs_info` (lower case, e.g. ``"livetime"``).
+        default : object
+            What to return if the table has no such column.
+
+        Returns
+        -------
+        object
+            A Python scalar for a column of one value per run, else a numpy array.
+        """
+        return self._info.value(name) if name in self._info else default
+
     def info(self, show: bool = True) -> str | None:
         """Summary of the run: target, pointing, start, livetime, zenith, events, IRFs.
 
@@ -333,7 +350,7 @@ class Observation:
             return self.meta[key]
         name = key.lower().replace("-", "_")
         if name in self._info:
-            return self._info.value(name)
+            return self.obs_table_value(name)
         if key in self._info.attrs:
             return self._info.attrs[key]
         return default

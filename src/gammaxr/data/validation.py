@@ -87,7 +87,6 @@ class RunValidationWarning(UserWarning):
 class _Checker:
     def __init__(self, obs: Observation) -> None:
         self.obs = obs
-        self._info = None  # the obs-index row, taken once
 
     def fail(self, hdu_type: str, problem: str, check: str) -> RunValidationError:
         loc = self.obs.hdus.get(hdu_type)
@@ -102,13 +101,9 @@ class _Checker:
             raise self.fail("events", f"{key} = {value!r} is not a number", "times") from None
 
     def index(self, key: str) -> float | None:
-        name = key.lower()
-        if self._info is None:
-            self._info = self.obs.obs_info
-        if name not in self._info.variables:
-            return None
+        value = self.obs.obs_table_value(key.lower())
         try:
-            return float(self._info[name].values)
+            return None if value is None else float(value)
         except (TypeError, ValueError):
             return None
 
