@@ -219,7 +219,11 @@ def edisp_kernel(
         t_s, m_s = np.nonzero(_may_be_negative(axes[2], raw_nodes, wo))
         if t_s.size:
             at_s = raw_nodes[:, t_s, m_s]  # (nodes, elements), elements in (true, migra) order
-            negative = np.maximum((wo[:, None] - 1) * at_s[idx] - wo[:, None] * at_s[idx + 1], 0.0)
+            # between two nodes not negative there, the combination is not negative either:
+            # unless a node is, only the extrapolated offsets can add anything
+            at = slice(None) if np.any(at_s < 0) else np.nonzero((wo < 0) | (wo > 1))[0]
+            idx_s, wo_s = idx[at], wo[at, None]
+            negative = np.maximum((wo_s - 1) * at_s[idx_s] - wo_s * at_s[idx_s + 1], 0.0)
             # the cumulative content these elements add, read at the reco edges as above
             cum = np.cumsum(negative * m_width[m_s], axis=1)
             cum = np.concatenate([np.zeros((cum.shape[0], 1)), cum], axis=1)
@@ -228,8 +232,8 @@ def edisp_kernel(
             below = cum[:, np.searchsorted(key, rows * n_m + k)]  # elements with m < k
             below_next = cum[:, np.searchsorted(key, rows * n_m + k + 1)]
             first = cum[:, start]
-            at_edges += (1.0 - w) * (below - first) + w * (below_next - first)
-            total += cum[:, np.searchsorted(key, (rows + 1) * n_m)] - first
+            at_edges[at] += (1.0 - w) * (below - first) + w * (below_next - first)
+            total[at] += cum[:, np.searchsorted(key, (rows + 1) * n_m)] - first
         out = np.zeros((*o.shape, nt, nr))
         out[valid] = finish(at_edges, total)
         return out
