@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import logging
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -496,3 +497,29 @@ def test_fits_structure_reads_values_and_refuses_the_rest():
     ):
         with pytest.raises(Unsupported):
             table_layout({**table, **bad})
+
+
+@pytest.mark.parametrize("inflater", ["isal", "zlib"])
+def test_gunzip_checks_the_trailer_and_reads_every_member(tmp_path, monkeypatch, inflater):
+    from gammaxr.io.fits_backend import _read_content
+
+    if inflater == "zlib":  # without isal installed
+        monkeypatch.setattr(fits_backend, "_inflate", zlib)
+    else:
+        assert fits_backend._inflate.__name__.startswith("isal")
+
+    first, second = b"FITS content " * 500, b"appended member" * 40
+    one, two = gzip.compress(first), gzip.compress(second)
+    cases = {"one": one, "two_members": one + two}
+    bad_crc = bytearray(one)
+    bad_crc[-8] ^= 0x01  # CRC-32 of the content, first byte of the trailer
+    bad_length = bytearray(one)
+    bad_length[-1] ^= 0x01  # ISIZE, last byte of the trailer
+    cases.update(bad_crc=bytes(bad_crc), bad_length=bytes(bad_length), cut=one[:-3])
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    assert _read_content(tmp_path / "one") == first
+    assert _read_content(tmp_path / "two_members") == first + second
+    for name in ("bad_crc", "bad_length", "cut"):
+        with pytest.raises(CorruptFileError, match=rf"{name}: corrupt or truncated gzip"):
+            _read_content(tmp_path / name)

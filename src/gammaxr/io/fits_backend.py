@@ -111,6 +111,10 @@ try:  # optional at import time: the astropy backend always works
     import fitsio as _fitsio
 except ImportError:  # pragma: no cover - depends on the installation
     _fitsio = None
+try:  # a dependency; zlib does the same, slower
+    from isal import isal_zlib as _inflate
+except ImportError:  # pragma: no cover - depends on the installation
+    _inflate = zlib
 
 # cfitsio reads these through an fd path; elsewhere gammaxr uses a temporary file
 _FD_DIR = next((d for d in ("/proc/self/fd", "/dev/fd") if os.path.isdir(d)), None)
@@ -695,9 +699,32 @@ def _read_content(path: str | os.PathLike) -> bytes:
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+        return _gunzip(raw)
+    except (OSError, EOFError, zlib.error, _inflate.error) as exc:
         raise CorruptFileError(f"{path}: corrupt or truncated gzip data: {exc}") from exc
+
+
+def _gunzip(raw: bytes) -> bytes:
+    """The content of gzip data ``raw``, its trailer (CRC-32 and length) checked.
+
+    A single-member stream (what DL3 files are) is inflated by one call of ISA-L's inflater
+    (``isal``; zlib if it is not installed), ~1.5x faster than zlib's and without the GIL.
+    Streams of several members (or with bytes after the first) go to ``gzip.decompress``.
+
+    Raises
+    ------
+    EOFError
+        The stream ends before its end.
+    zlib.error or isal's error
+        The stream is corrupt, or its trailer does not match the content.
+    """
+    inflater = _inflate.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+    content = inflater.decompress(raw)
+    if not inflater.eof:
+        raise EOFError("compressed stream ended before its end-of-stream marker")
+    if inflater.unused_data:  # more members, or trailing bytes: as gzip does
+        return gzip.decompress(raw)
+    return content
 
 
 def _memory_file(raw: bytes) -> tuple[int, str | None]:
