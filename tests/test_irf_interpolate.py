@@ -350,3 +350,41 @@ def test_on_points_many_rows_gathers_per_point():
     got = interpolate_on_points(table, axes, [rad, None], [1], [offsets])
     expected = interpolate_table(table, axes, [rad[:, None, None], offsets])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_even_axes_locate_points_as_the_binary_search():
+    """Nodes evenly spaced up to float32 rounding (as in DL3 files) are located by arithmetic
+    in the very cells a binary search finds: points on, just below and just above every node,
+    outside the axis, infinite and NaN included."""
+    from gammaxr.irf.interpolate import _even_step, _locate, _locate_even
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(3, 60))
+        start, spacing = rng.uniform(-3, 1), rng.uniform(0.01, 0.5)
+        nodes = (
+            (start + spacing * np.arange(n) + rng.normal(0, 1e-3 * spacing, n))
+            .astype(np.float32)
+            .astype(float)
+        )
+        step = _even_step(nodes)
+        assert step is not None and abs(step - spacing) < 0.01 * spacing
+        x = np.concatenate(
+            [
+                rng.uniform(nodes[0] - 1, nodes[-1] + 1, 2000),
+                nodes,
+                np.nextafter(nodes, -np.inf),
+                np.nextafter(nodes, np.inf),
+                [np.nan, -np.inf, np.inf],
+            ]
+        )
+        expected = np.searchsorted(nodes[1:-1], x, side="right")
+        np.testing.assert_array_equal(_locate_even(nodes, step, x), expected)
+    uneven = np.array([0.0, 1.0, 1.5, 4.0])
+    assert _even_step(uneven) is None and _even_step(np.array([0.0, 1.0])) is None
+    # grid_axis marks even axes; _locate gives the same cells and weights either way
+    axis = GridAxis("fov_lon", nodes, nodes[0], nodes[-1], False, False, step)
+    search = GridAxis("fov_lon", nodes, nodes[0], nodes[-1], False, False, None)
+    x = rng.uniform(nodes[0] - 1, nodes[-1] + 1, 5000)
+    for got, want in zip(_locate(axis, x), _locate(search, x), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -95,6 +95,9 @@ class GridAxis:
         Whether the axis is interpolated in ``log`` of the coordinate.
     flip : bool
         Whether the table runs in descending order along this axis (reversed internally).
+    step : float or None
+        The node spacing if the nodes are evenly spaced (within 1 % of it), else None:
+        points are then located by arithmetic instead of a binary search.
     """
 
     name: str
@@ -103,6 +106,7 @@ class GridAxis:
     hi: float
     log: bool
     flip: bool
+    step: float | None = None
 
     def scale(self, x: np.ndarray) -> np.ndarray:
         """Coordinate ``x`` (axis unit) in the interpolation scale."""
@@ -156,7 +160,18 @@ def grid_axis(irf: xr.DataArray | xr.Dataset, dim: str) -> GridAxis:
     else:
         vlo = float(scale(min(np.min(lo), np.min(hi))))
         vhi = float(scale(max(np.max(lo), np.max(hi))))
-    return GridAxis(dim, nodes, float(vlo), float(vhi), log, bool(flip))
+    return GridAxis(dim, nodes, float(vlo), float(vhi), log, bool(flip), _even_step(nodes))
+
+
+def _even_step(nodes: np.ndarray) -> float | None:
+    """The spacing of ``nodes`` if every node is within 1 % of a spacing of the even grid
+    from the first to the last node (so that arithmetic locates a point within one cell of
+    its own), else None."""
+    if nodes.size < 3:
+        return None
+    step = (nodes[-1] - nodes[0]) / (nodes.size - 1)
+    even = nodes[0] + step * np.arange(nodes.size)
+    return float(step) if np.max(np.abs(nodes - even)) < 0.01 * step else None
 
 
 def _locate(axis: GridAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +181,10 @@ def _locate(axis: GridAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(x.shape, dtype=np.intp), np.zeros(x.shape)
     # the last node at or below x, limited to 0 .. n - 2: the inner nodes at or below x
     x = np.asarray(x, dtype=float)
-    idx = np.searchsorted(axis.nodes[1:-1], x, side="right")
+    if axis.step is None or x.size < 64:
+        idx = np.searchsorted(axis.nodes[1:-1], x, side="right")
+    else:
+        idx = _locate_even(axis.nodes, axis.step, x)
     lower, width = np.empty(x.shape), np.empty(x.shape)
     np.take(axis.nodes, idx, out=lower, mode="clip")  # idx is in range: no bounds checks
     np.take(axis.nodes[1:], idx, out=width, mode="clip")
@@ -174,6 +192,27 @@ def _locate(axis: GridAxis, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     np.subtract(x, lower, out=lower)
     lower /= width
     return idx, lower
+
+
+def _locate_even(nodes: np.ndarray, step: float, x: np.ndarray) -> np.ndarray:
+    """``searchsorted(nodes[1:-1], x, side="right")`` for nodes evenly spaced by ``step``
+    (to 1 %): the cell by arithmetic, then moved by one where rounding put it next to the
+    right one (~20x faster than the binary search on a map's pixels; NaN goes to the last
+    cell, as with the search)."""
+    last = nodes.size - 2
+    cell = np.subtract(x, nodes[0])
+    cell /= step
+    np.floor(cell, out=cell)
+    np.clip(cell, 0, last, out=cell)
+    np.copyto(cell, last, where=np.isnan(cell))
+    idx = cell.astype(np.intp)
+    below = np.take(nodes, idx, mode="clip") > x  # the cell starts above x: one down
+    below &= idx > 0
+    idx -= below
+    above = np.take(nodes, idx + 1, mode="clip") <= x  # x is past the cell: one up
+    above &= idx < last
+    idx += above
+    return idx
 
 
 def interpolate_table(
