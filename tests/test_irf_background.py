@@ -241,3 +241,32 @@ def test_hess_background_map_matches_gammapy(hess_dir, reference_dir):
     expected = ref["background_23523"]
     np.testing.assert_allclose(counts, expected, rtol=1e-3)
     assert counts.sum() == pytest.approx(expected.sum(), rel=1e-4)
+
+
+def test_edge_values_integrate_as_the_loglog_formula():
+    """The (b - a) / d form of the bin integral agrees with loglog_integral_from_logs to
+    1e-12, and leaves to it the bins it would round badly (|d| small) or cannot do (rows
+    that are not clean)."""
+    from gammaxr.irf.background import _EdgeValues, loglog_integral_from_logs
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    energy = np.geomspace(0.5, 50, 11)
+    for index in (-2.7, -1.0, 0.5):  # -1: E * rate constant, d = 0 in every bin
+        rows = [np.log(3e-4 * e**index) + rng.normal(0, 0.05 * (index != -1.0), n) for e in energy]
+        edges = _EdgeValues(n)
+        edges.push(rows[0], energy[0], True)
+        for k in range(energy.size - 1):
+            edges.push(rows[k + 1], energy[k + 1], True)
+            got = np.full(n, np.nan)
+            done = edges.integral(energy[k], energy[k + 1], out=got)
+            want = loglog_integral_from_logs(energy[k], energy[k + 1], rows[k], rows[k + 1])
+            assert done == (index != -1.0)
+            if done:
+                np.testing.assert_allclose(got, want, rtol=1e-12)
+            else:
+                assert np.isnan(got).all()  # untouched
+    edges = _EdgeValues(3)
+    edges.push(np.log([1.0, 2.0, 3.0]), 1.0, True)
+    edges.push(np.array([0.0, np.nan, 1.0]), 2.0, False)  # not clean: the general formula
+    assert not edges.integral(1.0, 2.0, out=np.empty(3))
