@@ -5,7 +5,7 @@ Grid per run: 5 x 5 deg at 0.02 deg centred on the pointing (icrs), reco energy 
 and energy dispersion, safe mask aeff-default + offset-max 2.5 deg (the issue's set-up;
 Gammapy 2.1 takes 109 s in one process and 52 s in a pool of two, and sums to 257457 counts
 and 256232 background inside the safe masks: ``reduce_all_runs_gammapy.py``, measured on
-2026-12-04).
+2026-12-04; 100.7 s and 53.0 s with its processes keeping freed memory).
 
 Each run's dataset is made in full on a worker and reduced there to its safe sums (as a
 pipeline that stacks or writes results would); ``--output PATH`` also writes every run to a
@@ -18,6 +18,7 @@ Like the ``gammaxr`` command, the script first lets its process keep the memory 
 (:func:`gammaxr.reduce.cluster.keep_freed_memory`, glibc): each run's ~15 MB of output maps
 then reuse the last run's pages instead of fresh ones (on this virtual machine ~3 us a page
 fault, 0.3-0.6 s of the threaded compute). ``--default-allocator`` leaves glibc as it is.
+Either way the ratios printed are against Gammapy run with the same allocator setting.
 
 Usage: python benchmarks/reduce_all_runs.py [DATA_DIR] [--scheduler threads|distributed|sync]
           [--workers N] [--maps counts,exposure,background,psf,edisp] [--output PATH.zarr]
@@ -43,9 +44,11 @@ from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs_tree
 
 # reduce_all_runs_gammapy.py (Gammapy 2.1) on this work, 2026-12-04: totals, wall seconds in
-# one process and in a pool of two
+# one process and in a pool of two, with glibc's default allocator and with the processes
+# keeping freed memory as keep_freed_memory() does (MALLOC_MMAP_THRESHOLD_ and
+# MALLOC_TRIM_THRESHOLD_ = 268435456 in the environment)
 GAMMAPY_COUNTS, GAMMAPY_BACKGROUND = 257457.0, 256232.1
-GAMMAPY_SECONDS, GAMMAPY_SECONDS_2_PROCESSES = 109.3, 52.3
+GAMMAPY_SECONDS = {"default": (109.3, 52.3), "keep": (100.7, 53.0)}
 
 
 def default_data_dir() -> Path:
@@ -182,10 +185,10 @@ def main() -> None:
         f"CPU during the compute  : client {client_cpu:.2f} s (with the scheduler under "
         f"distributed), worker processes {workers_cpu:.2f} s"
     )
+    one, two = GAMMAPY_SECONDS["keep" if kept else "default"]
     print(
-        f"wall time (total)       : {wall:.1f} s  (Gammapy 2.1: {GAMMAPY_SECONDS} s in one "
-        f"process, x{GAMMAPY_SECONDS / wall:.1f}; {GAMMAPY_SECONDS_2_PROCESSES} s in two, "
-        f"x{GAMMAPY_SECONDS_2_PROCESSES / wall:.1f})"
+        f"wall time (total)       : {wall:.2f} s  (Gammapy 2.1 with the same allocator: {one} s "
+        f"in one process, x{one / wall:.1f}; {two} s in two, x{two / wall:.1f})"
     )
     print(f"peak memory (max proc)  : {peak_memory_gb():.2f} GB")
     print(
