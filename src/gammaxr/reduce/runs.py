@@ -24,6 +24,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.blockwise import blockwise as blockwise_layer
+from dask.highlevelgraph import HighLevelGraph
 
 from gammaxr.reduce.dataset import (
     ReductionSpec,
@@ -153,10 +155,11 @@ def lazy_run_variables(
     # a 0-d object "array" whose block is the run's dict of results, and one blockwise layer
     # per variable picking from it: dask fuses a pick with what consumes it (a masked sum,
     # a write), so a run costs the scheduler two or three tasks, not one per variable more.
-    # dask.array.blockwise directly, with names, metas and sizes given (map_blocks would
-    # inspect the function, normalise chunks and check the arguments again for every
-    # variable of every run), and the run task's arguments bound in a partial (blockwise
-    # would search the layout's nested tuples and dicts for dask collections)
+    # The layers are made directly (dask.blockwise's layer, the graph, the array from them),
+    # with names, metas and sizes given: dask.array.blockwise would normalise the chunks and
+    # unify the indices again for every variable of every run (2x the time), map_blocks
+    # would also inspect the function. The run task's arguments are bound in a partial
+    # (blockwise would search the layout's nested tuples and dicts for dask collections).
     run = da.blockwise(
         partial(run_task, compute, observation, layout, on_error),
         (),
@@ -169,20 +172,24 @@ def lazy_run_variables(
     data_vars = {}
     for name, (dims, shape, dtype, attrs) in layout.items():
         shape = (1, *shape) if stacked else tuple(shape)
-        arr = da.blockwise(
+        key = f"{array_prefix}{name}-{token}-{obs_id}"
+        layer = blockwise_layer(
             _pick_shaped,
+            key,
             tuple(range(len(shape))),
-            run,
+            run.name,
             (),
             name,
             None,
             shape,
             None,
+            numblocks={run.name: ()},
             new_axes=dict(enumerate(shape)),
-            dtype=dtype,
-            meta=np.empty((0,) * len(shape), dtype=dtype),
-            name=f"{array_prefix}{name}-{token}-{obs_id}",
             concatenate=True,
+        )
+        graph = HighLevelGraph.from_collections(key, layer, dependencies=[run])
+        arr = da.Array(
+            graph, key, tuple((n,) for n in shape), meta=np.empty((0,) * len(shape), dtype)
         )
         data_vars[name] = ((("obs_id",) if stacked else ()) + tuple(dims), arr, attrs)
     return data_vars
