@@ -19,6 +19,7 @@ from gammaxr.irf import (
     loglog_bin_integral,
     loglog_integral_from_logs,
 )
+from gammaxr.irf.interpolate import grid_axis, outside_valid_range
 
 AMPLITUDE = 2e-5  # s-1 MeV-1 sr-1 at 1 TeV
 MEV_PER_TEV = 1e6
@@ -270,3 +271,21 @@ def test_edge_values_integrate_as_the_loglog_formula():
     edges.push(np.log([1.0, 2.0, 3.0]), 1.0, True)
     edges.push(np.array([0.0, np.nan, 1.0]), 2.0, False)  # not clean: the general formula
     assert not edges.integral(1.0, 2.0, out=np.empty(3))
+
+
+def test_points_outside_the_table_change_nothing_inside():
+    """Points outside the table's spatial range are zero in every bin, and the points inside
+    get the same rates as when they are integrated alone (no outside point: nothing to
+    zero)."""
+    bkg = _bkg_3d()
+    rng = np.random.default_rng(8)
+    fov_lon, fov_lat = rng.uniform(-3.5, 3.5, (2, 400))
+    edges = np.geomspace(0.5, 50, 11)
+    axes = [grid_axis(bkg, d) for d in ("fov_lon", "fov_lat")]
+    outside = outside_valid_range(axes[0], fov_lon) | outside_valid_range(axes[1], fov_lat)
+    assert outside.any() and not outside.all()
+    rate = integrate_bkg_energy(bkg, edges, fov_lon=fov_lon, fov_lat=fov_lat)
+    assert np.all(rate[outside] == 0)
+    alone = integrate_bkg_energy(bkg, edges, fov_lon=fov_lon[~outside], fov_lat=fov_lat[~outside])
+    np.testing.assert_allclose(rate[~outside], alone, rtol=1e-13, atol=0)
+    assert np.all(alone > 0)

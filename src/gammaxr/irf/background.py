@@ -202,14 +202,24 @@ def _oversampled_edges(edges: np.ndarray, oversampling: int) -> np.ndarray:
     return np.exp(np.append(sub.ravel(), log_edges[-1]))
 
 
-def _log_rate_rows(table, axes, energy, spatial_values):
+def _points_outside(axes, spatial_values) -> np.ndarray | None:
+    """Which points lie outside the valid range of the spatial ``axes`` (flat bool array),
+    or None if none does."""
+    outside = np.zeros(spatial_values[0].size, dtype=bool)
+    for axis, values in zip(axes, spatial_values, strict=True):
+        outside |= outside_valid_range(axis, values).ravel()
+    return outside if outside.any() else None
+
+
+def _log_rate_rows(table, axes, energy, spatial_values, outside=None):
     """The log of the rate at each of ``energy`` over the spatial points, one row at a time.
 
-    Yields, energy by energy, the log rate at every point, shape (points,) (NaN outside the
-    table's valid range, ``-inf`` for rates that underflow, see
-    :mod:`gammaxr.irf.interpolate`), and whether the row is clean (all of it finite and
-    below overflow). Rows are written into two work arrays used in turn: a row stays valid
-    while the next one is used.
+    Yields, energy by energy, the log rate at every point, shape (points,) (NaN for an
+    energy outside the table's valid range, ``-inf`` for rates that underflow, see
+    :mod:`gammaxr.irf.interpolate`; 0 at the ``outside`` points, a flat bool mask of those
+    outside the valid spatial range: a placeholder, the caller zeroes what they give), and
+    whether the row is clean (all of it finite and below overflow). Rows are written into
+    two work arrays used in turn: a row stays valid while the next one is used.
     """
     n_points = spatial_values[0].size
     energy_coords = [energy, *(None for _ in spatial_values)]
@@ -226,15 +236,12 @@ def _log_rate_rows(table, axes, energy, spatial_values):
             as_log=True,
         ).reshape(energy.size, n_points)
         for row in log_rate:
+            if outside is not None:
+                np.copyto(row, 0.0, where=outside)
             yield row, _clean_log_rates(row)
         return
     raw = node_values(table, axes, energy_coords, point_axes, values_scale="log")
     energy_outside = outside_valid_range(axes[0], energy)
-    points_outside = np.zeros(n_points, dtype=bool)
-    for axis, values in zip(axes[1:], spatial_values, strict=True):
-        points_outside |= outside_valid_range(axis, values).ravel()
-    if not points_outside.any():
-        points_outside = None
     corners = CornerWeights.of(axes[1:], [np.ravel(v) for v in spatial_values])
     buffers, work = (np.empty(n_points), np.empty(n_points)), np.empty(n_points)
     for k, values in enumerate(raw):
@@ -244,8 +251,8 @@ def _log_rate_rows(table, axes, energy, spatial_values):
             yield row, False
             continue
         corners.row(values, row, work)
-        if points_outside is not None:
-            np.copyto(row, np.nan, where=points_outside)
+        if outside is not None:
+            np.copyto(row, 0.0, where=outside)
         yield row, _clean_log_rates(row)
 
 
@@ -411,7 +418,11 @@ def integrate_bkg_energy(
         bin_sum = np.empty(n_points)
         sub_integral = np.empty(n_points) if oversampling > 1 else bin_sum
         edges = _EdgeValues(n_points)
-        rows = _log_rate_rows(table, axes, sub, spatial_values)
+        # points outside the table's spatial range contribute zero to every bin: a
+        # placeholder rate in the rows (so that the rows can be clean: the quick integral),
+        # the bins zeroed there
+        outside = _points_outside(axes[1:], spatial_values)
+        rows = _log_rate_rows(table, axes, sub, spatial_values, outside)
         lower, lower_clean = next(rows)
         edges.push(lower, sub[0], lower_clean)
         for k, (upper, upper_clean) in enumerate(rows):
@@ -424,6 +435,8 @@ def integrate_bkg_energy(
                     bad |= ~np.isfinite(upper)
                     bad |= ~np.isfinite(sub_integral)
                     np.copyto(sub_integral, 0.0, where=bad)
+            if outside is not None:
+                np.copyto(sub_integral, 0.0, where=outside)
             lower, lower_clean = upper, upper_clean
             if sub_integral is not bin_sum:  # the sub-bins of one bin summed in order
                 if k % oversampling:
