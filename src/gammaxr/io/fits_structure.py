@@ -104,7 +104,8 @@ def parse_header(raw: bytes, start: int) -> tuple[list[tuple[str, Any]], int]:
     -------
     cards : list of (str, object)
         (keyword, value) in file order; commentary cards (``COMMENT``, ``HISTORY``, a blank
-        keyword, no ``= ``) have their text as value, as astropy gives them.
+        keyword, no value indicator ``=`` in column 9) have their text as value, as astropy
+        gives them.
     data_start : int
         Offset of the block after the header (where the data unit begins).
 
