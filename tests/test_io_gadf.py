@@ -201,6 +201,10 @@ def test_leading_header_equals_full_read(hess_dir, tmp_path):
     path = hess_dir / "data" / "hess_dl3_dr1_obs_id_023523.fits.gz"
     full = read_file_hdus(path, [("EVENTS", "header")])["EVENTS", "header"]
     assert read_leading_header(path, "events") == full
+    for run in sorted((hess_dir / "data").glob("*.fits.gz"))[::10]:  # as astropy reads them
+        full = read_file_hdus(run, [("EVENTS", "header")], "astropy")["EVENTS", "header"]
+        lead = read_leading_header(run, "EVENTS")
+        assert lead == full and list(map(type, lead.values())) == list(map(type, full.values()))
     assert read_leading_header(path, "NOPE") is None
     broken = tmp_path / "broken.fits.gz"
     broken.write_bytes(path.read_bytes()[:1000])

@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from astropy import units as u
-from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from gammaxr.io.errors import CorruptFileError, DL3Error, HDUNotFoundError, MissingFileError
 from gammaxr.io.fits_backend import (
     FitsFile,
+    FitsHeader,
     FitsTable,
     as_table,
     header_cards,
@@ -49,7 +49,7 @@ from gammaxr.io.fits_backend import (
     unit_string,
 )
 from gammaxr.io.fits_structure import BLOCK as _BLOCK
-from gammaxr.io.fits_structure import card_value, data_size
+from gammaxr.io.fits_structure import data_size, parse_header
 from gammaxr.io.irf_fits import IRF_CLASSES, read_irf_hdu
 from gammaxr.units import unit_factor
 
@@ -199,50 +199,18 @@ def _get_hdu(hdul: FitsFile, hdu_name: str, path: str | os.PathLike) -> FitsTabl
     raise HDUNotFoundError(f"{path}: no HDU named {hdu_name!r} in the file (it has {names})")
 
 
-def _parse_cards(raw: bytes) -> dict[str, Any]:
-    """Header keywords of simple cards (the rest by astropy), as :func:`header_attrs`."""
-    simple, other = {}, []
-    for i in range(0, len(raw), 80):
-        card = raw[i : i + 80].decode("ascii", "replace")
-        key = card[:8].rstrip()
-        if key == "END":
-            break
-        if card[8:10] != "= " or key in simple:
-            continue
-        try:
-            value = card_value(card[10:])
-        except ValueError:
-            other.append(card)
-            continue
-        if value is not None:  # undefined values are left out, as by header_attrs
-            simple[key] = value
-    if other:
-        simple.update(header_attrs(fits.Header.fromstring("".join(other))))
-    return {k: v for k, v in simple.items() if not _STRUCTURAL.match(k)}
-
-
-def _stream_header(stream) -> tuple[bytes, fits.Header] | None:
-    """Next HDU header of a FITS byte stream as (raw cards, header with the structure
-    keywords), or None at the end or on malformed input."""
-    blocks = []
-    while True:
+def _stream_header(stream) -> list[tuple[str, Any]] | None:
+    """The (keyword, value) cards of the next HDU header of a FITS byte stream
+    (:func:`~gammaxr.io.fits_structure.parse_header`), or None at the end of the stream."""
+    raw = b""
+    for _ in range(1000):
         block = stream.read(_BLOCK)
         if len(block) < _BLOCK:
             return None
-        blocks.append(block)
-        cards = (block[i : i + 80] for i in range(0, _BLOCK, 80))
-        if any(card[:8] == b"END     " for card in cards):
-            raw = b"".join(blocks)
-            keys = ("EXTNAME", "NAXIS", "BITPIX", "PCOUNT", "GCOUNT")
-            structure = [
-                raw[i : i + 80]
-                for i in range(0, len(raw), 80)
-                if raw[i : i + 8].rstrip().decode("ascii", "replace").startswith(keys)
-            ]
-            header = fits.Header.fromstring(b"".join(structure).decode("ascii", "replace"))
-            return raw, header
-        if len(blocks) > 1000:
-            return None
+        raw += block
+        if any(block[i : i + 8] == b"END     " for i in range(0, _BLOCK, 80)):
+            return parse_header(raw, 0)[0]  # Unsupported (a ValueError) if it cannot
+    return None
 
 
 def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 4):
@@ -273,13 +241,13 @@ def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 
         opener = gzip.open if magic == b"\x1f\x8b" else open
         with opener(path, "rb") as stream:
             for index in range(max_hdus):
-                found = _stream_header(stream)
-                if found is None:
+                cards = _stream_header(stream)
+                if cards is None:
                     return None
-                raw, header = found
+                header = FitsHeader(cards)
                 name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip()
                 if name.upper() == hdu_name.upper():
-                    return _parse_cards(raw)
+                    return header_attrs(header)
                 size = -(-data_size(header) // _BLOCK) * _BLOCK
                 if size and len(stream.read(size)) < size:
                     return None
