@@ -91,13 +91,15 @@ def safe_sums(tree):
     for node in tree.children.values():
         ds = node.dataset
         arrays = (ds["counts"].data, ds["background"].data, ds["mask_safe"].data)
-        sums.append(
-            da.map_blocks(
+        sums.append(  # da.blockwise: map_blocks would inspect the function for every run
+            da.blockwise(
                 _masked_sums,
-                *arrays,
-                chunks=((1,), (1,), (2,)),
+                "ijk",
+                *(part for array in arrays for part in (array, "ijk")),
+                adjust_chunks={"i": 1, "j": 1, "k": 2},
                 dtype=float,
                 meta=np.empty((0, 0, 0)),
+                concatenate=True,
             )
         )
     return sums
