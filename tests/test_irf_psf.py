@@ -181,3 +181,24 @@ def test_profile_map_equals_profiles_pixel_by_pixel():
     assert got.shape == (8, RAD_EDGES_DEFAULT.size - 1, 7, 9)
     np.testing.assert_allclose(got, np.moveaxis(expected, -1, 1), rtol=1e-10, atol=1e-300)
     assert got[:, :, offsets > 3.0].max() == 0 and got[0].max() == 0  # beyond range
+
+
+def test_normalised_profiles_and_zero_ones():
+    """Each profile divided by its integral over the rad bins, in place or not; a profile
+    whose integral is not positive becomes zero (with or without such profiles around)."""
+    from gammaxr.irf.psf import _normalised
+
+    rng = np.random.default_rng(2)
+    area = rng.uniform(0.5, 2.0, 6)
+    values = rng.uniform(0.0, 1.0, (3, 6, 4))
+    for zero_somewhere in (False, True):
+        if zero_somewhere:
+            values[1, :, 2] = 0.0
+        total = np.einsum("abc,b->ac", values, area)[:, None, :]
+        expected = np.divide(values, total, out=np.zeros_like(values), where=total > 0)
+        copy = _normalised(values, area, 1)
+        inplace = _normalised(values.copy(), area, 1, in_place=True)
+        for got in (copy, inplace):
+            np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0)
+            np.testing.assert_allclose(np.einsum("abc,b->ac", got, area)[0], 1.0, rtol=1e-14)
+        assert np.all(copy[1, :, 2] == 0) == zero_somewhere

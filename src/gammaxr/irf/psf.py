@@ -189,9 +189,11 @@ def _normalised(values: np.ndarray, area: np.ndarray, axis: int, *, in_place=Fal
     total = np.expand_dims(total, axis)
     positive = total > 0
     out = values if in_place else np.zeros(np.broadcast_shapes(values.shape, total.shape))
+    if positive.all():  # (a masked divide takes twice as long)
+        return np.divide(values, total, out=out)
     with np.errstate(invalid="ignore", divide="ignore"):
         np.divide(values, total, out=out, where=positive)
-    if in_place and not positive.all():
+    if in_place:
         np.copyto(out, 0.0, where=~positive)
     return out
 
