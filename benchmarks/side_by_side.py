@@ -2,6 +2,7 @@
 
     python benchmarks/side_by_side.py [DATA_DIR] [--repeat N] [--calls K] [--workloads crab,msh]
         [--gammapy-python /work/gpvenv/bin/python] [--scheduler threads|sync]
+        [--keep-freed-memory]
 
 Workloads (the reference cases of ``../shared/reference``, on their grids):
 
@@ -57,6 +58,7 @@ from stage_timer import Stages
 from gammaxr.data import open_datastore
 from gammaxr.estimators.smoothing import convolve_sky_maps, gauss_kernel
 from gammaxr.geom import SkyGrid
+from gammaxr.reduce.cluster import WORKER_MALLOC_ENV, keep_freed_memory
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs
 from gammaxr.testing.reference import crab_reference_spec
@@ -172,7 +174,13 @@ def run_gammaxr(data_dir: Path, reference: Path, workloads: list[str], calls: in
 
 
 def run_gammapy(
-    python: str, data_dir: Path, reference: Path, workloads: list[str], repeat: int, calls: int
+    python: str,
+    data_dir: Path,
+    reference: Path,
+    workloads: list[str],
+    repeat: int,
+    calls: int,
+    env: dict | None = None,
 ) -> dict | None:
     if not Path(python).exists():
         print(f"note: no Gammapy environment at {python}: Gammapy's column is left out")
@@ -190,7 +198,7 @@ def run_gammapy(
         "--workloads",
         ",".join(workloads),
     ]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         print(f"note: Gammapy's run failed, its column is left out:\n{done.stderr[-2000:]}")
         return None
@@ -250,7 +258,17 @@ def main() -> None:
     parser.add_argument("--gammapy-python", default="/work/gpvenv/bin/python")
     parser.add_argument("--scheduler", default="threads", help="dask scheduler of gammaxr")
     parser.add_argument("--no-gammapy", action="store_true", help="gammaxr's column only")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="both processes keep freed memory: keep_freed_memory() here, the same glibc "
+        "thresholds in the environment of Gammapy's",
+    )
     args = parser.parse_args()
+    env = None
+    if args.keep_freed_memory:
+        keep_freed_memory()
+        env = {**os.environ, **{k: str(v) for k, v in WORKER_MALLOC_ENV.items()}}
     reference = args.reference or args.data.parent / "reference"
     workloads = args.workloads.split(",")
     load_before = os.getloadavg()[0]
@@ -261,11 +279,14 @@ def main() -> None:
         with dask.config.set(scheduler=args.scheduler):
             keep_best(ours, run_gammaxr(args.data, reference, workloads, args.calls))
         if theirs is not None:
-            one = run_gammapy(args.gammapy_python, args.data, reference, workloads, 1, args.calls)
+            one = run_gammapy(
+                args.gammapy_python, args.data, reference, workloads, 1, args.calls, env
+            )
             theirs = keep_best(theirs, one) if one is not None else None
     load_after = os.getloadavg()[0]
+    allocator = "both keeping freed memory" if args.keep_freed_memory else "default allocator"
     print(
-        f"gammaxr ({args.scheduler} scheduler) vs Gammapy 2.1 (one process), best of "
+        f"gammaxr ({args.scheduler} scheduler) vs Gammapy 2.1 (one process; {allocator}), best of "
         f"{args.repeat} rounds ({args.calls} call(s) in a row of each correlation), wall seconds; load average {load_before:.1f} before, "
         f"{load_after:.1f} after, {os.cpu_count()} cores"
     )
