@@ -523,3 +523,25 @@ def test_gunzip_checks_the_trailer_and_reads_every_member(tmp_path, monkeypatch,
     for name in ("bad_crc", "bad_length", "cut"):
         with pytest.raises(CorruptFileError, match=rf"{name}: corrupt or truncated gzip"):
             _read_content(tmp_path / name)
+
+
+def test_closed_file_is_freed_without_the_cycle_collector(tmp_path):
+    """A file and its tables form no reference cycle once the file is closed: dropping them
+    frees the file's content at once, not when Python's cycle collector next runs."""
+    import gc
+    import weakref
+
+    path = _write(tmp_path / "plain.fits", _plain_table())
+    gc.disable()
+    try:
+        for backend in ("numpy", "astropy") + (
+            ("fitsio",) if fits_backend.fitsio_available() else ()
+        ):
+            with gadf.open_fits(path, backend) as f:
+                table = f["PLAIN"]
+                ref = weakref.ref(f)
+                assert table.column("F32").shape == (3,)
+            del f, table
+            assert ref() is None, backend
+    finally:
+        gc.enable()

@@ -494,7 +494,10 @@ class FitsFile:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release the file."""
+        """Release the file. It forgets its tables, so that no reference cycle (a table
+        knows its file) keeps the file's content in memory until Python's cycle collector
+        runs."""
+        self._tables.clear()
 
     def __enter__(self) -> FitsFile:
         return self
@@ -535,6 +538,7 @@ class _AstropyFile(FitsFile):
 
     def close(self) -> None:
         self._hdul.close()
+        super().close()
 
 
 class _NamedFile(FitsFile):
@@ -606,6 +610,7 @@ class _FitsioFile(_NamedFile):
         if self._astropy is not None:
             self._astropy.close()
         self._remove_temporary()
+        super().close()
 
 
 class _NumpyTable(_TableWithFallback):
@@ -683,6 +688,7 @@ class _NumpyFile(_NamedFile):
     def close(self) -> None:
         if self._library is not None:
             self._library.close()
+        super().close()
 
 
 def _read_content(path: str | os.PathLike) -> bytes:
