@@ -494,6 +494,7 @@ def test_fits_structure_reads_values_and_refuses_the_rest():
         {"TSCAL1": 2.0},  # scaled
         {"NAXIS1": 20},  # widths do not add up
         {"TTYPE1": "  "},  # no name
+        {"TFORM1": "0E", "NAXIS1": 0},  # a column of no values
     ):
         with pytest.raises(Unsupported):
             table_layout({**table, **bad})
