@@ -6,7 +6,7 @@ and energy dispersion, safe mask aeff-default + offset-max 2.5 deg (the issue's 
 Gammapy 2.1 took 90.4 s in one process and 46.6 s in a pool of two, 79.8 s and 47.8 s with
 its processes keeping freed memory, and sums to 257457 counts and 256232 background inside
 the safe masks: ``reduce_all_runs_gammapy.py``, 2026-12-04, back to back with this script;
-on the same machine an hour earlier it took 109.3 s and 52.3 s).
+in session 8, in a slow phase of the machine, 109.3 s and 52.3 s).
 
 Each run's dataset is made in full on a worker and reduced there to its safe sums (as a
 pipeline that stacks or writes results would); ``--output PATH`` also writes every run to a
@@ -45,7 +45,7 @@ from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs_tree
 
 # reduce_all_runs_gammapy.py (Gammapy 2.1) on this work, 2026-12-04 20:12-20:18 UTC, taken
-# back to back with this script's runs (the machine's speed drifts by 20 % within an hour:
+# back to back with this script's runs (the machine's speed drifts by 20 % or more within an hour:
 # compare only figures taken together): totals, wall seconds in one process and in a pool
 # of two, with glibc's default allocator and with the processes keeping freed memory as
 # keep_freed_memory() does (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ = 268435456)
