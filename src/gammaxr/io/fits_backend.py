@@ -547,6 +547,12 @@ class _NamedFile(FitsFile):
 
     _names: list[str]
 
+    def _name_hdus(self, names: list[str]) -> None:
+        """Keep the HDU names, ``"PRIMARY"`` for an unnamed primary HDU."""
+        self._names = list(names)
+        if self._names and not self._names[0]:
+            self._names[0] = "PRIMARY"
+
     def _index(self, name: str) -> int:
         key = str(name).strip().upper()
         for index, hdu_name in enumerate(self._names):
@@ -570,12 +576,10 @@ class _FitsioFile(_NamedFile):
         self._astropy: _AstropyFile | None = None
         try:
             self._fits = _fitsio.FITS(source)
-            self._names = [h.get_extname().strip() for h in self._fits]
+            self._name_hdus([h.get_extname().strip() for h in self._fits])
         except BaseException:
             self._remove_temporary()
             raise
-        if self._names and not self._names[0]:
-            self._names[0] = "PRIMARY"
 
     def _is_binary_table(self, index: int) -> bool:
         return self._fits[index].get_exttype() == "BINARY_TBL"
@@ -614,8 +618,8 @@ class _FitsioFile(_NamedFile):
 
 
 class _NumpyTable(_TableWithFallback):
-    """A table read from the file content with numpy; should a column fail to convert (text
-    that is not ASCII, say), the table is read by a FITS library instead."""
+    """A table read from the file content with numpy; should a column fail to convert, the
+    table is read by a FITS library instead."""
 
     own_backend = "numpy"
 
@@ -651,8 +655,8 @@ class _NumpyTable(_TableWithFallback):
 
 class _NumpyFile(_NamedFile):
     """A file whose structure :mod:`gammaxr.io.fits_structure` reads (else ``Unsupported``
-    at opening); a table it does not read (or whose text is not ASCII) is read by fitsio,
-    else astropy, from the same content."""
+    at opening); a table it does not read (or a column it fails to convert) is read by
+    fitsio, else astropy, from the same content."""
 
     backend = "numpy"
 
@@ -660,9 +664,7 @@ class _NumpyFile(_NamedFile):
         super().__init__(path)
         self.layouts = hdu_layouts(raw)
         self.raw = raw
-        self._names = [layout.name for layout in self.layouts]
-        if not self._names[0]:
-            self._names[0] = "PRIMARY"
+        self._name_hdus([layout.name for layout in self.layouts])
         self._library: FitsFile | None = None
 
     def _is_binary_table(self, index: int) -> bool:

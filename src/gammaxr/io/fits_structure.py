@@ -33,6 +33,7 @@ __all__ = [
     "card_value",
     "data_size",
     "hdu_layouts",
+    "padded_size",
     "parse_header",
     "table_layout",
 ]
@@ -172,6 +173,11 @@ def data_size(header: dict[str, Any]) -> int:
     return abs(bitpix) // 8 * _integer(header, "GCOUNT", 1) * pixels
 
 
+def padded_size(size: int) -> int:
+    """``size`` bytes rounded up to whole FITS blocks (what a data unit takes in the file)."""
+    return -(-size // BLOCK) * BLOCK
+
+
 class HduLayout(NamedTuple):
     """One HDU of a file: its cards, keywords (first occurrence of each), and data unit."""
 
@@ -215,7 +221,7 @@ def hdu_layouts(raw: bytes) -> list[HduLayout]:
         if data_start + size > len(raw):
             raise Unsupported("data unit cut by the end of the file")
         layouts.append(HduLayout(cards, keywords, data_start, size))
-        position = data_start + -(-size // BLOCK) * BLOCK
+        position = data_start + padded_size(size)
     return layouts
 
 

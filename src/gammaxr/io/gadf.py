@@ -49,7 +49,7 @@ from gammaxr.io.fits_backend import (
     unit_string,
 )
 from gammaxr.io.fits_structure import BLOCK as _BLOCK
-from gammaxr.io.fits_structure import data_size, parse_header
+from gammaxr.io.fits_structure import data_size, padded_size, parse_header
 from gammaxr.io.irf_fits import IRF_CLASSES, read_irf_hdu
 from gammaxr.units import unit_factor
 
@@ -248,7 +248,7 @@ def read_leading_header(path: str | os.PathLike, hdu_name: str, max_hdus: int = 
                 name = str(header.get("EXTNAME", "PRIMARY" if index == 0 else "")).strip()
                 if name.upper() == hdu_name.upper():
                     return header_attrs(header)
-                size = -(-data_size(header) // _BLOCK) * _BLOCK
+                size = padded_size(data_size(header))
                 if size and len(stream.read(size)) < size:
                     return None
     except (OSError, EOFError, ValueError, KeyError, zlib.error):

@@ -430,7 +430,7 @@ def integrate_bkg_energy(
             if not edges.integral(sub[k], sub[k + 1], out=sub_integral):
                 loglog_integral_from_logs(sub[k], sub[k + 1], lower, upper, out=sub_integral)
                 if not (lower_clean and upper_clean and np.isfinite(sub_integral).all()):
-                    # NaN (outside the table), zero or overflowing ends: the bin contributes 0
+                    # NaN (an energy outside the table), zero or overflowing ends: zero
                     bad = ~np.isfinite(lower)
                     bad |= ~np.isfinite(upper)
                     bad |= ~np.isfinite(sub_integral)

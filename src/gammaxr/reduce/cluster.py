@@ -5,14 +5,15 @@ its worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches 
 adaptive mmap threshold, so every such temporary is a fresh ``mmap`` whose pages the kernel
 must zero again: on this workload workers ran 2-4 times slower than the same code in the
 client process. :func:`local_cluster` starts workers with thresholds that keep temporaries in
-the heap; memory is still returned to the system by trimming above 256 MiB.
-:func:`keep_freed_memory` applies the same thresholds to the calling process (for the threaded
-scheduler): a choice for the application, which the ``gammaxr`` command makes for itself,
-and a library function never makes on its own. Its workers also
+the heap; memory is still returned to the system by trimming above 256 MiB. Its workers also
 import the reduction modules when they start (:data:`WORKER_PRELOAD`), so the first run a
 worker reduces does not pay for importing gammaxr and astropy (0.5-1 s of CPU a worker, which
 the reduction of 105 runs on 2 workers cannot spread: it is paid once per worker, in
 parallel).
+
+:func:`keep_freed_memory` applies the same malloc thresholds to the calling process (for
+the threaded scheduler): a choice for the application, which the ``gammaxr`` command makes
+for itself, and a library function never makes on its own.
 
 :func:`scheduler_context` turns a scheduler name (``"threads"``, ``"processes"``,
 ``"synchronous"``) or the address of a running ``dask.distributed`` scheduler

@@ -155,7 +155,7 @@ def lazy_run_variables(
     # a 0-d object "array" whose block is the run's dict of results, and one blockwise layer
     # per variable picking from it: dask fuses a pick with what consumes it (a masked sum,
     # a write), so a run costs the scheduler two or three tasks, not one per variable more.
-    # The layers are made directly (dask.blockwise's layer, the graph, the array from them),
+    # The pick layers are made directly (dask.blockwise's layer, the graph, the array),
     # with names, metas and sizes given: dask.array.blockwise would normalise the chunks and
     # unify the indices again for every variable of every run (2x the time), map_blocks
     # would also inspect the function. The run task's arguments are bound in a partial
