@@ -142,10 +142,10 @@ def main() -> None:
         offset_max=2.5,
     )
     tree = reduce_runs_tree(store.observations(), spec)
-    # part of the graph: the per-run sums inside the safe masks, gathered by one task (computing
-    # 105 arrays would add a finalize task per array, i.e. per run)
-    chunks = [sums.to_delayed().ravel()[0] for sums in safe_sums(tree)]
-    lazy_sums = dask.delayed(np.concatenate)(chunks)
+    # part of the graph: the per-run sums inside the safe masks, one array of a chunk per run
+    # (computing 105 arrays would add a finalize task per array, i.e. per run; to_delayed
+    # would optimise each run's graph on its own, 0.8 ms a run)
+    lazy_sums = da.concatenate(safe_sums(tree), axis=0)
     graph_seconds = time.perf_counter() - start
 
     client = None

@@ -246,31 +246,31 @@ def test_hess_background_map_matches_gammapy(hess_dir, reference_dir):
 
 def test_edge_values_integrate_as_the_loglog_formula():
     """The (b - a) / d form of the bin integral agrees with loglog_integral_from_logs to
-    1e-12, and leaves to it the bins it would round badly (|d| small) or cannot do (rows
-    that are not clean)."""
+    1e-12 on every point, also where d changes sign across the points or is zero (those
+    points by the loglog formula itself), and leaves to it the bins whose rows are not clean."""
     from gammaxr.irf.background import _EdgeValues, loglog_integral_from_logs
 
     rng = np.random.default_rng(11)
     n = 5000
     energy = np.geomspace(0.5, 50, 11)
-    for index in (-2.7, -1.0, 0.5):  # -1: E * rate constant, d = 0 in every bin
-        rows = [np.log(3e-4 * e**index) + rng.normal(0, 0.05 * (index != -1.0), n) for e in energy]
+    # -1: E * rate constant, d = 0 on every point; -1 with scatter: d of both signs, some
+    # of them below SMALL
+    for index, scatter in ((-2.7, 0.05), (-1.0, 0.0), (0.5, 0.05), (-1.0, 0.05), (-1.0, 1e-4)):
+        rows = [np.log(3e-4 * e**index) + rng.normal(0, scatter, n) for e in energy]
         edges = _EdgeValues(n)
         edges.push(rows[0], energy[0], True)
         for k in range(energy.size - 1):
             edges.push(rows[k + 1], energy[k + 1], True)
             got = np.full(n, np.nan)
-            done = edges.integral(energy[k], energy[k + 1], out=got)
+            assert edges.integral(energy[k], energy[k + 1], out=got)
             want = loglog_integral_from_logs(energy[k], energy[k + 1], rows[k], rows[k + 1])
-            assert done == (index != -1.0)
-            if done:
-                np.testing.assert_allclose(got, want, rtol=1e-12)
-            else:
-                assert np.isnan(got).all()  # untouched
+            np.testing.assert_allclose(got, want, rtol=1e-12)
     edges = _EdgeValues(3)
     edges.push(np.log([1.0, 2.0, 3.0]), 1.0, True)
     edges.push(np.array([0.0, np.nan, 1.0]), 2.0, False)  # not clean: the general formula
-    assert not edges.integral(1.0, 2.0, out=np.empty(3))
+    out = np.full(3, 7.0)
+    assert not edges.integral(1.0, 2.0, out=out)
+    assert np.all(out == 7.0)  # untouched
 
 
 def test_points_outside_the_table_change_nothing_inside():

@@ -272,13 +272,15 @@ class _EdgeValues:
     With ``a = E_lo * rate_lo``, ``b = E_hi * rate_hi`` and ``d = ln(b / a)``, the power-law
     integral of :func:`loglog_integral_from_logs` is ``(b - a) / d * ln(E_hi / E_lo)``: one
     exponential per edge instead of an ``exp`` and an ``expm1`` per bin, and fewer passes.
-    Its rounding error grows as ``1 / |d|``: bins with some ``|d|`` below
-    :attr:`SMALL` (a rate close to ``E**-1``), or with an edge row that is not clean (NaN,
-    zero or overflowing rates), are left to :func:`loglog_integral_from_logs`.
+    Its rounding error grows as ``1 / |d|``: the points with ``|d|`` below :attr:`SMALL` (a
+    rate close to ``E**-1``, as where ``d`` changes sign across the field of view) get
+    :func:`loglog_integral_from_logs` instead; bins with an edge row that is not clean
+    (NaN, zero or overflowing rates) are left to it whole.
     """
 
-    #: Smallest ``|d|`` integrated here (relative rounding error below ~1e-12).
-    SMALL = 1e-4
+    #: Smallest ``|d|`` integrated here (relative rounding error below ~1e-12: a few
+    #: units of rounding of the logs over ``|d|``).
+    SMALL = 1e-3
 
     def __init__(self, n_points: int) -> None:
         self._log = [np.empty(n_points), np.empty(n_points)]  # ln(E * rate)
@@ -296,17 +298,23 @@ class _EdgeValues:
             np.exp(log, out=self._value[self._last])
 
     def integral(self, energy_lo: float, energy_hi: float, out: np.ndarray) -> bool:
-        """The bin between the last two edges into ``out``; False (``out`` untouched) if
-        the bin is left to :func:`loglog_integral_from_logs`."""
+        """The bin between the last two edges (``energy_lo``, ``energy_hi``: those pushed)
+        into ``out``; False (``out`` untouched) if the bin is left to
+        :func:`loglog_integral_from_logs`."""
         hi, lo = self._last, 1 - self._last
         if not (self._clean[lo] and self._clean[hi]):
             return False
         d = np.subtract(self._log[hi], self._log[lo], out=self._work)
-        if not (d.max() < -self.SMALL or d.min() > self.SMALL):
-            return False
-        np.subtract(self._value[hi], self._value[lo], out=out)
-        out /= d
+        with np.errstate(divide="ignore", invalid="ignore"):  # d = 0: replaced below
+            np.subtract(self._value[hi], self._value[lo], out=out)
+            out /= d
         out *= np.log(energy_hi / energy_lo)
+        if not (d.max() < -self.SMALL or d.min() > self.SMALL):  # d may come near 0
+            small = np.flatnonzero(np.abs(d) < self.SMALL)
+            if small.size:
+                log_lo = self._log[lo][small] - np.log(energy_lo)  # the rates'
+                log_hi = self._log[hi][small] - np.log(energy_hi)
+                out[small] = loglog_integral_from_logs(energy_lo, energy_hi, log_lo, log_hi)
         return True
 
 
