@@ -388,3 +388,21 @@ def test_even_axes_locate_points_as_the_binary_search():
     x = rng.uniform(nodes[0] - 1, nodes[-1] + 1, 5000)
     for got, want in zip(_locate(axis, x), _locate(search, x), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_grid_axis_is_shared_between_equal_axes_and_read_only():
+    """Equal axes of two tables give the one GridAxis (memoised), with read-only nodes; a
+    different axis, a different interp or bad values are never taken from the memo."""
+    first, second = _table(_multilinear), _table(lambda e, o: 2.0 * _multilinear(e, o))
+    axis = grid_axis(first, "energy_true")
+    assert grid_axis(second, "energy_true") is axis
+    with pytest.raises(ValueError, match="read-only"):
+        axis.nodes[0] = 0.0
+    binned = _table(_multilinear, offset_nodes=False)
+    assert grid_axis(binned, "offset") is not grid_axis(first, "offset")
+    assert grid_axis(binned, "offset").hi == pytest.approx(3.0)  # its own outer edge
+    assert grid_axis(first, "offset").hi == pytest.approx(2.75)  # nodes: half a step beyond
+    bad = first.assign_coords(energy_true_lo=("energy_true", -first["energy_true_lo"].values))
+    for _ in range(2):  # a failure is raised every time, not remembered
+        with pytest.raises(ValueError, match="positive"):
+            grid_axis(bad, "energy_true")

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import xarray as xr
@@ -131,24 +132,45 @@ def grid_axis(irf: xr.DataArray | xr.Dataset, dim: str) -> GridAxis:
     Returns
     -------
     GridAxis
-        Nodes and valid range in the interpolation scale (log for energy axes).
+        Nodes and valid range in the interpolation scale (log for energy axes). Axes of
+        equal values are one shared object (:func:`_grid_axis_of`): its ``nodes`` are
+        read-only.
     """
     coord = irf.coords.variables[dim]  # a Variable: no DataArray built
     centres = np.asarray(coord.values, dtype=float)
-    log = dim in LOG_AXES
     is_nodes = coord.attrs.get("interp") == "nodes"
     try:
         lo, hi = axis_lo_hi(irf, dim)
     except KeyError:
         lo = hi = centres
         is_nodes = True
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    return _grid_axis_of(
+        dim, is_nodes, centres.shape, centres.tobytes(), lo.tobytes(), hi.tobytes()
+    )
+
+
+@lru_cache(maxsize=256)
+def _grid_axis_of(
+    dim: str, is_nodes: bool, shape: tuple[int, ...], centres: bytes, lo: bytes, hi: bytes
+) -> GridAxis:
+    """The :class:`GridAxis` of :func:`grid_axis` from the axis' values (float64 bytes).
+
+    Memoised: every run of a data release reads the same few axes from its files, and a
+    reduction asks for each about a dozen times a run (~0.1 ms each, in Python that holds
+    the GIL while other threads reduce other runs); equal values give the one object.
+    """
+    centres = np.frombuffer(centres, dtype=float).reshape(shape)
+    lo, hi = np.frombuffer(lo, dtype=float), np.frombuffer(hi, dtype=float)
+    log = dim in LOG_AXES
     flip = centres.size > 1 and centres[0] > centres[-1]
     if flip:
         centres = centres[::-1]
-    if log and (np.any(centres <= 0) or np.any(np.asarray(lo) <= 0)):
+    if log and (np.any(centres <= 0) or np.any(lo <= 0)):
         raise ValueError(f"IRF axis {dim!r}: log-interpolated axis needs positive values")
-    scale = np.log if log else np.asarray
-    nodes = np.asarray(scale(centres), dtype=float)
+    scale = np.log if log else np.array
+    nodes = np.array(scale(centres), dtype=float)
+    nodes.flags.writeable = False
     if nodes.size > 1 and np.any(np.diff(nodes) <= 0):
         raise ValueError(f"IRF axis {dim!r}: nodes must be strictly monotonic")
     if is_nodes:
