@@ -29,6 +29,7 @@ Usage: python benchmarks/reduce_all_runs.py [DATA_DIR] [--scheduler threads|dist
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import time
@@ -40,7 +41,7 @@ import numpy as np
 import stage_profile
 
 from gammaxr.data import open_datastore
-from gammaxr.reduce.cluster import keep_freed_memory
+from gammaxr.reduce.cluster import keep_freed_memory, scheduler_context
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs_tree
 
@@ -164,8 +165,12 @@ def main() -> None:
         stage_profile.install()  # zero what graph construction read on the client
     cpu_start = cpu_seconds()
     compute_start = time.perf_counter()
-    with dask.config.set(
-        {} if client else {"scheduler": args.scheduler, "num_workers": args.workers}
+    # a local scheduler chosen as the gammaxr command chooses it (scheduler_context: dask's
+    # function for the name, so that dask does not import distributed to look for a client)
+    local = contextlib.nullcontext({}) if client else scheduler_context(args.scheduler)
+    with (
+        local as chosen,
+        dask.config.set({} if client else {**chosen, "num_workers": args.workers}),
     ):
         if args.output is not None:
             tree.to_zarr(args.output, mode="w")

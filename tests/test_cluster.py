@@ -205,3 +205,29 @@ def test_keep_freed_memory_keeps_and_reuses_the_heap():
     assert out["default"][0] == "None" and out["keep"][0] == "True"
     assert out["default"][1] > 30 and out["default"][2] > 10  # returned, faulted in again
     assert out["keep"][1] < 5 and out["keep"][2] < min(10, out["default"][2])  # kept, reused
+
+
+def test_local_scheduler_names_become_dask_functions_without_importing_distributed():
+    """A local scheduler name gives dask's function for it (any case), so that computing
+    does not import distributed (dask would, to look for a client, for every name); other
+    names are passed on for dask to judge."""
+    import dask.local
+    import dask.threaded
+
+    with scheduler_context("Threads") as kwargs:
+        assert kwargs == {"scheduler": dask.threaded.get}
+    with scheduler_context("synchronous") as kwargs:
+        assert kwargs == {"scheduler": dask.local.get_sync}
+    with scheduler_context("no-such-scheduler") as kwargs:
+        assert kwargs == {"scheduler": "no-such-scheduler"}
+    code = (
+        "import sys, dask, dask.array as da\n"
+        "from gammaxr.reduce.cluster import scheduler_context\n"
+        "for name in ('threads', 'sync'):\n"
+        "    with scheduler_context(name) as kw, dask.config.set(kw):\n"
+        "        assert int(da.ones(10, chunks=5).sum().compute()) == 10\n"
+        "print('distributed' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -135,7 +135,10 @@ def scheduler_context(scheduler: str | None, *, timeout: float = 10.0) -> Iterat
     Yields
     ------
     dict
-        ``{}`` or ``{"scheduler": name_or_client}``.
+        ``{}`` or ``{"scheduler": scheduler}``: a local scheduler as dask's function for its
+        name (``dask.threaded.get``, ...: dask resolves a name by first importing
+        ``distributed`` to look for a client, 0.12 s in every new process, though a named
+        local scheduler never uses one), another name as it is, a client for an address.
 
     Raises
     ------
@@ -154,4 +157,7 @@ def scheduler_context(scheduler: str | None, *, timeout: float = 10.0) -> Iterat
         with client:
             yield {"scheduler": client}
     else:
-        yield {"scheduler": scheduler}
+        from dask.base import named_schedulers
+
+        local = named_schedulers.get(scheduler.lower())
+        yield {"scheduler": local if local is not None else scheduler}
