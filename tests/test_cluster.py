@@ -210,7 +210,7 @@ def test_keep_freed_memory_keeps_and_reuses_the_heap():
 def test_local_scheduler_names_become_dask_functions_without_importing_distributed():
     """A local scheduler name gives dask's function for it (any case), so that computing
     does not import distributed (dask would, to look for a client, for every name); other
-    names are passed on for dask to judge."""
+    names, and schedulers that are not names, are passed on for dask to judge."""
     import dask.local
     import dask.threaded
 
@@ -220,6 +220,8 @@ def test_local_scheduler_names_become_dask_functions_without_importing_distribut
         assert kwargs == {"scheduler": dask.local.get_sync}
     with scheduler_context("no-such-scheduler") as kwargs:
         assert kwargs == {"scheduler": "no-such-scheduler"}
+    with scheduler_context(dask.threaded.get) as kwargs:  # not a name: passed on as well
+        assert kwargs == {"scheduler": dask.threaded.get}
     code = (
         "import sys, dask, dask.array as da\n"
         "from gammaxr.reduce.cluster import scheduler_context\n"

@@ -159,5 +159,5 @@ def scheduler_context(scheduler: str | None, *, timeout: float = 10.0) -> Iterat
     else:
         from dask.base import named_schedulers
 
-        local = named_schedulers.get(scheduler.lower())
+        local = named_schedulers.get(scheduler.lower()) if isinstance(scheduler, str) else None
         yield {"scheduler": local if local is not None else scheduler}
