@@ -122,6 +122,10 @@ def _set_gev(hdu):
     hdu.header["TUNIT5"] = "GeV"
 
 
+def _events_far_away(hdu):
+    hdu.data["DEC"] = hdu.data["DEC"] + 30.0  # the header's pointing stays
+
+
 def _nan_aeff(hdu_list):
     hdu_list["EFFECTIVE AREA"].data["EFFAREA"][0, :, 10:] = np.nan
 
@@ -159,6 +163,11 @@ CASES = {
     "ENERGY declared in GeV holding TeV": (
         {"events": _set_gev},
         "EVENTS]: 100% of the event energies .* outside the IRF energy range .* wrong ENERGY unit",
+    ),
+    "events far from the pointing": (
+        {"events": _events_far_away},
+        r"EVENTS]: 100% of the events lie beyond the IRF offset range \(.* deg; median offset "
+        r"3\d(\.\d)? deg\): wrong pointing or event coordinates",
     ),
     "GTI stop before start": ({"gti": _gti_reversed}, r"GTI\]: GTI row 0: stop .* is not after"),
     "LIVETIME 0 in header and obs index": (

@@ -20,7 +20,7 @@ import xarray as xr
 
 from gammaxr.data.observation import Observation, pointing_radec
 from gammaxr.geom.axes import axis_lo_hi
-from gammaxr.geom.sky import angular_separation
+from gammaxr.geom.sky import angular_separation, one_minus_cos_separation
 from gammaxr.io.errors import DL3Error
 
 __all__ = [
@@ -294,9 +294,13 @@ def _plausible(c: _Checker, events: xr.Dataset) -> None:
     if "offset" in aeff.dims:
         offset_max = _axis_range(aeff, "offset")[1]
         ra, dec = (np.asarray(events[k].values, float) for k in ("ra", "dec"))
-        offset = angular_separation(ra, dec, *pointing_radec(c.obs))
-        beyond = offset > offset_max * OFFSET_MARGIN
+        pointing = pointing_radec(c.obs)
+        # beyond the limit where 1 - cos(offset) is: the haversine form, half the time of
+        # the offsets themselves (which only the message needs)
+        limit = np.radians(min(offset_max * OFFSET_MARGIN, 180.0))
+        beyond = one_minus_cos_separation(ra, dec, *pointing) > 2.0 * np.sin(0.5 * limit) ** 2
         if beyond.mean() > IMPLAUSIBLE_FRACTION:
+            offset = angular_separation(ra, dec, *pointing)
             raise c.fail(
                 "events",
                 f"{beyond.mean():.0%} of the events lie beyond the IRF offset range "
