@@ -338,6 +338,29 @@ def test_on_points_clips_extrapolation_below_zero_from_positive_nodes():
     assert got[0, 0, -1] == 0 and got[0, 0, -2] == 0 and np.all(got[1] > 2)
 
 
+def test_on_points_extrapolation_below_zero_only_outside_the_valid_range():
+    """Values that only turn negative beyond the valid range: filled there (the valid points
+    keep their values), and clipped at zero when extrapolating everywhere
+    (``fill_value=None``): as interpolate_table in both cases."""
+    axes = [
+        GridAxis("energy", np.log([1.0, 10.0]), np.log(0.5), np.log(20.0), True, False),
+        GridAxis("offset", np.array([0.0, 1.0, 2.0]), -0.5, 2.5, False, False),
+    ]
+    table = np.array([[3.0, 2.0, 1.0], [3.0, 2.5, 2.2]])  # row 0 reaches 0 at offset 3
+    offsets = np.array([[0.5, 2.2, 2.5, 3.5, np.nan]])
+    energy = np.array([1.0, 10.0])
+    for fill_value in (0.0, None):
+        got = interpolate_on_points(
+            table, axes, [energy, None], [1], [offsets], fill_value=fill_value
+        )
+        expected = interpolate_table(
+            table, axes, [energy[:, None, None], offsets], fill_value=fill_value
+        )
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        assert got[0, 0, 2] == pytest.approx(0.5) and np.all(got[:, 0, :3] > 0)
+    assert got[0, 0, 3] == 0  # extrapolated to -0.5 everywhere: clipped
+
+
 def test_on_points_many_rows_gathers_per_point():
     """Tables with many rows per point (no small blocked products) give the same values."""
     rng = np.random.default_rng(11)

@@ -401,7 +401,9 @@ def interpolate_on_points(
         raise ValueError(f"unknown values_scale {values_scale!r} (use 'lin' or 'log')")
     raw = node_values(table, axes, coords, point_axes, values_scale=values_scale)
     if len(point_axes) == 1:
-        result, may_be_negative = _combine_nodes(axes[point_axes[0]], points[0], raw, points_first)
+        result, may_be_negative = _combine_nodes(
+            axes[point_axes[0]], points[0], raw, points_first, fill_value is not None
+        )
         clip = clip and may_be_negative
     else:
         corners = CornerWeights.of([axes[i] for i in point_axes], points)
@@ -471,10 +473,18 @@ def node_values(
     return raw.reshape(-1, int(np.prod(counts)))
 
 
-def _combine_nodes(axis: GridAxis, points: np.ndarray, raw: np.ndarray, points_first: bool):
+def _combine_nodes(
+    axis: GridAxis,
+    points: np.ndarray,
+    raw: np.ndarray,
+    points_first: bool,
+    filled_outside: bool = False,
+):
     """Values at ``points`` along one axis from ``raw`` (others, nodes): lower node value plus
     the weight times the step to the upper node, gathered for every point. Also returns
-    whether any value can be negative (else clipping at zero has nothing to do)."""
+    whether any value can be negative (else clipping at zero has nothing to do); with
+    ``filled_outside`` (the caller overwrites the points outside the axis' valid range)
+    whether any value inside that range can be."""
     may_be_negative = bool(np.any(raw < 0))
     if axis.nodes.size == 1:
         column = raw[:, :1]
@@ -485,6 +495,10 @@ def _combine_nodes(axis: GridAxis, points: np.ndarray, raw: np.ndarray, points_f
     lower, step = raw[:, :-1], np.diff(raw, axis=1)
     if not may_be_negative:  # between nodes not negative: only extrapolation can be
         w_min, w_max = np.fmin.reduce(w, initial=0.0), np.fmax.reduce(w, initial=1.0)
+        if filled_outside:  # no valid point extrapolates beyond the valid range's ends
+            nodes = axis.nodes
+            w_min = max(w_min, min((axis.lo - nodes[0]) / (nodes[1] - nodes[0]), 0.0))
+            w_max = min(w_max, max((axis.hi - nodes[-2]) / (nodes[-1] - nodes[-2]), 1.0))
         ends = [lower[:, 0] + w_min * step[:, 0], lower[:, -1] + w_max * step[:, -1]]
         may_be_negative = any(bool(np.any(end < 0)) for end in ends)
     columns = max(1, _SMALL_PRODUCT // raw.size)  # points per product, see below
