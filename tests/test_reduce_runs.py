@@ -200,3 +200,28 @@ def test_run_reduction_error_survives_pickling():
     assert isinstance(error, RunReductionError)
     assert (error.obs_id, error.reason) == (23523, "GTI stop before start")
     assert "obs_id 23523" in str(error)
+
+
+def test_run_events_are_those_in_the_gtis():
+    """The energies and positions a run bins are those of its events inside its GTIs (with
+    the spec's tolerance): the same as events_in_gti, when some events fall outside and when
+    none does (then the columns themselves, not copies)."""
+    from types import SimpleNamespace
+
+    from gammaxr.data import events_in_gti
+    from gammaxr.reduce.dataset import run_events
+
+    rng = np.random.default_rng(3)
+    n = 500
+    events = xr.Dataset(
+        {name: ("event", rng.uniform(0, 10, n)) for name in ("energy", "ra", "dec", "time")}
+    )
+    for stops, tolerance in (([4.0, 9.0], 0.0), ([4.0, 9.0], 0.5), ([10.0, 10.0], 0.0)):
+        gti = xr.Dataset({"start": ("gti", [0.0, 5.0]), "stop": ("gti", stops)})
+        run = SimpleNamespace(events=events, gti=gti)
+        got = run_events(run, SimpleNamespace(gti_tolerance=tolerance))  # what it reads
+        kept = events_in_gti(events, gti, tolerance=tolerance)
+        for column, name in zip(got, ("energy", "ra", "dec"), strict=True):
+            np.testing.assert_array_equal(column, kept[name].values)
+        assert (got[0].size < n) == (stops[0] < 5.0)
+    assert np.shares_memory(got[0], events["energy"].values)  # all inside: no copy
