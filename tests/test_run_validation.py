@@ -130,6 +130,16 @@ def _nan_aeff(hdu_list):
     hdu_list["EFFECTIVE AREA"].data["EFFAREA"][0, :, 10:] = np.nan
 
 
+def _negative_aeff(hdu_list):
+    area = hdu_list["EFFECTIVE AREA"].data["EFFAREA"]
+    area[0, :, 10:] = -0.5 * area.max()
+
+
+def _one_slightly_negative_aeff(hdu_list):
+    area = hdu_list["EFFECTIVE AREA"].data["EFFAREA"]
+    area[0, 0, 0] = -0.02 * area.max()  # below the noise threshold, 1 % of the peak
+
+
 def _livetime_zero(hdu):
     hdu.header["LIVETIME"] = 0.0
 
@@ -159,6 +169,10 @@ CASES = {
     "NaN in part of the effective area": (
         {"irf": _nan_aeff},
         r"bad.fits\[EFFECTIVE AREA\]: 24 of 104 aeff values are NaN or inf",
+    ),
+    "negative effective area": (
+        {"irf": _negative_aeff},
+        r"bad.fits\[EFFECTIVE AREA\]: \d+ of 104 aeff values are negative \(min -.*, peak .*\)",
     ),
     "ENERGY declared in GeV holding TeV": (
         {"events": _set_gev},
@@ -273,3 +287,18 @@ def test_validation_when_loading(clean_store, tmp_path):
         runs = store.load_observations(validate=True, on_error="skip")
     assert [r.obs_id for r in runs] == [1, 3, 4]
     assert len(store.load_observations()) == 4  # without validate: read as it is
+
+
+def test_irf_values_slightly_negative_are_used_with_a_warning(clean_store, tmp_path):
+    """A value below the noise threshold whose total is small against the positive values:
+    the run is reduced as it is, with a warning naming the file and the values."""
+    store = scratch_store(clean_store, tmp_path / "store", irf=_one_slightly_negative_aeff)
+    with pytest.warns(RunValidationWarning) as record:
+        result = _reduce(store, "raise")
+    texts = [str(w.message) for w in record if str(w.message).startswith(f"obs_id {BAD}: ")]
+    assert any(
+        "bad.fits[EFFECTIVE AREA]: 1 of 104 aeff values are negative" in t
+        and "used as they are" in t
+        for t in texts
+    ), texts
+    assert BAD in result.obs_id.values and not failed_runs(result)
