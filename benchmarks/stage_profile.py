@@ -29,7 +29,7 @@ __all__ = ["STAGES", "collect", "format_profile", "install", "merge", "uninstall
 STAGES = (
     ("read (FITS -> xarray)", "gammaxr.data.observation", "read_observations"),
     ("validate", "gammaxr.reduce.dataset", "validate_observation"),
-    ("counts", "gammaxr.reduce.dataset", "events_in_gti"),
+    ("counts", "gammaxr.reduce.dataset", "run_events"),
     ("counts", "gammaxr.reduce.dataset", "counts_cube"),
     ("exposure", "gammaxr.reduce.dataset", "exposure_cube"),
     ("background", "gammaxr.reduce.dataset", "fill_missing_along_energy"),
