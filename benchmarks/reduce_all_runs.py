@@ -29,7 +29,6 @@ Usage: python benchmarks/reduce_all_runs.py [DATA_DIR] [--scheduler threads|dist
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import time
@@ -167,10 +166,9 @@ def main() -> None:
     compute_start = time.perf_counter()
     # a local scheduler chosen as the gammaxr command chooses it (scheduler_context: dask's
     # function for the name, so that dask does not import distributed to look for a client)
-    local = contextlib.nullcontext({}) if client else scheduler_context(args.scheduler)
     with (
-        local as chosen,
-        dask.config.set({} if client else {**chosen, "num_workers": args.workers}),
+        scheduler_context(None if client else args.scheduler) as chosen,
+        dask.config.set({**chosen, "num_workers": args.workers} if chosen else {}),
     ):
         if args.output is not None:
             tree.to_zarr(args.output, mode="w")

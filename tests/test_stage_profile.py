@@ -22,11 +22,10 @@ def stage_profile():
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import stage_profile
-
-        yield stage_profile
     finally:
-        stage_profile.uninstall()
         sys.path.remove(str(BENCHMARKS))
+    yield stage_profile
+    stage_profile.uninstall()  # run after the test, passed or failed
 
 
 def test_every_stage_is_timed_when_runs_are_reduced(stage_profile, simulated_store_dir):

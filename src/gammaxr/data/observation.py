@@ -587,8 +587,10 @@ def events_in_gti(events: xr.Dataset, gti: xr.Dataset, tolerance: float = 0.0) -
     xarray.Dataset
         The selected events (a new Dataset).
     """
-    mask = gti_mask(events["time"], gti, tolerance)
-    return events.isel(event=np.asarray(mask.values))
+    inside = np.asarray(gti_mask(events["time"], gti, tolerance).values)
+    if inside.all():  # as a whole run in its GTIs is: no copy of every column to make
+        return events.copy(deep=False)
+    return events.isel(event=inside)
 
 
 def select_events_time(

@@ -214,11 +214,11 @@ def _irf(c: _Checker, hdu_type: str) -> None:
         lowest = float(np.min(values, initial=np.inf))
         highest = float(np.max(values, initial=-np.inf))
         if values.size and not (np.isfinite(lowest) and np.isfinite(highest)):
-            bad = ~np.isfinite(np.asarray(values, float))
+            bad = ~np.isfinite(values)
             raise c.fail(
                 hdu_type, f"{int(bad.sum())} of {values.size} {name} values are NaN or inf", "irf"
             )
-        if not lowest < -NEGATIVE_RTOL * max(abs(lowest), abs(highest), 0.0):
+        if not lowest < -NEGATIVE_RTOL * max(abs(lowest), abs(highest)):
             continue
         values = np.asarray(values, float)
         negative = values < -NEGATIVE_RTOL * np.max(np.abs(values), initial=0.0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from gammaxr.data.observation import gti_mask, pointing_radec
+from gammaxr.data.observation import events_in_gti, pointing_radec
 from gammaxr.data.validation import RunValidationWarning, validate_observation
 from gammaxr.geom.axes import axis_coords
 from gammaxr.geom.grid import SkyGrid
@@ -390,12 +390,8 @@ def observation_maps(
 
 def run_events(obs, spec: ReductionSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Energy [TeV], RA and Dec [deg] of a run's events within its GTIs (``spec.gti_tolerance``)."""
-    events = obs.events
-    inside = np.asarray(gti_mask(events["time"], obs.gti, spec.gti_tolerance).values)
-    columns = [events[name].values for name in ("energy", "ra", "dec")]
-    if inside.all():  # as a whole run in its GTIs is: no copy (of every column) to make
-        return tuple(columns)
-    return tuple(column[inside] for column in columns)
+    events = events_in_gti(obs.events, obs.gti, tolerance=spec.gti_tolerance)
+    return events["energy"].values, events["ra"].values, events["dec"].values
 
 
 def run_energy_range(
