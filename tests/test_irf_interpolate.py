@@ -338,6 +338,31 @@ def test_on_points_clips_extrapolation_below_zero_from_positive_nodes():
     assert got[0, 0, -1] == 0 and got[0, 0, -2] == 0 and np.all(got[1] > 2)
 
 
+@pytest.mark.parametrize("steep_rows", [[0], [2, 3, 7], [0, 2, 4, 6, 8, 10], []])
+def test_on_points_clips_only_the_rows_that_can_turn_negative(steep_rows):
+    """Rows whose extrapolation turns negative are clipped, in runs of consecutive rows or
+    (more than a few runs) all at once; the other rows keep their values exactly, and the
+    result is interpolate_table's."""
+    axes = [
+        GridAxis(
+            "energy", np.log(np.geomspace(1.0, 10.0, 12)), np.log(0.5), np.log(20.0), True, False
+        ),
+        GridAxis("offset", np.array([0.0, 1.0, 2.0]), -0.5, 2.5, False, False),
+    ]
+    table = np.tile([3.0, 2.5, 2.2], (12, 1))
+    table[steep_rows] = [3.0, 2.0, 0.2]  # below zero beyond offset 2.1
+    energy = np.geomspace(1.0, 10.0, 12)
+    offsets = np.array([[0.5, 1.5, 2.2, 2.45]])
+    got = interpolate_on_points(table, axes, [energy, None], [1], [offsets])
+    expected = interpolate_table(table, axes, [energy[:, None, None], offsets])
+    np.testing.assert_array_equal(got == 0, expected == 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.all(got[steep_rows, 0, 2:] == 0)
+    gentle = np.setdiff1d(np.arange(12), steep_rows)
+    expected_gentle = np.broadcast_to([2.75, 2.35, 2.14, 2.065], (gentle.size, 4))
+    np.testing.assert_allclose(got[gentle, 0], expected_gentle, rtol=1e-12)
+
+
 def test_on_points_extrapolation_below_zero_only_outside_the_valid_range():
     """Values that only turn negative beyond the valid range: filled there (the valid points
     keep their values), and clipped at zero when extrapolating everywhere

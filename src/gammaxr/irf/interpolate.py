@@ -404,7 +404,11 @@ def interpolate_on_points(
         result, may_be_negative = _combine_nodes(
             axes[point_axes[0]], points[0], raw, points_first, fill_value is not None
         )
-        clip = clip and may_be_negative
+        if clip and values_scale == "lin" and not points_first:  # only the rows that can be
+            for rows in _runs(may_be_negative):
+                np.maximum(result[rows], 0.0, out=result[rows])
+            clip = False
+        clip = clip and bool(may_be_negative.any())
     else:
         corners = CornerWeights.of([axes[i] for i in point_axes], points)
         result = corners.apply(raw, points_first)
@@ -425,6 +429,14 @@ def interpolate_on_points(
             raise ValueError("as_log needs values_scale='log'")
         return _finish_values(result, "lin", False, fill_value, bad, False)
     return _finish_values(result, values_scale, clip, fill_value, bad, nonfinite_table)
+
+
+def _runs(mask: np.ndarray) -> list[slice]:
+    """The runs of consecutive True values of a 1D mask, as slices; one slice over the whole
+    mask when there are more than a few (one pass beats many small ones)."""
+    edges = np.flatnonzero(np.diff(mask, prepend=False, append=False))
+    runs = [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    return runs if len(runs) <= 4 else [slice(None)]
 
 
 def node_values(
@@ -482,10 +494,10 @@ def _combine_nodes(
 ):
     """Values at ``points`` along one axis from ``raw`` (others, nodes): lower node value plus
     the weight times the step to the upper node, gathered for every point. Also returns
-    whether any value can be negative (else clipping at zero has nothing to do); with
-    ``filled_outside`` (the caller overwrites the points outside the axis' valid range)
-    whether any value inside that range can be."""
-    may_be_negative = bool(np.any(raw < 0))
+    which rows can have a negative value (else clipping at zero has nothing to do), shape
+    (others,); with ``filled_outside`` (the caller overwrites the points outside the axis'
+    valid range) which can inside that range."""
+    may_be_negative = np.any(raw < 0, axis=1)
     if axis.nodes.size == 1:
         column = raw[:, :1]
         shape = (points.size, raw.shape[0]) if points_first else (raw.shape[0], points.size)
@@ -493,14 +505,14 @@ def _combine_nodes(
         return np.ascontiguousarray(result), may_be_negative
     idx, w = _locate(axis, np.ravel(axis.scale(points)))
     lower, step = raw[:, :-1], np.diff(raw, axis=1)
-    if not may_be_negative:  # between nodes not negative: only extrapolation can be
+    if not may_be_negative.all():  # between nodes not negative: only extrapolation can be
         w_min, w_max = np.fmin.reduce(w, initial=0.0), np.fmax.reduce(w, initial=1.0)
         if filled_outside:  # no valid point extrapolates beyond the valid range's ends
             nodes = axis.nodes
             w_min = max(w_min, min((axis.lo - nodes[0]) / (nodes[1] - nodes[0]), 0.0))
             w_max = min(w_max, max((axis.hi - nodes[-2]) / (nodes[-1] - nodes[-2]), 1.0))
-        ends = [lower[:, 0] + w_min * step[:, 0], lower[:, -1] + w_max * step[:, -1]]
-        may_be_negative = any(bool(np.any(end < 0)) for end in ends)
+        may_be_negative |= lower[:, 0] + w_min * step[:, 0] < 0
+        may_be_negative |= lower[:, -1] + w_max * step[:, -1] < 0
     columns = max(1, _SMALL_PRODUCT // raw.size)  # points per product, see below
     if not points_first and columns >= 16:
         # node weights of every point (two per column), and the table rows times them in
@@ -508,9 +520,12 @@ def _combine_nodes(
         # do not split products this small over threads, which under dask's worker threads
         # would oversubscribe the cores), and no (rows, points) temporary is made
         weights = np.zeros((axis.nodes.size, idx.size))
+        flat = weights.reshape(-1)  # a view: flat indices are ~2x quicker than (row, column)
         at = np.arange(idx.size)
-        weights[idx, at] = 1.0 - w
-        weights[idx + 1, at] = w
+        at += idx * idx.size  # each point's lower node
+        flat[at] = 1.0 - w
+        at += idx.size
+        flat[at] = w
         result = np.empty((raw.shape[0], idx.size))
         for start in range(0, idx.size, columns):
             block = slice(start, start + columns)
