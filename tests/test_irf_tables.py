@@ -225,3 +225,18 @@ def test_irf_tables_as_built_by_the_plain_constructor(hess_dir, hdu, irf_class):
     short = {**coords, f"{dim}_lo": coords[f"{dim}_lo"][:-1]}
     with pytest.raises(ValueError, match=f"{dim}_lo"):
         _irf_data_array(irf.values, irf.dims, short, irf.name, irf.attrs)
+
+
+@pytest.mark.hess
+def test_irf_tables_of_two_runs_share_their_axis_indexes_not_their_coordinates(hess_dir):
+    """Two runs' tables with the same binning share each dimension's (immutable) index, while
+    each keeps its own coordinate variables (attrs changed on one do not reach the other)."""
+    paths = [hess_dir / "data" / f"hess_dl3_dr1_obs_id_0{run}.fits.gz" for run in HESS_RUNS[:2]]
+    first, second = (_read(path, "AEFF", "aeff_2d") for path in paths)
+    for dim in first.dims:
+        np.testing.assert_array_equal(first[dim].values, second[dim].values)
+        assert first.xindexes[dim] is second.xindexes[dim]
+    first["offset"].attrs["note"] = "changed"
+    assert first.coords["offset"].attrs["note"] == "changed"
+    assert "note" not in second["offset"].attrs
+    assert not np.shares_memory(first.values, second.values)

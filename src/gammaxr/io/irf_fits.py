@@ -34,6 +34,7 @@ astropy ``BinTableHDU``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -252,7 +253,8 @@ def _irf_data_array(
     for key, coord in coords.items():
         coord = coord if isinstance(coord, xr.Variable) else xr.Variable(*coord)
         if coord.dims == (key,):
-            index = xr.indexes.PandasIndex(pd.Index(coord.values), key)
+            values = np.asarray(coord.values)
+            index = _pandas_index(key, values.tobytes(), values.dtype.str)
             variables.update(index.create_variables({key: coord}))
             indexes[key] = index
         else:
@@ -265,6 +267,16 @@ def _irf_data_array(
                 f"coordinate {key!r} has sizes {dict(coord.sizes)}, data {dict(sizes)}"
             )
     return xr.DataArray(variable, coords=variables, name=name, indexes=indexes, fastpath=True)
+
+
+@lru_cache(maxsize=256)
+def _pandas_index(dim: str, values: bytes, dtype: str) -> xr.indexes.PandasIndex:
+    """The index of a dimension coordinate with these values (bytes of dtype ``dtype``).
+
+    Shared by the tables whose axis is the same (every run of a release has the same
+    binning): an index is immutable, and building one (pandas and xarray checks, ~15 us)
+    is Python that holds the GIL while the runs of a threaded reduction are read."""
+    return xr.indexes.PandasIndex(pd.Index(np.frombuffer(values, dtype=dtype)), dim)
 
 
 def _read_psf_3gauss(table: FitsTable, axes, attrs) -> xr.Dataset:
