@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import dask
@@ -134,6 +135,24 @@ def test_per_run_grids_tree(store):
     eager = reduce_observation(obs, spec)
     np.testing.assert_array_equal(node["counts"].values, eager["counts"].values)
     assert node.attrs["livetime"] == pytest.approx(obs.livetime)
+
+
+def test_per_run_tree_coordinates_are_the_spec_coordinates_and_each_node_owns_them(store, spec):
+    """Every node has the coordinates (and indexes) of ``spec.coords`` on its own grid; the
+    axes shared by all runs are separate variables in each node (an attr set on one node's
+    energy axis does not reach the other's)."""
+    per_run = dataclasses.replace(spec, grid=None, width=1.0, binsz=0.05)
+    tree = reduce_runs_tree(store.observations(RUNS), per_run)
+    first, second = (tree[f"obs_{run}"].to_dataset() for run in RUNS)
+    for node, run in ((first, RUNS[0]), (second, RUNS[1])):
+        grid = gammaxr.reduce.dataset.run_grid(per_run, store.observation(run))
+        plain = xr.Dataset(coords=per_run.coords(grid))
+        assert xr.Dataset(coords=node.coords).identical(plain)
+        assert set(node.xindexes) == set(plain.xindexes)
+    first["energy"].attrs["note"] = "first only"
+    assert first.coords["energy"].attrs["note"] == "first only"
+    assert "note" not in second.coords["energy"].attrs
+    assert "note" not in tree[f"obs_{RUNS[1]}"].to_dataset()["energy"].attrs
 
 
 @pytest.fixture

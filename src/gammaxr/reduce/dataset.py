@@ -190,11 +190,22 @@ class ReductionSpec(RunSpecFields):
 
     def coords(self, grid: SkyGrid) -> dict:
         """Coordinates of a run's dataset on ``grid`` (sky, energy axes, rad, IRF grid)."""
-        coords = {**grid.coords, **self.energy_coords()}
+        return {**self.grid_coords(grid), **self.axes_coords()}
+
+    def grid_coords(self, grid: SkyGrid) -> dict:
+        """The sky coordinates of a run's dataset on ``grid``: ``lon``, ``lat`` and, with
+        PSF or edisp maps, ``lon_irf``, ``lat_irf`` of the IRF grid."""
+        coords = dict(grid.coords)
         if self.irf_maps:
             irf = self.irf_grid(grid)
             coords["lon_irf"] = xr.Variable("lon_irf", irf.lon, {"units": "deg"})
             coords["lat_irf"] = xr.Variable("lat_irf", irf.lat, {"units": "deg"})
+        return coords
+
+    def axes_coords(self) -> dict:
+        """The coordinates that do not depend on the grid: ``energy``, ``energy_true`` (and
+        ``rad`` with PSF maps), centres and bounds."""
+        coords = self.energy_coords()
         if "psf" in self.maps:
             coords.update(axis_coords("rad", self.rad, "deg"))
         return coords

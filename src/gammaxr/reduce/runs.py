@@ -430,13 +430,25 @@ def reduce_runs_tree(observations: Sequence, spec: ReductionSpec, *, on_error: s
     """
     _check_on_error(on_error)
     metadata = {k: v.values for k, v in run_coords(observations).coords.items()}
+    # the energy and rad axes are the same for every run: their indexes are made once and
+    # shared (immutable), each run getting its own coordinate variables (0.86 against
+    # 0.35 ms a run for its Dataset)
+    axes = xr.Coordinates(spec.axes_coords())
     children = {}
     for index, obs in enumerate(observations):
         grid = run_grid(spec, obs)
         data_vars = _lazy_run_dataset(obs, spec, grid, on_error, stacked=False)
         attrs = {**spec.attrs(grid)}
         attrs.update({k: _attr_value(v[index]) for k, v in metadata.items()})
-        dataset = xr.Dataset(data_vars, coords=spec.coords(grid), attrs=attrs)
+        own = xr.Coordinates(spec.grid_coords(grid))
+        coords = xr.Coordinates(
+            {
+                **own.variables,
+                **{name: variable.copy(deep=False) for name, variable in axes.variables.items()},
+            },
+            indexes={**own.xindexes, **axes.xindexes},
+        )
+        dataset = xr.Dataset(data_vars, coords=coords, attrs=attrs)
         children[f"obs_{int(obs.obs_id)}"] = xr.DataTree(dataset)
     # the same tree as DataTree.from_dict, which also parses paths and copies every node
     # once more (0.58 against 0.33 ms a run)
