@@ -181,11 +181,15 @@ def test_profile_map_equals_profiles_pixel_by_pixel():
     assert got.shape == (8, RAD_EDGES_DEFAULT.size - 1, 7, 9)
     np.testing.assert_allclose(got, np.moveaxis(expected, -1, 1), rtol=1e-10, atol=1e-300)
     assert got[:, :, offsets > 3.0].max() == 0 and got[0].max() == 0  # beyond range
+    single = psf_profile_map(table, energies, offsets, RAD_EDGES_DEFAULT, dtype=np.float32)
+    assert single.dtype == np.float32
+    np.testing.assert_array_equal(single, got.astype(np.float32))
 
 
 def test_normalised_profiles_and_zero_ones():
-    """Each profile divided by its integral over the rad bins, in place or not; a profile
-    whose integral is not positive becomes zero (with or without such profiles around)."""
+    """Each profile divided by its integral over the rad bins, into a new array, in place or
+    into float32; a profile whose integral is not positive becomes zero (with or without
+    such profiles around)."""
     from gammaxr.irf.psf import _normalised
 
     rng = np.random.default_rng(2)
@@ -197,8 +201,14 @@ def test_normalised_profiles_and_zero_ones():
         total = np.einsum("abc,b->ac", values, area)[:, None, :]
         expected = np.divide(values, total, out=np.zeros_like(values), where=total > 0)
         copy = _normalised(values, area, 1)
-        inplace = _normalised(values.copy(), area, 1, in_place=True)
+        kept = values.copy()
+        inplace = _normalised(kept, area, 1, out=kept)
+        assert inplace is kept
+        single = _normalised(values, area, 1, out=np.empty(values.shape, np.float32))
         for got in (copy, inplace):
-            np.testing.assert_allclose(got, expected, rtol=1e-15, atol=0)
+            np.testing.assert_array_equal(got, expected)
             np.testing.assert_allclose(np.einsum("abc,b->ac", got, area)[0], 1.0, rtol=1e-14)
+        assert single.dtype == np.float32
+        np.testing.assert_array_equal(single, expected.astype(np.float32))
         assert np.all(copy[1, :, 2] == 0) == zero_somewhere
+        assert np.all(np.isfinite(copy))

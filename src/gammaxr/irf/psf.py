@@ -178,24 +178,22 @@ def psf_profile(
     )
 
 
-def _normalised(values: np.ndarray, area: np.ndarray, axis: int, *, in_place=False) -> np.ndarray:
+def _normalised(
+    values: np.ndarray, area: np.ndarray, axis: int, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Profiles divided by their integral ``sum_k area_k * values_k`` along ``axis`` (the
-    rad bins); profiles whose integral is not positive become zero. ``in_place`` divides
-    ``values`` itself (which must then be a writeable array of its own)."""
+    rad bins); profiles whose integral is not positive become zero. The values must not be
+    negative (the tables' values are clipped at zero). ``out`` receives the result: the
+    values themselves, or an array of their shape of any float dtype (each quotient is
+    rounded to it once)."""
     axis = axis % values.ndim
     letters = "abcdefgh"[: values.ndim]
     summed = f"{letters},{letters[axis]}->{letters[:axis]}{letters[axis + 1 :]}"
     total = np.einsum(summed, values, area)
-    total = np.expand_dims(total, axis)
-    positive = total > 0
-    out = values if in_place else np.zeros(np.broadcast_shapes(values.shape, total.shape))
-    if positive.all():  # (a masked divide takes twice as long)
-        return np.divide(values, total, out=out)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(values, total, out=out, where=positive)
-    if in_place:
-        np.copyto(out, 0.0, where=~positive)
-    return out
+    # a profile of non-negative values whose integral is not positive is all zeros, and
+    # divided by infinity it stays zero: one division, without a mask (3x quicker)
+    np.copyto(total, np.inf, where=~(total > 0))
+    return np.divide(values, np.expand_dims(total, axis), out=out, casting="same_kind")
 
 
 def psf_profile_map(
@@ -203,6 +201,8 @@ def psf_profile_map(
     energy_true: np.typing.ArrayLike,
     offset: np.typing.ArrayLike,
     rad_edges: np.typing.ArrayLike | None = None,
+    *,
+    dtype: np.typing.DTypeLike = np.float64,
 ) -> np.ndarray:
     """Normalised radial PSF profiles at every true energy and every offset of a map (numpy).
 
@@ -221,6 +221,8 @@ def psf_profile_map(
         Offsets in deg, any shape (e.g. one per pixel of a map).
     rad_edges : array_like, shape (k + 1,), optional
         rad bin edges in deg; default the table's own rad bins.
+    dtype : numpy dtype
+        Float dtype of the result (computed in float64, each value rounded once).
 
     Returns
     -------
@@ -237,8 +239,11 @@ def psf_profile_map(
     values = interpolate_on_points(
         table, axes, [energy_true[:, None], None, centres], [1], [offset]
     )
-    values *= _psf_factor(psf)
-    return _normalised(values, area, 1, in_place=True)
+    factor = _psf_factor(psf)
+    if factor != 1.0:
+        values *= factor
+    out = values if np.dtype(dtype) == values.dtype else np.empty(values.shape, dtype)
+    return _normalised(values, area, 1, out=out)
 
 
 def _cumulative(profile: np.ndarray, edges: np.ndarray, normalize: bool) -> np.ndarray:

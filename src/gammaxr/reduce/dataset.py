@@ -300,7 +300,8 @@ def irf_maps(observation, spec: ReductionSpec, irf_grid: SkyGrid) -> dict[str, n
     livetime = observation.livetime
     out = {"exposure_irf": exposure_cube(observation.aeff, offset, livetime, centres, dtype=f)}
     if "psf" in spec.maps:
-        out["psf"] = psf_cube(_psf_table(observation.psf), offset, centres, spec.rad)
+        psf = _psf_table(observation.psf)
+        out["psf"] = psf_cube(psf, offset, centres, spec.rad, dtype=f)
     if "edisp" in spec.maps:
         out["edisp"] = edisp_kernel_cube(observation.edisp, offset, energy_true, spec.energy)
     return {name: array.astype(f, copy=False) for name, array in out.items()}

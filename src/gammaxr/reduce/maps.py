@@ -235,7 +235,12 @@ def background_cube(
 
 
 def psf_cube(
-    psf: xr.DataArray, offset: np.ndarray, energy_true: np.ndarray, rad_edges: np.ndarray
+    psf: xr.DataArray,
+    offset: np.ndarray,
+    energy_true: np.ndarray,
+    rad_edges: np.ndarray,
+    *,
+    dtype: np.typing.DTypeLike = np.float64,
 ) -> np.ndarray:
     """Normalised radial PSF profiles on the IRF grid.
 
@@ -249,13 +254,15 @@ def psf_cube(
         True-energy bin centres in TeV.
     rad_edges : numpy.ndarray, shape (k + 1,)
         rad bin edges in deg.
+    dtype : numpy dtype
+        Of the result (computed in float64, stored as ``dtype``).
 
     Returns
     -------
     numpy.ndarray, shape (m, k, n_lat, n_lon)
         dP/dOmega in sr-1, each profile integrating to one over the rad bins.
     """
-    return psf_profile_map(psf, energy_true, offset, rad_edges)
+    return psf_profile_map(psf, energy_true, offset, rad_edges, dtype=dtype)
 
 
 def edisp_kernel_cube(
