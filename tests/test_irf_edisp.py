@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -145,3 +147,31 @@ def test_many_offsets_equal_one_by_one_when_the_table_has_negative_values():
     one_by_one = np.stack([edisp_kernel(edisp, o, e_true, e_reco) for o in offsets])
     np.testing.assert_allclose(many, one_by_one, rtol=1e-10, atol=1e-13)
     assert not many[offsets > 3.5].any() and not many[-1].any() and many[offsets < 3.5].any()
+
+
+def test_rows_of_zero_density_give_zero_kernels_without_warnings():
+    """A true-energy row whose density is zero (nothing to normalise) gives a zero kernel
+    row, for one offset and for many (combined from the nodes), and no warning; the other
+    rows are normalised (each sums to at most one, and to one when the reco range covers
+    the migration)."""
+    coords = axis_coords("energy_true", np.geomspace(0.1, 100, 7), "TeV", lohi=True)
+    coords |= axis_coords("migra", np.linspace(0.2, 3.0, 29), "", lohi=True)
+    coords |= axis_coords("offset", lo=np.arange(4.0), hi=np.arange(4.0), unit="deg", lohi=True)
+    coords["offset"].attrs["interp"] = "nodes"
+    migra = coords["migra"].values
+    density = np.broadcast_to(norm.pdf(migra, 1.0, 0.2)[None, :, None], (6, 28, 4)).copy()
+    density[2] = 0.0
+    edisp = xr.DataArray(
+        density, dims=("energy_true", "migra", "offset"), coords=coords, attrs={"units": ""}
+    )
+    e_true = np.geomspace(0.1, 100, 7)
+    e_reco = np.geomspace(0.01, 1000, 9)
+    offsets = np.linspace(0.0, 3.0, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        many = edisp_kernel(edisp, offsets, e_true, e_reco)
+        one = edisp_kernel(edisp, 1.5, e_true, e_reco)
+    for kernel in (many, one[None]):
+        assert np.all(np.isfinite(kernel))
+        assert not kernel[:, 2].any()
+        np.testing.assert_allclose(np.delete(kernel, 2, axis=1).sum(axis=-1), 1.0, rtol=1e-9)
