@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sky_to_fov", "fov_to_sky"]
+from gammaxr.geom.sky import seen_from, separation_from
+
+__all__ = ["sky_to_fov", "sky_to_fov_and_offset", "fov_to_sky"]
 
 
 def sky_to_fov(
@@ -32,14 +34,34 @@ def sky_to_fov(
         FoV longitude (reversed, see module docstring) and latitude in deg, broadcast shape of
         the inputs.
     """
-    lon = np.radians(lon)
-    lat = np.radians(lat)
-    lon0, lat0 = np.radians(lon_pnt), np.radians(lat_pnt)
-    dlon = lon - lon0
-    cos_lat = np.cos(lat)
-    x = np.cos(lat0) * cos_lat * np.cos(dlon) + np.sin(lat0) * np.sin(lat)
-    y = cos_lat * np.sin(dlon)
-    z = np.cos(lat0) * np.sin(lat) - np.sin(lat0) * cos_lat * np.cos(dlon)
+    return fov_from(*seen_from(lon_pnt, lat_pnt, lon, lat))
+
+
+def sky_to_fov_and_offset(
+    lon: np.ndarray, lat: np.ndarray, lon_pnt: float, lat_pnt: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sky_to_fov` and the offset from the pointing, sharing their trigonometry.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        Sky longitude and latitude in deg, in the frame of the pointing.
+    lon_pnt, lat_pnt : float
+        Pointing position in deg.
+
+    Returns
+    -------
+    fov_lon, fov_lat, offset : numpy.ndarray
+        FoV coordinates as :func:`sky_to_fov` gives them and the offset as
+        :func:`gammaxr.geom.sky.angular_separation` does (the same values), all in deg.
+    """
+    x, y, z = seen_from(lon_pnt, lat_pnt, lon, lat)
+    return (*fov_from(x, y, z), separation_from(x, y, z))
+
+
+def fov_from(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FoV longitude (reversed) and latitude in deg of the vector ``(x, y, z)`` of
+    :func:`gammaxr.geom.sky.seen_from` (x towards the pointing)."""
     fov_lon = -np.degrees(np.arctan2(y, x))
     fov_lat = np.degrees(np.arcsin(np.clip(z, -1.0, 1.0)))
     return fov_lon, fov_lat

@@ -120,14 +120,43 @@ def angular_separation(
     numpy.ndarray
         Separation in deg, broadcast shape of the inputs.
     """
+    x, y, z = seen_from(lon1, lat1, lon2, lat2)
+    return separation_from(x, y, z)
+
+
+def seen_from(
+    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The unit vector of ``(lon2, lat2)`` in the frame whose x axis points at ``(lon1,
+    lat1)``, y towards increasing longitude and z towards its north: the terms of
+    Vincenty's formula (:func:`angular_separation`) and the FoV coordinates
+    (:func:`gammaxr.geom.fov.sky_to_fov`), computed once for both.
+
+    Parameters
+    ----------
+    lon1, lat1, lon2, lat2 : array_like
+        Positions in deg, broadcastable against each other.
+
+    Returns
+    -------
+    x, y, z : numpy.ndarray
+        Cartesian components (dimensionless), broadcast shape of the inputs.
+    """
     lon1, lat1, lon2, lat2 = (np.radians(x) for x in (lon1, lat1, lon2, lat2))
     dl = lon2 - lon1
     cos_b1, sin_b1 = np.cos(lat1), np.sin(lat1)
     cos_b2, sin_b2 = np.cos(lat2), np.sin(lat2)
-    num1 = cos_b2 * np.sin(dl)
-    num2 = cos_b1 * sin_b2 - sin_b1 * cos_b2 * np.cos(dl)
-    den = sin_b1 * sin_b2 + cos_b1 * cos_b2 * np.cos(dl)
-    return np.degrees(np.arctan2(np.hypot(num1, num2), den))
+    cos_dl = np.cos(dl)
+    y = cos_b2 * np.sin(dl)
+    z = cos_b1 * sin_b2 - sin_b1 * cos_b2 * cos_dl
+    x = sin_b1 * sin_b2 + cos_b1 * cos_b2 * cos_dl
+    return x, y, z
+
+
+def separation_from(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The angle in deg between the x axis and the vector ``(x, y, z)`` of :func:`seen_from`
+    (Vincenty's formula: accurate at every angle)."""
+    return np.degrees(np.arctan2(np.hypot(y, z), x))
 
 
 def one_minus_cos_separation(lon1, lat1, lon2, lat2):

@@ -27,6 +27,7 @@ from gammaxr.reduce.maps import (
     edisp_kernel_cube,
     exposure_cube,
     fill_missing_along_energy,
+    pixel_offsets,
     psf_cube,
 )
 from gammaxr.reduce.run_spec import RunSpecFields
@@ -335,8 +336,9 @@ def reduce_observation_arrays(
         a run whose safe mask is empty on the grid gives a ``RunValidationWarning``.
     """
     obs = validate_observation(observation, spec.hdus())
-    offset = grid.separation_values(pointing_radec(obs), "icrs")
-    out = observation_maps(obs, spec, grid, offset)
+    bkg = obs.bkg if "background" in spec.maps else None
+    offset, fov = pixel_offsets(grid, pointing_radec(obs), bkg)
+    out = observation_maps(obs, spec, grid, offset, fov=fov)
     if irf_grid is None and (spec.irf_maps or "edisp-bias" in spec.safe_mask):
         irf_grid = spec.irf_grid(grid)
     inputs = safe_energy_inputs(obs, spec, grid, out, irf_grid=irf_grid, offset=offset)
@@ -354,7 +356,12 @@ def reduce_observation_arrays(
 
 
 def observation_maps(
-    obs, spec: ReductionSpec, grid: SkyGrid, offset: np.ndarray
+    obs,
+    spec: ReductionSpec,
+    grid: SkyGrid,
+    offset: np.ndarray,
+    *,
+    fov: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Counts, background and exposure of one validated run on ``grid`` (as ``spec.maps``
     asks; no safe mask).
@@ -369,6 +376,9 @@ def observation_maps(
         The sky grid.
     offset : numpy.ndarray, shape (n_lat, n_lon)
         Pixel offsets from the pointing in deg (``grid.separation_values``).
+    fov : (numpy.ndarray, numpy.ndarray), optional
+        The pixels' FoV coordinates if already computed
+        (:func:`~gammaxr.reduce.maps.pixel_offsets`), for the background.
 
     Returns
     -------
@@ -392,6 +402,7 @@ def observation_maps(
             obs.ontime,
             energy,
             offset=offset,
+            fov=fov,
             oversampling=spec.background_oversampling,
             dtype=f,
         )

@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
-from gammaxr.geom.fov import sky_to_fov
+from gammaxr.geom.fov import sky_to_fov, sky_to_fov_and_offset
 from gammaxr.geom.grid import SkyGrid, pixel_solid_angle, transform_lonlat
 from gammaxr.irf import (
     edisp_kernel,
@@ -29,6 +29,7 @@ __all__ = [
     "event_bins",
     "exposure_cube",
     "fill_missing_along_energy",
+    "pixel_offsets",
     "psf_cube",
 ]
 
@@ -83,6 +84,39 @@ def bin_counts(
     n_e, n_lat, n_lon = shape
     counts = np.bincount((i_e * n_lat + i_lat) * n_lon + i_lon, minlength=n_e * n_lat * n_lon)
     return counts.reshape(shape).astype(np.float32)
+
+
+def pixel_offsets(
+    grid: SkyGrid, pointing: tuple[float, float], bkg: xr.DataArray | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The offset of every pixel from the pointing, and the pixels' FoV coordinates when
+    ``bkg`` is a ``bkg_3d`` table aligned with RA/Dec on an icrs grid (the two share their
+    trigonometry: :func:`gammaxr.geom.fov.sky_to_fov_and_offset`).
+
+    Parameters
+    ----------
+    grid : SkyGrid
+        The sky grid.
+    pointing : (float, float)
+        Pointing RA, Dec in deg (icrs).
+    bkg : xarray.DataArray, optional
+        The background table the FoV coordinates are for (None: offsets only).
+
+    Returns
+    -------
+    offset : numpy.ndarray, shape (n_lat, n_lon)
+        Deg, as ``grid.separation_values(pointing, "icrs")``.
+    fov : (numpy.ndarray, numpy.ndarray) or None
+        FoV longitude and latitude in deg (for ``background_cube(fov=...)``), or None.
+    """
+    fov_table = bkg is not None and "fov_lon" in bkg.dims
+    radec = fov_table and bkg.attrs.get("fov_alignment", "RADEC") in ("RADEC", "REVERSE_LON_RADEC")
+    if not (radec and grid.frame == "icrs"):
+        return grid.separation_values(pointing, "icrs"), None
+    fov_lon, fov_lat, offset = sky_to_fov_and_offset(
+        grid.lon[None, :], grid.lat[:, None], *pointing
+    )
+    return offset, (fov_lon, fov_lat)
 
 
 def exposure_cube(
@@ -167,6 +201,7 @@ def background_cube(
     energy_edges: np.ndarray,
     *,
     offset: np.ndarray | None = None,
+    fov: tuple[np.ndarray, np.ndarray] | None = None,
     oversampling: int = 1,
     dtype: np.typing.DTypeLike = np.float64,
 ) -> np.ndarray:
@@ -191,6 +226,10 @@ def background_cube(
         Reco-energy edges in TeV.
     offset : numpy.ndarray, shape (n_lat, n_lon), optional
         Pixel offsets from the pointing (deg), needed for ``bkg_2d``.
+    fov : (numpy.ndarray, numpy.ndarray), optional
+        The pixels' FoV longitude and latitude (deg, RA/Dec-aligned, as
+        :func:`gammaxr.geom.fov.sky_to_fov` gives them), if already computed
+        (:func:`pixel_offsets`); else computed here for a ``bkg_3d`` table.
     oversampling : int
         Energy oversampling of the bin integral.
     dtype : numpy dtype
@@ -220,11 +259,13 @@ def background_cube(
     if "offset" in bkg.dims:
         return integrate(offset=offset)
     if alignment in ("RADEC", "REVERSE_LON_RADEC"):
-        if grid.frame == "icrs":  # lon along the columns, lat along the rows
-            ra, dec = grid.lon[None, :], grid.lat[:, None]
+        if fov is not None:
+            fov_lon, fov_lat = fov
+        elif grid.frame == "icrs":  # lon along the columns, lat along the rows
+            fov_lon, fov_lat = sky_to_fov(grid.lon[None, :], grid.lat[:, None], *pointing)
         else:
             ra, dec = transform_lonlat(*np.meshgrid(grid.lon, grid.lat), grid.frame, "icrs")
-        fov_lon, fov_lat = sky_to_fov(ra, dec, *pointing)
+            fov_lon, fov_lat = sky_to_fov(ra, dec, *pointing)
         if alignment == "REVERSE_LON_RADEC":
             fov_lon = -fov_lon
         return integrate(fov_lon=fov_lon, fov_lat=fov_lat)
