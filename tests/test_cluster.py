@@ -233,3 +233,34 @@ def test_local_scheduler_names_become_dask_functions_without_importing_distribut
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_objects_made_before_a_computation_are_left_out_of_garbage_collection_during_it():
+    """Within scheduler_context (and gc_frozen) the objects that existed are frozen, new ones
+    are collected as usual; the freeze ends with the outermost context, and one made by the
+    application is left as it was."""
+    import gc
+
+    from gammaxr.reduce.cluster import gc_frozen
+
+    assert gc.get_freeze_count() == 0
+    before = [object() for _ in range(10)]
+    with scheduler_context("threads") as chosen:
+        assert gc.get_freeze_count() >= len(before)
+        with gc_frozen():  # nested: nothing thawed at its end (the count only drops as
+            pass  # frozen objects are freed)
+        assert gc.get_freeze_count() >= len(before)
+        cycle = []
+        cycle.append(cycle)  # garbage made during the computation is still collected
+        del cycle
+        assert gc.collect() >= 1
+        assert chosen["scheduler"] is not None
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # the application's own freeze
+    try:
+        with gc_frozen():
+            pass
+        assert gc.get_freeze_count() >= len(before)
+    finally:
+        gc.unfreeze()
+    del before

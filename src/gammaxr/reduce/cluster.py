@@ -17,18 +17,22 @@ for itself, and a library function never makes on its own.
 
 :func:`scheduler_context` turns a scheduler name (``"threads"``, ``"processes"``,
 ``"synchronous"``) or the address of a running ``dask.distributed`` scheduler
-(``"tcp://host:port"``) into what ``dask.compute`` needs, connecting a client for an address.
+(``"tcp://host:port"``) into what ``dask.compute`` needs, connecting a client for an address,
+and keeps the objects that exist when the computation starts out of Python's garbage
+collection while it runs (:func:`gc_frozen`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
     "WORKER_MALLOC_ENV",
     "WORKER_PRELOAD",
+    "gc_frozen",
     "is_scheduler_address",
     "keep_freed_memory",
     "local_cluster",
@@ -113,6 +117,29 @@ def keep_freed_memory() -> bool:
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap) == 1 and applied)
 
 
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Leave the objects that exist now out of Python's garbage collection until the
+    context ends (:func:`gc.freeze`, then :func:`gc.unfreeze`).
+
+    A full collection walks every object the process holds: during a computation that is
+    the whole task graph, the lazy datasets and every module, for a collection that finds
+    next to nothing of theirs to free (the garbage is what the tasks make), while every
+    thread waits for the GIL (81 ms once in the reduction of the 105 H.E.S.S. runs, 3 % of
+    its compute). Objects made within the context are collected as usual; garbage among
+    the frozen ones is collected after it. Does nothing if objects are frozen already
+    (by the application, or by an enclosing context).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def is_scheduler_address(scheduler: str | None) -> bool:
     """True if ``scheduler`` is the address of a distributed scheduler (``"tcp://..."``)."""
     return isinstance(scheduler, str) and "://" in scheduler
@@ -132,6 +159,9 @@ def scheduler_context(scheduler: str | None, *, timeout: float = 10.0) -> Iterat
     timeout : float
         Seconds to wait for the scheduler at an address.
 
+    Within the context the objects that exist when it starts are left out of Python's
+    garbage collection (:func:`gc_frozen`).
+
     Yields
     ------
     dict
@@ -145,6 +175,11 @@ def scheduler_context(scheduler: str | None, *, timeout: float = 10.0) -> Iterat
     OSError
         If no scheduler answers at the address (the message names it).
     """
+    with gc_frozen():
+        yield from _scheduler_kwargs(scheduler, timeout)
+
+
+def _scheduler_kwargs(scheduler: str | None, timeout: float) -> Iterator[dict[str, Any]]:
     if scheduler is None:
         yield {}
     elif is_scheduler_address(scheduler):
