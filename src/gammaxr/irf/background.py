@@ -309,12 +309,12 @@ class _EdgeValues:
             np.subtract(self._value[hi], self._value[lo], out=out)
             out /= d
         out *= np.log(energy_hi / energy_lo)
-        if not (d.max() < -self.SMALL or d.min() > self.SMALL):  # d may come near 0
-            small = np.flatnonzero(np.abs(d) < self.SMALL)
-            if small.size:
-                log_lo = self._log[lo][small] - np.log(energy_lo)  # the rates'
-                log_hi = self._log[hi][small] - np.log(energy_hi)
-                out[small] = loglog_integral_from_logs(energy_lo, energy_hi, log_lo, log_hi)
+        # d may come near 0 (where the rate's slope crosses E**-1, within most bins)
+        small = np.flatnonzero(np.abs(d, out=d) < self.SMALL)
+        if small.size:
+            log_lo = self._log[lo][small] - np.log(energy_lo)  # the rates'
+            log_hi = self._log[hi][small] - np.log(energy_hi)
+            out[small] = loglog_integral_from_logs(energy_lo, energy_hi, log_lo, log_hi)
         return True
 
 
