@@ -86,6 +86,15 @@ def bin_counts(
     return counts.reshape(shape).astype(np.float32)
 
 
+#: FoV alignments of ``bkg_3d`` tables that :func:`background_cube` evaluates (RA/Dec axes).
+_RADEC = ("RADEC", "REVERSE_LON_RADEC")
+
+
+def _fov_alignment(bkg: xr.DataArray) -> str:
+    """How a ``bkg_3d`` table's FoV axes are aligned (GADF ``FOVALIGN``; RADEC if unsaid)."""
+    return bkg.attrs.get("fov_alignment", "RADEC")
+
+
 def pixel_offsets(
     grid: SkyGrid, pointing: tuple[float, float], bkg: xr.DataArray | None = None
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
@@ -109,8 +118,7 @@ def pixel_offsets(
     fov : (numpy.ndarray, numpy.ndarray) or None
         FoV longitude and latitude in deg (for ``background_cube(fov=...)``), or None.
     """
-    fov_table = bkg is not None and "fov_lon" in bkg.dims
-    radec = fov_table and bkg.attrs.get("fov_alignment", "RADEC") in ("RADEC", "REVERSE_LON_RADEC")
+    radec = bkg is not None and "offset" not in bkg.dims and _fov_alignment(bkg) in _RADEC
     if not (radec and grid.frame == "icrs"):
         return grid.separation_values(pointing, "icrs"), None
     fov_lon, fov_lat, offset = sky_to_fov_and_offset(
@@ -245,7 +253,7 @@ def background_cube(
     NotImplementedError
         For a ``bkg_3d`` aligned with ALTAZ (not supported yet).
     """
-    alignment = bkg.attrs.get("fov_alignment", "RADEC")
+    alignment = _fov_alignment(bkg)
     per_pixel = (pixel_solid_angle(grid.lat, grid.lon_step, grid.lat_step) * ontime)[:, None]
     out = np.empty((len(energy_edges) - 1, *grid.shape), dtype)
     integrate = partial(
@@ -258,7 +266,7 @@ def background_cube(
     )
     if "offset" in bkg.dims:
         return integrate(offset=offset)
-    if alignment in ("RADEC", "REVERSE_LON_RADEC"):
+    if alignment in _RADEC:
         if fov is not None:
             fov_lon, fov_lat = fov
         elif grid.frame == "icrs":  # lon along the columns, lat along the rows
