@@ -69,6 +69,26 @@ def test_importing_one_function_does_not_import_its_package_siblings():
     assert loaded == []
 
 
+def test_a_first_excess_map_loads_only_what_it_uses():
+    # the accessor imports gammaxr.estimators.excess_map: not the fitting code, scipy.stats
+    # (the butterflies), regions or scipy.optimize (the FoV fit): ~1 s a first call paid
+    loaded = _run(
+        "import sys, json\n"
+        "import numpy as np, xarray as xr, gammaxr\n"
+        "from gammaxr.geom import SkyGrid\n"
+        "grid = SkyGrid.from_center((0.0, 0.0), width=1.0, binsz=0.1, frame='galactic')\n"
+        "shape = grid.shape\n"
+        "ds = xr.Dataset({'counts': (('lat', 'lon'), np.ones(shape)),\n"
+        "                 'background': (('lat', 'lon'), np.ones(shape))},\n"
+        "                coords=grid.coords, attrs={'frame': 'galactic'})\n"
+        "ds.gamma.excess_map(0.2)\n"
+        "print(json.dumps(sorted({m for m in sys.modules if m.split('.')[0] == 'regions' or m in "
+        "('scipy.stats', 'scipy.optimize', 'iminuit', 'matplotlib', 'gammaxr.fit', "
+        "'gammaxr.estimators.butterfly')})))"
+    )
+    assert loaded == []
+
+
 def test_every_lazy_export_resolves_and_shadowing_functions_survive_submodule_imports():
     packages = _lazy_packages()
     assert {"gammaxr", "gammaxr.reduce", "gammaxr.io", "gammaxr.geom"} <= set(packages)

@@ -49,7 +49,6 @@ from gammaxr.estimators.smoothing import (
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.batch_threads import run_batches
 from gammaxr.geom.grid import SkyGrid
-from gammaxr.reduce.fov_background import exclusion_on_grid
 from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
 from gammaxr.reduce.stack import acceptance_off_keeping_alpha
 from gammaxr.stats import alpha_on_off, cash_error, counts_statistics, wstat_error
@@ -217,7 +216,9 @@ def _estimator_mask(ds: xr.Dataset, mask: Any) -> xr.DataArray:
     if mask is not None and mask is not True:
         if isinstance(mask, xr.DataArray) and "energy" in mask.dims:
             extra = mask.astype(bool)
-        else:
+        else:  # sky regions (imports regions)
+            from gammaxr.reduce.fov_background import exclusion_on_grid
+
             extra = exclusion_on_grid(ds, mask)
         out = out & extra
     return out.transpose(*ds["counts"].dims)

@@ -31,10 +31,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.optimize import brentq
 
 from gammaxr.geom.grid import SkyGrid
-from gammaxr.geom.regions import exclusion_mask
 
 __all__ = ["FOV_METHODS", "exclusion_on_grid", "fov_background", "fov_norms"]
 
@@ -67,6 +65,8 @@ def exclusion_on_grid(ds: xr.Dataset | xr.DataArray, exclusion: Any) -> xr.DataA
     if exclusion is None:
         return None
     if not isinstance(exclusion, xr.DataArray):
+        from gammaxr.geom.regions import exclusion_mask  # imports regions
+
         return exclusion_mask(SkyGrid.from_xarray(ds), exclusion)
     if set(exclusion.dims) != {"lat", "lon"}:
         raise ValueError(f"exclusion mask must have dims (lat, lon), got {exclusion.dims}")
@@ -113,6 +113,8 @@ def _fit_tilt(n_e: np.ndarray, b_e: np.ndarray, log_x: np.ndarray) -> tuple:
     lo, hi = mean_log_x(-TILT_MAX), mean_log_x(TILT_MAX)
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo * hi > 0:
         return _failure(f"tilt fit has no solution with |tilt| < {TILT_MAX}")
+    from scipy.optimize import brentq
+
     tilt = brentq(mean_log_x, -TILT_MAX, TILT_MAX, xtol=1e-10)
     weights = np.exp(-tilt * log_x)
     norm = n_tot / float(b_e @ weights)
