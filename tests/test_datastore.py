@@ -15,6 +15,7 @@ from astropy.table import Table
 
 from gammaxr import DataStore, open_datastore
 from gammaxr.data import event_offsets, events_in_gti, gti_mask, select_events_time
+from gammaxr.data.observation import times_in_gti
 from gammaxr.io import gadf
 from gammaxr.io.errors import HDUNotFoundError, ObsIdNotFoundError
 
@@ -261,6 +262,13 @@ def test_gti_mask_overlapping_unsorted_intervals():
     assert gti_mask(t, gti).values.tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 0]
     ev = xr.Dataset({"time": t})
     assert events_in_gti(ev, gti).sizes["event"] == 5
+    # the numpy form the reduction uses: the same mask, widened by a tolerance, and all
+    # false without intervals
+    np.testing.assert_array_equal(times_in_gti(t.values, gti), gti_mask(t, gti).values)
+    assert times_in_gti(t.values, gti, tolerance=0.5).tolist() == [0, 1, 1, 1, 1, 0, 1, 1, 1]
+    assert times_in_gti(t.values.reshape(3, 3), gti).shape == (3, 3)
+    empty = gti.isel(gti=slice(0, 0))
+    assert not times_in_gti(t.values, empty).any()
 
 
 @pytest.mark.hess

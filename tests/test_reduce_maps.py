@@ -109,6 +109,41 @@ def test_fill_missing_along_energy_matches_log_interpolation():
     np.testing.assert_array_equal(bkg.values, values)  # input untouched
 
 
+@pytest.mark.parametrize(
+    "dims", [("energy", "fov_lon", "fov_lat"), ("fov_lon", "energy", "fov_lat")]
+)
+def test_fill_missing_along_energy_any_axis_keeps_coords_and_unfillable_columns(dims):
+    rng = np.random.default_rng(3)
+    values = rng.uniform(1, 2, (6, 4, 3))  # energy first, moved below where dims say
+    values[0] = 0  # lowest and highest energies missing everywhere: nothing to fill there
+    values[-1] = np.inf
+    values[2:4, 1, 2] = 0  # one interior gap of two bins
+    values[:, 3, 0] = 0  # a column with nothing valid
+    axis = dims.index("energy")
+    bkg = xr.DataArray(
+        np.moveaxis(values, 0, axis),
+        dims=dims,
+        coords={"energy": ("energy", np.arange(6.0), {"units": "TeV"})},
+        attrs={"units": "s-1 MeV-1 sr-1"},
+        name="bkg",
+    )
+    out = fill_missing_along_energy(bkg)
+    filled = np.moveaxis(out.values, axis, 0)
+    expected = values.copy()
+    log_lo, log_hi = np.log(values[1, 1, 2]), np.log(values[4, 1, 2])
+    expected[2, 1, 2] = np.exp(2 / 3 * log_lo + 1 / 3 * log_hi)
+    expected[3, 1, 2] = np.exp(1 / 3 * log_lo + 2 / 3 * log_hi)
+    np.testing.assert_allclose(filled, expected, rtol=1e-14)
+    assert out.dims == dims and out.name == "bkg" and out.attrs == bkg.attrs
+    assert out.coords["energy"].attrs == {"units": "TeV"}
+    out.attrs["units"] = "changed"  # the result's attrs are its own
+    assert bkg.attrs["units"] == "s-1 MeV-1 sr-1"
+    # no interior gap anywhere: the input itself comes back
+    values[2:4, 1, 2] = 1.0
+    untouched = xr.DataArray(values, dims=("energy", "fov_lon", "fov_lat"))
+    assert fill_missing_along_energy(untouched) is untouched
+
+
 def test_fill_missing_power_law_gap_is_exact():
     energy = np.geomspace(0.1, 10, 9)
     rate = energy**-2.5

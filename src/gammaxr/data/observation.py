@@ -23,7 +23,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
+from functools import cached_property, partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ from astropy import units as u
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
 
+from gammaxr._dataarrays import with_attrs
 from gammaxr.data.obs_row import ObsTableRow
 from gammaxr.io.errors import DL3Error, HDUNotFoundError, UnknownHDUClassError
 from gammaxr.io.gadf import (
@@ -54,6 +55,7 @@ __all__ = [
     "pointing_radec",
     "read_observations",
     "select_events_time",
+    "times_in_gti",
 ]
 
 #: HDU types an observation exposes as attributes, in reading order.
@@ -278,7 +280,7 @@ class Observation:
         if "fov_lon" in bkg.dims and declared is not None:
             alignment = legacy_fov_alignment(self.meta, declared, bkg.attrs.get("creator", ""))
             if alignment != declared:
-                bkg = bkg.assign_attrs(fov_alignment=alignment)
+                bkg = with_attrs(bkg, fov_alignment=alignment)
         return bkg
 
     # ------------------------------------------------------------------ snapshot
@@ -553,19 +555,40 @@ def gti_mask(time: xr.DataArray, gti: xr.Dataset, tolerance: float = 0.0) -> xr.
     xarray.DataArray of bool
         Same dims as ``time``.
     """
+    inside = partial(times_in_gti, gti=gti, tolerance=tolerance)
+    return xr.apply_ufunc(inside, time, dask="parallelized", output_dtypes=[bool]).rename("in_gti")
+
+
+def times_in_gti(time: np.ndarray, gti: xr.Dataset, tolerance: float = 0.0) -> np.ndarray:
+    """:func:`gti_mask` of a numpy array of times (no DataArray made: the per-run reduction
+    selects its events with it).
+
+    Parameters
+    ----------
+    time : numpy.ndarray
+        Times in s MET, any shape.
+    gti : xarray.Dataset
+        ``start`` and ``stop`` along dim ``gti`` (in memory), in s MET, same reference.
+    tolerance : float
+        Seconds by which each interval is widened on both sides.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Shape of ``time``.
+    """
+    time = np.asarray(time)
     start = np.asarray(gti["start"].values, dtype=float) - tolerance
     stop = np.asarray(gti["stop"].values, dtype=float) + tolerance
+    if not stop.size:
+        return np.zeros(time.shape, bool)
     order = np.argsort(start, kind="stable")
     start, stop = start[order], stop[order]
     # overlapping intervals: a time is inside if it is before the running max of the stops
-    stop = np.maximum.accumulate(stop) if stop.size else stop
-
-    def _inside(t: np.ndarray) -> np.ndarray:
-        idx = np.searchsorted(start, t, side="right") - 1
-        ok = idx >= 0
-        return ok & (t < stop[np.where(ok, idx, 0)]) if stop.size else np.zeros(t.shape, bool)
-
-    return xr.apply_ufunc(_inside, time, dask="parallelized", output_dtypes=[bool]).rename("in_gti")
+    stop = np.maximum.accumulate(stop)
+    idx = np.searchsorted(start, time, side="right") - 1
+    ok = idx >= 0
+    return ok & (time < stop[np.where(ok, idx, 0)])
 
 
 def events_in_gti(events: xr.Dataset, gti: xr.Dataset, tolerance: float = 0.0) -> xr.Dataset:
@@ -587,7 +610,7 @@ def events_in_gti(events: xr.Dataset, gti: xr.Dataset, tolerance: float = 0.0) -
     xarray.Dataset
         The selected events (a new Dataset).
     """
-    inside = np.asarray(gti_mask(events["time"], gti, tolerance).values)
+    inside = times_in_gti(events["time"].values, gti, tolerance)
     if inside.all():  # as a whole run in its GTIs is: no copy of every column to make
         return events.copy(deep=False)
     return events.isel(event=inside)

@@ -12,6 +12,7 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
+from gammaxr._dataarrays import with_values
 from gammaxr.geom.fov import sky_to_fov, sky_to_fov_and_offset
 from gammaxr.geom.grid import SkyGrid, pixel_solid_angle, transform_lonlat
 from gammaxr.irf import (
@@ -181,24 +182,39 @@ def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
         A new table; the input is not modified.
     """
     axis = bkg.dims.index("energy")
-    values = np.moveaxis(np.asarray(bkg.values, dtype=float), axis, -1)
+    values = np.asarray(bkg.values, dtype=float)
     missing = ~np.isfinite(values) | (values == 0)
-    if not missing.any():
+    # energy first, one column per spatial bin (views when energy is the first axis, as in
+    # the tables read from files); only the columns with a gap between valid entries can
+    # be filled (tables miss their lowest and highest energies in most columns)
+    by_energy = np.moveaxis(values, axis, 0)
+    n, spatial = by_energy.shape[0], by_energy.shape[1:]
+    missing = np.moveaxis(missing, axis, 0).reshape(n, -1)
+    valid = ~missing
+    first, last = valid.argmax(axis=0), n - 1 - valid[::-1].argmax(axis=0)
+    count = np.count_nonzero(valid, axis=0)
+    columns = np.flatnonzero((count > 0) & (count < last - first + 1))
+    if not columns.size:
         return bkg
-    n = values.shape[-1]
-    index = np.arange(n)
-    # nearest valid entry below and above each entry along energy
-    below = np.maximum.accumulate(np.where(missing, -1, index), axis=-1)
-    above = np.minimum.accumulate(np.where(missing, n, index)[..., ::-1], axis=-1)[..., ::-1]
-    at = np.nonzero(missing & (below >= 0) & (above < n))  # the entries to fill
-    if not at[0].size:
+    missing = missing[:, columns]
+    index = np.arange(n)[:, None]
+    # nearest valid entry below and above each entry along energy: a running max / min
+    # over the energy bins, a row of columns at a time
+    below, above = np.where(missing, -1, index), np.where(missing, n, index)
+    for i in range(1, n):
+        np.maximum(below[i - 1], below[i], out=below[i])
+        np.minimum(above[n - i], above[n - i - 1], out=above[n - i - 1])
+    energy, column = np.nonzero(missing & (below >= 0) & (above < n))  # the entries to fill
+    if not energy.size:
         return bkg
-    lo, hi = below[at], above[at]
-    t = (at[-1] - lo) / (hi - lo)
-    log_lo, log_hi = np.log(values[(*at[:-1], lo)]), np.log(values[(*at[:-1], hi)])
+    lo, hi = below[energy, column], above[energy, column]
+    t = (energy - lo) / (hi - lo)
+    where = np.unravel_index(columns[column], spatial)
+    log_lo = np.log(by_energy[(lo, *where)])
+    log_hi = np.log(by_energy[(hi, *where)])
     out = values.copy()
-    out[at] = np.exp((1 - t) * log_lo + t * log_hi)
-    return bkg.copy(data=np.moveaxis(out, -1, axis))
+    np.moveaxis(out, axis, 0)[(energy, *where)] = np.exp((1 - t) * log_lo + t * log_hi)
+    return with_values(bkg, out)
 
 
 def background_cube(
