@@ -677,6 +677,8 @@ def _freeze(value: Any) -> Any:
         variables += [*value.variables.values()] if isinstance(value, xr.Dataset) else []
         variables += [*value.coords.variables.values()]  # Variables: no DataArray built
         for var in variables:
+            if isinstance(var, xr.IndexVariable):  # values held by a pandas index, and
+                continue  # ``.data`` would convert them to a new array each time
             data = var.data
             if isinstance(data, np.ndarray):
                 data.flags.writeable = False

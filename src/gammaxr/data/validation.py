@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import xarray as xr
@@ -197,6 +198,14 @@ def _irf_arrays(irf: xr.DataArray | xr.Dataset) -> Iterable[tuple[str, xr.DataAr
     return [(str(irf.name or "values"), irf)]
 
 
+@lru_cache(maxsize=256)
+def _increasing(values: bytes) -> bool:
+    """Whether float64 axis values (their bytes) are finite and strictly increasing; memoised:
+    the runs of a release share their IRF binnings, so each is checked once."""
+    axis = np.frombuffer(values)
+    return bool(np.all(np.isfinite(axis)) and np.all(np.diff(axis) > 0))
+
+
 def _irf(c: _Checker, hdu_type: str) -> None:
     """IRF values finite and not negative (beyond noise), axes increasing, aeff not all zero."""
     irf = c.obs.get(hdu_type)
@@ -204,7 +213,7 @@ def _irf(c: _Checker, hdu_type: str) -> None:
     for dim in irf.dims:
         if dim in coords and coords[dim].size > 1:
             values = np.asarray(coords[dim].values, float)
-            if not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
+            if not _increasing(values.tobytes()):
                 raise c.fail(hdu_type, f"axis {dim!r} is not increasing: {values}", "irf")
     for name, arr in _irf_arrays(irf):
         values = np.asarray(arr.values)

@@ -129,10 +129,11 @@ def _data_dims(irf_class: str, axes: list[tuple[str, dict]], stored_shape=None) 
     return column_order
 
 
-def _data_column(table: FitsTable, name: str, axes: list[tuple[str, dict]], dims) -> np.ndarray:
+def _data_column(cell: np.ndarray, axes: list[tuple[str, dict]], dims) -> np.ndarray:
+    """The table's data cell (its one row) as float64, shaped as the axes ``dims``."""
     sizes = {d: len(c[d]) for d, c in axes}
     shape = tuple(sizes[d] for d in dims)
-    data = np.asarray(table.column(name)[0], dtype=float)
+    data = np.asarray(cell, dtype=float)
     if data.shape != shape:
         data = data.reshape(shape)
     return data
@@ -203,9 +204,9 @@ def _read_tabulated(table: FitsTable, irf_class, axes, attrs) -> xr.DataArray:
         raise DL3Error(
             f"{attrs['source']}: {irf_class} table has axes {found}, expected {list(dims)}"
         )
-    stored_shape = np.shape(table.column(column)[0])
-    data_dims = _data_dims(irf_class, axes, stored_shape)
-    data = _data_column(table, column, axes, data_dims)
+    cell = table.column(column)[0]  # read (and byte-swapped) once
+    data_dims = _data_dims(irf_class, axes, cell.shape)
+    data = _data_column(cell, axes, data_dims)
     unit = unit_string(table.get_column(column).unit)
     if irf_class.startswith("bkg") and unit:
         # normalise to the GADF rate unit so downstream code can rely on it
@@ -286,7 +287,7 @@ def _read_psf_3gauss(table: FitsTable, axes, attrs) -> xr.Dataset:
     order = [data_dims.index(d) for d in dims]
     variables = {}
     for param in _PSF_3GAUSS_PARAMS:
-        data = _data_column(table, param, axes, data_dims).transpose(order)
+        data = _data_column(table.column(param)[0], axes, data_dims).transpose(order)
         units = unit_string(table.get_column(param).unit)
         variables[param.lower()] = xr.Variable(dims, data, {"units": units})
     return xr.Dataset(variables, coords=coords, attrs=attrs)
