@@ -500,6 +500,37 @@ def test_fits_structure_reads_values_and_refuses_the_rest():
             table_layout({**table, **bad})
 
 
+def test_parse_header_gives_the_same_cards_and_errors_every_time():
+    # cards are memoised by their text: a header read again (as every file of a release
+    # repeats most cards) gives equal cards, and a card refused is refused every time
+    from gammaxr.io.fits_structure import Unsupported, parse_header
+
+    def header(*cards: str) -> bytes:
+        text = "".join(card.ljust(80) for card in (*cards, "END"))
+        return text.ljust(2880 * (len(text) // 2880 + 1)).encode("ascii")
+
+    raw = header(
+        "SIMPLE  =                    T",
+        "TTYPE1  = 'ENERGY  '           / energy",
+        "NAXIS2  =                 1234",
+        "COMMENT a comment = with an equals sign",
+        "EMPTY   =",
+    )
+    expected = [
+        ("SIMPLE", True),
+        ("TTYPE1", "ENERGY"),
+        ("NAXIS2", 1234),
+        ("COMMENT", "a comment = with an equals sign"),
+        ("EMPTY", None),
+    ]
+    for _ in range(2):
+        assert parse_header(raw, 0) == (expected, 2880)
+    for bad, reason in (("CONTINUE  'more'", "CONTINUE"), ("X       = (1.0, 2.0)", "X:")):
+        for _ in range(2):
+            with pytest.raises(Unsupported, match=reason):
+                parse_header(header("SIMPLE  =                    T", bad), 0)
+
+
 @pytest.mark.parametrize("inflater", ["isal", "zlib"])
 def test_gunzip_checks_the_trailer_and_reads_every_member(tmp_path, monkeypatch, inflater):
     from gammaxr.io.fits_backend import _read_content
