@@ -295,7 +295,27 @@ def table_layout(header: dict[str, Any]) -> TableLayout:
         columns (``TSCALn``/``TZEROn``), unnamed or empty (repeat 0) columns, or column widths that do not add up to
         ``NAXIS1``.
     """
-    width, nrows = _integer(header, "NAXIS1"), _integer(header, "NAXIS2")
+    nrows = _integer(header, "NAXIS2")
+    # memoised by the keywords that make the row (not the number of rows): the files of a
+    # release repeat their tables' columns
+    key = tuple(
+        (k, v)
+        for k, v in header.items()
+        if k in _ROW_KEYWORDS or k.rstrip("0123456789") in _COLUMN_KEYWORDS
+    )
+    return _row_layout(key)._replace(nrows=nrows)
+
+
+#: The keywords a table's row layout depends on (``_COLUMN_KEYWORDS``: with the column number).
+_ROW_KEYWORDS = frozenset(("NAXIS1", "TFIELDS"))
+_COLUMN_KEYWORDS = frozenset(("TTYPE", "TFORM", "TDIM", "TUNIT", "TSCAL", "TZERO"))
+
+
+@lru_cache(maxsize=256)
+def _row_layout(keywords: tuple[tuple[str, Any], ...]) -> TableLayout:
+    """:func:`table_layout` of the row keywords ``keywords`` (``nrows`` 0)."""
+    header = dict(keywords)
+    width = _integer(header, "NAXIS1")
     names, formats, offsets, cells, units = [], [], [], [], []
     offset = 0
     for i in range(1, _integer(header, "TFIELDS") + 1):
@@ -336,4 +356,4 @@ def table_layout(header: dict[str, Any]) -> TableLayout:
     if len({n.strip().upper() for n in names}) != len(names):
         raise Unsupported("two columns of the same name")
     row = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": width})
-    return TableLayout(row, tuple(names), tuple(cells), tuple(units), nrows)
+    return TableLayout(row, tuple(names), tuple(cells), tuple(units), 0)
