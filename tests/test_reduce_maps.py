@@ -151,6 +151,8 @@ def test_fill_missing_power_law_gap_is_exact():
     gapped[3:5] = 0
     out = fill_missing_along_energy(xr.DataArray(gapped[:, None], dims=("energy", "offset")))
     np.testing.assert_allclose(out.values[:, 0], rate, rtol=1e-12)
+    spectrum = fill_missing_along_energy(xr.DataArray(gapped, dims=("energy",)))  # 1D too
+    np.testing.assert_allclose(spectrum.values, rate, rtol=1e-12)
 
 
 def test_safe_mask_combinations():

@@ -209,7 +209,7 @@ def fill_missing_along_energy(bkg: xr.DataArray) -> xr.DataArray:
         return bkg
     lo, hi = below[energy, column], above[energy, column]
     t = (energy - lo) / (hi - lo)
-    where = np.unravel_index(columns[column], spatial)
+    where = np.unravel_index(columns[column], spatial) if spatial else ()  # 1D: energy only
     log_lo = np.log(by_energy[(lo, *where)])
     log_hi = np.log(by_energy[(hi, *where)])
     out = values.copy()
