@@ -283,13 +283,13 @@ def background_cube(
     if "offset" in bkg.dims:
         return integrate(offset=offset)
     if alignment in _RADEC:
-        if fov is not None:
-            fov_lon, fov_lat = fov
-        elif grid.frame == "icrs":  # lon along the columns, lat along the rows
-            fov_lon, fov_lat = sky_to_fov(grid.lon[None, :], grid.lat[:, None], *pointing)
-        else:
-            ra, dec = transform_lonlat(*np.meshgrid(grid.lon, grid.lat), grid.frame, "icrs")
-            fov_lon, fov_lat = sky_to_fov(ra, dec, *pointing)
+        if fov is None:
+            if grid.frame == "icrs":  # lon along the columns, lat along the rows
+                ra, dec = grid.lon[None, :], grid.lat[:, None]
+            else:
+                ra, dec = transform_lonlat(*np.meshgrid(grid.lon, grid.lat), grid.frame, "icrs")
+            fov = sky_to_fov(ra, dec, *pointing)
+        fov_lon, fov_lat = fov
         if alignment == "REVERSE_LON_RADEC":
             fov_lon = -fov_lon
         return integrate(fov_lon=fov_lon, fov_lat=fov_lat)
