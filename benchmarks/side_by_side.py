@@ -36,7 +36,9 @@ the 1-minute load average is printed, since the figures depend on what else the 
 The correlation stages of ``msh`` take a few ms to a second: with ``--calls K`` each is called
 K times in a row in every round (in both libraries) and the fastest call is kept, the figure
 of a warm process (memory already mapped, caches and thread pools warm); the default 1 is
-one cold call after the other stages, as a script that makes one map would see it.
+one cold call after the other stages, as a script that makes one map would see it (each
+gammaxr round starts without the result buffers an earlier round left for reuse,
+:func:`gammaxr.memory.drop_kept_buffers`).
 CPU seconds (``time.process_time``, all threads of the process) are printed too: on a loaded
 machine they are the steadier measure of the work done, while the wall seconds (on a quiet
 machine) are what a user waits for.
@@ -58,6 +60,7 @@ from stage_timer import Stages
 from gammaxr.data import open_datastore
 from gammaxr.estimators.smoothing import convolve_sky_maps, gauss_kernel
 from gammaxr.geom import SkyGrid
+from gammaxr.memory import drop_kept_buffers
 from gammaxr.reduce.cluster import WORKER_MALLOC_ENV, keep_freed_memory
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs
@@ -170,6 +173,10 @@ def keep_best(best: dict, new: dict | None) -> dict:
 
 
 def run_gammaxr(data_dir: Path, reference: Path, workloads: list[str], calls: int) -> dict:
+    """One round of gammaxr's workloads. The round starts without the buffers that the
+    rounds before it left for reuse (:mod:`gammaxr.memory`): its first correlation of a
+    size is cold, as in a new process."""
+    drop_kept_buffers()
     return {name: WORKLOADS[name](data_dir, reference, calls) for name in workloads}
 
 

@@ -49,6 +49,7 @@ from gammaxr.estimators.smoothing import (
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.batch_threads import run_batches
 from gammaxr.geom.grid import SkyGrid
+from gammaxr.memory import result_array
 from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
 from gammaxr.reduce.stack import acceptance_off_keeping_alpha
 from gammaxr.stats import alpha_on_off, cash_error, counts_statistics, wstat_error
@@ -150,7 +151,7 @@ def _weighted_along_axis(values: np.ndarray, weights: np.ndarray, axis: int) -> 
     numpy.ndarray of float64
         ``values``' shape with ``n_energy`` at ``axis``.
     """
-    out = np.empty((*values.shape[:axis], weights.shape[0], *values.shape[axis + 1 :]))
+    out = result_array((*values.shape[:axis], weights.shape[0], *values.shape[axis + 1 :]))
     first_in, first_out = np.moveaxis(values, axis, 0), np.moveaxis(out, axis, 0)  # views
     for index in np.ndindex(*first_in.shape[1:-2]):  # each run (or other entry)
         where = (slice(None), *index)
@@ -639,7 +640,9 @@ def _products_in_blocks(
     if len(blocks) < 2:
         return _products(arrays, inputs=inputs, **options)
     in_place, names = _written_in_place(arrays, shape, inputs, options)
-    out = {name: arrays[in_place[name]] if name in in_place else np.empty(shape) for name in names}
+    out = {
+        name: arrays[in_place[name]] if name in in_place else result_array(shape) for name in names
+    }
     floating_point = np.geterr()  # the caller's, for the threads (numpy's is per thread)
 
     def run_block(number: int) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 import scipy.fft
 
 from gammaxr.geom.batch_threads import run_batches
+from gammaxr.memory import result_array
 
 __all__ = [
     "BAND_BLOCK",
@@ -534,7 +535,7 @@ class _RowRunBatches:
 
     def output(self, n_planes: int) -> np.ndarray:
         """The output, ``(n_planes, n_lat, n_lon)``, C order."""
-        self._out = np.empty((n_planes, self.n_lat, self.n_lon))
+        self._out = result_array((n_planes, self.n_lat, self.n_lon))
         return self._out
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -612,7 +613,7 @@ class _SeparableBatches:
 
     def output(self, n_planes: int) -> np.ndarray:
         """The output, ``(n_planes, n_lat, n_lon)`` seen, lat-major in memory."""
-        self._out = np.empty((self.n_lat, n_planes, self.n_lon))
+        self._out = result_array((self.n_lat, n_planes, self.n_lon))
         return np.moveaxis(self._out, 0, 1)
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -663,7 +664,7 @@ class _FFTBatches:
 
     def output(self, n_planes: int) -> np.ndarray:
         """The output, ``(n_planes, n_lat, n_lon)``, C order."""
-        self._out = np.empty((n_planes, self.n_lat, self.n_lon))
+        self._out = result_array((n_planes, self.n_lat, self.n_lon))
         return self._out
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:

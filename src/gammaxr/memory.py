@@ -1,0 +1,162 @@
+"""Memory for large results: 4 kB pages, and the buffers of dropped results used again.
+
+numpy asks the kernel for transparent huge pages (2 MB) for every array of 4 MB or more.
+That pays where memory is reused at once: one page fault per 2 MB instead of 512. But on a
+virtual machine whose guest hands free memory back to the host (virtio-balloon free page
+reporting, which reports free blocks of 2 MB and more once they have been free for a few
+seconds), fresh huge pages are mostly such blocks, and the host must fault each one in
+again at the first touch: about 2 ms a MB, against 0.4 ms a MB in 4 kB pages, which the
+kernel takes from the free memory it has not reported (``benchmarks/cold_costs.py``
+measures both on the machine it runs on). A notebook cell or script that makes a few
+hundred MB of maps after a pause would pay the first figure each time.
+
+The large results of the correlations (the convolved maps, the excess-map products, the
+reference exposure) are therefore made by :func:`result_array`:
+
+- in 4 kB pages (an anonymous memory map with ``MADV_NOHUGEPAGE``), so that a first call
+  pays a fifth of what fresh memory costs in huge pages after a pause;
+- and when all the arrays on a result's buffer are gone, the buffer is kept, up to
+  :data:`KEPT_RESULT_BYTES` in all, for the next result of its size: a call that follows
+  another touches no fresh memory at all (numpy's huge pages would cost 0.1 ms a MB even
+  then). The kept buffers are part of the process's resident memory until reused or
+  dropped (:func:`drop_kept_buffers`).
+
+Only arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` take this path (smaller ones are
+``numpy.empty``, from the heap), and only on Linux; elsewhere every array is
+``numpy.empty``. A buffer taken again holds the values of the result it held: callers
+write every element, as they must after ``numpy.empty``.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import threading
+import weakref
+
+import numpy as np
+
+__all__ = [
+    "KEPT_RESULT_BYTES",
+    "RESULT_BUFFER_MIN_BYTES",
+    "drop_kept_buffers",
+    "kept_buffer_bytes",
+    "result_array",
+]
+
+#: Arrays below this size are ``numpy.empty`` (numpy asks for huge pages from 4 MB on).
+RESULT_BUFFER_MIN_BYTES = 4 * 2**20
+
+
+def _physical_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+#: The most memory kept in dropped results' buffers: 1 GiB, or an eighth of the machine's
+#: memory where that is less.
+KEPT_RESULT_BYTES = min(2**30, (_physical_memory_bytes() or 2**33) // 8)
+
+_ANONYMOUS = getattr(mmap, "MAP_ANONYMOUS", None)
+_NO_HUGE_PAGES = getattr(mmap, "MADV_NOHUGEPAGE", None)
+_SMALL_PAGES = _ANONYMOUS is not None and _NO_HUGE_PAGES is not None
+
+#: Buffers whose arrays are gone, oldest first; guarded by ``_lock``.
+_kept: list[mmap.mmap] = []
+_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: a lock of its own (the parent's may have been held by another
+    thread at the fork) and no kept buffers (the parent's, copied on write)."""
+    global _lock
+    _lock = threading.Lock()
+    _kept.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def result_array(shape: tuple[int, ...], dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """A new, writeable, C-contiguous array for a large result.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the array.
+    dtype : numpy.dtype
+        Its data type (default float64).
+
+    Returns
+    -------
+    numpy.ndarray
+        Contents undefined, as of ``numpy.empty``: the caller writes every element. From
+        :data:`RESULT_BUFFER_MIN_BYTES` on (Linux), the array is on a buffer of its own in
+        4 kB pages, a kept one of its size if there is one; the buffer is kept for the next
+        result when the array and all its views are gone.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < RESULT_BUFFER_MIN_BYTES or not _SMALL_PAGES:
+        return np.empty(shape, dtype)
+    buffer = _take_kept(nbytes)
+    if buffer is None:
+        buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
+        buffer.madvise(_NO_HUGE_PAGES)
+    array = np.frombuffer(buffer, dtype=dtype, count=math.prod(shape)).reshape(shape)
+    # the array made by frombuffer is the base of every view: keep the buffer when it dies
+    finalizer = weakref.finalize(array.base, _keep, buffer)
+    finalizer.atexit = False
+    return array
+
+
+def _take_kept(nbytes: int) -> mmap.mmap | None:
+    """The smallest kept buffer of ``nbytes`` to twice that (removed from the kept ones)."""
+    with _lock:
+        fitting = [b for b in _kept if nbytes <= len(b) <= 2 * nbytes]
+        if not fitting:
+            return None
+        buffer = min(fitting, key=len)
+        _kept.remove(buffer)
+        return buffer
+
+
+def _keep(buffer: mmap.mmap) -> None:
+    """Keep ``buffer`` (its arrays are gone) for a later result, the oldest kept ones
+    dropped to stay within :data:`KEPT_RESULT_BYTES`. Called by a finalizer, from whatever
+    thread let go of the last array: if another thread holds the lock, the buffer is
+    dropped (unmapped) rather than waited for."""
+    if len(buffer) > KEPT_RESULT_BYTES or not _lock.acquire(blocking=False):
+        return
+    try:
+        total = sum(len(b) for b in _kept) + len(buffer)
+        while _kept and total > KEPT_RESULT_BYTES:
+            total -= len(_kept.pop(0))
+        _kept.append(buffer)
+    finally:
+        _lock.release()
+
+
+def kept_buffer_bytes() -> int:
+    """Bytes held in kept buffers of dropped results (the memory :func:`result_array` may
+    give again)."""
+    with _lock:
+        return sum(len(b) for b in _kept)
+
+
+def drop_kept_buffers() -> int:
+    """Give the kept buffers back to the system.
+
+    Returns
+    -------
+    int
+        The bytes given back.
+    """
+    with _lock:
+        dropped = sum(len(b) for b in _kept)
+        _kept.clear()
+    return dropped

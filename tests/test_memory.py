@@ -1,0 +1,197 @@
+"""gammaxr.memory: large results in 4 kB pages, buffers of dropped results used again."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gammaxr import memory
+from gammaxr.memory import (
+    RESULT_BUFFER_MIN_BYTES,
+    drop_kept_buffers,
+    kept_buffer_bytes,
+    result_array,
+)
+
+LINUX = sys.platform.startswith("linux")
+needs_linux = pytest.mark.skipif(not LINUX, reason="anonymous memory maps with madvise: Linux")
+
+LARGE = (RESULT_BUFFER_MIN_BYTES // 8 // 1000 + 1, 1000)  # float64, just above the threshold
+
+
+@pytest.fixture(autouse=True)
+def no_kept_buffers():
+    drop_kept_buffers()
+    yield
+    drop_kept_buffers()
+
+
+def address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def test_small_arrays_are_numpys_own():
+    array = result_array((10, 20), np.float32)
+    assert array.shape == (10, 20) and array.dtype == np.float32
+    assert array.flags.owndata and array.flags.writeable
+
+
+@needs_linux
+def test_large_array_is_writeable_c_contiguous_of_the_shape_and_dtype():
+    array = result_array(LARGE)
+    assert array.shape == LARGE and array.dtype == np.float64
+    assert array.flags.c_contiguous and array.flags.writeable
+    array[...] = 2.5
+    assert float(array.sum()) == 2.5 * array.size
+    ints = result_array((3, RESULT_BUFFER_MIN_BYTES // 4), np.int32)
+    assert ints.dtype == np.int32 and ints.shape == (3, RESULT_BUFFER_MIN_BYTES // 4)
+
+
+@needs_linux
+def test_large_array_is_mapped_in_small_pages():
+    """The kernel marks the array's mapping ``nh`` (MADV_NOHUGEPAGE) in its VmFlags."""
+    array = result_array(LARGE)
+    array[...] = 1.0
+    start = address(array)
+    with open("/proc/self/smaps") as smaps:
+        lines = smaps.read().splitlines()
+    flags = None
+    for i, line in enumerate(lines):
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            if lo <= start < hi:
+                flags = next(s for s in lines[i + 1 :] if s.startswith("VmFlags:"))
+                break
+    assert flags is not None, "the array's mapping is not in /proc/self/smaps"
+    assert " nh" in flags
+
+
+@needs_linux
+def test_buffer_is_kept_when_the_last_view_goes_and_given_again():
+    array = result_array(LARGE)
+    where = address(array)
+    view = array[1:]
+    del array
+    gc.collect()
+    assert kept_buffer_bytes() == 0  # a view still uses it
+    del view
+    gc.collect()
+    assert kept_buffer_bytes() == LARGE[0] * LARGE[1] * 8
+    again = result_array(LARGE)
+    assert address(again) == where
+    assert kept_buffer_bytes() == 0
+    other = result_array(LARGE)  # none kept any more: a new buffer
+    assert address(other) != where
+
+
+@needs_linux
+def test_kept_buffer_serves_sizes_down_to_half_its_own():
+    big = result_array((4 * LARGE[0], LARGE[1]))
+    where = address(big)
+    del big
+    gc.collect()
+    quarter = result_array(LARGE)  # a quarter of the buffer: a new one
+    assert address(quarter) != where
+    half = result_array((2 * LARGE[0], LARGE[1]))
+    assert address(half) == where
+    assert kept_buffer_bytes() == 0
+
+
+@needs_linux
+def test_kept_bytes_stay_within_the_limit(monkeypatch):
+    nbytes = LARGE[0] * LARGE[1] * 8
+    monkeypatch.setattr(memory, "KEPT_RESULT_BYTES", 2 * nbytes)
+    first, second, third = (result_array(LARGE) for _ in range(3))
+    addresses = [address(a) for a in (first, second, third)]
+    del first
+    del second
+    del third
+    gc.collect()
+    assert kept_buffer_bytes() == 2 * nbytes  # the first dropped is let go
+    held = [result_array(LARGE) for _ in range(2)]
+    assert sorted(address(a) for a in held) == sorted(addresses[1:])
+    too_big = result_array((3 * LARGE[0], LARGE[1]))
+    del too_big
+    gc.collect()
+    assert kept_buffer_bytes() == 0  # a buffer over the limit is never kept
+
+
+@needs_linux
+def test_drop_kept_buffers_gives_them_back():
+    arrays = [result_array(LARGE) for _ in range(2)]
+    del arrays
+    gc.collect()
+    kept = kept_buffer_bytes()
+    assert kept == 2 * LARGE[0] * LARGE[1] * 8
+    assert drop_kept_buffers() == kept
+    assert kept_buffer_bytes() == 0
+
+
+@needs_linux
+def test_threads_taking_and_dropping_buffers_keep_their_own_values():
+    errors = []
+
+    def work(value: float) -> None:
+        for _ in range(20):
+            array = result_array(LARGE)
+            array[...] = value
+            if not np.all(array == value):
+                errors.append(value)
+            del array
+
+    threads = [threading.Thread(target=work, args=(float(i),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert kept_buffer_bytes() <= memory.KEPT_RESULT_BYTES
+
+
+@needs_linux
+def test_excess_maps_on_kept_buffers_equal_the_first(monkeypatch):
+    """An excess map whose outputs and sums are large results, made again on the kept
+    buffers of the first (which hold its values), equals it; so does one made while the
+    first is still alive (on new buffers)."""
+    import importlib
+
+    from gammaxr.estimators import excess_map
+
+    excess_map_module = importlib.import_module("gammaxr.estimators.excess_map")
+
+    monkeypatch.setattr(memory, "RESULT_BUFFER_MIN_BYTES", 64 * 1024)
+    # the statistics block by block, into result arrays, as on large maps
+    monkeypatch.setattr(excess_map_module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1000)
+    monkeypatch.setattr(excess_map_module, "PRODUCTS_BLOCK_PIXELS", 4096)
+    rng = np.random.default_rng(3)
+    shape = (4, 3, 60, 60)  # 86 kB a float64 map
+    counts = rng.poisson(2.0, shape).astype(np.float32)
+    background = np.full(shape, 1.8, dtype=np.float32)
+    ds = xr.Dataset(
+        {
+            "counts": (("obs_id", "energy", "lat", "lon"), counts),
+            "background": (("obs_id", "energy", "lat", "lon"), background),
+        },
+        coords={
+            "obs_id": np.arange(4),
+            "energy": [1.0, 2.0, 4.0],
+            "lat": np.linspace(-0.59, 0.59, 60),
+            "lon": np.linspace(-0.59, 0.59, 60),
+        },
+        attrs={"frame": "icrs"},
+    )
+    first = excess_map(ds, 0.1, metric="pixel")
+    while_alive = excess_map(ds, 0.1, metric="pixel")
+    xr.testing.assert_identical(first, while_alive)
+    expected = first.copy(deep=True)
+    del first, while_alive
+    gc.collect()
+    assert kept_buffer_bytes() > 0
+    again = excess_map(ds, 0.1, metric="pixel")
+    xr.testing.assert_identical(again, expected)
