@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
 import sys
 import threading
 
@@ -195,3 +197,35 @@ def test_excess_maps_on_kept_buffers_equal_the_first(monkeypatch):
     assert kept_buffer_bytes() > 0
     again = excess_map(ds, 0.1, metric="pixel")
     xr.testing.assert_identical(again, expected)
+
+
+def kept_limit_in_new_process(value: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "GAMMAXR_KEPT_RESULT_BYTES"}
+    if value is not None:
+        env["GAMMAXR_KEPT_RESULT_BYTES"] = value
+    code = "import gammaxr.memory as m; print(m.KEPT_RESULT_BYTES)"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_kept_limit_from_the_environment():
+    default = kept_limit_in_new_process(None)
+    assert default.returncode == 0
+    assert 0 < int(default.stdout) <= 2**30
+    assert kept_limit_in_new_process("12345").stdout.strip() == "12345"
+    assert kept_limit_in_new_process("0").stdout.strip() == "0"
+    for wrong in ("-1", "lots"):
+        done = kept_limit_in_new_process(wrong)
+        assert done.returncode != 0
+        assert "GAMMAXR_KEPT_RESULT_BYTES" in done.stderr and repr(wrong) in done.stderr
+
+
+@needs_linux
+def test_no_buffer_kept_with_a_zero_limit(monkeypatch):
+    monkeypatch.setattr(memory, "KEPT_RESULT_BYTES", 0)
+    array = result_array(LARGE)
+    array[...] = 1.0
+    del array
+    gc.collect()
+    assert kept_buffer_bytes() == 0

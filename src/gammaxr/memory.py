@@ -19,7 +19,8 @@ reference exposure) are therefore made by :func:`result_array`:
   :data:`KEPT_RESULT_BYTES` in all, for the next result of its size: a call that follows
   another touches no fresh memory at all (numpy's huge pages would cost 0.1 ms a MB even
   then). The kept buffers are part of the process's resident memory until reused or
-  dropped (:func:`drop_kept_buffers`).
+  dropped (:func:`drop_kept_buffers`); ``GAMMAXR_KEPT_RESULT_BYTES`` sets the limit (a
+  machine running many worker processes may want less, 0 for none).
 
 Only arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` take this path (smaller ones are
 ``numpy.empty``, from the heap), and only on Linux; elsewhere every array is
@@ -56,9 +57,29 @@ def _physical_memory_bytes() -> int | None:
         return None
 
 
-#: The most memory kept in dropped results' buffers: 1 GiB, or an eighth of the machine's
-#: memory where that is less.
-KEPT_RESULT_BYTES = min(2**30, (_physical_memory_bytes() or 2**33) // 8)
+def _kept_result_bytes() -> int:
+    """The limit from ``GAMMAXR_KEPT_RESULT_BYTES``, else 1 GiB or an eighth of the
+    machine's memory where that is less."""
+    setting = os.environ.get("GAMMAXR_KEPT_RESULT_BYTES")
+    if setting is None:
+        return min(2**30, (_physical_memory_bytes() or 2**33) // 8)
+    try:
+        value = int(setting)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(
+            f"GAMMAXR_KEPT_RESULT_BYTES must be a number of bytes >= 0 (0: keep no buffer "
+            f"of a dropped result), got {setting!r}"
+        )
+    return value
+
+
+#: The most memory kept in dropped results' buffers per process: 1 GiB, or an eighth of
+#: the machine's memory where that is less; the environment variable
+#: ``GAMMAXR_KEPT_RESULT_BYTES`` sets it (0 keeps none: every large result is then fresh
+#: memory in 4 kB pages), e.g. for many worker processes on one machine.
+KEPT_RESULT_BYTES = _kept_result_bytes()
 
 _ANONYMOUS = getattr(mmap, "MAP_ANONYMOUS", None)
 _NO_HUGE_PAGES = getattr(mmap, "MADV_NOHUGEPAGE", None)
