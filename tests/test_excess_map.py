@@ -545,6 +545,36 @@ def test_statistics_in_blocks_on_every_core_equal_one_call_bit_for_bit(
         xr.testing.assert_identical(ds, before)  # the caller's arrays are never written
 
 
+def _memory_held(arrays: list[np.ndarray]) -> int:
+    """Bytes of the distinct buffers under ``arrays`` (each followed to its first owner)."""
+    held = {}
+    for array in arrays:
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        owner = array if array.base is None else array.base
+        held[id(owner)] = array.nbytes if array.base is None else len(memoryview(owner))
+    return sum(held.values())
+
+
+@pytest.mark.parametrize("on_off", [False, True])
+def test_statistics_in_blocks_hold_no_memory_but_their_outputs(on_off, monkeypatch):
+    """The convolved exposure and mask, used up block by block, take two of the outputs:
+    no output overlaps another, and the result holds no memory it does not show (its
+    outputs' bytes and the mask's)."""
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    monkeypatch.setattr(module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1)
+    monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", 1600)
+    ds = _runs_dataset(on_off, seed=51)
+    result = excess_map(ds, 0.06, selection="all")
+    arrays = [v.values for v in result.data_vars.values()]
+    for i, first in enumerate(arrays):
+        for second in arrays[i + 1 :]:
+            assert not np.shares_memory(first, second)
+    assert _memory_held(arrays) == sum(a.nbytes for a in arrays)
+
+
 def test_statistics_in_blocks_follow_the_callers_floating_point_settings(monkeypatch):
     # numpy's error settings are per thread: every block runs under the caller's
     import sys

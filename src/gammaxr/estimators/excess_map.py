@@ -420,6 +420,10 @@ def excess_map(
     if same_mask is not None:  # the pixel counts of one plane serve every energy
         del maps["mask"]
     corr = convolve_sky_maps(maps, kernel, mask=use, integer=("counts",))
+    # the reference exposure is used up: dropped, its memory may serve the products
+    # (gammaxr.memory keeps the buffer of a dropped result)
+    del maps
+    extra.pop("reco_exposure", None)
     if same_mask is not None:
         corr["mask"] = convolve_sky(same_mask.astype(np.float64), kernel, integer=True)
     # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
@@ -596,26 +600,45 @@ def _stand_in_products(arrays: dict[str, Any], options: dict[str, Any]) -> tuple
         return dummy, _products(dummy, inputs=[], **options)
 
 
-def _written_in_place(
+def _output_memory(
     arrays: dict[str, Any], shape: tuple[int, ...], inputs: Sequence[Any], options: dict
-) -> tuple[dict[str, str], list[str]]:
-    """The outputs of :func:`_products` that are inputs written in place (the convolved sums
-    with NaN outside the mask), ``{output: input}``, and the names of all outputs in order;
-    kept where the input is a whole (``shape``) float64 array of ours (:func:`_ours`), which
-    :func:`_nan_outside` writes in place in every block too."""
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """Where the outputs of :func:`_products` go, besides new arrays.
+
+    Only whole (``shape``) float64 arrays of ours (:func:`_ours`) are used, found on
+    one-pixel stand-ins (:func:`_stand_in_products`):
+
+    - ``in_place``, ``{output: input}``: outputs that are inputs written in place (the
+      convolved sums with NaN outside the mask), which :func:`_nan_outside` writes in place
+      in every block too;
+    - ``hosts``, ``{output: input}``: inputs that no output is or shares memory with (the
+      convolved exposure and mask, used only to make the flux maps), each given to one
+      output that would be a new array: a block's products are all computed before they
+      are written, so a block of such an input is read before it is overwritten, and the
+      result holds no memory it does not show.
+
+    Also returns the names of all outputs, in order.
+    """
     dummy, products = _stand_in_products(arrays, options)
-    found = {}
+
+    def whole_and_ours(name: str) -> bool:
+        array = arrays[name]
+        return _ours(array, inputs) and array.shape == shape and array.dtype == np.float64
+
+    in_place = {}
     for output, data in products.items():
         for name, stand_in in dummy.items():
-            array = arrays[name]
-            if (
-                data is stand_in
-                and _ours(array, inputs)
-                and array.shape == shape
-                and array.dtype == np.float64
-            ):
-                found[output] = name
-    return found, list(products)
+            if data is stand_in and whole_and_ours(name):
+                in_place[output] = name
+    spare = [
+        name
+        for name, stand_in in dummy.items()
+        if whole_and_ours(name)
+        and not any(np.may_share_memory(data, stand_in) for data in products.values())
+    ]
+    new = [output for output in products if output not in in_place]
+    hosts = dict(zip(new[::-1], spare, strict=False))  # the last outputs, on the spares
+    return in_place, hosts, list(products)
 
 
 def _products_in_blocks(
@@ -627,10 +650,11 @@ def _products_in_blocks(
     code on views of the inputs, on the threads of
     :func:`gammaxr.geom.batch_threads.run_batches` (numpy releases the GIL in its loops).
     The temporaries are then a block's size, taken again from each thread's heap by the
-    next block, instead of fresh arrays of the maps' size: only the outputs are new memory.
-    The outputs that are the convolved sums written in place are those arrays; the others
-    are written block by block into one new array each. Every operation is elementwise, so
-    the numbers are the same bit for bit. Maps of fewer than
+    next block, instead of fresh arrays of the maps' size. The outputs that are the
+    convolved sums written in place are those arrays; two others are written into the
+    convolved sums used up by the block (:func:`_output_memory`); the rest block by block
+    into one new array each (:func:`gammaxr.memory.result_array`). Every operation is
+    elementwise, so the numbers are the same bit for bit. Maps of fewer than
     :data:`BLOCKED_PRODUCTS_MIN_PIXELS` pixels: one call on the whole arrays.
     """
     shape = np.broadcast_shapes(*(np.shape(a) for a in arrays.values()))
@@ -639,10 +663,9 @@ def _products_in_blocks(
     blocks = contiguous_blocks(shape, PRODUCTS_BLOCK_PIXELS)
     if len(blocks) < 2:
         return _products(arrays, inputs=inputs, **options)
-    in_place, names = _written_in_place(arrays, shape, inputs, options)
-    out = {
-        name: arrays[in_place[name]] if name in in_place else result_array(shape) for name in names
-    }
+    in_place, hosts, names = _output_memory(arrays, shape, inputs, options)
+    into = {**in_place, **hosts}
+    out = {name: arrays[into[name]] if name in into else result_array(shape) for name in names}
     floating_point = np.geterr()  # the caller's, for the threads (numpy's is per thread)
 
     def run_block(number: int) -> None:
@@ -650,7 +673,7 @@ def _products_in_blocks(
         part = {name: block_view(a, len(shape), where) for name, a in arrays.items()}
         with np.errstate(**floating_point):
             products = _products(part, inputs=inputs, **options)
-        for name, data in products.items():
+        for name, data in products.items():  # every product computed: now written
             if name not in in_place:
                 out[name][where] = data
 
