@@ -545,6 +545,34 @@ def test_statistics_in_blocks_on_every_core_equal_one_call_bit_for_bit(
         xr.testing.assert_identical(ds, before)  # the caller's arrays are never written
 
 
+def test_distinct_mask_planes_rebuild_the_mask_and_are_found_only_where_few():
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    ds = _runs_dataset(False, seed=61)
+    use = ds["mask_safe"]
+    planes, index = module._distinct_planes(use)
+    assert len(planes) == 3  # every pixel; run 2 band 1 less 7 columns; run 3 half the map
+    np.testing.assert_array_equal(planes[index], use.transpose(..., "lat", "lon").values)
+    assert index.shape == (3, 3) and index[0].tolist() == [0, 0, 0]
+    varied = use.copy(data=np.random.default_rng(1).random(use.shape) > 0.5)
+    assert module._distinct_planes(varied) is None  # nine different planes
+    assert module._distinct_planes(use.chunk({"energy": 1})) is None  # never computed
+    assert module._distinct_planes(use.isel(obs_id=0, energy=0)) is None  # one plane
+
+
+@pytest.mark.parametrize("on_off", [False, True])
+def test_mask_sums_of_distinct_planes_equal_every_plane_convolved(on_off, monkeypatch):
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    ds = _runs_dataset(on_off, seed=71)
+    once = excess_map(ds, 0.06, selection="all")
+    monkeypatch.setattr(module, "_distinct_planes", lambda use: None)
+    every = excess_map(ds, 0.06, selection="all")
+    xr.testing.assert_identical(once, every)
+
+
 def _memory_held(arrays: list[np.ndarray]) -> int:
     """Bytes of the distinct buffers under ``arrays`` (each followed to its first owner)."""
     held = {}

@@ -42,12 +42,14 @@ from dask import is_dask_collection
 from gammaxr._blocks import aligned_blocks, block_view, contiguous_blocks, map_aligned_blocks
 from gammaxr.estimators.smoothing import (
     EAGER_WORKERS,
+    FFT_ZERO_RTOL,
     convolve_sky,
     convolve_sky_maps,
     tophat_kernel,
 )
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.batch_threads import run_batches
+from gammaxr.geom.convolve import convolve_plane_sources
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.memory import result_array
 from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
@@ -275,18 +277,50 @@ def _nan_outside(data: Any, use: Any, outside: Any, inputs: Sequence[Any]) -> An
     return np.where(use, data, np.nan)
 
 
-def _same_in_every_plane(use: xr.DataArray) -> xr.DataArray | None:
-    """The ``(lat, lon)`` plane of a numpy mask that is the same at every energy (and other
-    dim), else None (dask masks are not inspected: that would compute them)."""
+def _distinct_planes(use: xr.DataArray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct ``(lat, lon)`` planes of a numpy mask with other dims, when there are at
+    most half as many as planes (a safe mask of energy thresholds has two or three: all
+    pixels, none, or within an offset), else None (dask masks are not inspected: that
+    would compute them).
+
+    Returns
+    -------
+    planes : numpy.ndarray of bool, shape (n_distinct, n_lat, n_lon)
+        Each distinct plane once, in order of first appearance.
+    index : numpy.ndarray of int, shape of ``use``'s other dims (in order, lat and lon last)
+        The number of each plane among ``planes``.
+    """
     if use.chunks is not None or set(use.dims) == {"lat", "lon"}:
         return None
-    planes = use.transpose(..., "lat", "lon")
-    values = planes.values.reshape(-1, *planes.shape[-2:])
-    if not (values == values[:1]).all():
+    values = use.transpose(..., "lat", "lon").values
+    flat = values.reshape(-1, *values.shape[-2:])
+    number: dict[bytes, int] = {}
+    index = np.empty(len(flat), dtype=np.intp)
+    for i, plane in enumerate(flat):
+        index[i] = number.setdefault(plane.tobytes(), len(number))
+    if 2 * len(number) > len(flat):
         return None
-    return planes[(0,) * (planes.ndim - 2)].drop_vars(
-        [k for k in planes.coords if set(planes[k].dims) - {"lat", "lon"}]
-    )
+    first = np.unique(index, return_index=True)[1]
+    return flat[first], index.reshape(values.shape[:-2])
+
+
+def _mask_sums(use: xr.DataArray, distinct: tuple[np.ndarray, np.ndarray], kernel) -> Any:
+    """The pixels of the mask ``use`` under the kernel, from its distinct planes
+    (:func:`_distinct_planes`), each convolved once: when every plane is the same, one
+    ``(lat, lon)`` plane rounded to integers, broadcast; else the sums of every plane as
+    :func:`convolve_sky_maps` gives them, gathered into a new array of ``use``'s shape
+    (lat and lon last), which the statistics may write an output into
+    (:func:`_output_memory`)."""
+    planes, index = distinct
+    if len(planes) == 1:
+        plane = xr.DataArray(planes[0].astype(np.float64), dims=("lat", "lon"))
+        return convolve_sky(plane, kernel, integer=True)
+    sums = convolve_plane_sources(
+        [planes.astype(np.float64)], kernel, zero_rtol=FFT_ZERO_RTOL, workers=EAGER_WORKERS
+    )[0]
+    gathered = result_array((*index.shape, *planes.shape[1:]))
+    np.take(sums, index, axis=0, out=gathered)
+    return xr.DataArray(gathered, dims=use.transpose(..., "lat", "lon").dims)
 
 
 def _on_off_terms(
@@ -416,16 +450,17 @@ def excess_map(
     kernel = tophat_kernel(SkyGrid.from_xarray(ds), correlation_radius, metric)
     # every sum over the top-hat in one convolution: one FFT of the kernel for all maps
     maps = _maps_to_correlate(ds, extra, use, on_off, correlate_off)
-    same_mask = _same_in_every_plane(use) if "mask" in maps else None
-    if same_mask is not None:  # the pixel counts of one plane serve every energy
+    # the pixel counts of each distinct mask plane serve every plane like it
+    distinct = _distinct_planes(use) if "mask" in maps else None
+    if distinct is not None:
         del maps["mask"]
     corr = convolve_sky_maps(maps, kernel, mask=use, integer=("counts",))
     # the reference exposure is used up: dropped, its memory may serve the products
     # (gammaxr.memory keeps the buffer of a dropped result)
     del maps
     extra.pop("reco_exposure", None)
-    if same_mask is not None:
-        corr["mask"] = convolve_sky(same_mask.astype(np.float64), kernel, integer=True)
+    if distinct is not None:
+        corr["mask"] = _mask_sums(use, distinct, kernel)
     # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
     # alignment per operation; the statistics in numpy, on dask data one task per block
     out_dims = ds["counts"].dims
