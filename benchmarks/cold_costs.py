@@ -14,7 +14,8 @@ include two costs of the machine rather than of the code, which this script meas
     machine whose guest hands free memory back to the host (virtio-balloon free page
     reporting: ``page_reporting`` on the kernel command line), memory left free for a few
     seconds is given back, and touching it again costs a fault in the host too. A
-    ``verdict`` line says whether 4 kB pages (``NUMPY_MADVISE_HUGEPAGE=0``) pay here.
+    ``verdict`` line says whether 4 kB pages (``NUMPY_MADVISE_HUGEPAGE=0``) pay here, as
+    :mod:`gammaxr.memory` assumes for the large results of the correlations.
 ``after idle``
     A 20-plane Gaussian smoothing (150 x 150 pixels, sigma 2.5 pixels, both cores), timed
     back to back (the fastest of 50 calls) and as the first call after the process slept
@@ -94,9 +95,10 @@ def first_touch_rows(megabytes: float, idle: float) -> list[str]:
         )
     ratio = after_idle[True] / after_idle[False]
     verdict = (
-        f"fresh memory costs {ratio:.1f} times more in 2 MB pages after idle: single calls "
-        "on large maps in a fresh process are faster with NUMPY_MADVISE_HUGEPAGE=0, later "
-        "calls slower (docs/performance.md)"
+        f"fresh memory costs {ratio:.1f} times more in 2 MB pages after idle: gammaxr's "
+        "correlations put their large results in 4 kB pages and reuse the buffers of dropped "
+        "ones (gammaxr.memory); other code's first calls on large arrays pay it "
+        "(docs/performance.md)"
         if ratio > 2
         else f"fresh memory costs about the same in both page sizes (x{ratio:.1f}): keep "
         "numpy's default"
