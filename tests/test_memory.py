@@ -55,6 +55,10 @@ def test_large_array_is_writeable_c_contiguous_of_the_shape_and_dtype():
 
 
 @needs_linux
+@pytest.mark.skipif(
+    not os.path.exists("/sys/kernel/mm/transparent_hugepage"),
+    reason="the kernel has no transparent huge pages: every page is 4 kB",
+)
 def test_large_array_is_mapped_in_small_pages():
     """The kernel marks the array's mapping ``nh`` (MADV_NOHUGEPAGE) in its VmFlags."""
     array = result_array(LARGE)

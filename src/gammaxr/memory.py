@@ -127,7 +127,10 @@ def result_array(shape: tuple[int, ...], dtype: np.dtype | type = np.float64) ->
     buffer = _take_kept(nbytes)
     if buffer is None:
         buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
-        buffer.madvise(_NO_HUGE_PAGES)
+        try:
+            buffer.madvise(_NO_HUGE_PAGES)
+        except OSError:  # a kernel without transparent huge pages: 4 kB pages anyway
+            pass
     array = np.frombuffer(buffer, dtype=dtype, count=math.prod(shape)).reshape(shape)
     # the array made by frombuffer is the base of every view: keep the buffer when it dies
     finalizer = weakref.finalize(array.base, _keep, buffer)
