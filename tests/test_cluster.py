@@ -19,7 +19,12 @@ from gammaxr.analysis.pipeline import reduction_spec, select_observations
 from gammaxr.cli import main
 from gammaxr.data import open_datastore
 from gammaxr.io.run_status import settle_run_status
-from gammaxr.reduce.cluster import WORKER_PRELOAD, local_cluster, scheduler_context
+from gammaxr.reduce.cluster import (
+    WORKER_PRELOAD,
+    local_cluster,
+    scheduler_context,
+    worker_kept_result_bytes,
+)
 from gammaxr.reduce.mosaic import add_runs_to_mosaic, create_mosaic_store
 from gammaxr.reduce.runs import reduce_runs
 from gammaxr.reduce.stack import stack_runs
@@ -158,6 +163,35 @@ def test_workers_start_with_the_reduction_imported(cluster):
     # the first run a worker reduces does not pay for importing gammaxr and astropy
     with distributed.Client(cluster) as client:
         assert set(client.run(_reduction_loaded).values()) == {True}
+
+
+def _kept_result_bytes() -> int:
+    from gammaxr import memory
+
+    return memory.KEPT_RESULT_BYTES
+
+
+@pytest.mark.skipif(
+    "GAMMAXR_KEPT_RESULT_BYTES" in os.environ, reason="the environment sets the workers' bound"
+)
+def test_workers_keep_result_buffers_within_an_eighth_of_their_memory(cluster):
+    expected = worker_kept_result_bytes("auto", 2)
+    with distributed.Client(cluster) as client:
+        assert set(client.run(_kept_result_bytes).values()) == {expected}
+
+
+def test_worker_kept_result_bytes_follow_the_memory_limit():
+    from gammaxr.memory import KEPT_RESULT_BYTES, physical_memory_bytes
+
+    assert worker_kept_result_bytes("800MB", 2) == min(KEPT_RESULT_BYTES, 100_000_000)
+    assert worker_kept_result_bytes("4 GiB", 1) == min(KEPT_RESULT_BYTES, 2**29)
+    assert worker_kept_result_bytes(2**20, 1) == 2**17
+    assert worker_kept_result_bytes(None, 4) == KEPT_RESULT_BYTES  # no limit
+    assert worker_kept_result_bytes(0, 4) == KEPT_RESULT_BYTES
+    machine = physical_memory_bytes()
+    if machine is not None:
+        assert worker_kept_result_bytes("auto", 64) == min(KEPT_RESULT_BYTES, machine // 64 // 8)
+        assert worker_kept_result_bytes(0.5, 1) == min(KEPT_RESULT_BYTES, int(machine * 0.5) // 8)
 
 
 _FREE_AND_REALLOCATE = """

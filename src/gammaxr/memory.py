@@ -43,6 +43,7 @@ __all__ = [
     "RESULT_BUFFER_MIN_BYTES",
     "drop_kept_buffers",
     "kept_buffer_bytes",
+    "physical_memory_bytes",
     "result_array",
 ]
 
@@ -50,7 +51,8 @@ __all__ = [
 RESULT_BUFFER_MIN_BYTES = 4 * 2**20
 
 
-def _physical_memory_bytes() -> int | None:
+def physical_memory_bytes() -> int | None:
+    """The machine's memory in bytes, None where the system does not say."""
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
@@ -62,7 +64,7 @@ def _kept_result_bytes() -> int:
     machine's memory where that is less."""
     setting = os.environ.get("GAMMAXR_KEPT_RESULT_BYTES")
     if setting is None:
-        return min(2**30, (_physical_memory_bytes() or 2**33) // 8)
+        return min(2**30, (physical_memory_bytes() or 2**33) // 8)
     try:
         value = int(setting)
     except ValueError:

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
     "WORKER_MALLOC_ENV",
     "WORKER_PRELOAD",
+    "KEPT_BYTES_VARIABLE",
     "gc_frozen",
     "is_scheduler_address",
     "keep_freed_memory",
     "local_cluster",
     "scheduler_context",
+    "worker_kept_result_bytes",
 ]
 
 #: Environment of worker processes (glibc malloc tuning, see the module docstring).
@@ -70,6 +73,14 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
     -------
     distributed.LocalCluster
         Use it with ``distributed.Client(cluster)``; close both when done.
+
+    Notes
+    -----
+    Each worker keeps the buffers of the large correlation results it dropped up to
+    :func:`worker_kept_result_bytes` (an eighth of its memory limit, at most this process's
+    bound; :mod:`gammaxr.memory`), unless ``GAMMAXR_KEPT_RESULT_BYTES`` is set in this
+    process's environment or in ``distributed.nanny.pre-spawn-environ``: the kept memory is
+    "unmanaged" for dask's memory manager, so it stays well inside the worker's limit.
     """
     import dask
     from distributed import LocalCluster
@@ -78,8 +89,52 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
     kwargs.setdefault("preload", list(WORKER_PRELOAD))
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
     environ.update(WORKER_MALLOC_ENV)
+    if KEPT_BYTES_VARIABLE not in os.environ and KEPT_BYTES_VARIABLE not in environ:
+        limit = worker_kept_result_bytes(kwargs.get("memory_limit", "auto"), n_workers)
+        environ[KEPT_BYTES_VARIABLE] = str(limit)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, **kwargs)
+
+
+KEPT_BYTES_VARIABLE = "GAMMAXR_KEPT_RESULT_BYTES"
+
+
+def worker_kept_result_bytes(memory_limit: Any, n_workers: int) -> int:
+    """The bound on kept result buffers (:mod:`gammaxr.memory`) for a worker of
+    :func:`local_cluster`: an eighth of its memory limit, at most this process's bound.
+
+    Parameters
+    ----------
+    memory_limit : str, int, float or None
+        The worker's ``memory_limit`` as ``distributed`` takes it: ``"auto"`` (the
+        machine's memory shared between the workers), bytes or a string such as ``"4 GiB"``,
+        a fraction of the machine's memory (a float up to 1), or 0/None for no limit.
+    n_workers : int
+        Workers sharing the machine (for ``"auto"``).
+
+    Returns
+    -------
+    int
+        Bytes, >= 0.
+    """
+    from dask.utils import parse_bytes
+
+    from gammaxr.memory import KEPT_RESULT_BYTES, physical_memory_bytes
+
+    machine = physical_memory_bytes()
+    if memory_limit in (None, 0, "0"):
+        return KEPT_RESULT_BYTES
+    if memory_limit == "auto":
+        if machine is None:
+            return KEPT_RESULT_BYTES
+        limit = machine // max(1, n_workers)
+    elif isinstance(memory_limit, float) and 0 < memory_limit <= 1:
+        if machine is None:
+            return KEPT_RESULT_BYTES
+        limit = int(machine * memory_limit)
+    else:
+        limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
+    return max(0, min(KEPT_RESULT_BYTES, limit // 8))
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
