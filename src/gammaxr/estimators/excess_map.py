@@ -646,11 +646,12 @@ def _output_memory(
     - ``in_place``, ``{output: input}``: outputs that are inputs written in place (the
       convolved sums with NaN outside the mask), which :func:`_nan_outside` writes in place
       in every block too;
-    - ``hosts``, ``{output: input}``: inputs that no output is or shares memory with (the
-      convolved exposure and mask, used only to make the flux maps), each given to one
-      output that would be a new array: a block's products are all computed before they
-      are written, so a block of such an input is read before it is overwritten, and the
-      result holds no memory it does not show.
+    - ``hosts``, ``{output: input}``: inputs that no output is or shares memory with, and
+      whose memory bounds hold no other input (the convolved exposure and mask, used only
+      to make the flux maps), each given to one output that would be a new array: a
+      block's products are all computed before they are written, so a block of such an
+      input is read before it is overwritten, and the result holds no memory it does not
+      show.
 
     Also returns the names of all outputs, in order.
     """
@@ -665,11 +666,20 @@ def _output_memory(
         for name, stand_in in dummy.items():
             if data is stand_in and whole_and_ours(name):
                 in_place[output] = name
+
+    def apart(name: str) -> bool:  # no other input's memory within its bounds
+        return not any(
+            np.may_share_memory(arrays[name], other)
+            for other_name, other in arrays.items()
+            if other_name != name and isinstance(other, np.ndarray)
+        )
+
     spare = [
         name
         for name, stand_in in dummy.items()
         if whole_and_ours(name)
         and not any(np.may_share_memory(data, stand_in) for data in products.values())
+        and apart(name)
     ]
     new = [output for output in products if output not in in_place]
     hosts = dict(zip(new[::-1], spare, strict=False))  # the last outputs, on the spares
