@@ -603,6 +603,42 @@ def test_statistics_in_blocks_hold_no_memory_but_their_outputs(on_off, monkeypat
     assert _memory_held(arrays) == sum(a.nbytes for a in arrays)
 
 
+def test_used_up_sums_host_outputs_only_where_their_memory_is_apart():
+    import sys
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    shape = (2, 3, 4, 5)
+    options = {
+        "on_off": False,
+        "correlate_off": True,
+        "chosen": set(),
+        "n_sigma": 1.0,
+        "n_sigma_ul": 2.0,
+        "n_sigma_sensitivity": 5.0,
+    }
+
+    def arrays(exposure: np.ndarray, mask: np.ndarray) -> dict:
+        return {
+            "corr_counts": np.ones(shape),
+            "corr_background": np.ones(shape),
+            "corr_reco_exposure": exposure,
+            "corr_mask": mask,
+            "use": np.ones(shape, dtype=bool),
+            "ref_flux": np.ones((1, 3, 1, 1)),
+        }
+
+    apart = arrays(np.ones(shape), np.ones(shape))
+    in_place, hosts, names = module._output_memory(apart, shape, [], options)
+    assert in_place == {"counts": "corr_counts", "background": "corr_background"}
+    assert sorted(hosts.values()) == ["corr_mask", "corr_reco_exposure"]
+    assert not set(hosts) & set(in_place) and set(hosts) <= set(names)
+    interleaved = np.ones((*shape, 2))  # as the maps of a lat-major convolution output
+    mixed = arrays(interleaved[..., 0], interleaved[..., 1])
+    assert module._output_memory(mixed, shape, [], options)[1] == {}
+    users = arrays(np.ones(shape), np.ones(shape))  # the caller's arrays: never written
+    assert module._output_memory(users, shape, list(users.values()), options)[:2] == ({}, {})
+
+
 def test_statistics_in_blocks_follow_the_callers_floating_point_settings(monkeypatch):
     # numpy's error settings are per thread: every block runs under the caller's
     import sys
