@@ -3,8 +3,8 @@
 numpy asks the kernel for transparent huge pages (2 MB) for every array of 4 MB or more.
 That pays where memory is reused at once: one page fault per 2 MB instead of 512. But on a
 virtual machine whose guest hands free memory back to the host (virtio-balloon free page
-reporting, which reports free blocks of 2 MB and more once they have been free for a few
-seconds), fresh huge pages are mostly such blocks, and the host must fault each one in
+reporting, which reports large free blocks, 8 MB on the development machine, once they
+have been free for a few seconds), fresh huge pages are mostly such blocks, and the host must fault each one in
 again at the first touch: about 2 ms a MB, against 0.4 ms a MB in 4 kB pages, which the
 kernel takes from the free memory it has not reported (``benchmarks/cold_costs.py``
 measures both on the machine it runs on). A notebook cell or script that makes a few
@@ -16,11 +16,13 @@ reference exposure) are therefore made by :func:`result_array`:
 - in 4 kB pages (an anonymous memory map with ``MADV_NOHUGEPAGE``), so that a first call
   pays a fifth of what fresh memory costs in huge pages after a pause;
 - and when all the arrays on a result's buffer are gone, the buffer is kept, up to
-  :data:`KEPT_RESULT_BYTES` in all, for the next result of its size: a call that follows
+  :data:`KEPT_RESULT_BYTES` in all, for the next result of its size (or up to half as
+  large): a call that follows
   another touches no fresh memory at all (numpy's huge pages would cost 0.1 ms a MB even
   then). The kept buffers are part of the process's resident memory until reused or
-  dropped (:func:`drop_kept_buffers`); ``GAMMAXR_KEPT_RESULT_BYTES`` sets the limit (a
-  machine running many worker processes may want less, 0 for none).
+  dropped (:func:`drop_kept_buffers`); ``GAMMAXR_KEPT_RESULT_BYTES`` sets the limit (0
+  for none; the workers of :func:`gammaxr.reduce.cluster.local_cluster` get an eighth of
+  their memory limit).
 
 Only arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` take this path (smaller ones are
 ``numpy.empty``, from the heap), and only on Linux; elsewhere every array is
