@@ -24,8 +24,8 @@ reference exposure) are therefore made by :func:`result_array`:
   for none; the workers of :func:`gammaxr.reduce.cluster.local_cluster` get an eighth of
   their memory limit).
 
-Only arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` take this path (smaller ones are
-``numpy.empty``, from the heap), and only on Linux; elsewhere every array is
+Only arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` (1 MB) take this path (smaller
+ones are ``numpy.empty``, from the heap), and only on Linux; elsewhere every array is
 ``numpy.empty``. A buffer taken again holds the values of the result it held: callers
 write every element, as they must after ``numpy.empty``.
 """
@@ -49,8 +49,12 @@ __all__ = [
     "result_array",
 ]
 
-#: Arrays below this size are ``numpy.empty`` (numpy asks for huge pages from 4 MB on).
-RESULT_BUFFER_MIN_BYTES = 4 * 2**20
+#: Arrays below this size are ``numpy.empty``, from glibc's heap. From about this size up,
+#: glibc maps fresh memory for each array until its adaptive mmap threshold has grown past
+#: the size, which only the freeing of such maps does; with the large results kept here
+#: instead, a 3.6 MB array after them paid fresh pages (the first 10-band Gaussian after the
+#: top-hats took 4.2-6.5 ms with a 4 MB bound, 2.8-2.9 ms with this one).
+RESULT_BUFFER_MIN_BYTES = 2**20
 
 
 def physical_memory_bytes() -> int | None:
