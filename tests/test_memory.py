@@ -110,6 +110,25 @@ def test_kept_buffer_serves_sizes_down_to_half_its_own():
 
 
 @needs_linux
+def test_mid_size_arrays_take_a_kept_buffer_or_numpys_memory():
+    mid = (RESULT_BUFFER_MIN_BYTES // 8 // 1000 - 1, 1000)  # below the fresh-buffer size
+    assert mid[0] * 1000 * 8 >= memory.KEPT_BUFFER_MIN_BYTES
+    assert result_array(mid).flags.owndata  # nothing kept: numpy's own
+    big = result_array(LARGE)
+    where = address(big)
+    del big
+    gc.collect()
+    taken = result_array(mid)  # LARGE is less than twice as large: the kept buffer serves
+    assert address(taken) == where and not taken.flags.owndata
+    del taken
+    gc.collect()
+    assert kept_buffer_bytes() == LARGE[0] * LARGE[1] * 8  # and is kept again
+    small = (memory.KEPT_BUFFER_MIN_BYTES // 8 // 1000 - 1, 1000)
+    assert result_array(small).flags.owndata  # below the kept size: never a kept buffer
+    assert kept_buffer_bytes() == LARGE[0] * LARGE[1] * 8
+
+
+@needs_linux
 def test_kept_bytes_stay_within_the_limit(monkeypatch):
     nbytes = LARGE[0] * LARGE[1] * 8
     monkeypatch.setattr(memory, "KEPT_RESULT_BYTES", 2 * nbytes)
@@ -172,6 +191,7 @@ def test_excess_maps_on_kept_buffers_equal_the_first(monkeypatch):
     excess_map_module = importlib.import_module("gammaxr.estimators.excess_map")
 
     monkeypatch.setattr(memory, "RESULT_BUFFER_MIN_BYTES", 64 * 1024)
+    monkeypatch.setattr(memory, "KEPT_BUFFER_MIN_BYTES", 32 * 1024)
     # the statistics block by block, into result arrays, as on large maps
     monkeypatch.setattr(excess_map_module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1000)
     monkeypatch.setattr(excess_map_module, "PRODUCTS_BLOCK_PIXELS", 4096)

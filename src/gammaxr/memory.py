@@ -24,9 +24,9 @@ reference exposure) are therefore made by :func:`result_array`:
   for none; the workers of :func:`gammaxr.reduce.cluster.local_cluster` get an eighth of
   their memory limit).
 
-Only arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` (1 MB) take this path (smaller
-ones are ``numpy.empty``, from the heap), and only on Linux; elsewhere every array is
-``numpy.empty``. A buffer taken again holds the values of the result it held: callers
+Fresh buffers are made for arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` (4 MB);
+kept buffers also serve arrays from :data:`KEPT_BUFFER_MIN_BYTES` (1 MB); other arrays are
+``numpy.empty``, from the heap. Only on Linux; elsewhere every array is ``numpy.empty``. A buffer taken again holds the values of the result it held: callers
 write every element, as they must after ``numpy.empty``.
 """
 
@@ -41,6 +41,7 @@ import weakref
 import numpy as np
 
 __all__ = [
+    "KEPT_BUFFER_MIN_BYTES",
     "KEPT_RESULT_BYTES",
     "RESULT_BUFFER_MIN_BYTES",
     "drop_kept_buffers",
@@ -49,12 +50,17 @@ __all__ = [
     "result_array",
 ]
 
-#: Arrays below this size are ``numpy.empty``, from glibc's heap. From about this size up,
-#: glibc maps fresh memory for each array until its adaptive mmap threshold has grown past
-#: the size, which only the freeing of such maps does; with the large results kept here
-#: instead, a 3.6 MB array after them paid fresh pages (the first 10-band Gaussian after the
-#: top-hats took 4.2-6.5 ms with a 4 MB bound, 2.8-2.9 ms with this one).
-RESULT_BUFFER_MIN_BYTES = 2**20
+#: Arrays from this size on get a fresh buffer in 4 kB pages when no kept one fits (numpy
+#: asks for huge pages from 4 MB on); smaller ones are ``numpy.empty`` then, from glibc's
+#: heap, as good as fresh 4 kB pages and often already in memory.
+RESULT_BUFFER_MIN_BYTES = 4 * 2**20
+
+#: Arrays from this size on take a kept buffer that fits if there is one. Below 4 MB that
+#: is what keeps a small result after large ones cheap: glibc's heap would have served it
+#: without page faults only if glibc had seen large arrays freed (its adaptive mmap
+#: threshold grows with them), and the large results here are not glibc's (the first
+#: 10-band Gaussian after the top-hats took 4.2-6.5 ms without this, 2.8-2.9 ms with it).
+KEPT_BUFFER_MIN_BYTES = 2**20
 
 
 def physical_memory_bytes() -> int | None:
@@ -123,17 +129,20 @@ def result_array(shape: tuple[int, ...], dtype: np.dtype | type = np.float64) ->
     Returns
     -------
     numpy.ndarray
-        Contents undefined, as of ``numpy.empty``: the caller writes every element. From
-        :data:`RESULT_BUFFER_MIN_BYTES` on (Linux), the array is on a buffer of its own in
-        4 kB pages, a kept one of its size if there is one; the buffer is kept for the next
-        result when the array and all its views are gone.
+        Contents undefined, as of ``numpy.empty``: the caller writes every element. On
+        Linux, from :data:`KEPT_BUFFER_MIN_BYTES` on, the array is on a kept buffer of its
+        size (up to twice) if there is one; else, from :data:`RESULT_BUFFER_MIN_BYTES` on,
+        on a new buffer of its own in 4 kB pages. Such a buffer is kept for the next result
+        when the array and all its views are gone. Otherwise ``numpy.empty``.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < RESULT_BUFFER_MIN_BYTES or not _SMALL_PAGES:
+    if nbytes < KEPT_BUFFER_MIN_BYTES or not _SMALL_PAGES:
         return np.empty(shape, dtype)
     buffer = _take_kept(nbytes)
     if buffer is None:
+        if nbytes < RESULT_BUFFER_MIN_BYTES:
+            return np.empty(shape, dtype)
         buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
         try:
             buffer.madvise(_NO_HUGE_PAGES)
