@@ -37,10 +37,12 @@ def address(array: np.ndarray) -> int:
     return array.__array_interface__["data"][0]
 
 
-def test_small_arrays_are_numpys_own():
+def test_small_arrays_and_python_objects_are_numpys_own():
     array = result_array((10, 20), np.float32)
     assert array.shape == (10, 20) and array.dtype == np.float32
     assert array.flags.owndata and array.flags.writeable
+    objects = result_array(LARGE, object)
+    assert objects.flags.owndata and objects.dtype == object
 
 
 @needs_linux

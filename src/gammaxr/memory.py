@@ -130,14 +130,14 @@ def result_array(shape: tuple[int, ...], dtype: np.dtype | type = np.float64) ->
     -------
     numpy.ndarray
         Contents undefined, as of ``numpy.empty``: the caller writes every element. On
-        Linux, from :data:`KEPT_BUFFER_MIN_BYTES` on, the array is on a kept buffer of its
+        Linux, from :data:`KEPT_BUFFER_MIN_BYTES` on (not for Python objects), the array is on a kept buffer of its
         size (up to twice) if there is one; else, from :data:`RESULT_BUFFER_MIN_BYTES` on,
         on a new buffer of its own in 4 kB pages. Such a buffer is kept for the next result
         when the array and all its views are gone. Otherwise ``numpy.empty``.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < KEPT_BUFFER_MIN_BYTES or not _SMALL_PAGES:
+    if nbytes < KEPT_BUFFER_MIN_BYTES or not _SMALL_PAGES or dtype.hasobject:
         return np.empty(shape, dtype)
     buffer = _take_kept(nbytes)
     if buffer is None:
@@ -162,7 +162,7 @@ def _take_kept(nbytes: int) -> mmap.mmap | None:
         if not fitting:
             return None
         buffer = min(fitting, key=len)
-        _kept.remove(buffer)
+        del _kept[next(i for i, kept in enumerate(_kept) if kept is buffer)]
         return buffer
 
 
