@@ -43,6 +43,7 @@ import numpy as np
 __all__ = [
     "KEPT_BUFFER_MIN_BYTES",
     "KEPT_RESULT_BYTES",
+    "KEPT_RESULT_BYTES_VARIABLE",
     "RESULT_BUFFER_MIN_BYTES",
     "drop_kept_buffers",
     "kept_buffer_bytes",
@@ -71,10 +72,14 @@ def physical_memory_bytes() -> int | None:
         return None
 
 
+#: The environment variable that sets :data:`KEPT_RESULT_BYTES` (read at import).
+KEPT_RESULT_BYTES_VARIABLE = "GAMMAXR_KEPT_RESULT_BYTES"
+
+
 def _kept_result_bytes() -> int:
-    """The limit from ``GAMMAXR_KEPT_RESULT_BYTES``, else 1 GiB or an eighth of the
+    """The limit from :data:`KEPT_RESULT_BYTES_VARIABLE`, else 1 GiB or an eighth of the
     machine's memory where that is less."""
-    setting = os.environ.get("GAMMAXR_KEPT_RESULT_BYTES")
+    setting = os.environ.get(KEPT_RESULT_BYTES_VARIABLE)
     if setting is None:
         return min(2**30, (physical_memory_bytes() or 2**33) // 8)
     try:
@@ -83,8 +88,8 @@ def _kept_result_bytes() -> int:
         value = -1
     if value < 0:
         raise ValueError(
-            f"GAMMAXR_KEPT_RESULT_BYTES must be a number of bytes >= 0 (0: keep no buffer "
-            f"of a dropped result), got {setting!r}"
+            f"{KEPT_RESULT_BYTES_VARIABLE} must be a number of bytes >= 0 (0: keep no "
+            f"buffer of a dropped result), got {setting!r}"
         )
     return value
 

@@ -30,10 +30,11 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from gammaxr.memory import KEPT_RESULT_BYTES_VARIABLE
+
 __all__ = [
     "WORKER_MALLOC_ENV",
     "WORKER_PRELOAD",
-    "KEPT_BYTES_VARIABLE",
     "gc_frozen",
     "is_scheduler_address",
     "keep_freed_memory",
@@ -89,14 +90,11 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs: Any
     kwargs.setdefault("preload", list(WORKER_PRELOAD))
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}))
     environ.update(WORKER_MALLOC_ENV)
-    if KEPT_BYTES_VARIABLE not in os.environ and KEPT_BYTES_VARIABLE not in environ:
+    if KEPT_RESULT_BYTES_VARIABLE not in os.environ and KEPT_RESULT_BYTES_VARIABLE not in environ:
         limit = worker_kept_result_bytes(kwargs.get("memory_limit", "auto"), n_workers)
-        environ[KEPT_BYTES_VARIABLE] = str(limit)
+        environ[KEPT_RESULT_BYTES_VARIABLE] = str(limit)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, **kwargs)
-
-
-KEPT_BYTES_VARIABLE = "GAMMAXR_KEPT_RESULT_BYTES"
 
 
 def worker_kept_result_bytes(memory_limit: Any, n_workers: int) -> int:
@@ -121,17 +119,19 @@ def worker_kept_result_bytes(memory_limit: Any, n_workers: int) -> int:
 
     from gammaxr.memory import KEPT_RESULT_BYTES, physical_memory_bytes
 
-    machine = physical_memory_bytes()
     if memory_limit in (None, 0, "0"):
         return KEPT_RESULT_BYTES
-    if memory_limit == "auto":
+    share_of_machine = memory_limit == "auto" or (
+        isinstance(memory_limit, float) and 0 < memory_limit <= 1
+    )
+    if share_of_machine:
+        machine = physical_memory_bytes()
         if machine is None:
             return KEPT_RESULT_BYTES
-        limit = machine // max(1, n_workers)
-    elif isinstance(memory_limit, float) and 0 < memory_limit <= 1:
-        if machine is None:
-            return KEPT_RESULT_BYTES
-        limit = int(machine * memory_limit)
+        if memory_limit == "auto":
+            limit = machine // max(1, n_workers)
+        else:
+            limit = int(machine * memory_limit)
     else:
         limit = parse_bytes(memory_limit) if isinstance(memory_limit, str) else int(memory_limit)
     return max(0, min(KEPT_RESULT_BYTES, limit // 8))
