@@ -43,7 +43,6 @@ from gammaxr._blocks import aligned_blocks, block_view, contiguous_blocks, map_a
 from gammaxr.estimators.smoothing import (
     EAGER_WORKERS,
     FFT_ZERO_RTOL,
-    convolve_sky,
     convolve_sky_maps,
     tophat_kernel,
 )
@@ -312,12 +311,11 @@ def _mask_sums(use: xr.DataArray, distinct: tuple[np.ndarray, np.ndarray], kerne
     (lat and lon last), which the statistics may write an output into
     (:func:`_output_memory`)."""
     planes, index = distinct
-    if len(planes) == 1:
-        plane = xr.DataArray(planes[0].astype(np.float64), dims=("lat", "lon"))
-        return convolve_sky(plane, kernel, integer=True)
     sums = convolve_plane_sources(
         [planes.astype(np.float64)], kernel, zero_rtol=FFT_ZERO_RTOL, workers=EAGER_WORKERS
     )[0]
+    if len(planes) == 1:
+        return xr.DataArray(np.rint(sums[0]), dims=("lat", "lon"))
     gathered = result_array((*index.shape, *planes.shape[1:]))
     np.take(sums, index, axis=0, out=gathered)
     return xr.DataArray(gathered, dims=use.transpose(..., "lat", "lon").dims)
