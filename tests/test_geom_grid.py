@@ -155,6 +155,35 @@ def test_dataset_round_trip():
         SkyGrid.from_xarray(xr.Dataset(coords={"lon": [0.0, 1.0], "lat": [0.0, 1.0]}))
 
 
+def test_from_xarray_same_coordinates_give_the_same_checked_grid():
+    grid = SkyGrid.from_center((83.63, 22.01), 2, 0.05, frame="icrs")
+    ds = grid.to_dataset({"energy": ("energy", [1.0, 2.0])}, obs_id=[1])
+    first = SkyGrid.from_xarray(ds)
+    # equal coordinates in other memory (a deep copy, a DataArray of the dataset): the
+    # same immutable grid, not checked again; its axes cannot be written through
+    assert SkyGrid.from_xarray(ds.copy(deep=True)) is first
+    on_grid = xr.DataArray(np.zeros(grid.shape), dims=("lat", "lon"), coords=grid.coords)
+    assert SkyGrid.from_xarray(on_grid) is first
+    with pytest.raises(ValueError, match="read-only"):
+        first.lon[0] = 0.0
+    # anything that changes the grid gives another one
+    galactic = SkyGrid.from_xarray(ds.assign_attrs(frame="galactic"))
+    assert galactic.frame == "galactic" and first.frame == "icrs"
+    shifted = SkyGrid.from_xarray(ds.assign_coords(lon=ds.lon.values + 0.05))
+    assert shifted.lon[0] == pytest.approx(first.lon[0] + 0.05, abs=1e-12)
+    one = ds.isel(lon=[3], lat=[2])
+    wider = one.assign_coords(lon=one.lon.assign_attrs(step=0.1))
+    assert SkyGrid.from_xarray(one).lon_step == pytest.approx(grid.lon_step)
+    assert SkyGrid.from_xarray(wider).lon_step == 0.1
+    # a bad grid raises at every call, never remembered as a grid
+    lon = ds.lon.values.copy()
+    lon[5] += 0.01
+    irregular = ds.assign_coords(lon=("lon", lon, ds.lon.attrs))
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not regular"):
+            SkyGrid.from_xarray(irregular)
+
+
 # ---------------------------------------------------------------------------- WCS
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import astropy.units as u
@@ -289,19 +290,22 @@ class SkyGrid:
         frame = obj.attrs.get("frame", coords["lon"].attrs.get("frame"))
         if frame is None:
             raise KeyError("object has no 'frame' attr naming its sky frame (icrs or galactic)")
-        lon = np.asarray(coords["lon"].values, dtype=float)
-        lat = np.asarray(coords["lat"].values, dtype=float)
-        steps = {
-            name: coords[name].attrs.get("step") if arr.size == 1 else None
+        lon = np.asarray(coords["lon"].values, dtype=np.float64)
+        lat = np.asarray(coords["lat"].values, dtype=np.float64)
+        steps = [
+            coords[name].attrs.get("step") if arr.size == 1 else None
             for name, arr in (("lon", lon), ("lat", lat))
-        }
-        return cls(
-            _increasing(lon, "lon"),
-            _increasing(lat, "lat"),
-            frame,
-            lon_step=steps["lon"],
-            lat_step=steps["lat"],
-        )
+        ]
+        if cls is not SkyGrid or not _hashable(frame, *steps):
+            return cls._from_axes(lon, lat, frame, *steps)
+        # the same coordinates give the same (immutable) grid: checked once, not per call
+        return _remembered_grid(lon.tobytes(), lat.tobytes(), frame, *steps)
+
+    @classmethod
+    def _from_axes(
+        cls, lon: np.ndarray, lat: np.ndarray, frame: str, lon_step: Any, lat_step: Any
+    ) -> SkyGrid:
+        return cls(_increasing(lon, "lon"), _increasing(lat, "lat"), frame, lon_step, lat_step)
 
     @classmethod
     def all_sky(cls, binsz: Any, frame: str = "galactic", lon_center: Any = 0.0) -> SkyGrid:
@@ -667,3 +671,24 @@ def _check_polar_distortion(lon0: float, lat0: float, half_height: float, frame:
         f"{np.sign(lat0) * lat_far:.3f} deg {problem}: build it in the {other!r} frame "
         f"(centre at lat {lat_other:.2f} deg there) or make it narrower"
     )
+
+
+def _hashable(*values: Any) -> bool:
+    try:
+        hash(values)
+    except TypeError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=32)
+def _remembered_grid(
+    lon_bytes: bytes, lat_bytes: bytes, frame: str, lon_step: Any, lat_step: Any
+) -> SkyGrid:
+    """:meth:`SkyGrid.from_xarray`'s grid of these coordinates (float64 bytes): a small
+    memo of a pure function whose value is immutable (the unwrapping and regularity checks
+    cost 0.1-0.2 ms, as much as a small map's convolution). A grid that fails its checks
+    raises each time (exceptions are not remembered)."""
+    lon = np.frombuffer(lon_bytes, dtype=np.float64)
+    lat = np.frombuffer(lat_bytes, dtype=np.float64)
+    return SkyGrid._from_axes(lon, lat, frame, lon_step, lat_step)
