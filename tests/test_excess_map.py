@@ -573,6 +573,30 @@ def test_mask_sums_of_distinct_planes_equal_every_plane_convolved(on_off, monkey
     xr.testing.assert_identical(once, every)
 
 
+def test_mask_sums_gathered_without_a_temporary_of_their_size():
+    """The mask sums are gathered straight into their array: numpy's ``take`` in its default
+    mode would first fill a temporary of the output's size (fresh memory, up to 80 ms for
+    the 20-run top-hat's 36 MB)."""
+    import sys
+    import tracemalloc
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    use = np.ones((4, 10, 200, 200), dtype=bool)
+    use[1, :, :, :50] = False  # two distinct planes
+    use = xr.DataArray(use, dims=("obs_id", "energy", "lat", "lon"))
+    distinct = module._distinct_planes(use)
+    kernel = np.ones((5, 5))
+    expected = convolve_sky(use.astype(float), kernel).transpose(..., "lat", "lon").values
+    tracemalloc.start()
+    try:
+        sums = module._mask_sums(use, distinct, kernel).values
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(sums, expected)
+    assert peak < sums.nbytes / 4, f"{peak / 1e6:.1f} MB traced for a {sums.nbytes / 1e6} MB result"
+
+
 def _memory_held(arrays: list[np.ndarray]) -> int:
     """Bytes of the distinct buffers under ``arrays`` (each followed to its first owner)."""
     held = {}
