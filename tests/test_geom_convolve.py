@@ -432,3 +432,29 @@ def test_fused_banded_passes_on_small_and_tall_planes(shape, monkeypatch):
     for workers in (1, -1):
         out = module.convolve_plane_sources([image], kernel, workers=workers)[0]
         np.testing.assert_allclose(out, _direct(image, kernel), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["tophat", "gauss", "ring"])
+def test_only_eager_top_hat_sums_fault_their_output_in_on_a_helper(name, monkeypatch):
+    """The top-hat sums of an eager call run on one thread: a fresh output is faulted in by
+    a helper (:func:`gammaxr.memory.result_array`) and the sums are those of a call inside
+    a dask task (``workers=1``, no helper). The banded passes and the FFT keep every core
+    busy and ask for none."""
+    import gammaxr.geom.convolve as module
+    from gammaxr import memory
+
+    asked = []
+    real = memory.result_array
+
+    def result_array(shape, dtype=np.float64, *, fault_in_background=False):
+        asked.append(fault_in_background)
+        return real(shape, dtype, fault_in_background=fault_in_background)
+
+    monkeypatch.setattr(module, "result_array", result_array)
+    kernel = KERNELS[name]
+    planes = np.random.default_rng(3).poisson(3.0, size=(60, 100, 120)).astype(np.float32)
+    memory.drop_kept_buffers()
+    eager = module.convolve_plane_sources([planes], kernel, workers=-1)
+    in_task = module.convolve_plane_sources([planes], kernel, workers=1)
+    np.testing.assert_array_equal(eager, in_task)
+    assert asked == [name == "tophat", False]

@@ -80,6 +80,98 @@ def test_large_array_is_mapped_in_small_pages():
     assert " nh" in flags
 
 
+def resident_bytes(array: np.ndarray) -> int:
+    """Bytes of ``array``'s pages in memory (``mincore``; its mapping may have merged with a
+    neighbour's in /proc/self/smaps)."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    start = address(array) // page * page
+    n_pages = -(-(address(array) + array.nbytes - start) // page)
+    vector = (ctypes.c_ubyte * n_pages)()
+    mincore = ctypes.CDLL(None, use_errno=True).mincore
+    mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    assert mincore(start, n_pages * page, vector) == 0, ctypes.get_errno()
+    return sum(1 for v in vector if v & 1) * page
+
+
+def wait_for_fault_in_threads() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "gammaxr-fault-in":
+            thread.join(10)
+
+
+@needs_linux
+@pytest.mark.parametrize("nbytes", [memory.BACKGROUND_FAULT_MIN_BYTES, 36_000_000])
+def test_fresh_buffer_faulted_in_on_a_helper_thread(nbytes):
+    """The helper maps every page (the last one too when the size is not a whole number of
+    pages) without the caller writing any; the values are then the caller's."""
+    memory._madvise.clear()  # as in a new process
+    array = result_array((nbytes // 8,), fault_in_background=True)
+    wait_for_fault_in_threads()
+    if memory._libc_madvise() is None:
+        pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before Linux 5.14)")
+    assert resident_bytes(array) >= nbytes
+    array[...] = 3.0
+    assert float(array[-1]) == 3.0 and float(array.sum()) == 3.0 * array.size
+    # without the helper, nothing is mapped before it is written
+    plain = result_array((nbytes // 8,))
+    assert resident_bytes(plain) < nbytes // 4
+
+
+@needs_linux
+def test_no_helper_for_small_or_kept_buffers(monkeypatch):
+    started = []
+    monkeypatch.setattr(memory, "_fault_in_background", started.append)
+    small = result_array((memory.BACKGROUND_FAULT_MIN_BYTES // 8 - 1,), fault_in_background=True)
+    assert not started and small.size
+    large = result_array((memory.BACKGROUND_FAULT_MIN_BYTES // 8,), fault_in_background=True)
+    assert len(started) == 1
+    del large
+    gc.collect()
+    again = result_array((memory.BACKGROUND_FAULT_MIN_BYTES // 8,), fault_in_background=True)
+    assert len(started) == 1 and again.size  # a kept buffer is in memory already
+
+
+@needs_linux
+def test_helper_keeps_the_buffer_mapped_when_the_array_goes_first():
+    """The array dropped, its buffer dropped too, while the helper still works: the helper's
+    own reference keeps the memory mapped until it ends, and it ends without error."""
+    memory._madvise.clear()
+    array = result_array((64 * 2**20 // 8,), fault_in_background=True)
+    del array
+    gc.collect()
+    drop_kept_buffers()
+    wait_for_fault_in_threads()
+    assert not [t for t in threading.enumerate() if t.name == "gammaxr-fault-in"]
+    if memory._libc_madvise() is not None:  # not disabled by an error on the way
+        assert memory._madvise == [memory._libc_madvise()]
+
+
+@needs_linux
+def test_kernel_refusing_the_advice_stops_the_helpers(monkeypatch):
+    import ctypes
+    import errno
+
+    calls = []
+
+    def refusing(address, length, advice):
+        calls.append(advice)
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(memory, "_madvise", [refusing])
+    array = result_array((memory.BACKGROUND_FAULT_MIN_BYTES // 8,), fault_in_background=True)
+    wait_for_fault_in_threads()
+    assert calls == [memory._MADV_POPULATE_WRITE]  # one refusal, then no more asking
+    assert memory._madvise == [None]
+    array[...] = 1.0  # the array is as good as any
+    assert float(array.sum()) == array.size
+    result_array((memory.BACKGROUND_FAULT_MIN_BYTES // 8,), fault_in_background=True)
+    assert calls == [memory._MADV_POPULATE_WRITE]
+
+
 @needs_linux
 def test_buffer_is_kept_when_the_last_view_goes_and_given_again():
     array = result_array(LARGE)

@@ -425,9 +425,11 @@ def convolve_plane_sources(
     mask_planes = None if mask is None else planes(np.asarray(mask, dtype=bool))
     method = _method(kernel, n_lat, n_lon, zero_rtol, workers)
     n_planes = len(arrays) * per_source
-    out = method.output(n_planes)
-    batch = max(1, method.batch_bytes // (8 * n_lat * n_lon))
     separable = isinstance(method, _SeparableBatches)  # BLAS: the banded passes
+    # the batches of the top-hat sums run on this thread alone: in an eager call another
+    # core may fault the output in meanwhile
+    out = method.output(n_planes, idle_core=workers != 1 and isinstance(method, _RowRunBatches))
+    batch = max(1, method.batch_bytes // (8 * n_lat * n_lon))
     sources = [planes(array) for array in arrays]
 
     def convolve_batch(first: int) -> None:  # batches may span sources
@@ -533,9 +535,12 @@ class _RowRunBatches:
         self.rows = [(i, w) for i, w in enumerate(half_widths) if w >= 0]
         self.widths = sorted({w for _, w in self.rows})
 
-    def output(self, n_planes: int) -> np.ndarray:
-        """The output, ``(n_planes, n_lat, n_lon)``, C order."""
-        self._out = result_array((n_planes, self.n_lat, self.n_lon))
+    def output(self, n_planes: int, idle_core: bool = False) -> np.ndarray:
+        """The output, ``(n_planes, n_lat, n_lon)``, C order; with ``idle_core`` (an eager
+        call: the sums run on this thread alone), a fresh one is faulted in on a helper
+        thread (:func:`gammaxr.memory.result_array`)."""
+        shape = (n_planes, self.n_lat, self.n_lon)
+        self._out = result_array(shape, fault_in_background=idle_core)
         return self._out
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -611,8 +616,9 @@ class _SeparableBatches:
     def __init__(self, column: np.ndarray, row: np.ndarray, n_lat: int, n_lon: int):
         self.column, self.row, self.n_lat, self.n_lon = column, row, n_lat, n_lon
 
-    def output(self, n_planes: int) -> np.ndarray:
-        """The output, ``(n_planes, n_lat, n_lon)`` seen, lat-major in memory."""
+    def output(self, n_planes: int, idle_core: bool = False) -> np.ndarray:
+        """The output, ``(n_planes, n_lat, n_lon)`` seen, lat-major in memory (the
+        batches keep every core busy: ``idle_core`` is not used)."""
         self._out = result_array((self.n_lat, n_planes, self.n_lon))
         return np.moveaxis(self._out, 0, 1)
 
@@ -662,8 +668,9 @@ class _FFTBatches:
         self.kernel_fft = kernel_spectrum(kernel, self.shape)
         self.kernel_max = np.abs(kernel).max()
 
-    def output(self, n_planes: int) -> np.ndarray:
-        """The output, ``(n_planes, n_lat, n_lon)``, C order."""
+    def output(self, n_planes: int, idle_core: bool = False) -> np.ndarray:
+        """The output, ``(n_planes, n_lat, n_lon)``, C order (the transforms run on every
+        core of an eager call: ``idle_core`` is not used)."""
         self._out = result_array((n_planes, self.n_lat, self.n_lon))
         return self._out
 
