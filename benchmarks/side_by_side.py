@@ -217,7 +217,10 @@ def _ratio(theirs: float | None, ours: float) -> str:
 
 
 def _seconds(value: float | None, width: int = 10) -> str:
-    return f"{value:>{width}.3f}" if value is not None else f"{'-':>{width}}"
+    """Seconds to the ms above 0.1 s, to the 10 us below (the correlations take a few ms)."""
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value:>{width}.{3 if value >= 0.1 else 5}f}"
 
 
 def format_table(ours: dict, theirs: dict | None) -> list[str]:
