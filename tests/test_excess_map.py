@@ -533,15 +533,20 @@ def test_statistics_in_blocks_on_every_core_equal_one_call_bit_for_bit(
     monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", block_pixels)
     calls = []
     products = module._products
-    monkeypatch.setattr(
-        module, "_products", lambda arrays, **kw: calls.append(1) or products(arrays, **kw)
-    )
+
+    def spy(arrays, **kw):  # a block of the maps, or a one-pixel run naming the outputs
+        calls.append(max(np.size(a) for a in arrays.values()) > 1)
+        return products(arrays, **kw)
+
+    monkeypatch.setattr(module, "_products", spy)
     for kwargs, expected in zip(options, whole, strict=True):
         calls.clear()
         blocked = excess_map(ds, 0.06, **kwargs)
         xr.testing.assert_identical(blocked, expected)
         n_blocks = len(contiguous_blocks(ds["counts"].shape, block_pixels))
-        assert len(calls) == n_blocks + 1  # and the one-pixel run naming the outputs
+        assert sum(calls) == n_blocks
+        # one-pixel runs: the outputs named, and their memory planned before the sums
+        assert len(calls) - n_blocks in (1, 2)
         xr.testing.assert_identical(ds, before)  # the caller's arrays are never written
 
 
@@ -595,6 +600,62 @@ def test_mask_sums_gathered_without_a_temporary_of_their_size():
         tracemalloc.stop()
     np.testing.assert_array_equal(sums, expected)
     assert peak < sums.nbytes / 4, f"{peak / 1e6:.1f} MB traced for a {sums.nbytes / 1e6} MB result"
+
+
+@pytest.mark.parametrize(
+    ("on_off", "kwargs"),
+    [
+        (False, {}),
+        (False, {"selection": "all"}),
+        (True, {"selection": "all"}),
+        (True, {"correlate_off": False}),
+    ],
+)
+def test_buffers_prepared_before_the_top_hat_sums_are_those_the_call_uses(
+    on_off, kwargs, monkeypatch
+):
+    """A large eager top-hat has the memory of its results made on the idle core while it
+    sums on one thread: exactly as many buffers as it then takes (none left over, none
+    missing), and the same maps as without."""
+    import sys
+
+    from gammaxr import memory
+
+    module = sys.modules["gammaxr.estimators.excess_map"]
+    ds = _runs_dataset(on_off, seed=81)
+    expected = excess_map(ds, 0.06, **kwargs)
+    for name in ("KEPT_BUFFER_MIN_BYTES", "RESULT_BUFFER_MIN_BYTES", "BACKGROUND_FAULT_MIN_BYTES"):
+        monkeypatch.setattr(memory, name, 1)  # the small test maps count as large
+    monkeypatch.setattr(module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1)
+    monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", 1600)
+    made, fresh = [], []
+    prepare, take = module.prepare_result_buffers, memory._take_kept
+    monkeypatch.setattr(
+        module, "prepare_result_buffers", lambda *a: made.append(prepare(*a)) or made[-1]
+    )
+
+    def take_kept(nbytes):  # a result made after the buffers were prepared
+        buffer = take(nbytes)
+        if buffer is None and made:
+            fresh.append(nbytes)
+        return buffer
+
+    monkeypatch.setattr(memory, "_take_kept", take_kept)
+    drop_kept = memory.drop_kept_buffers
+    drop_kept()
+    try:
+        result = excess_map(ds, 0.06, **kwargs)
+        if memory._libc_madvise() is None:
+            assert made == [0]  # nothing prepared where the kernel cannot fault in
+        else:
+            assert made and made[0] > 0
+            size = ds["counts"].size * 8
+            left = [len(b) for b in memory._kept if size <= len(b) <= 2 * size]
+            assert left == []  # every prepared buffer was taken
+            assert size not in fresh  # and no result of that size needed a fresh one
+        xr.testing.assert_identical(result, expected)
+    finally:
+        drop_kept()
 
 
 def _memory_held(arrays: list[np.ndarray]) -> int:
@@ -672,13 +733,17 @@ def test_statistics_in_blocks_follow_the_callers_floating_point_settings(monkeyp
     monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", 400)
     seen = []
     products = module._products
-    monkeypatch.setattr(
-        module, "_products", lambda arrays, **kw: seen.append(np.geterr()) or products(arrays, **kw)
-    )
+
+    def spy(arrays, **kw):  # the blocks (not the one-pixel runs naming the outputs)
+        if max(np.size(a) for a in arrays.values()) > 1:
+            seen.append(np.geterr())
+        return products(arrays, **kw)
+
+    monkeypatch.setattr(module, "_products", spy)
     ds = _runs_dataset(False, seed=41)
     with np.errstate(divide="raise", over="warn", under="ignore", invalid="print"):
         caller = np.geterr()
         excess_map(ds, 0.06)
-    blocks = seen[1:]  # after the one-pixel run naming the outputs
+    blocks = seen
     assert len(blocks) == len(contiguous_blocks(ds["counts"].shape, 400)) > 2
     assert all(settings == caller for settings in blocks)

@@ -26,10 +26,18 @@ needs_linux = pytest.mark.skipif(not LINUX, reason="anonymous memory maps with m
 LARGE = (RESULT_BUFFER_MIN_BYTES // 8 // 1000 + 1, 1000)  # float64, just above the threshold
 
 
+def wait_for_fault_in_threads() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "gammaxr-fault-in":
+            thread.join(10)
+
+
 @pytest.fixture(autouse=True)
 def no_kept_buffers():
+    wait_for_fault_in_threads()  # no helper thread left from another test
     drop_kept_buffers()
     yield
+    wait_for_fault_in_threads()
     drop_kept_buffers()
 
 
@@ -94,12 +102,6 @@ def resident_bytes(array: np.ndarray) -> int:
     mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
     assert mincore(start, n_pages * page, vector) == 0, ctypes.get_errno()
     return sum(1 for v in vector if v & 1) * page
-
-
-def wait_for_fault_in_threads() -> None:
-    for thread in threading.enumerate():
-        if thread.name == "gammaxr-fault-in":
-            thread.join(10)
 
 
 @needs_linux
@@ -347,3 +349,58 @@ def test_no_buffer_kept_with_a_zero_limit(monkeypatch):
     del array
     gc.collect()
     assert kept_buffer_bytes() == 0
+
+
+@needs_linux
+def test_prepared_buffers_are_kept_for_the_results_of_their_shape(monkeypatch):
+    shape = (memory.BACKGROUND_FAULT_MIN_BYTES // 8,)
+    nbytes = shape[0] * 8
+    assert memory.prepare_result_buffers((10, 10), 3) == 0  # small: numpy's own memory
+    if memory._libc_madvise() is None:
+        assert memory.prepare_result_buffers(shape, 3) == 0
+        pytest.skip("this kernel refuses MADV_POPULATE_WRITE (before Linux 5.14)")
+    kept = result_array(shape)
+    kept[...] = 0.0
+    kept_at = address(kept)
+    del kept
+    gc.collect()  # one buffer of the size kept already: two more made
+    assert memory.prepare_result_buffers(shape, 3) == 2
+    assert kept_buffer_bytes() == 3 * nbytes
+    wait_for_fault_in_threads()
+    taken = [result_array(shape) for _ in range(3)]
+    assert kept_buffer_bytes() == 0 and kept_at in {address(a) for a in taken}
+    assert all(resident_bytes(a) >= nbytes for a in taken)  # faulted in, none written
+    # never more than the room left under the limit
+    monkeypatch.setattr(memory, "KEPT_RESULT_BYTES", 2 * nbytes + 1)
+    del taken
+    gc.collect()
+    drop_kept_buffers()
+    assert memory.prepare_result_buffers(shape, 5) == 2
+
+
+@needs_linux
+def test_the_helper_faults_the_buffer_asked_for_last_in_first(monkeypatch):
+    """A result asked for while prepared buffers are being faulted in goes first: it is
+    needed first."""
+    step = memory.BACKGROUND_FAULT_STEP_BYTES
+    first_step = threading.Event()
+    go_on = threading.Event()
+    seen = []
+
+    def madvise(address, length, advice):
+        seen.append(address)
+        first_step.set()
+        go_on.wait(10)
+        return 0
+
+    monkeypatch.setattr(memory, "_madvise", [madvise])
+    shape = (3 * step // 8,)
+    prepared = memory.prepare_result_buffers(shape, 1)  # three steps, from its end
+    assert prepared == 1 and first_step.wait(10)  # the helper is in its first step
+    wanted = result_array((7 * step // 8,), fault_in_background=True)  # no kept one fits
+    start = address(wanted)
+    go_on.set()
+    wait_for_fault_in_threads()
+    assert len(seen) == 3 + 7
+    assert seen[1:8] == [start + k * step for k in range(6, -1, -1)]  # from its end
+    assert seen[0] - seen[8] == step and seen[8] - seen[9] == step  # then the rest

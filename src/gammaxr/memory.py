@@ -29,8 +29,12 @@ of an eager call run on one thread) may ask for its fresh buffer to be faulted i
 another thread (``fault_in_background=True``): a helper thread asks the kernel for the
 buffer's pages, last page first (``MADV_POPULATE_WRITE``, Linux 5.14 and later, which maps
 pages writable without writing them), while the caller writes from the first page on, so
-that most of the page faults are taken off the caller's thread. The helper holds the buffer
-until it is done, so the memory stays mapped whatever happens to the array.
+that most of the page faults are taken off the caller's thread. A call that knows the
+results it will make after such a stretch of work has their buffers made and faulted in
+the same way beforehand, kept for :func:`result_array` (:func:`prepare_result_buffers`).
+One helper thread at a time does the work, the buffer asked for last first, a few MB at a
+time; it holds each buffer until it is done with it, so the memory stays mapped whatever
+happens to the arrays.
 
 Fresh buffers are made for arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` (4 MB);
 kept buffers also serve arrays from :data:`KEPT_BUFFER_MIN_BYTES` (1 MB); other arrays are
@@ -59,6 +63,7 @@ __all__ = [
     "drop_kept_buffers",
     "kept_buffer_bytes",
     "physical_memory_bytes",
+    "prepare_result_buffers",
     "result_array",
 ]
 
@@ -123,9 +128,12 @@ _lock = threading.Lock()
 def _forget_after_fork() -> None:
     """In a forked child: a lock of its own (the parent's may have been held by another
     thread at the fork) and no kept buffers (the parent's, copied on write)."""
-    global _lock
+    global _lock, _fault_lock
     _lock = threading.Lock()
     _kept.clear()
+    _fault_lock = threading.Lock()  # the parent's helper thread is not in the child
+    _fault_jobs.clear()
+    _fault_thread.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -213,36 +221,105 @@ def _libc_madvise():
     return _madvise[0]
 
 
+#: Buffers being faulted in, newest last: ``[buffer, address, bytes left]``; guarded by
+#: ``_fault_lock``. The helper thread (one at a time, ``_fault_thread``) works on the newest
+#: first, a step at a time: a result asked for now is needed before those prepared earlier.
+_fault_jobs: list[list] = []
+_fault_lock = threading.Lock()
+_fault_thread: list[threading.Thread] = []
+
+
 def _fault_in_background(buffer: mmap.mmap) -> None:
-    """Start a helper thread that faults ``buffer`` in, last page first."""
+    """Have the helper thread fault ``buffer`` in, last page first (started if none runs)."""
     madvise = _libc_madvise()
     if madvise is None:
         return
     view = np.frombuffer(buffer, dtype=np.uint8)
     address = view.ctypes.data  # page-aligned: the start of the map
-    del view  # no export left behind: the thread holds the buffer itself
-    thread = threading.Thread(
-        target=_fault_in,
-        args=(madvise, buffer, address, len(buffer)),
-        name="gammaxr-fault-in",
-        daemon=True,
-    )
-    thread.start()
-
-
-def _fault_in(madvise, buffer: mmap.mmap, address: int, nbytes: int) -> None:
-    """Fault in ``nbytes`` from ``address`` (the memory of ``buffer``, which this thread
-    holds, so that it stays mapped) a step at a time, from the end. A kernel that refuses
-    the advice (before Linux 5.14) stops it for the process."""
+    del view  # no export left behind: the job holds the buffer itself
     page = mmap.PAGESIZE
-    end = -(-nbytes // page) * page  # the map's last page in full: every step page-aligned
-    while end > 0:
-        start = max(0, end - BACKGROUND_FAULT_STEP_BYTES)
+    length = -(-len(buffer) // page) * page  # the map's last page in full: steps aligned
+    with _fault_lock:
+        _fault_jobs.append([buffer, address, length])
+        if not _fault_thread:
+            thread = threading.Thread(
+                target=_fault_in, args=(madvise,), name="gammaxr-fault-in", daemon=True
+            )
+            _fault_thread.append(thread)
+            thread.start()
+
+
+def _fault_in(madvise) -> None:
+    """The helper thread: fault the newest job's next step in (from its end), until no job
+    is left. A job holds its buffer, so the memory stays mapped whatever happens to its
+    arrays. A kernel that refuses the advice (before Linux 5.14) stops it for the
+    process."""
+    while True:
+        with _fault_lock:
+            if not _fault_jobs:
+                _fault_thread.clear()
+                return
+            job = _fault_jobs[-1]
+            buffer, address, end = job
+            start = max(0, end - BACKGROUND_FAULT_STEP_BYTES)
+            job[2] = start
+            if start == 0:
+                _fault_jobs.pop()
         if madvise(address + start, end - start, _MADV_POPULATE_WRITE) != 0:
-            if ctypes.get_errno() == errno.EINVAL:  # an older kernel: never again
-                _madvise[0] = None
-            return
-        end = start
+            refused = ctypes.get_errno() == errno.EINVAL  # an older kernel: never again
+            with _fault_lock:
+                if refused:
+                    _madvise[0] = None
+                    _fault_jobs.clear()
+                else:  # another error: this job is dropped, the others go on
+                    _fault_jobs[:] = [j for j in _fault_jobs if j[0] is not buffer]
+        del buffer, job
+
+
+def prepare_result_buffers(
+    shape: tuple[int, ...], count: int, dtype: np.dtype | type = np.float64
+) -> int:
+    """Make buffers for ``count`` results of ``shape`` ahead of time, faulted in on the
+    helper thread, and keep them for :func:`result_array`.
+
+    For a call that will make results of a known size after a stretch of work that leaves
+    a core idle (the top-hat sums of an eager excess map run on one thread before its
+    statistics): the pages are mapped meanwhile instead of by the threads that write the
+    results. Kept buffers that already fit count towards ``count``; no more is made than
+    the room left under :data:`KEPT_RESULT_BYTES`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the results.
+    count : int
+        How many results will be made.
+    dtype : numpy.dtype
+        Their data type (default float64).
+
+    Returns
+    -------
+    int
+        The number of buffers made (0 off Linux, below
+        :data:`BACKGROUND_FAULT_MIN_BYTES`, where the kernel refuses the advice, or when
+        enough buffers are kept already).
+    """
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if nbytes < BACKGROUND_FAULT_MIN_BYTES or not _SMALL_PAGES or _libc_madvise() is None:
+        return 0
+    with _lock:
+        fitting = sum(1 for b in _kept if nbytes <= len(b) <= 2 * nbytes)
+        room = KEPT_RESULT_BYTES - sum(len(b) for b in _kept)
+    made = max(0, min(count - fitting, room // nbytes))
+    for _ in range(made):
+        buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
+        try:
+            buffer.madvise(_NO_HUGE_PAGES)
+        except OSError:
+            pass
+        _fault_in_background(buffer)
+        _keep(buffer)
+    return made
 
 
 def _take_kept(nbytes: int) -> mmap.mmap | None:

@@ -48,9 +48,9 @@ from gammaxr.estimators.smoothing import (
 )
 from gammaxr.geom.axes import axis_coords, axis_edges, axis_lo_hi, band_slices, bounds_name
 from gammaxr.geom.batch_threads import run_batches
-from gammaxr.geom.convolve import convolve_plane_sources
+from gammaxr.geom.convolve import convolve_plane_sources, sums_on_one_thread
 from gammaxr.geom.grid import SkyGrid
-from gammaxr.memory import result_array
+from gammaxr.memory import prepare_result_buffers, result_array
 from gammaxr.reduce.ring import dataset_on_bands, group_bands, resample_energy
 from gammaxr.reduce.stack import acceptance_off_keeping_alpha
 from gammaxr.stats import alpha_on_off, cash_error, counts_statistics, wstat_error
@@ -454,6 +454,31 @@ def excess_map(
     distinct = _distinct_planes(use) if "mask" in maps else None
     if distinct is not None:
         del maps["mask"]
+    options = {
+        "on_off": on_off,
+        "correlate_off": correlate_off,
+        "chosen": chosen,
+        "n_sigma": n_sigma,
+        "n_sigma_ul": n_sigma_ul,
+        "n_sigma_sensitivity": n_sigma_sensitivity,
+    }
+    if sums_on_one_thread(kernel) and not any(
+        is_dask_collection(v.data) for v in (*maps.values(), use)
+    ):  # the other core makes the results' memory meanwhile
+        inputs = {f"corr_{name}": np.dtype(np.float64) for name in maps}
+        inputs["use"] = np.dtype(bool)
+        if distinct is not None:
+            inputs["corr_mask"] = np.dtype(np.float64)
+        if on_off and not correlate_off:
+            inputs["off_counts_off"] = inputs["off_acceptance_off"] = np.dtype(np.float64)
+        if "reco_exposure" in maps:
+            inputs["ref_flux"] = np.dtype(np.float64)
+        size = ds["counts"].size
+        # the gathered mask sums need a buffer; the reference exposure, dropped once
+        # convolved, leaves one
+        more = int(distinct is not None and use.size == size)
+        more -= int("reco_exposure" in maps and maps["reco_exposure"].size == size)
+        _prepare_output_buffers(ds["counts"].shape, inputs, more, options)
     corr = convolve_sky_maps(maps, kernel, mask=use, integer=("counts",))
     # the reference exposure is used up: dropped, its memory may serve the products
     # (gammaxr.memory keeps the buffer of a dropped result)
@@ -480,14 +505,6 @@ def excess_map(
         edges = axis_edges(ds, "energy")
         band_flux = _reference_model(spectral_model).integral(edges[:-1], edges[1:])
         arrays["ref_flux"] = np.asarray(band_flux, dtype=float).reshape(shape)
-    options = {
-        "on_off": on_off,
-        "correlate_off": correlate_off,
-        "chosen": chosen,
-        "n_sigma": n_sigma,
-        "n_sigma_ul": n_sigma_ul,
-        "n_sigma_sensitivity": n_sigma_sensitivity,
-    }
     if any(is_dask_collection(a) for a in arrays.values()):
         products = _products_by_block(arrays, options)
     else:  # the caller's arrays are never written in place
@@ -656,34 +673,65 @@ def _output_memory(
     Also returns the names of all outputs, in order.
     """
     dummy, products = _stand_in_products(arrays, options)
-
-    def whole_and_ours(name: str) -> bool:
-        array = arrays[name]
-        return _ours(array, inputs) and array.shape == shape and array.dtype == np.float64
-
-    in_place = {}
-    for output, data in products.items():
-        for name, stand_in in dummy.items():
-            if data is stand_in and whole_and_ours(name):
-                in_place[output] = name
-
-    def apart(name: str) -> bool:  # no other input's memory within its bounds
-        return not any(
+    whole = {
+        name
+        for name, array in arrays.items()
+        if _ours(array, inputs) and array.shape == shape and array.dtype == np.float64
+    }
+    apart = {  # no other input's memory within its bounds
+        name
+        for name in whole
+        if not any(
             np.may_share_memory(arrays[name], other)
             for other_name, other in arrays.items()
             if other_name != name and isinstance(other, np.ndarray)
         )
+    }
+    return _memory_plan(dummy, products, whole, apart)
 
+
+def _memory_plan(
+    dummy: dict[str, np.ndarray], products: dict[str, Any], whole: set[str], apart: set[str]
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """:func:`_output_memory` from the one-pixel run (``dummy`` inputs, their ``products``),
+    given the inputs that are ``whole`` float64 arrays of ours and those of them ``apart``
+    from every other input."""
+    in_place = {}
+    for output, data in products.items():
+        for name, stand_in in dummy.items():
+            if data is stand_in and name in whole:
+                in_place[output] = name
     spare = [
         name
         for name, stand_in in dummy.items()
-        if whole_and_ours(name)
+        if name in apart
         and not any(np.may_share_memory(data, stand_in) for data in products.values())
-        and apart(name)
     ]
     new = [output for output in products if output not in in_place]
     hosts = dict(zip(new[::-1], spare, strict=False))  # the last outputs, on the spares
     return in_place, hosts, list(products)
+
+
+def _prepare_output_buffers(
+    shape: tuple[int, ...], names: dict[str, np.dtype], more: int, options: dict
+) -> int:
+    """Before the top-hat sums of a large eager call, which run on one thread: the buffers
+    of the results to come (the statistics' new outputs, and ``more``: the other results of
+    ``shape`` the call makes less those it drops), made and faulted in on the idle core
+    meanwhile (:func:`gammaxr.memory.prepare_result_buffers`). ``names``: the statistics'
+    inputs to come and their dtypes; the convolved sums (``corr_*``) are whole float64
+    arrays of ours, each apart from the others, as the top-hat sums give them. Returns the
+    number of buffers made."""
+    if math.prod(shape) < BLOCKED_PRODUCTS_MIN_PIXELS:
+        return 0
+    if len(contiguous_blocks(shape, PRODUCTS_BLOCK_PIXELS)) < 2:
+        return 0
+    stand_ins = {name: np.ones((1,) * len(shape), dtype) for name, dtype in names.items()}
+    dummy, products = _stand_in_products(stand_ins, options)
+    sums = {name for name in names if name.startswith("corr_")}
+    in_place, hosts, outputs = _memory_plan(dummy, products, sums, sums)
+    new = len(outputs) - len(in_place) - len(hosts)
+    return prepare_result_buffers(shape, new + more)
 
 
 def _products_in_blocks(

@@ -58,6 +58,7 @@ __all__ = [
     "kernel_spectrum",
     "row_runs",
     "separable_factors",
+    "sums_on_one_thread",
     "work_buffer",
 ]
 
@@ -497,6 +498,24 @@ def _method(kernel: np.ndarray, n_lat: int, n_lon: int, zero_rtol: float, worker
     if runs is not None:
         return _RowRunBatches(*runs, n_lat, n_lon)
     return _FFTBatches(kernel, n_lat, n_lon, zero_rtol, workers)
+
+
+def sums_on_one_thread(kernel: np.ndarray) -> bool:
+    """Whether :func:`convolve_plane_sources` sums ``kernel`` on the calling thread alone,
+    even in an eager call (a small top-hat: :func:`row_runs`), leaving the other cores idle
+    meanwhile; the separable passes and the FFT use every core.
+
+    Parameters
+    ----------
+    kernel : numpy.ndarray, shape (k_lat, k_lon)
+        Odd-sized kernel.
+
+    Returns
+    -------
+    bool
+    """
+    kernel = _check_kernel(kernel)
+    return _use_separable(kernel) is None and _use_row_runs(kernel) is not None
 
 
 def _use_row_runs(kernel: np.ndarray) -> tuple[float, tuple[int, ...]] | None:
