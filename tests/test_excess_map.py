@@ -97,6 +97,18 @@ def test_tophat_kernel_is_gammapys_disk():
         tophat_kernel(grid, 0.1, metric="wcs")
     g = gauss_kernel(grid, 0.05)
     assert g.sum() == pytest.approx(1.0) and g.shape == (21, 21)
+    # each call its own array (the kernels of a grid's steps are remembered, not shared)
+    from gammaxr.estimators.smoothing import kernel_steps
+
+    dx, dy = kernel_steps(grid)
+    x, y = np.arange(-10, 11) * dx, np.arange(-10, 11) * dy
+    direct = np.exp(-0.5 * (x[None, :] ** 2 + y[:, None] ** 2) / 0.05**2)
+    np.testing.assert_allclose(g, direct / direct.sum(), rtol=1e-14)
+    g[...] = 0.0
+    again = gauss_kernel(grid, 0.05)
+    assert again.sum() == pytest.approx(1.0) and again is not g
+    assert gauss_kernel(grid, 0.05, n_sigma=2).shape == (11, 11)
+    assert gauss_kernel(high, 0.05).shape == (21, 41)  # lon steps half as long on the sky
 
 
 def test_fft_convolution_equals_direct_sum(raise_on_compute):

@@ -19,6 +19,7 @@ data stays lazy, chunk by chunk with a halo.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from functools import lru_cache
 
 import numpy as np
 import xarray as xr
@@ -71,7 +72,10 @@ def kernel_steps(grid: SkyGrid, metric: str = "sky") -> tuple[float, float]:
 
 
 def _offsets(grid: SkyGrid, half_size: float, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    dx, dy = kernel_steps(grid, metric)
+    return _step_offsets(*kernel_steps(grid, metric), half_size)
+
+
+def _step_offsets(dx: float, dy: float, half_size: float) -> tuple[np.ndarray, np.ndarray]:
     nx = int(np.floor(half_size / dx * (1 + RADIUS_RTOL)))
     ny = int(np.floor(half_size / dy * (1 + RADIUS_RTOL)))
     return np.arange(-nx, nx + 1) * dx, np.arange(-ny, ny + 1) * dy
@@ -124,7 +128,15 @@ def gauss_kernel(
     numpy.ndarray of float, axes (lat, lon)
     """
     sigma = to_positive(sigma, "deg", "Gaussian sigma")
-    x, y = _offsets(grid, n_sigma * sigma, metric)
+    dx, dy = kernel_steps(grid, metric)
+    return _remembered_gauss(float(dx), float(dy), sigma, float(n_sigma)).copy()
+
+
+@lru_cache(maxsize=64)
+def _remembered_gauss(dx: float, dy: float, sigma: float, n_sigma: float) -> np.ndarray:
+    """:func:`gauss_kernel` for pixel steps ``(dx, dy)`` deg (a small memo of a pure
+    function: each call gets a copy)."""
+    x, y = _step_offsets(dx, dy, n_sigma * sigma)
     kernel = np.exp(-0.5 * (x[None, :] ** 2 + y[:, None] ** 2) / sigma**2)
     return kernel / kernel.sum()
 

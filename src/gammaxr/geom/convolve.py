@@ -246,11 +246,12 @@ def banded_pass(
     if out is None:
         out = np.empty_like(lines)
     n = lines.shape[axis]
-    if axis == 0:
-        for start in range(0, n, BAND_BLOCK):
-            banded_block(lines, weights, start, out=out[start : min(start + BAND_BLOCK, n)])
-        return out
     half = weights.size // 2
+    if axis == 0:
+        band = _band_matrix(weights, BAND_BLOCK, transposed=True)
+        for start in range(0, n, BAND_BLOCK):
+            _lines_block(lines, band, half, start, out[start : min(start + BAND_BLOCK, n)])
+        return out
     band = _band_matrix(weights, BAND_BLOCK, transposed=False)
     for start in range(0, n, BAND_BLOCK):
         stop = min(start + BAND_BLOCK, n)
@@ -276,8 +277,13 @@ def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.nda
     out : numpy.ndarray of float64, shape (k, m), k <= BAND_BLOCK
         Where the ``k`` output lines are written.
     """
-    half = weights.size // 2
     band = _band_matrix(weights, BAND_BLOCK, transposed=True)
+    _lines_block(lines, band, weights.size // 2, start, out)
+
+
+def _lines_block(lines: np.ndarray, band: np.ndarray, half: int, start: int, out: np.ndarray):
+    """:func:`banded_block` with the transposed band matrix of the kernel (half width
+    ``half``) at hand."""
     stop = start + out.shape[0]
     low, high = max(start - half, 0), min(stop + half, lines.shape[0])
     first = low - (start - half)  # band columns cut off at the lower edge
@@ -414,13 +420,15 @@ def convolve_plane_sources(
     """
     kernel = _check_kernel(kernel)
     arrays = [np.asarray(a) for a in sources]
-    shape = np.broadcast_shapes(*(a.shape for a in arrays), *([] if mask is None else [mask.shape]))
+    shapes = {a.shape for a in arrays} | (set() if mask is None else {np.shape(mask)})
+    shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
     if len(shape) < 2:
         raise ValueError(f"planes must have (lat, lon) as their last two dims, got {shape}")
     n_lat, n_lon = shape[-2:]
 
     def planes(array: np.ndarray) -> np.ndarray:  # (n_planes, n_lat, n_lon), a view if it can
-        return np.broadcast_to(array, shape).reshape(-1, n_lat, n_lon)
+        whole = array if array.shape == shape else np.broadcast_to(array, shape)
+        return whole.reshape(-1, n_lat, n_lon)
 
     per_source = math.prod(shape[:-2])
     mask_planes = None if mask is None else planes(np.asarray(mask, dtype=bool))
@@ -639,7 +647,7 @@ class _SeparableBatches:
         """The output, ``(n_planes, n_lat, n_lon)`` seen, lat-major in memory (the
         batches keep every core busy: ``idle_core`` is not used)."""
         self._out = result_array((self.n_lat, n_planes, self.n_lon))
-        return np.moveaxis(self._out, 0, 1)
+        return self._out.transpose(1, 0, 2)
 
     def buffer(self, n_planes: int) -> tuple[np.ndarray, np.ndarray]:
         """A float64 work buffer of ``n_planes`` planes, lat-major (the output itself when
@@ -648,7 +656,7 @@ class _SeparableBatches:
             lat_major = self._out
         else:
             lat_major = work_buffer("planes", (self.n_lat, n_planes, self.n_lon))
-        return lat_major, np.moveaxis(lat_major, 0, 1)
+        return lat_major, lat_major.transpose(1, 0, 2)
 
     def convolve(self, lat_major: np.ndarray, gathered: np.ndarray, start: int, stop: int) -> None:
         lines = lat_major.reshape(self.n_lat, -1)

@@ -290,8 +290,8 @@ class SkyGrid:
         frame = obj.attrs.get("frame", coords["lon"].attrs.get("frame"))
         if frame is None:
             raise KeyError("object has no 'frame' attr naming its sky frame (icrs or galactic)")
-        lon = np.asarray(coords["lon"].values, dtype=np.float64)
-        lat = np.asarray(coords["lat"].values, dtype=np.float64)
+        indexes = obj.xindexes
+        lon, lat = (_coordinate_values(coords, indexes, name) for name in ("lon", "lat"))
         steps = [
             coords[name].attrs.get("step") if arr.size == 1 else None
             for name, arr in (("lon", lon), ("lat", lat))
@@ -671,6 +671,16 @@ def _check_polar_distortion(lon0: float, lat0: float, half_height: float, frame:
         f"{np.sign(lat0) * lat_far:.3f} deg {problem}: build it in the {other!r} frame "
         f"(centre at lat {lat_other:.2f} deg there) or make it narrower"
     )
+
+
+def _coordinate_values(coords: Mapping, indexes: Mapping, name: str) -> np.ndarray:
+    """The values of the coordinate ``name`` as float64: from its pandas index when it has
+    one (half the time of the Variable's ``values``, which converts the index again)."""
+    index = getattr(indexes.get(name), "index", None)
+    values = index.values if isinstance(getattr(index, "values", None), np.ndarray) else None
+    if values is None:
+        values = coords[name].values
+    return np.asarray(values, dtype=np.float64)
 
 
 def _hashable(*values: Any) -> bool:
