@@ -337,6 +337,41 @@ def test_convolve_sky_maps_of_numpy_maps_in_any_dim_order():
         np.testing.assert_array_equal(out["counts"]["energy"], [1.0, 2.0, 3.0])
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_convolve_sky_maps_of_one_datasets_maps_as_they_are(masked, monkeypatch):
+    """Maps of one Dataset (one grid, the same coordinates) are convolved as they are and
+    share its coordinates; the results equal those of the general (broadcasting) path, which
+    maps with a coordinate of their own still take."""
+    import gammaxr.estimators.smoothing as smoothing
+
+    rng = np.random.default_rng(8)
+    grid = SkyGrid.from_center((10.0, 5.0), (0.8, 0.6), 0.02)
+    shape = (3, *grid.shape)
+    ds = grid.to_dataset({"energy": ("energy", [1.0, 2.0, 3.0])})
+    ds["counts"] = (("energy", "lat", "lon"), rng.poisson(2.0, shape).astype(np.float32))
+    ds["background"] = (("energy", "lat", "lon"), rng.random(shape))
+    ds["mask_safe"] = (("energy", "lat", "lon"), rng.random(shape) > 0.2)
+    maps = {"counts": ds["counts"], "background": ds["background"]}
+    mask = ds["mask_safe"] if masked else None
+    kernel = KERNELS["gauss"]
+    assert smoothing._one_grid_in_memory([*maps.values(), *([mask] if masked else [])])
+    direct = smoothing.convolve_sky_maps(maps, kernel, mask=mask, integer=["counts"])
+    assert direct["counts"].variable.attrs == {} and direct["counts"].dims == ds["counts"].dims
+    assert direct["background"]["lon"].variable is ds["lon"].variable  # shared, not copied
+    monkeypatch.setattr(smoothing, "_one_grid_in_memory", lambda arrays: False)
+    general = smoothing.convolve_sky_maps(maps, kernel, mask=mask, integer=["counts"])
+    for name in maps:
+        xr.testing.assert_identical(direct[name], general[name])
+    # a map with a coordinate of its own: not one grid, the union of the coordinates
+    monkeypatch.undo()
+    run = ds["background"].assign_coords(run=("energy", [7, 8, 9]))
+    assert not smoothing._one_grid_in_memory([ds["counts"], run])
+    out = smoothing.convolve_sky_maps({"counts": ds["counts"], "background": run}, kernel)
+    assert "run" in out["counts"].coords
+    lazy = ds["background"].chunk({"energy": 1})
+    assert not smoothing._one_grid_in_memory([ds["counts"], lazy])
+
+
 def test_work_buffers_are_kept_per_role_and_thread_within_a_budget(monkeypatch):
     import threading
 

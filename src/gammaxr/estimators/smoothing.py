@@ -272,19 +272,8 @@ def _convolve_whole_planes(
         reuse = first_map.dims == dims and set(first_map.coords) == set(coords)
         if not reuse:  # coordinates built once, shared by every map
             first_map = xr.DataArray(out[0], dims=order, coords=coords).transpose(*dims)
-        # the first map's coordinates and indexes, as ``ds[name]`` shares a Dataset's (the
-        # public constructor would check and copy them again: 40 us a map)
-        variables, indexes = first_map.coords.variables, first_map.xindexes
         axes = [order.index(d) for d in dims]
-        return {
-            name: xr.DataArray(
-                xr.Variable(dims, data.transpose(axes)),
-                coords=dict(variables),
-                indexes=dict(indexes),
-                fastpath=True,
-            )
-            for name, data in zip(names, out, strict=True)
-        }
+        return _on_the_grid_of(first_map, names, [data.transpose(axes) for data in out])
     blocks = aligned_blocks(arrays)
     if any(len(c) > 1 for c in blocks[0].chunks[-2:]):
         return None
@@ -293,6 +282,44 @@ def _convolve_whole_planes(
         name: xr.DataArray(data, dims=order, coords=coords).transpose(*dims)
         for name, data in zip(names, out, strict=True)
     }
+
+
+def _on_the_grid_of(
+    first_map: xr.DataArray, names: list[str], data: list[np.ndarray]
+) -> dict[str, xr.DataArray]:
+    """The numpy ``data`` (in the dims of ``first_map``) as DataArrays with the coordinates
+    and indexes of ``first_map``, shared as ``ds[name]`` shares a Dataset's (the public
+    constructor would check and copy them again: 40 us a map)."""
+    variables, indexes = first_map.coords.variables, first_map.xindexes
+    return {
+        name: xr.DataArray(
+            xr.Variable(first_map.dims, values, fastpath=True),
+            coords=dict(variables),
+            indexes=dict(indexes),
+            fastpath=True,
+        )
+        for name, values in zip(names, data, strict=True)
+    }
+
+
+def _one_grid_in_memory(arrays: list[xr.DataArray]) -> bool:
+    """Whether the maps (and the mask) are numpy arrays of the same dims and shape, lat and
+    lon last, with the very same coordinates (as ``ds[name]`` of one Dataset): convolved as
+    they are, without broadcasting."""
+    first = arrays[0]
+    if first.dims[-2:] != _PLANE:
+        return False
+    coords = first.coords.variables
+    for array in arrays:
+        if array.dims != first.dims or array.shape != first.shape:
+            return False
+        if is_dask_collection(array.data):
+            return False
+        if array is not first:
+            others = array.coords.variables
+            if others.keys() != coords.keys() or any(others[k] is not v for k, v in coords.items()):
+                return False
+    return True
 
 
 def convolve_sky_maps(
@@ -334,6 +361,15 @@ def convolve_sky_maps(
     """
     names = list(maps)
     arrays = [*maps.values(), *([] if mask is None else [mask])]
+    if _one_grid_in_memory(arrays):  # the usual eager call: no broadcasting, one grid
+        out = _convolve_block_maps(
+            *(array.data for array in arrays),
+            n_maps=len(names),
+            kernel=kernel,
+            integer=tuple(i for i, name in enumerate(names) if name in integer),
+            workers=EAGER_WORKERS,
+        )
+        return _on_the_grid_of(arrays[0], names, list(out) if len(names) > 1 else [out])
     sizes: dict = {}  # the broadcast dims, in order of first appearance (mask first)
     for array in arrays[::-1] if mask is not None else arrays:
         sizes.update({d: n for d, n in array.sizes.items() if d not in sizes})
