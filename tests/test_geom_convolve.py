@@ -290,6 +290,36 @@ def test_non_finite_values_count_as_zero_and_huge_ones_are_kept(name, monkeypatc
     assert out[5].max() > 1e190
 
 
+@pytest.mark.parametrize("name", ["gauss", "tophat", "ring"])
+@pytest.mark.parametrize("source", ["float32", "masked", "broadcast", "int32"])
+def test_non_finite_values_of_any_source_count_as_zero(name, source, monkeypatch):
+    """Non-finite values are found on the sources (float32, masked, broadcast) or known
+    absent (integers), in one batch and in several; the sums are the direct ones."""
+    import gammaxr.geom.convolve as module
+
+    rng = np.random.default_rng(12)
+    planes = rng.random((6, 30, 40)).astype(np.float32)
+    mask = None
+    if source == "int32":
+        planes = rng.poisson(3.0, planes.shape).astype(np.int32)
+    else:
+        planes[1, 3, 4] = np.nan
+        planes[4, 29, 0] = -np.inf
+    if source == "masked":
+        mask = rng.random(planes.shape) > 0.3
+        mask[4, 29, 0] = False  # an infinity outside the mask counts as 0 too
+    other = planes[0] if source == "broadcast" else planes  # one plane broadcast to all
+    finite = np.where(np.isfinite(planes), planes, 0).astype(np.float64)
+    used = finite if mask is None else finite * mask
+    second = np.broadcast_to(used[0], used.shape) if source == "broadcast" else used
+    expected = [_direct(used, KERNELS[name]), _direct(second, KERNELS[name])]
+    for batch_planes in (12, 2):
+        monkeypatch.setattr(module, "PLANE_BATCH_BYTES", batch_planes * 8 * 30 * 40)
+        out = module.convolve_plane_sources([planes, other], KERNELS[name], mask=mask)
+        for got, want in zip(out, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
+
+
 @pytest.mark.parametrize("blas", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
 def test_all_finite_agrees_with_isfinite(dtype, blas):

@@ -444,22 +444,27 @@ def convolve_plane_sources(
     def convolve_batch(first: int) -> None:  # batches may span sources
         last = min(first + batch, n_planes)
         work, gathered = method.buffer(last - first)
+        parts = []  # (the source's planes that fall in the batch, where they go)
         for index in range(first // per_source, (last - 1) // per_source + 1):
-            offset = index * per_source  # the source's planes that fall in the batch
+            offset = index * per_source
             start, stop = max(first - offset, 0), min(last - offset, per_source)
-            into = gathered[offset + start - first : offset + stop - first]
+            parts.append((index, start, stop, offset + start - first, offset + stop - first))
+        # the gathered planes are finite iff the sources' planes are (a mask of 0 and 1 makes
+        # NaN of an infinity outside it): checked on the sources, in their own dtype, before
+        # the gather reads them again from the cache; broadcast sources after the gather
+        views = [sources[index][start:stop] for index, start, stop, _, _ in parts]
+        on_sources = all(v.flags.c_contiguous and v.dtype.kind in "biufc" for v in views)
+        finite = on_sources and all(_all_finite(view, blas=separable) for view in views)
+        for (_, start, stop, low, high), view in zip(parts, views, strict=True):
+            into = gathered[low:high]
             if mask_planes is None:
-                np.copyto(into, sources[index][start:stop], casting="unsafe")
+                np.copyto(into, view, casting="unsafe")
             else:  # an infinity outside the mask gives NaN: counted as 0 below, as NaN is
                 with np.errstate(invalid="ignore"):
-                    np.multiply(
-                        sources[index][start:stop],
-                        mask_planes[start:stop],
-                        out=into,
-                        casting="unsafe",
-                    )
-        # the work buffer holds the gathered planes and zero padding: finite iff they are
-        if not _all_finite(work, blas=separable):
+                    np.multiply(view, mask_planes[start:stop], out=into, casting="unsafe")
+        if not on_sources:  # the work buffer: the gathered planes and zero padding
+            finite = _all_finite(work, blas=separable)
+        if not finite:
             np.copyto(gathered, 0.0, where=~np.isfinite(gathered))
         method.convolve(work, gathered, first, last)
 
@@ -472,12 +477,14 @@ def convolve_plane_sources(
 def _all_finite(values: np.ndarray, blas: bool = False) -> bool:
     """Whether every element of ``values`` is finite (not NaN, not infinite).
 
-    With ``blas``, a float64 C-contiguous array is first checked with one BLAS dot product
-    of the values with themselves, which is NaN or infinite if any value is (or if the sum
-    of squares overflows, above about 1e154: then each element is checked): about 4 times
-    faster than ``np.isfinite(values).all()`` with two BLAS threads. Only for calls that
-    run BLAS anyway (the banded passes): OpenBLAS's threads keep a core busy for a while
-    after each call, which would slow the other threads of a call that does not.
+    Integers and booleans are finite without a look. With ``blas``, a float64 or float32
+    C-contiguous array is first checked with one BLAS dot product of the values with
+    themselves, which is NaN or infinite if any value is (or if the sum of squares
+    overflows, above about 1e154 in float64 and 1e19 in float32: then each element is
+    checked): about 4 times faster than ``np.isfinite(values).all()`` with two BLAS threads.
+    Only for calls that run BLAS anyway (the banded passes): OpenBLAS's threads keep a core
+    busy for a while after each call, which would slow the other threads of a call that
+    does not.
 
     Parameters
     ----------
@@ -490,7 +497,9 @@ def _all_finite(values: np.ndarray, blas: bool = False) -> bool:
     -------
     bool
     """
-    if blas and values.dtype == np.float64 and values.flags.c_contiguous:
+    if values.dtype.kind in "biu":  # integers and booleans: finite
+        return True
+    if blas and values.dtype in (np.float64, np.float32) and values.flags.c_contiguous:
         flat = values.reshape(-1)
         if np.isfinite(np.dot(flat, flat)):
             return True
