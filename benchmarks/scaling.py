@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/scaling.py [--runs 10,100,1000] [--schedulers threads,distributed]
         [--workers 2] [--phases reduce,stack,mosaic] [--livetime 100] [--workdir DIR]
+        [--repeat-small 5]
 
 The default scenario of :mod:`gammaxr.simulate` (toy instrument, 4 wobble runs around a
 Crab-like source) is simulated once with ``--livetime`` s per run (100 s: about 300 events a
@@ -16,14 +17,19 @@ Each (N, scheduler) is measured in a fresh process (``threads``: dask's threaded
 with ``--workers`` threads; ``distributed``: a ``LocalCluster`` of ``--workers`` processes of
 one thread, its scheduler in the client's process; ``cluster``: the same workers with the
 scheduler in a process of its own, as on a real cluster, so that the client figures are the
-user's process alone). Three phases, on a 3 x 3 deg grid at 0.05 deg, 6 reco / 8 true energy bins,
+user's process alone). Sizes below 1,000 runs are measured in ``--repeat-small`` fresh
+processes (5 by default) and the medians printed, with the range of the wall figures: their
+phases last a second or two, and single figures that short vary by 20-30 % from one
+process to the next on a shared machine. Three phases, on a 3 x 3 deg grid at 0.05 deg, 6 reco / 8 true energy bins,
 counts, exposure and background, safe mask offset-max 2 deg:
 
 - ``reduce``: ``reduce_runs`` (one dask task per run) computed down to the safe counts and
   background per run;
 - ``stack``: ``stack_runs`` of the same lazy dataset, computed;
 - ``mosaic``: ``create_mosaic_store`` + ``add_runs_to_mosaic`` on the same grid (one task
-  per run writing into the zarr mosaic).
+  per run writing into the zarr mosaic), timed until the store is on disk (``os.sync()``:
+  the kernel writes dirty pages back after up to 30 s, so a phase of a few seconds would
+  leave its writing out of the timing and a phase of minutes would not).
 
 Printed per phase: the runs per dask task (``reduce_runs``' ``runs_per_task``: one task per
 run up to 64 runs, batches beyond; ``--runs-per-task`` overrides), wall time per run (ms),
@@ -295,9 +301,13 @@ def measure(
         if "mosaic" in phases:
             with tempfile.TemporaryDirectory() as tmp, PeakMemory() as memory:
                 path = Path(tmp) / "mosaic.zarr"
+                os.sync()  # what was written before reaches the disk outside the timing
                 t0 = time.perf_counter()
                 create_mosaic_store(path, spec, chunks=30)
                 result = add_runs_to_mosaic(path, observations, spec)
+                # until the store is on disk: the kernel writes a few seconds' worth back
+                # later, after a short phase but during a long one
+                os.sync()
                 wall = time.perf_counter() - t0
                 import xarray as xr
 
@@ -338,6 +348,30 @@ def _row(n: int, scheduler: str, figures: dict) -> list[str]:
     return rows
 
 
+#: Sizes below this many runs are measured ``--repeat-small`` times (each in a fresh process)
+#: and their figures are the medians: a phase of 100 runs lasts 1-2 s, and on a shared
+#: machine single figures that short vary by 20-30 % from one process to the next.
+SMALL_RUNS = 1000
+
+
+def median_figures(measured: list[dict]) -> dict:
+    """Per phase and figure, the median of the ``measured`` processes' figures."""
+    if len(measured) == 1:
+        return measured[0]
+    out: dict = {}
+    for phase, keys in measured[0].items():
+        if not isinstance(keys, dict):  # the load average and other single figures
+            out[phase] = float(np.median([m[phase] for m in measured]))
+            continue
+        out[phase] = {
+            key: float(np.median([m[phase][key] for m in measured]))
+            if isinstance(keys[key], float)
+            else keys[key]
+            for key in keys
+        }
+    return out
+
+
 HEADER = (
     "|   runs | scheduler   | phase  | batch | ms/run  | cpu ms  | client  | graph  | graph  "
     "| outside | peak  | client | counts   | load |\n"
@@ -361,6 +395,12 @@ def main() -> None:
         type=int,
         default=None,
         help="runs per dask task of reduce_runs (default: its own rule, runs_per_task)",
+    )
+    parser.add_argument(
+        "--repeat-small",
+        type=int,
+        default=5,
+        help=f"processes per size below {SMALL_RUNS} runs, their figures' medians printed",
     )
     parser.add_argument(
         "--measure", nargs=2, metavar=("STORE", "SCHEDULER"), help=argparse.SUPPRESS
@@ -404,15 +444,28 @@ def main() -> None:
             ]
             if args.runs_per_task is not None:
                 command += ["--runs-per-task", str(args.runs_per_task)]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode:
-                print(
-                    f"| {n:>6} | {scheduler:<11} | failed: {done.stderr.strip().splitlines()[-1]}"
-                )
+            repeats = args.repeat_small if n < SMALL_RUNS else 1
+            measured, failure = [], None
+            for _ in range(repeats):
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode:
+                    failure = done.stderr.strip().splitlines()[-1]
+                    break
+                measured.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if failure is not None:
+                print(f"| {n:>6} | {scheduler:<11} | failed: {failure}")
                 continue
-            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            figures = median_figures(measured)
             results[n, scheduler] = figures
             print("\n".join(_row(n, scheduler, figures)), flush=True)
+            if repeats > 1:
+                spread = ", ".join(
+                    f"{phase} {min(m[phase]['wall_ms'] for m in measured):.1f}-"
+                    f"{max(m[phase]['wall_ms'] for m in measured):.1f}"
+                    for phase in phases
+                    if phase in figures
+                )
+                print(f"|        | (median of {repeats} processes; wall ms/run {spread})")
     sizes = sorted({n for n, _ in results})
     if len(sizes) > 1:
         print("per-run wall and CPU time, largest size / smallest size >= 100 runs:")

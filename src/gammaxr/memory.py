@@ -177,11 +177,7 @@ def result_array(
     if buffer is None:
         if nbytes < RESULT_BUFFER_MIN_BYTES:
             return np.empty(shape, dtype)
-        buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
-        try:
-            buffer.madvise(_NO_HUGE_PAGES)
-        except OSError:  # a kernel without transparent huge pages: 4 kB pages anyway
-            pass
+        buffer = _fresh_buffer(nbytes)
         if fault_in_background and nbytes >= BACKGROUND_FAULT_MIN_BYTES:
             _fault_in_background(buffer)
     array = np.frombuffer(buffer, dtype=dtype, count=math.prod(shape)).reshape(shape)
@@ -189,6 +185,16 @@ def result_array(
     finalizer = weakref.finalize(array.base, _keep, buffer)
     finalizer.atexit = False
     return array
+
+
+def _fresh_buffer(nbytes: int) -> mmap.mmap:
+    """A new anonymous memory map of ``nbytes``, in 4 kB pages."""
+    buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
+    try:
+        buffer.madvise(_NO_HUGE_PAGES)
+    except OSError:  # a kernel without transparent huge pages: 4 kB pages anyway
+        pass
+    return buffer
 
 
 #: Fresh buffers from this size on are faulted in on a helper thread when the caller asks
@@ -312,11 +318,7 @@ def prepare_result_buffers(
         room = KEPT_RESULT_BYTES - sum(len(b) for b in _kept)
     made = max(0, min(count - fitting, room // nbytes))
     for _ in range(made):
-        buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | _ANONYMOUS)
-        try:
-            buffer.madvise(_NO_HUGE_PAGES)
-        except OSError:
-            pass
+        buffer = _fresh_buffer(nbytes)
         _fault_in_background(buffer)
         _keep(buffer)
     return made
