@@ -493,7 +493,7 @@ def test_numpy_maps_equal_lazy_ones_and_leave_the_input_alone(same_mask, on_off)
 def test_lazy_statistics_run_once_per_block_and_nothing_at_graph_time(monkeypatch):
     import sys
 
-    module = sys.modules["gammaxr.estimators.excess_map"]
+    module = sys.modules["gammaxr.estimators.excess_statistics"]
     calls = []
     products = module._products
 
@@ -533,7 +533,7 @@ def test_statistics_in_blocks_on_every_core_equal_one_call_bit_for_bit(
     # inputs (the reference flux per band, a mask the same in every plane) cut alike
     import sys
 
-    module = sys.modules["gammaxr.estimators.excess_map"]
+    module = sys.modules["gammaxr.estimators.excess_statistics"]
     ds = _runs_dataset(on_off, seed=31)
     npred = xr.full_like(ds["counts"], 0.05, dtype=np.float64)
     before = ds.copy(deep=True)
@@ -633,7 +633,7 @@ def test_buffers_prepared_before_the_top_hat_sums_are_those_the_call_uses(
 
     from gammaxr import memory
 
-    module = sys.modules["gammaxr.estimators.excess_map"]
+    module = sys.modules["gammaxr.estimators.excess_statistics"]
     ds = _runs_dataset(on_off, seed=81)
     expected = excess_map(ds, 0.06, **kwargs)
     for name in ("KEPT_BUFFER_MIN_BYTES", "RESULT_BUFFER_MIN_BYTES", "BACKGROUND_FAULT_MIN_BYTES"):
@@ -688,7 +688,7 @@ def test_statistics_in_blocks_hold_no_memory_but_their_outputs(on_off, monkeypat
     outputs' bytes and the mask's)."""
     import sys
 
-    module = sys.modules["gammaxr.estimators.excess_map"]
+    module = sys.modules["gammaxr.estimators.excess_statistics"]
     monkeypatch.setattr(module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1)
     monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", 1600)
     ds = _runs_dataset(on_off, seed=51)
@@ -703,7 +703,7 @@ def test_statistics_in_blocks_hold_no_memory_but_their_outputs(on_off, monkeypat
 def test_used_up_sums_host_outputs_only_where_their_memory_is_apart():
     import sys
 
-    module = sys.modules["gammaxr.estimators.excess_map"]
+    module = sys.modules["gammaxr.estimators.excess_statistics"]
     shape = (2, 3, 4, 5)
     options = {
         "on_off": False,
@@ -740,7 +740,7 @@ def test_statistics_in_blocks_follow_the_callers_floating_point_settings(monkeyp
     # numpy's error settings are per thread: every block runs under the caller's
     import sys
 
-    module = sys.modules["gammaxr.estimators.excess_map"]
+    module = sys.modules["gammaxr.estimators.excess_statistics"]
     monkeypatch.setattr(module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1)
     monkeypatch.setattr(module, "PRODUCTS_BLOCK_PIXELS", 400)
     seen = []

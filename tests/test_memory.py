@@ -284,13 +284,13 @@ def test_excess_maps_on_kept_buffers_equal_the_first(monkeypatch):
 
     from gammaxr.estimators import excess_map
 
-    excess_map_module = importlib.import_module("gammaxr.estimators.excess_map")
+    statistics = importlib.import_module("gammaxr.estimators.excess_statistics")
 
     monkeypatch.setattr(memory, "RESULT_BUFFER_MIN_BYTES", 64 * 1024)
     monkeypatch.setattr(memory, "KEPT_BUFFER_MIN_BYTES", 32 * 1024)
     # the statistics block by block, into result arrays, as on large maps
-    monkeypatch.setattr(excess_map_module, "BLOCKED_PRODUCTS_MIN_PIXELS", 1000)
-    monkeypatch.setattr(excess_map_module, "PRODUCTS_BLOCK_PIXELS", 4096)
+    monkeypatch.setattr(statistics, "BLOCKED_PRODUCTS_MIN_PIXELS", 1000)
+    monkeypatch.setattr(statistics, "PRODUCTS_BLOCK_PIXELS", 4096)
     rng = np.random.default_rng(3)
     shape = (4, 3, 60, 60)  # 86 kB a float64 map
     counts = rng.poisson(2.0, shape).astype(np.float32)
