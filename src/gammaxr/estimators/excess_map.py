@@ -419,17 +419,30 @@ def excess_map(
         "n_sigma_ul": n_sigma_ul,
         "n_sigma_sensitivity": n_sigma_sensitivity,
     }
+    # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
+    # alignment per operation; the statistics in numpy, on dask data one task per block
+    out_dims = ds["counts"].dims
+
+    def raw(var: xr.DataArray) -> Any:
+        return var.variable.set_dims(use.sizes).transpose(*out_dims).data
+
+    # the statistics' inputs besides the sums over the top-hat
+    others = {"use": raw(use)}
+    if on_off and not correlate_off:
+        others["off_counts_off"] = raw(ds["counts_off"])
+        others["off_acceptance_off"] = raw(ds["acceptance_off"])
+    if "reco_exposure" in maps:  # the reference flux of each band, broadcast on the counts
+        shape = [1] * len(out_dims)
+        shape[out_dims.index("energy")] = -1
+        edges = axis_edges(ds, "energy")
+        band_flux = _reference_model(spectral_model).integral(edges[:-1], edges[1:])
+        others["ref_flux"] = np.asarray(band_flux, dtype=float).reshape(shape)
+    sums = [*maps, *(["mask"] if distinct is not None else [])]
     if sums_on_one_thread(kernel) and not any(
-        is_dask_collection(v.data) for v in (*maps.values(), use)
+        is_dask_collection(a) for a in (*(v.data for v in maps.values()), *others.values())
     ):  # the other core makes the results' memory meanwhile
-        inputs = {f"corr_{name}": np.dtype(np.float64) for name in maps}
-        inputs["use"] = np.dtype(bool)
-        if distinct is not None:
-            inputs["corr_mask"] = np.dtype(np.float64)
-        if on_off and not correlate_off:
-            inputs["off_counts_off"] = inputs["off_acceptance_off"] = np.dtype(np.float64)
-        if "reco_exposure" in maps:
-            inputs["ref_flux"] = np.dtype(np.float64)
+        inputs = {f"corr_{name}": np.dtype(np.float64) for name in sums}
+        inputs.update({name: array.dtype for name, array in others.items()})
         size = ds["counts"].size
         # the gathered mask sums need a buffer; the reference exposure, dropped once
         # convolved, leaves one
@@ -443,25 +456,7 @@ def excess_map(
     extra.pop("reco_exposure", None)
     if distinct is not None:
         corr["mask"] = _mask_sums(use, distinct, kernel)
-    # from here on plain numpy (or dask) arrays aligned on the counts dims: no xarray
-    # alignment per operation; the statistics in numpy, on dask data one task per block
-    out_dims = ds["counts"].dims
-
-    def raw(var: xr.DataArray) -> Any:
-        return var.variable.set_dims(use.sizes).transpose(*out_dims).data
-
-    use_data = raw(use)
-    arrays = {f"corr_{name}": raw(var) for name, var in corr.items()}
-    arrays["use"] = use_data
-    if on_off and not correlate_off:
-        arrays["off_counts_off"] = raw(ds["counts_off"])
-        arrays["off_acceptance_off"] = raw(ds["acceptance_off"])
-    if "reco_exposure" in corr:  # the reference flux of each band, broadcast on the counts
-        shape = [1] * len(out_dims)
-        shape[out_dims.index("energy")] = -1
-        edges = axis_edges(ds, "energy")
-        band_flux = _reference_model(spectral_model).integral(edges[:-1], edges[1:])
-        arrays["ref_flux"] = np.asarray(band_flux, dtype=float).reshape(shape)
+    arrays = {f"corr_{name}": raw(var) for name, var in corr.items()} | others
     if any(is_dask_collection(a) for a in arrays.values()):
         products = products_by_block(arrays, options)
     else:  # the caller's arrays are never written in place
