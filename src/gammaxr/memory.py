@@ -4,11 +4,12 @@ numpy asks the kernel for transparent huge pages (2 MB) for every array of 4 MB 
 That pays where memory is reused at once: one page fault per 2 MB instead of 512. But on a
 virtual machine whose guest hands free memory back to the host (virtio-balloon free page
 reporting, which reports large free blocks, 8 MB on the development machine, once they
-have been free for a few seconds), fresh huge pages are mostly such blocks, and the host must fault each one in
-again at the first touch: about 2 ms a MB, against 0.4 ms a MB in 4 kB pages, which the
-kernel takes from the free memory it has not reported (``benchmarks/cold_costs.py``
-measures both on the machine it runs on). A notebook cell or script that makes a few
-hundred MB of maps after a pause would pay the first figure each time.
+have been free for a few seconds), fresh huge pages are mostly such blocks, and the host
+must fault each one in again at the first touch: about 2 ms a MB, against 0.4 ms a MB in
+4 kB pages, which the kernel takes from the free memory it has not reported
+(``benchmarks/cold_costs.py`` measures both on the machine it runs on). A notebook cell or
+script that makes a few hundred MB of maps after a pause would pay the first figure each
+time.
 
 The large results of the correlations (the convolved maps, the excess-map products, the
 reference exposure) are therefore made by :func:`result_array`:
@@ -38,8 +39,9 @@ happens to the arrays.
 
 Fresh buffers are made for arrays of at least :data:`RESULT_BUFFER_MIN_BYTES` (4 MB);
 kept buffers also serve arrays from :data:`KEPT_BUFFER_MIN_BYTES` (1 MB); other arrays are
-``numpy.empty``, from the heap. Only on Linux; elsewhere every array is ``numpy.empty``. A buffer taken again holds the values of the result it held: callers
-write every element, as they must after ``numpy.empty``.
+``numpy.empty``, from the heap. Only on Linux; elsewhere every array is ``numpy.empty``. A
+buffer taken again holds the values of the result it held: callers write every element,
+as they must after ``numpy.empty``.
 """
 
 from __future__ import annotations
@@ -164,10 +166,11 @@ def result_array(
     -------
     numpy.ndarray
         Contents undefined, as of ``numpy.empty``: the caller writes every element. On
-        Linux, from :data:`KEPT_BUFFER_MIN_BYTES` on (not for Python objects), the array is on a kept buffer of its
-        size (up to twice) if there is one; else, from :data:`RESULT_BUFFER_MIN_BYTES` on,
-        on a new buffer of its own in 4 kB pages. Such a buffer is kept for the next result
-        when the array and all its views are gone. Otherwise ``numpy.empty``.
+        Linux, from :data:`KEPT_BUFFER_MIN_BYTES` on (not for Python objects), the array
+        is on a kept buffer of its size (up to twice) if there is one; else, from
+        :data:`RESULT_BUFFER_MIN_BYTES` on, on a new buffer of its own in 4 kB pages. Such a
+        buffer is kept for the next result when the array and all its views are gone.
+        Otherwise ``numpy.empty``.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize

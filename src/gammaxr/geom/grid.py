@@ -676,9 +676,8 @@ def _check_polar_distortion(lon0: float, lat0: float, half_height: float, frame:
 def _coordinate_values(coords: Mapping, indexes: Mapping, name: str) -> np.ndarray:
     """The values of the coordinate ``name`` as float64: from its pandas index when it has
     one (half the time of the Variable's ``values``, which converts the index again)."""
-    index = getattr(indexes.get(name), "index", None)
-    values = index.values if isinstance(getattr(index, "values", None), np.ndarray) else None
-    if values is None:
+    values = getattr(getattr(indexes.get(name), "index", None), "values", None)
+    if not isinstance(values, np.ndarray):
         values = coords[name].values
     return np.asarray(values, dtype=np.float64)
 
