@@ -47,3 +47,22 @@ def test_other_layouts_are_left_to_zarr(tmp_path):
     assert not supports(zstd) and not supports(split)  # other codec; chunked leading dim
     with pytest.raises(ValueError, match="not handled"):
         ChunkFiles(tmp_path, "z", zstd)
+
+
+def test_pickled_chunk_files_write_the_same_chunks(tmp_path):
+    """A ChunkFiles made once (in a mosaic's plan) and pickled into tasks holds no open
+    array and writes what the original does."""
+    import pickle
+
+    arr = zarr.create_array(
+        tmp_path / "a", shape=(2, 16, 16), chunks=(2, 8, 8), dtype="float32",
+        compressors=[CHUNK_CODEC], fill_value=0.0,
+    )  # fmt: skip
+    files = ChunkFiles(tmp_path, "a", arr)
+    blob = pickle.dumps(files)
+    assert len(blob) < 1000 and b"ArrayV3Metadata" not in blob
+    copy = pickle.loads(blob)
+    values = np.arange(2 * 8 * 16, dtype="float32").reshape(2, 8, 16)
+    copy.write((8, 16, 0, 16), values)
+    np.testing.assert_array_equal(arr[:, 8:, :], values)
+    np.testing.assert_array_equal(files.read((8, 16, 0, 16)), values)

@@ -200,6 +200,33 @@ def test_overlapping_runs_add_under_locks(tmp_path):
     assert eight.attrs["livetime_total"] == pytest.approx(8 * 1700.0)
 
 
+def test_run_tasks_open_no_zarr_group(tmp_path, monkeypatch):
+    """The store's chunk layout is read once per call, not in every run's task: the tasks
+    write through the plan's direct chunk I/O, and the result is the same."""
+    import zarr
+
+    import gammaxr.io.mosaic_ledger as ledger_module
+
+    grid = SkyGrid.from_center((40.0, -30.0), (6.0, 5.0), 0.05)
+    spec = toy_spec(grid, safe_mask=("offset-max",))
+    runs = [ToyRun(i, 40.2 + 0.1 * i, -30.1, seed=i) for i in range(1, 5)]
+    opened, open_group = [], zarr.open_group
+
+    def counting_open_group(*args, **kwargs):
+        opened.append(args)
+        return open_group(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_module.zarr, "open_group", counting_open_group)
+    counts = {}
+    for n in (1, 4):
+        create_mosaic_store(tmp_path / f"m{n}.zarr", spec, chunks=16)
+        opened.clear()
+        add_runs_to_mosaic(tmp_path / f"m{n}.zarr", runs[:n], spec, scheduler="sync")
+        counts[n] = len(opened)
+    assert counts[4] == counts[1]  # the call's own opens, whatever the number of runs
+    assert_mosaic_equals(tmp_path / "m4.zarr", stacked(runs, spec))
+
+
 def test_outside_run_skipped_and_recorded(tmp_path):
     grid = SkyGrid.from_center((100.0, 5.0), (5.0, 5.0), 0.05)
     spec = toy_spec(grid)

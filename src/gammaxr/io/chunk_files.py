@@ -77,6 +77,12 @@ class ChunkFiles:
         The array's name (its folder in the store).
     array : zarr.Array
         The array, opened (its metadata say the layout); :func:`supports` must be true.
+
+    Notes
+    -----
+    The object holds the layout as plain values (no open zarr array) and pickles small, so
+    that it can be made once for many tasks: opening a zarr group and its arrays costs far
+    more than reading a chunk of a small store.
     """
 
     def __init__(self, path, name: str, array: zarr.Array):
@@ -87,7 +93,7 @@ class ChunkFiles:
         self.dtype = np.dtype(array.dtype).newbyteorder("<")
         self.fill = array.metadata.fill_value
         self._codec = _blosc(array)
-        self._key = array.metadata.encode_chunk_key
+        self._encoding = array.metadata.chunk_key_encoding
         self._lead = (0,) * (len(self.shape) - 2)
 
     def whole_chunks(self, bounds: Sequence[int]) -> bool:
@@ -108,7 +114,7 @@ class ChunkFiles:
         return range(r0 // ch_r, -(-r1 // ch_r)), range(c0 // ch_c, -(-c1 // ch_c))
 
     def _file(self, i: int, j: int) -> Path:
-        return self.folder / self._key((*self._lead, i, j))
+        return self.folder / self._encoding.encode_chunk_key((*self._lead, i, j))
 
     def read(self, bounds: Sequence[int]) -> np.ndarray:
         """Values of the whole chunks covering ``bounds`` = (row start, row stop, column

@@ -71,14 +71,23 @@ class MosaicLedger:
     ----------
     path : str or path-like
         Directory of the mosaic's zarr store.
+    chunk_files : mapping of str to ChunkFiles or None, optional
+        The direct chunk I/O of the store's variables (None where their layout is not
+        handled), as :meth:`chunk_files` gives them: a ledger made for every run task is then
+        spared opening the zarr group and its arrays (most of a small store's cost per run).
+        By default each is made when first needed.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        chunk_files: Mapping[str, ChunkFiles | None] | None = None,
+    ):
         self.path = Path(path)
         self.root = self.path / _STATE_DIR
         self._group = None
         self._arrays: dict = {}
-        self._chunk_files: dict = {}
+        self._chunk_files: dict = dict(chunk_files or {})
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -180,10 +189,29 @@ class MosaicLedger:
 
     def _array(self, name: str):
         if name not in self._arrays:
-            if self._group is None:
-                self._group = zarr.open_group(self.path, mode="r+")
+            self._open_group()
             self._arrays[name] = self._group[name]
         return self._arrays[name]
+
+    def chunk_files(self) -> dict[str, ChunkFiles | None]:
+        """The direct chunk I/O of the store's maps (every array of two dims or more; None
+        for a layout it does not handle, see :mod:`gammaxr.io.chunk_files`), to give to the
+        ledgers of many tasks.
+
+        Returns
+        -------
+        dict of str to ChunkFiles or None
+            By variable name. Small and picklable (plain layout values, no open zarr array).
+        """
+        self._open_group()
+        for name, array in self._group.arrays():
+            if array.ndim >= 2:
+                self._arrays.setdefault(name, array)
+        return {name: self._files(name) for name, array in self._arrays.items() if array.ndim >= 2}
+
+    def _open_group(self) -> None:
+        if self._group is None:
+            self._group = zarr.open_group(self.path, mode="r+")
 
     def _files(self, name: str) -> ChunkFiles | None:
         """Direct whole-chunk I/O of variable ``name``, if its layout allows (else None)."""

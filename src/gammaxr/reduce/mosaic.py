@@ -69,6 +69,7 @@ import xarray as xr
 from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.placement import ChunkPart, chunk_parts
 from gammaxr.io.atomic import writable
+from gammaxr.io.chunk_files import ChunkFiles
 from gammaxr.io.mosaic_ledger import MosaicLedger, region_index
 from gammaxr.io.mosaic_store import (
     SPEC_ATTR,
@@ -257,6 +258,8 @@ class _Plan:
     radius: float
     chunks: tuple[int, int]
     irf_chunks: tuple[int, int] | None
+    chunk_files: Mapping[str, ChunkFiles | None]
+    """The direct chunk I/O of every variable (see :meth:`MosaicLedger.chunk_files`)."""
 
 
 def _chunk_region(
@@ -337,7 +340,7 @@ def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) 
     complete (exactly once). Returns the run's status and the seconds spent."""
     start = time.perf_counter()
     obs_id = int(observation.obs_id)
-    ledger = MosaicLedger(plan.path)
+    ledger = MosaicLedger(plan.path, plan.chunk_files)
     with ledger.run_lock(obs_id):
         record = ledger.run_record(obs_id)
         if record is not None and record["state"] == "complete":
@@ -392,7 +395,8 @@ def _make_plan(path: str, spec: ReductionSpec) -> _Plan:
     chunks = spatial_chunks(path, "mask_safe")
     irf_parent = spec.irf_grid(parent) if spec.irf_maps else None
     irf_chunks = spatial_chunks(path, "exposure_irf") if spec.irf_maps else None
-    return _Plan(path, irf_parent, spec.offset_max + margin, chunks, irf_chunks)
+    chunk_files = MosaicLedger(path).chunk_files()
+    return _Plan(path, irf_parent, spec.offset_max + margin, chunks, irf_chunks, chunk_files)
 
 
 def _check_same_spec(spec: ReductionSpec, stored: ReductionSpec, path: str) -> None:
