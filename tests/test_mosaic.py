@@ -128,13 +128,16 @@ WRAP_PARENTS = {
 WRAP_RUNS = ((1, 359.4, 10.0), (2, 0.8, 11.0), (3, 0.1, 9.2))
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("parent", list(WRAP_PARENTS))
-def test_toy_runs_across_wrap_equal_stack(tmp_path, parent):
+def test_toy_runs_across_wrap_equal_stack(tmp_path, parent, batch):
+    """One run per task, or runs 1-2 in one batch (one transaction per chunk for both, two
+    parts of each run in the same chunk on a full-circle seam)."""
     grid = WRAP_PARENTS[parent]
     spec = toy_spec(grid)
     runs = [ToyRun(i, ra, dec, seed=i) for i, ra, dec in WRAP_RUNS]
     create_mosaic_store(tmp_path / "m.zarr", spec, chunks=12)
-    result = add_runs_to_mosaic(tmp_path / "m.zarr", runs, spec)
+    result = add_runs_to_mosaic(tmp_path / "m.zarr", runs, spec, runs_per_task=batch)
     assert sorted(result.added) == [1, 2, 3] and result.skipped == {}
     mosaic = assert_mosaic_equals(tmp_path / "m.zarr", stacked(runs, spec))
     # each run lands on both sides of lon 0
@@ -227,6 +230,39 @@ def test_run_tasks_open_no_zarr_group(tmp_path, monkeypatch):
     assert_mosaic_equals(tmp_path / "m4.zarr", stacked(runs, spec))
 
 
+def test_default_batches_by_count_memory_and_cap(tmp_path, monkeypatch):
+    """Batches by the rule of reduce_runs (runs per task from the number of runs and the
+    bytes of a cutout), capped at MAX_RUNS_PER_TASK; every batching gives the same store."""
+    import gammaxr.reduce.mosaic as mosaic_module
+    import gammaxr.reduce.runs as runs_module
+
+    grid = SkyGrid.from_center((40.0, -30.0), (6.0, 5.0), 0.05)
+    spec = toy_spec(grid, safe_mask=("offset-max",))
+    runs = [ToyRun(i, 40.0 + 0.3 * i, -30.1, seed=i) for i in range(1, 6)]
+    tasks, compute = [], mosaic_module.compute
+
+    def counting_compute(*delayed, **kwargs):
+        tasks.append(len(delayed))
+        return compute(*delayed, **kwargs)
+
+    monkeypatch.setattr(mosaic_module, "compute", counting_compute)
+    monkeypatch.setattr(runs_module, "TARGET_TASKS", 2)  # 5 runs: batches of 3
+    expected = stacked(runs, spec)
+    cases = {"by count": ({}, 2), "by memory": ({"array.chunk-size": "1 kiB"}, 5)}
+    cases["capped"] = ({}, 3)
+    for name, (config, n_tasks) in cases.items():
+        if name == "capped":
+            monkeypatch.setattr(mosaic_module, "MAX_RUNS_PER_TASK", 2)
+        path = tmp_path / f"{name}.zarr"
+        create_mosaic_store(path, spec, chunks=16)
+        with dask.config.set(config):
+            result = add_runs_to_mosaic(path, runs, spec, scheduler="sync")
+        assert tasks[-1] == n_tasks, name
+        assert result.added == (1, 2, 3, 4, 5)
+        assert all(result.seconds[i] > 0 for i in result.added)
+        assert_mosaic_equals(path, expected)
+
+
 def test_outside_run_skipped_and_recorded(tmp_path):
     grid = SkyGrid.from_center((100.0, 5.0), (5.0, 5.0), 0.05)
     spec = toy_spec(grid)
@@ -315,6 +351,9 @@ def test_bad_arguments(tmp_path):
         add_runs_to_mosaic(path, [ToyRun(1, 60, 0), ToyRun(1, 61, 0)])
     with pytest.raises(ValueError, match="on_error"):
         add_runs_to_mosaic(path, [ToyRun(1, 60, 0)], on_error="ignore")
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="runs_per_task must be a positive integer"):
+            add_runs_to_mosaic(path, [ToyRun(1, 60, 0)], runs_per_task=bad)
     assert add_runs_to_mosaic(path, [ToyRun(1, 60, 0)]).added == (1,)
     again = add_runs_to_mosaic(path, [ToyRun(1, 60, 0), ToyRun(2, 60.5, 0)])
     assert again.added == (2,) and again.present == (1,)  # idempotent: run 1 not doubled

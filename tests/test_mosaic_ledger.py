@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from gammaxr.io.mosaic_ledger import MosaicLedger
+from gammaxr.io.mosaic_ledger import MosaicLedger, PartWrite
 from gammaxr.reduce.mosaic import create_mosaic_store
 from test_store_faults import fault_spec
 
@@ -17,8 +17,8 @@ BLOCK = "fine-0-0"
 REGION = (0, CHUNK, 0, CHUNK)
 #: Two disjoint parts of run 7 in one chunk: columns 0-4 and 11-15.
 PARTS = [
-    (BLOCK, "fine-0-0.0.16.0.5", (0, CHUNK, 0, 5), ("counts",)),
-    (BLOCK, "fine-0-0.0.16.11.16", (0, CHUNK, 11, CHUNK), ("counts",)),
+    PartWrite(7, BLOCK, "fine-0-0.0.16.0.5", (0, CHUNK, 0, 5), ("counts",)),
+    PartWrite(7, BLOCK, "fine-0-0.0.16.11.16", (0, CHUNK, 11, CHUNK), ("counts",)),
 ]
 
 
@@ -44,7 +44,7 @@ def _assert_committed(path, new) -> None:
     np.testing.assert_array_equal(_chunk(path), new)
     ledger = MosaicLedger(path)
     with ledger.blocks([BLOCK]):
-        assert [ledger.holds(7, part) for _, part, _, _ in PARTS] == [True, True]
+        assert [ledger.holds(7, write.part) for write in PARTS] == [True, True]
     assert not any((path / ".gammaxr" / "journal").iterdir())
 
 
@@ -52,7 +52,7 @@ def test_two_parts_of_one_block_in_one_commit(store):
     path, new = store
     ledger = MosaicLedger(path)
     with ledger.blocks([BLOCK]):
-        ledger.commit(7, PARTS, REGION, {"counts": new})
+        ledger.commit(PARTS, REGION, {"counts": new})
     _assert_committed(path, new)
 
 
@@ -65,7 +65,7 @@ def test_two_parts_of_one_block_replayed_after_a_crash(store):
 
     ledger._write = die  # the journal is written, the zarr chunks are not
     with pytest.raises(Crash), ledger.blocks([BLOCK]):
-        ledger.commit(7, PARTS, REGION, {"counts": new})
+        ledger.commit(PARTS, REGION, {"counts": new})
     assert not _chunk(path).any()
     with MosaicLedger(path).blocks([BLOCK]):  # the next writer replays the journal
         pass

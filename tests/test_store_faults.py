@@ -83,6 +83,8 @@ def _write(operation: str, datastore, target, obs_ids) -> None:
     runs = open_datastore(datastore).observations(list(obs_ids))
     if operation == "mosaic":
         add_runs_to_mosaic(target, runs, scheduler="sync")
+    elif operation == "mosaic-batched":  # the 4 runs in a batch of 3 and a batch of 1
+        add_runs_to_mosaic(target, runs, scheduler="sync", runs_per_task=3)
     else:
         with dask.config.set(scheduler="sync"):
             reduce_runs(runs, fault_spec()).gamma.stack().gamma.to_zarr(target)
@@ -164,6 +166,30 @@ def mosaic_reference(tmp_path_factory, datastore, obs_ids):
 
 
 @pytest.fixture(scope="module")
+def batched_reference(tmp_path_factory, datastore, obs_ids, mosaic_reference):
+    """The mosaic of all runs added in batches without interruption, and its count of
+    replacements."""
+    path = tmp_path_factory.mktemp("reference") / "mosaic.zarr"
+    create_mosaic_store(path, fault_spec(), chunks=16)
+    n = count_replacements("mosaic-batched", datastore, path, obs_ids)
+    return gammaxr.open_dataset(path).compute(), n
+
+
+@pytest.fixture
+def mosaic_writes(request, mosaic_reference, batched_reference):
+    """(operation, expected store, replacements of the uninterrupted write) of the mosaic
+    written one run per task or in batches."""
+    operation = request.param
+    reference = mosaic_reference if operation == "mosaic" else batched_reference
+    return operation, *reference
+
+
+MOSAIC_WRITES = pytest.mark.parametrize(
+    "mosaic_writes", ["mosaic", "mosaic-batched"], indirect=True
+)
+
+
+@pytest.fixture(scope="module")
 def zarr_reference(tmp_path_factory, datastore, obs_ids):
     """The stacked dataset of all runs (``new``) and of the first two (``old``), written
     without interruption, and the replacements of writing ``new``."""
@@ -175,8 +201,14 @@ def zarr_reference(tmp_path_factory, datastore, obs_ids):
     return new, old, n
 
 
-def test_references_are_meaningful(mosaic_reference, zarr_reference, obs_ids):
+def test_references_are_meaningful(mosaic_reference, batched_reference, zarr_reference, obs_ids):
     mosaic, n_mosaic = mosaic_reference
+    batched, n_batched = batched_reference
+    # batches give the same store, with fewer replacements (a chunk written once per batch)
+    assert batched.attrs["stacked_obs_ids"] == mosaic.attrs["stacked_obs_ids"]
+    for name in mosaic.data_vars:
+        xr.testing.assert_allclose(batched[name], mosaic[name], rtol=1e-5)
+    assert 50 < n_batched < 0.7 * n_mosaic
     new, old, n_zarr = zarr_reference
     assert mosaic.attrs["stacked_obs_ids"] == list(obs_ids) == new.attrs["stacked_obs_ids"]
     assert float(mosaic["counts"].sum()) > 100 and float(mosaic["psf"].max()) > 0
@@ -195,16 +227,17 @@ def test_references_are_meaningful(mosaic_reference, zarr_reference, obs_ids):
 KILL_POINTS = [(0.0, False), (0.25, True), (0.5, False), (0.8, True), (1.0, True)]
 
 
+@MOSAIC_WRITES
 @pytest.mark.parametrize(("fraction", "after"), KILL_POINTS)
 def test_mosaic_killed_then_added_again(
-    tmp_path, datastore, obs_ids, mosaic_reference, fraction, after
+    tmp_path, datastore, obs_ids, mosaic_writes, fraction, after
 ):
-    expected, n = mosaic_reference
+    operation, expected, n = mosaic_writes
     path = tmp_path / "mosaic.zarr"
     create_mosaic_store(path, fault_spec(), chunks=16)
     kill_at = max(1, round(fraction * n))
     assert (
-        wait(start_writer("mosaic", datastore, path, obs_ids, kill_at=kill_at, after=after)) == -9
+        wait(start_writer(operation, datastore, path, obs_ids, kill_at=kill_at, after=after)) == -9
     )
     try:  # what the killed call left: complete runs only, or recognisably incomplete
         partial = gammaxr.open_dataset(path)
@@ -220,14 +253,13 @@ def test_mosaic_killed_then_added_again(
     assert_same(path, expected)
 
 
+@MOSAIC_WRITES
 @pytest.mark.parametrize("seed", [1, 2])
-def test_mosaic_killed_at_random_time_by_parent(
-    tmp_path, datastore, obs_ids, mosaic_reference, seed
-):
-    expected, _ = mosaic_reference
+def test_mosaic_killed_at_random_time_by_parent(tmp_path, datastore, obs_ids, mosaic_writes, seed):
+    operation, expected, _ = mosaic_writes
     path = tmp_path / "mosaic.zarr"
     create_mosaic_store(path, fault_spec(), chunks=16)
-    proc = start_writer("mosaic", datastore, path, obs_ids)
+    proc = start_writer(operation, datastore, path, obs_ids)
     time.sleep(random.Random(seed).uniform(0.2, 2.0))
     os.kill(proc.pid, signal.SIGKILL)
     assert wait(proc) in (-9, 0)
@@ -285,18 +317,19 @@ def test_killed_append_is_refused_then_redone(tmp_path, datastore, obs_ids, zarr
 # ----------------------------------------------------------------------------------------------
 
 
+@MOSAIC_WRITES
 @pytest.mark.parametrize("lists", ["same", "overlapping"])
 def test_concurrent_mosaic_writers_count_each_run_once(
-    tmp_path, datastore, obs_ids, mosaic_reference, lists
+    tmp_path, datastore, obs_ids, mosaic_writes, lists
 ):
-    expected, _ = mosaic_reference
+    operation, expected, _ = mosaic_writes
     path = tmp_path / "mosaic.zarr"
     create_mosaic_store(path, fault_spec(), chunks=16)
     if lists == "same":
         first = second = obs_ids
     else:
         first, second = obs_ids[:3], obs_ids[1:]
-    procs = [start_writer("mosaic", datastore, path, ids) for ids in (first, second)]
+    procs = [start_writer(operation, datastore, path, ids) for ids in (first, second)]
     assert [wait(p) for p in procs] == [0, 0]
     assert_same(path, expected)
 

@@ -15,12 +15,13 @@ processes adding runs at the same time, the store keeps, under ``<store>/.gammax
   fine or the IRF grid, e.g. ``fine-3-7``.
 - ``locks/``: ``flock`` files, one per run and per block.
 
-A run is added under its run lock; its parts in a block under the block's lock in one
-transaction: the new values of the parts are first written to the block's journal (an atomic
-rename: the commit point), then into the zarr chunks, then the parts' ``held`` markers are
-created and the journal deleted. Whoever takes a block lock first replays a journal left there (the writes are
-absolute values, so replaying is idempotent), so a chunk is always either before or after a
-part, and the marker says which. Every step costs the same whatever the number of runs the
+A run is added under its run lock; its parts in a block (with the parts of the other runs
+of its batch there) under the block's lock in one transaction: the new values of the parts
+are first written to the block's journal (an atomic rename: the commit point), then into the
+zarr chunks, then the parts' ``held`` markers are created and the journal deleted. Whoever
+takes a block lock first replays a journal left there (the writes are absolute values, so
+replaying is idempotent), so a chunk is always either before or after a part, and the marker
+says which. Every step costs the same whatever the number of runs the
 chunk already holds (no per-chunk run list is read or rewritten). The run record turns
 complete only when all its parts hold it; a record left ``"adding"`` marks the store incomplete
 until the run is added again (which then only touches the parts that miss it).
@@ -35,6 +36,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import zarr
@@ -47,9 +49,21 @@ __all__ = ["MosaicLedger", "PartWrite", "region_index"]
 _STATE_DIR = ".gammaxr"
 _FOLDERS = ("runs", "held", "journal", "locks")
 
-#: One part of a block transaction: (block, part name, (row start, row stop, column start,
-#: column stop) of the part in the variables' last two dims, names of the variables it changes).
-PartWrite = tuple[str, str, tuple[int, int, int, int], tuple[str, ...]]
+
+class PartWrite(NamedTuple):
+    """One part of a block transaction (:meth:`MosaicLedger.commit`)."""
+
+    obs_id: int
+    """The run the part adds."""
+    block: str
+    """The block (zarr chunk) the part lies in, e.g. ``fine-3-7``."""
+    part: str
+    """The part's name, unique in the store, e.g. ``fine-3-7.0.219.768.1024``."""
+    bounds: tuple[int, int, int, int]
+    """(row start, row stop, column start, column stop) of the part in the variables' last
+    two dims."""
+    names: tuple[str, ...]
+    """The variables it changes."""
 
 
 def _region(ndim: int, bounds: Sequence[int]) -> tuple:
@@ -252,27 +266,25 @@ class MosaicLedger:
 
     def commit(
         self,
-        obs_id: int,
         parts: Sequence[PartWrite],
         region: Sequence[int],
         values: Mapping[str, np.ndarray],
     ) -> None:
-        """Add parts of run ``obs_id`` into their blocks crash-safely. Call within
+        """Add parts (of one run or several) into their blocks crash-safely. Call within
         :meth:`blocks`, holding every block that ``region`` covers.
 
         First the new values of each block's parts go to that block's journal (an atomic
         rename: the commit point of those parts; one journal per block, as a block can hold
-        two parts of one run where a cutout reaches it on both sides of a full-circle seam),
-        then ``values`` (the new values of every variable over ``region``, whole chunks: no
-        read-modify-write of chunk files) into zarr in one write per variable, then each
-        part's marker is created and its block's journal deleted.
+        two parts of one run where a cutout reaches it on both sides of a full-circle seam,
+        and parts of several runs of a batch), then ``values`` (the new values of every
+        variable over ``region``, whole chunks: no read-modify-write of chunk files) into
+        zarr in one write per variable, then each part's marker is created and its block's
+        journal deleted.
 
         Parameters
         ----------
-        obs_id : int
-            The run.
         parts : sequence of PartWrite
-            (block, part name, part bounds, variables) of each part added.
+            The parts added, each with its run.
         region : (int, int, int, int)
             Rows and columns (start, stop) of the written region, in the last two dims.
         values : mapping of str to numpy.ndarray
@@ -280,17 +292,17 @@ class MosaicLedger:
         """
         by_block: dict[str, list[PartWrite]] = {}
         for write in parts:
-            by_block.setdefault(write[0], []).append(write)
+            by_block.setdefault(write.block, []).append(write)
         journals = []
         for block, block_parts in by_block.items():
-            meta = {"obs_id": int(obs_id), "parts": [], "writes": []}
+            meta = {"parts": [], "writes": []}
             arrays = {}
-            for _, part, bounds, names in block_parts:
-                meta["parts"].append(part)
-                at = region_index(bounds, region)
-                for name in names:
+            for write in block_parts:
+                meta["parts"].append([int(write.obs_id), write.part])
+                at = region_index(write.bounds, region)
+                for name in write.names:
                     arrays[f"v{len(meta['writes'])}"] = values[name][at]
-                    meta["writes"].append([name, list(bounds)])
+                    meta["writes"].append([name, list(write.bounds)])
             buffer = io.BytesIO()
             np.savez(buffer, meta=np.array(json.dumps(meta)), **arrays)
             journal = self.root / "journal" / f"{block}.npz"
@@ -298,8 +310,8 @@ class MosaicLedger:
             journals.append((journal, meta["parts"]))
         for name, new in values.items():
             self._write(name, region, new)
-        for journal, block_parts in journals:
-            for part in block_parts:
+        for journal, held in journals:
+            for obs_id, part in held:
                 self._mark(obs_id, part)
             journal.unlink()
 
@@ -314,6 +326,9 @@ class MosaicLedger:
             for k, (name, bounds) in enumerate(meta["writes"]):
                 arr = self._array(name)
                 arr[_region(arr.ndim, bounds)] = data[f"v{k}"]
-        for part in meta["parts"]:
-            self._mark(meta["obs_id"], part)
+        held = meta["parts"]
+        if "obs_id" in meta:  # written by gammaxr before batches: parts of one run
+            held = [[meta["obs_id"], part] for part in held]
+        for obs_id, part in held:
+            self._mark(obs_id, part)
         journal.unlink()

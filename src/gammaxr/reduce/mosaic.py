@@ -11,8 +11,9 @@ For a grid much larger than one run's field of view (a survey, the whole sky), s
    exact sub-grid), one band of chunk columns at a time (:mod:`gammaxr.reduce.mosaic_run`),
    applies the stacking rules of :func:`~gammaxr.reduce.stack.stack_runs` and adds the
    result into the zarr chunks it overlaps (read the chunk, add, write it whole; exactly once,
-   below). One dask task per run; memory stays bounded by a band of a cutout and the chunks it
-   touches per task, whatever the size of the parent grid or of the cutout.
+   below). One dask task per run, or per batch of runs beyond 64 runs (each chunk is then
+   read and written once per batch, for all its runs that reach it); memory stays bounded by
+   a batch of cutouts and one chunk per task, whatever the size of the parent grid.
 
 The store then equals ``stack_runs(reduce_runs(runs, spec))`` on the parent grid (up to
 float32 rounding of the order of additions) and opens lazily with
@@ -20,10 +21,10 @@ float32 rounding of the order of additions) and opens lazily with
 
 Exactly once, crash-safe, concurrent
 ------------------------------------
-Each run is added under its own lock, one piece of its cutout per zarr chunk (a "part") at a
-time under the chunk's ("block's") lock, through the store's ledger
-(:mod:`gammaxr.io.mosaic_ledger`): a part's new values reach zarr through the block's
-journal and a marker records that the part holds the run, so a chunk is always either before
+Each run is added under its own lock, one piece of its cutout per zarr chunk (a "part"), with
+the parts of the other runs of its batch in that chunk, under the chunk's ("block's") lock,
+through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): a part's new values reach zarr
+through the block's journal and a marker records that the part holds the run, so a chunk is always either before
 or after a part, never half-way, and the cost of a part does not grow with the runs the chunk
 already holds. A run is in the mosaic once all its parts hold it and its record says
 complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``, ``livetime_total``,
@@ -52,7 +53,9 @@ Conventions and limits
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import time
 import warnings
@@ -70,7 +73,7 @@ from gammaxr.geom.grid import SkyGrid
 from gammaxr.geom.placement import ChunkPart, chunk_parts
 from gammaxr.io.atomic import writable
 from gammaxr.io.chunk_files import ChunkFiles
-from gammaxr.io.mosaic_ledger import MosaicLedger, region_index
+from gammaxr.io.mosaic_ledger import MosaicLedger, PartWrite, region_index
 from gammaxr.io.mosaic_store import (
     SPEC_ATTR,
     mosaic_record,
@@ -84,6 +87,7 @@ from gammaxr.reduce.cluster import scheduler_context
 from gammaxr.reduce.dataset import ReductionSpec, variable_layout
 from gammaxr.reduce.mosaic_run import IRF_MAPS, OutsideGridError, RunCutout
 from gammaxr.reduce.runs import RunReductionError
+from gammaxr.reduce.runs import runs_per_task as default_runs_per_task
 
 __all__ = [
     "MosaicResult",
@@ -95,6 +99,11 @@ __all__ = [
 
 #: Default spatial chunk edge (pixels) of the parent grid.
 DEFAULT_CHUNK = 256
+
+#: Most runs one task adds by default: a task holds each run's lock (an open file) until its
+#: batch is added, and workers of many threads must stay far below the usual limit of 1,024
+#: open files a process. 32 runs already share each chunk write 32 ways.
+MAX_RUNS_PER_TASK = 32
 
 _FINE = ("lat", "lon")
 _IRF = ("lat_irf", "lon_irf")
@@ -262,18 +271,11 @@ class _Plan:
     """The direct chunk I/O of every variable (see :meth:`MosaicLedger.chunk_files`)."""
 
 
-def _chunk_region(
-    parts: Sequence[ChunkPart], chunks: tuple[int, int], shape: tuple[int, int], grid: str
-) -> tuple[tuple[int, int, int, int], list[str]]:
-    """The whole chunks around ``parts``: parent pixels (row start, row stop, column start,
-    column stop) of the smallest rectangle of chunks holding them, and the names of its
-    blocks."""
-    rows = [p.chunk[0] for p in parts]
-    cols = [p.chunk[1] for p in parts]
-    (i0, i1), (j0, j1), (ch_r, ch_c) = (min(rows), max(rows)), (min(cols), max(cols)), chunks
-    region = (i0 * ch_r, min((i1 + 1) * ch_r, shape[0]), j0 * ch_c, min((j1 + 1) * ch_c, shape[1]))
-    blocks = [f"{grid}-{i}-{j}" for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
-    return region, blocks
+def _chunk_bounds(chunk: tuple[int, int], chunks: tuple[int, int], shape: tuple[int, int]):
+    """Parent pixels (row start, row stop, column start, column stop) of chunk ``chunk``
+    (row, column index) of a grid of ``shape`` pixels cut in ``chunks``."""
+    (i, j), (ch_r, ch_c) = chunk, chunks
+    return (i * ch_r, min((i + 1) * ch_r, shape[0]), j * ch_c, min((j + 1) * ch_c, shape[1]))
 
 
 def _sum_fine(values: dict, region: tuple, parts: list) -> None:
@@ -288,7 +290,8 @@ def _sum_fine(values: dict, region: tuple, parts: list) -> None:
 
 def _sum_irf(values: dict, region: tuple, parts: list) -> None:
     """Add each part's ``exposure_irf`` (summed) and ``psf``/``edisp`` (exposure-weighted
-    averages) into ``values`` (the store's IRF maps over ``region``)."""
+    averages, one run after the other) into ``values`` (the store's IRF maps over
+    ``region``)."""
     for part, run in parts:
         at = region_index(part.bounds, region)
         w_run = np.asarray(run["exposure_irf"], dtype=float)
@@ -304,73 +307,140 @@ def _sum_irf(values: dict, region: tuple, parts: list) -> None:
         values["exposure_irf"][at] = w_new
 
 
-def _add_bands(ledger, obs_id: int, grid: str, bands, chunks, shape, sum_into) -> None:
-    """Add each band's parts that the store does not hold yet: one transaction per band,
-    under the locks of the chunks around it (see :meth:`MosaicLedger.commit`)."""
+def _parts_of(bands, chunks: tuple[int, int]) -> list[tuple[ChunkPart, dict]]:
+    """The pieces of each band in the parent's chunks, each with what the run adds there:
+    the variables where it adds something (fine maps), or all of them where the run has
+    weight (IRF maps); pieces where it adds nothing are left out."""
+    parts = []
     for band, arrays in bands:
-        parts = []
         for part in chunk_parts(band, chunks):
             run = {n: v[..., part.cut_rows, part.cut_cols] for n, v in arrays.items()}
-            if "exposure_irf" in run:  # IRF maps: only where the run has weight
+            if "exposure_irf" in run:
                 run = run if run["exposure_irf"].any() else {}
-            else:  # fine maps: the variables where the run adds something
+            else:
                 run = {n: v for n, v in run.items() if v.any()}
             if run:
                 parts.append((part, run))
-        if not parts:
-            continue
-        region, blocks = _chunk_region([p for p, _ in parts], chunks, shape, grid)
-        with ledger.blocks(blocks):
-            todo = [(p, r) for p, r in parts if not ledger.holds(obs_id, f"{grid}-{p.key}")]
+    return parts
+
+
+def _add_parts(ledger, grid: str, parts: list, chunks, shape, sum_into) -> None:
+    """Add the parts (obs_id, ChunkPart, arrays) of a batch's runs that the store does not
+    hold yet: one transaction per chunk ("block"), under its lock (see
+    :meth:`MosaicLedger.commit`), for all the runs that reach it."""
+    by_chunk: dict[tuple[int, int], list] = {}
+    for obs_id, part, run in parts:
+        by_chunk.setdefault(part.chunk, []).append((obs_id, part, run))
+    for chunk in sorted(by_chunk):
+        block = f"{grid}-{chunk[0]}-{chunk[1]}"
+        with ledger.blocks([block]):
+            todo = [
+                (obs_id, part, run)
+                for obs_id, part, run in by_chunk[chunk]
+                if not ledger.holds(obs_id, f"{grid}-{part.key}")
+            ]
             if not todo:
                 continue
-            names = sorted({name for _, run in todo for name in run})
+            region = _chunk_bounds(chunk, chunks, shape)
+            names = sorted({name for _, _, run in todo for name in run})
             values = {name: ledger.read(name, region) for name in names}
-            sum_into(values, region, todo)
+            sum_into(values, region, [(part, run) for _, part, run in todo])
             writes = [
-                (f"{grid}-{p.chunk[0]}-{p.chunk[1]}", f"{grid}-{p.key}", p.bounds, tuple(run))
-                for p, run in todo
+                PartWrite(obs_id, block, f"{grid}-{part.key}", part.bounds, tuple(run))
+                for obs_id, part, run in todo
             ]
-            ledger.commit(obs_id, writes, region, values)
+            ledger.commit(writes, region, values)
 
 
-def _add_run_task(observation, spec: ReductionSpec, plan: _Plan, on_error: str) -> dict:
-    """The per-run dask task: under the run's lock, reduce it on its cutout band by band and
-    add each band into the parts of the store that do not hold it yet, then mark the run
-    complete (exactly once). Returns the run's status and the seconds spent."""
+@dataclass
+class _ReducedRun:
+    """A run of a batch reduced on its cutout, waiting to be added."""
+
+    obs_id: int
+    times: dict
+    """``livetime`` and ``ontime`` [s]."""
+    sums: dict
+    """Its safe counts and background, summed."""
+    parts: dict
+    """``"fine"`` / ``"irf"`` -> its (ChunkPart, arrays) pieces (see :func:`_parts_of`)."""
+    seconds: float
+    """Wall time spent reading and reducing it [s]."""
+
+
+def _status(obs_id: int, status: str, reason: str = "", seconds: float = 0.0, **more) -> dict:
+    return {"obs_id": obs_id, "status": status, "reason": reason, "seconds": seconds, **more}
+
+
+def _reduce_run(ledger, observation, spec: ReductionSpec, plan: _Plan, on_error: str):
+    """Read run ``observation`` and reduce it on its cutout (call holding its run lock):
+    a :class:`_ReducedRun`, or the status dict of a run present, skipped or failed (nothing
+    of it written to the store but its record)."""
     start = time.perf_counter()
     obs_id = int(observation.obs_id)
+    record = ledger.run_record(obs_id)
+    if record is not None and record["state"] == "complete":
+        return _status(obs_id, "present")
+    try:
+        cutout = RunCutout(observation, spec, plan.irf_parent, plan.radius)
+        times = {"livetime": float(observation.livetime), "ontime": float(observation.ontime)}
+    except OutsideGridError as exc:
+        ledger.write_run(obs_id, "skipped", reason=str(exc))
+        return _status(obs_id, "skipped", str(exc))
+    except Exception as exc:
+        return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
+    sums = dict.fromkeys(("counts", "background"), 0.0)
+    try:
+        parts = {"fine": _parts_of(_tally(cutout.fine_bands(plan.chunks), sums), plan.chunks)}
+        if cutout.irf is not None:
+            parts["irf"] = _parts_of(cutout.irf_bands(plan.irf_chunks), plan.irf_chunks)
+    except Exception as exc:
+        return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
+    return _ReducedRun(obs_id, times, sums, parts, time.perf_counter() - start)
+
+
+def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Plan) -> list:
+    """Add a batch's reduced runs into the store (holding their run locks), chunk by chunk,
+    then mark each complete; their status dicts."""
+    start = time.perf_counter()
+    for run in runs:
+        ledger.write_run(run.obs_id, "adding", **run.times)
+    grids = [("fine", plan.chunks, spec.grid.shape, _sum_fine)]
+    if plan.irf_parent is not None:
+        grids.append(("irf", plan.irf_chunks, plan.irf_parent.shape, _sum_irf))
+    try:
+        for grid, chunks, shape, sum_into in grids:
+            parts = [
+                (run.obs_id, p, arrays) for run in runs for p, arrays in run.parts.get(grid, [])
+            ]
+            _add_parts(ledger, grid, parts, chunks, shape, sum_into)
+    except Exception as exc:
+        reason = (
+            f"adding into the store failed ({type(exc).__name__}: {exc}); the store holds "
+            "part of this run: add it again to finish"
+        )
+        return [_status(run.obs_id, "failed", reason) for run in runs]
+    for run in runs:
+        ledger.write_run(run.obs_id, "complete", **run.times)
+        ledger.forget_parts(run.obs_id)
+    share = (time.perf_counter() - start) / len(runs)
+    return [_status(r.obs_id, "added", seconds=r.seconds + share, sums=r.sums) for r in runs]
+
+
+def _add_runs_task(observations, spec: ReductionSpec, plan: _Plan, on_error: str) -> list:
+    """The dask task of a batch of runs: under their run locks (taken in obs_id order, so
+    that overlapping batches never deadlock), reduce each on its cutout, then add them into
+    the parts of the store that do not hold them yet, one chunk at a time for all of them,
+    and mark each complete (exactly once). Returns each run's status and seconds."""
     ledger = MosaicLedger(plan.path, plan.chunk_files)
-    with ledger.run_lock(obs_id):
-        record = ledger.run_record(obs_id)
-        if record is not None and record["state"] == "complete":
-            return {"obs_id": obs_id, "status": "present", "reason": "", "seconds": 0.0}
-        try:
-            cutout = RunCutout(observation, spec, plan.irf_parent, plan.radius)
-            times = {"livetime": float(observation.livetime), "ontime": float(observation.ontime)}
-        except OutsideGridError as exc:
-            ledger.write_run(obs_id, "skipped", reason=str(exc))
-            return {"obs_id": obs_id, "status": "skipped", "reason": str(exc), "seconds": 0.0}
-        except Exception as exc:
-            return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
-        ledger.write_run(obs_id, "adding", **times)
-        sums = dict.fromkeys(("counts", "background"), 0.0)
-        try:
-            fine = _tally(cutout.fine_bands(plan.chunks), sums)
-            _add_bands(ledger, obs_id, "fine", fine, plan.chunks, spec.grid.shape, _sum_fine)
-            if cutout.irf is not None:
-                irf, shape = cutout.irf_bands(plan.irf_chunks), plan.irf_parent.shape
-                _add_bands(ledger, obs_id, "irf", irf, plan.irf_chunks, shape, _sum_irf)
-        except Exception as exc:
-            reason = (
-                f"adding into the store failed ({type(exc).__name__}: {exc}); the store holds "
-                "part of this run: add it again to finish"
-            )
-            return {"obs_id": obs_id, "status": "failed", "reason": reason, "seconds": 0.0}
-        ledger.write_run(obs_id, "complete", **times)
-        ledger.forget_parts(obs_id)
-    seconds = time.perf_counter() - start
-    return {"obs_id": obs_id, "status": "added", "reason": "", "seconds": seconds, "sums": sums}
+    statuses, reduced = [], []
+    with contextlib.ExitStack() as run_locks:
+        for observation in sorted(observations, key=lambda o: int(o.obs_id)):
+            run_locks.enter_context(ledger.run_lock(int(observation.obs_id)))
+            outcome = _reduce_run(ledger, observation, spec, plan, on_error)
+            (reduced if isinstance(outcome, _ReducedRun) else statuses).append(outcome)
+        if reduced:
+            statuses += _add_reduced(ledger, reduced, spec, plan)
+    return statuses
 
 
 def _tally(bands, sums: dict):
@@ -385,8 +455,27 @@ def _tally(bands, sums: dict):
 def _failed(ledger: MosaicLedger, obs_id: int, reason: str, on_error: str) -> dict:
     if on_error == "skip":
         ledger.write_run(obs_id, "skipped", reason=reason)
-        return {"obs_id": obs_id, "status": "skipped", "reason": reason, "seconds": 0.0}
-    return {"obs_id": obs_id, "status": "failed", "reason": reason, "seconds": 0.0}
+        return _status(obs_id, "skipped", reason)
+    return _status(obs_id, "failed", reason)
+
+
+def _task_name(batch: list) -> str:
+    first = int(batch[0].obs_id)
+    return f"mosaic-add-{first}" if len(batch) == 1 else f"mosaic-add-{first}-{len(batch)}-runs"
+
+
+def _cutout_bytes(spec: ReductionSpec, plan: _Plan) -> int:
+    """About the bytes of one run's maps on its cutout (what a batch holds per run until it
+    is added): the parent's maps scaled to the cutout's pixels, the cutout's lon span taken
+    at the parent's highest latitude."""
+    parent = spec.grid
+    rows = min(parent.shape[0], 2 * math.ceil(plan.radius / parent.lat_step) + 1)
+    edge = math.radians(min(89.0, float(np.abs(parent.lat).max()) + plan.radius))
+    lon_pixels = 2 * math.ceil(plan.radius / (parent.lon_step * math.cos(edge))) + 1
+    share = rows * min(parent.shape[1], lon_pixels) / (parent.shape[0] * parent.shape[1])
+    layout = variable_layout(spec, parent).values()
+    total = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype, _ in layout)
+    return max(1, int(total * share))
 
 
 def _make_plan(path: str, spec: ReductionSpec) -> _Plan:
@@ -417,13 +506,16 @@ def add_runs_to_mosaic(
     on_error: str = "raise",
     scheduler: str | None = None,
     progress: bool | None = None,
+    runs_per_task: int | None = None,
 ) -> MosaicResult:
     """Reduce runs on cutouts of the parent grid and add them into a mosaic store.
 
-    One dask task per run: read the run, reduce it on the cutout of radius ``offset_max``
-    (plus one pixel) around its pointing, mask it as :func:`~gammaxr.reduce.stack.stack_runs`
-    does, then add it into the zarr chunks it overlaps, exactly once (see the module
-    docstring). Peak memory is a few cutouts and chunks per worker, independent of the grid.
+    One dask task per run, or per batch of runs beyond 64 runs: read each run, reduce it on
+    the cutout of radius ``offset_max`` (plus one pixel) around its pointing, mask it as
+    :func:`~gammaxr.reduce.stack.stack_runs` does, then add the batch's runs into the zarr
+    chunks they overlap, exactly once (see the module docstring): each chunk is read and
+    written once per batch, for all its runs that reach it. Peak memory is a few batches of
+    cutouts and chunks per worker, independent of the grid.
 
     Idempotent: runs the store already holds completely are skipped and reported
     (``present``); a run half added by an interrupted call is finished (only the chunks that
@@ -453,6 +545,12 @@ def add_runs_to_mosaic(
     progress : bool or None
         Show the runs' progress (None: the :func:`gammaxr.progress.show_progress` context);
         see :func:`gammaxr.progress.compute`.
+    runs_per_task : int, optional
+        Runs added by one dask task. Default: one run per task up to 64 runs; beyond, about
+        64 tasks, each holding at most dask's ``array.chunk-size`` of cutouts
+        (:func:`~gammaxr.reduce.runs.runs_per_task`, with one run's maps on its cutout) and
+        at most :data:`MAX_RUNS_PER_TASK` runs. Many small runs on the same chunks then cost
+        one chunk write per batch instead of one per run. Pass 1 for a task per run.
 
     Returns
     -------
@@ -462,7 +560,8 @@ def add_runs_to_mosaic(
     Raises
     ------
     ValueError
-        If the spec differs from the store's or an obs_id is given twice.
+        If the spec differs from the store's, an obs_id is given twice or
+        ``runs_per_task`` is not a positive integer.
     PermissionError
         If the store is not writable.
     """
@@ -482,14 +581,26 @@ def add_runs_to_mosaic(
     if not observations:
         return MosaicResult((), {}, ())
     plan = _make_plan(path, spec)
+    if runs_per_task is None:
+        by_count_and_memory = default_runs_per_task(len(observations), _cutout_bytes(spec, plan))
+        runs_per_task = min(by_count_and_memory, MAX_RUNS_PER_TASK)
+    if int(runs_per_task) != runs_per_task or runs_per_task < 1:
+        raise ValueError(f"runs_per_task must be a positive integer, got {runs_per_task!r}")
+    batches = [
+        list(observations[i : i + runs_per_task])
+        for i in range(0, len(observations), int(runs_per_task))
+    ]
     tasks = [
-        dask.delayed(_add_run_task, pure=False)(
-            obs, spec, plan, on_error, dask_key_name=f"mosaic-add-{int(obs.obs_id)}"
+        dask.delayed(_add_runs_task, pure=False)(
+            batch, spec, plan, on_error, dask_key_name=_task_name(batch)
         )
-        for obs in observations
+        for batch in batches
     ]
     with scheduler_context(scheduler) as kwargs:
-        records = compute(*tasks, progress=progress, **kwargs)
+        by_obs_id = {
+            r["obs_id"]: r for batch in compute(*tasks, progress=progress, **kwargs) for r in batch
+        }
+    records = [by_obs_id[obs_id] for obs_id in obs_ids]
     skipped = {r["obs_id"]: r["reason"] for r in records if r["status"] == "skipped"}
     for obs_id, reason in skipped.items():
         warnings.warn(f"obs_id {obs_id} skipped: {reason}", RuntimeWarning, stacklevel=2)
