@@ -27,12 +27,15 @@ counts, exposure and background, safe mask offset-max 2 deg:
   background per run;
 - ``stack``: ``stack_runs`` of the same lazy dataset, computed;
 - ``mosaic``: ``create_mosaic_store`` + ``add_runs_to_mosaic`` on the same grid (one task
-  per run writing into the zarr mosaic), timed until the store is on disk (``os.sync()``:
-  the kernel writes dirty pages back after up to 30 s, so a phase of a few seconds would
-  leave its writing out of the timing and a phase of minutes would not).
+  per run, or per batch of runs beyond 64 runs, writing into the zarr mosaic), timed until
+  the store is on disk (``os.sync()``: the kernel writes dirty pages back after up to 30 s,
+  so a phase of a few seconds would leave its writing out of the timing and a phase of
+  minutes would not). The store is made in the system's temporary folder, or in
+  ``--mosaic-dir`` (a tmpfs such as ``/dev/shm`` leaves the disk and its file system out).
 
-Printed per phase: the runs per dask task (``reduce_runs``' ``runs_per_task``: one task per
-run up to 64 runs, batches beyond; ``--runs-per-task`` overrides), wall time per run (ms),
+Printed per phase: the runs per dask task (``reduce_runs``' and ``add_runs_to_mosaic``'s
+``runs_per_task``: one task per run up to 64 runs, batches beyond; ``--runs-per-task``
+overrides), wall time per run (ms),
 CPU time per run of the whole process tree (client and workers: what the work costs whatever
 else loads the machine) and of the client process alone (under ``distributed`` the client
 process also runs the scheduler, so this is the scheduler's and client's overhead; on
@@ -214,7 +217,12 @@ def start_cluster(kind: str, workers: int):
 
 
 def measure(
-    store_dir: Path, scheduler: str, workers: int, phases: list[str], batch: int | None = None
+    store_dir: Path,
+    scheduler: str,
+    workers: int,
+    phases: list[str],
+    batch: int | None = None,
+    mosaic_dir: Path | None = None,
 ) -> dict:
     """Run the phases on one store in this process; returns the figures."""
     import dask
@@ -299,12 +307,12 @@ def measure(
                 "counts": total,
             }
         if "mosaic" in phases:
-            with tempfile.TemporaryDirectory() as tmp, PeakMemory() as memory:
+            with tempfile.TemporaryDirectory(dir=mosaic_dir) as tmp, PeakMemory() as memory:
                 path = Path(tmp) / "mosaic.zarr"
                 os.sync()  # what was written before reaches the disk outside the timing
                 t0 = time.perf_counter()
                 create_mosaic_store(path, spec, chunks=30)
-                result = add_runs_to_mosaic(path, observations, spec)
+                result = add_runs_to_mosaic(path, observations, spec, runs_per_task=batch)
                 # until the store is on disk: the kernel writes a few seconds' worth back
                 # later, after a short phase but during a long one
                 os.sync()
@@ -321,6 +329,7 @@ def measure(
                 "client_gb": memory.client_gb,
                 "counts": total,
                 "added": len(result.added),
+                "runs_per_task": result.runs_per_task,
             }
     if client is not None:
         client.close()
@@ -391,6 +400,12 @@ def main() -> None:
     parser.add_argument("--livetime", type=float, default=100.0, help="s per simulated run")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the stores here")
     parser.add_argument(
+        "--mosaic-dir",
+        type=Path,
+        default=None,
+        help="where the mosaic phase makes its store (default: the system's temporary folder)",
+    )
+    parser.add_argument(
         "--runs-per-task",
         type=int,
         default=None,
@@ -410,7 +425,12 @@ def main() -> None:
 
     if args.measure:  # the child process of one (N, scheduler)
         figures = measure(
-            Path(args.measure[0]), args.measure[1], args.workers, phases, args.runs_per_task
+            Path(args.measure[0]),
+            args.measure[1],
+            args.workers,
+            phases,
+            args.runs_per_task,
+            args.mosaic_dir,
         )
         print(json.dumps(figures))
         return
@@ -444,6 +464,8 @@ def main() -> None:
             ]
             if args.runs_per_task is not None:
                 command += ["--runs-per-task", str(args.runs_per_task)]
+            if args.mosaic_dir is not None:
+                command += ["--mosaic-dir", str(args.mosaic_dir)]
             repeats = args.repeat_small if n < SMALL_RUNS else 1
             measured, failure = [], None
             for _ in range(repeats):

@@ -257,7 +257,7 @@ def test_default_batches_by_count_memory_and_cap(tmp_path, monkeypatch):
         create_mosaic_store(path, spec, chunks=16)
         with dask.config.set(config):
             result = add_runs_to_mosaic(path, runs, spec, scheduler="sync")
-        assert tasks[-1] == n_tasks, name
+        assert tasks[-1] == n_tasks and result.runs_per_task == -(-5 // n_tasks), name
         assert result.added == (1, 2, 3, 4, 5)
         assert all(result.seconds[i] > 0 for i in result.added)
         assert_mosaic_equals(path, expected)

@@ -124,6 +124,8 @@ class MosaicResult(NamedTuple):
     sums: Mapping[int, Mapping[str, float]] = MappingProxyType({})
     """obs_id -> ``{"counts": ..., "background": ...}``: what each added run put into the
     store, summed (its safe counts and background on its cutout)."""
+    runs_per_task: int = 1
+    """Runs added by one dask task (the batch size used)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -611,4 +613,4 @@ def add_runs_to_mosaic(
     present = tuple(r["obs_id"] for r in records if r["status"] == "present")
     seconds = {r["obs_id"]: r["seconds"] for r in records if r["status"] == "added"}
     sums = {r["obs_id"]: r["sums"] for r in records if r["status"] == "added"}
-    return MosaicResult(added, skipped, present, seconds, sums)
+    return MosaicResult(added, skipped, present, seconds, sums, int(runs_per_task))
