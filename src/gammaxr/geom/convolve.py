@@ -501,7 +501,9 @@ def _all_finite(values: np.ndarray, blas: bool = False) -> bool:
         return True
     if blas and values.dtype in (np.float64, np.float32) and values.flags.c_contiguous:
         flat = values.reshape(-1)
-        if np.isfinite(np.dot(flat, flat)):
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: the look below
+            square_sum = np.dot(flat, flat)
+        if np.isfinite(square_sum):
             return True
     return bool(np.isfinite(values).all())
 
