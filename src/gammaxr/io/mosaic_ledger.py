@@ -6,10 +6,12 @@ processes adding runs at the same time, the store keeps, under ``<store>/.gammax
 
 - ``runs/<obs_id>.json``: the run's record, ``{"state": "adding" | "complete" | "skipped",
   "livetime", "ontime", "reason"}``. A run is in the mosaic when its record is complete.
-- ``held/<obs_id>/<part>``: an empty file for each piece ("part") of the run's cutout already
-  added into its chunk (``part`` names the chunk and the pixels, e.g.
-  ``fine-3-7.0.219.768.1024``). Only needed while the run is being added: the folder is
-  removed once the run's record is complete.
+- ``held/<obs_id>``: the pieces ("parts") of the run's cutout already added into their
+  chunks, one name a line (``part`` names the chunk and the pixels, e.g.
+  ``fine-3-7.0.219.768.1024``), appended by each transaction in one write; only lines ending
+  in a newline count. Only needed while the run is being added: the file is removed once the
+  run's record is complete. (Stores written before held a folder ``held/<obs_id>/`` of empty
+  files, one per part; those still read.)
 - ``journal/<block>.npz``: a block transaction in flight, the new values of the parts it
   adds (see :meth:`MosaicLedger.commit`); a block is one zarr chunk of every variable on the
   fine or the IRF grid, e.g. ``fine-3-7``.
@@ -190,16 +192,27 @@ class MosaicLedger:
 
     # -- parts and blocks -----------------------------------------------------------------
 
-    def _held(self, obs_id: int, part: str) -> Path:
-        return self.root / "held" / str(int(obs_id)) / part
+    def _held(self, obs_id: int) -> Path:
+        return self.root / "held" / str(int(obs_id))
 
     def holds(self, obs_id: int, part: str) -> bool:
         """True if part ``part`` of run ``obs_id`` is in the store (call within :meth:`blocks`)."""
-        return self._held(obs_id, part).exists()
+        held = self._held(obs_id)
+        try:
+            text = held.read_text()
+        except FileNotFoundError:
+            return False
+        except IsADirectoryError:  # the layout of stores written before: a file per part
+            return (held / part).exists()
+        return part in text.split("\n")[:-1]  # whole lines only
 
     def forget_parts(self, obs_id: int) -> None:
         """Drop run ``obs_id``'s part markers (once its record is complete: never read again)."""
-        shutil.rmtree(self.root / "held" / str(int(obs_id)), ignore_errors=True)
+        held = self._held(obs_id)
+        if held.is_dir():
+            shutil.rmtree(held, ignore_errors=True)
+        else:
+            held.unlink(missing_ok=True)
 
     def _array(self, name: str):
         if name not in self._arrays:
@@ -311,14 +324,23 @@ class MosaicLedger:
         for name, new in values.items():
             self._write(name, region, new)
         for journal, held in journals:
-            for obs_id, part in held:
-                self._mark(obs_id, part)
+            self._mark(held)
             journal.unlink()
 
-    def _mark(self, obs_id: int, part: str) -> None:
-        marker = self._held(obs_id, part)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+    def _mark(self, held: Sequence[tuple[int, str]]) -> None:
+        """Record that the parts (obs_id, part) hold their runs: each run's names appended
+        to its marker file in one write."""
+        by_run: dict[int, list[str]] = {}
+        for obs_id, part in held:
+            by_run.setdefault(int(obs_id), []).append(part)
+        for obs_id, parts in by_run.items():
+            marker = self._held(obs_id)
+            if marker.is_dir():  # the layout of stores written before
+                for part in parts:
+                    (marker / part).touch()
+                continue
+            with open(marker, "a") as f:
+                f.write("".join(f"{part}\n" for part in parts))
 
     def _replay(self, journal: Path) -> None:
         with np.load(journal) as data:
@@ -329,6 +351,5 @@ class MosaicLedger:
         held = meta["parts"]
         if "obs_id" in meta:  # written by gammaxr before batches: parts of one run
             held = [[meta["obs_id"], part] for part in held]
-        for obs_id, part in held:
-            self._mark(obs_id, part)
+        self._mark(held)
         journal.unlink()
