@@ -13,7 +13,8 @@ background, PSF and energy dispersion (on the IRF grid), safe mask aeff-default 
 Phases, each timed (wall seconds):
 
 1. build: create the (empty) mosaic store and add every run with
-   :func:`gammaxr.reduce.mosaic.add_runs_to_mosaic` (one task per run, exactly once); the
+   :func:`gammaxr.reduce.mosaic.add_runs_to_mosaic` (one task per run: on the all-sky grid
+   a cutout's bytes, taken at the poles, allow no batches; exactly once); the
    mosaic's cost per run (build wall time / runs added, ms/run, and the spread of the per-run
    task times) is printed so its flatness can be checked;
 2. reopen: open the store lazily and sum the safe counts and background over the whole sky;
