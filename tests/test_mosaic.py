@@ -176,12 +176,43 @@ def test_polar_runs_reduced_in_bands_equal_stack(tmp_path, monkeypatch):
     assert len(bands) > 10
     # far from the pointing's longitude only the rows nearest the pole are reduced
     assert min(rows.stop - rows.start for rows, _ in bands) < place.grid.shape[0] / 2
-    create_mosaic_store(tmp_path / "m.zarr", spec, chunks=8)
-    assert sorted(add_runs_to_mosaic(tmp_path / "m.zarr", runs, spec).added) == [1, 2]
-    # the stack bins each event once on the whole grid: equal counts mean none was counted on
-    # two bands or lost between them
-    mosaic = assert_mosaic_equals(tmp_path / "m.zarr", stacked(runs, spec))
-    assert float(mosaic["counts"].sum()) > 1000
+    # a run alone in its task is added band by band as its bands are made (its memory one
+    # band); a batch's runs are made whole first, then added
+    import gammaxr.reduce.mosaic as mosaic_module
+
+    made, seen, fine_bands = [0], [], mosaic_run.RunCutout.fine_bands
+
+    def counted_bands(self, chunks):
+        for band in fine_bands(self, chunks):
+            made[0] += 1
+            yield band
+
+    add_parts = mosaic_module._add_parts
+
+    def recording_add_parts(ledger, grid, parts, *args):
+        if grid == "fine":
+            seen.append((made[0], len({obs_id for obs_id, _, _ in parts})))
+        return add_parts(ledger, grid, parts, *args)
+
+    monkeypatch.setattr(mosaic_run.RunCutout, "fine_bands", counted_bands)
+    monkeypatch.setattr(mosaic_module, "_add_parts", recording_add_parts)
+    expected = stacked(runs, spec)
+    for batch in (1, 2):
+        path = tmp_path / f"m{batch}.zarr"
+        create_mosaic_store(path, spec, chunks=8)
+        made[0] = 0
+        seen.clear()
+        result = add_runs_to_mosaic(path, runs, spec, runs_per_task=batch, scheduler="sync")
+        assert sorted(result.added) == [1, 2]
+        if batch == 1:  # each band added before the next is made
+            assert [m for m, _ in seen] == list(range(1, made[0] + 1)) and made[0] > 20
+            assert max(n for _, n in seen) == 1
+        else:  # both runs made whole, then added in one pass over the chunks
+            assert seen == [(made[0], 2)] and made[0] > 20
+        # the stack bins each event once on the whole grid: equal counts mean none was counted
+        # on two bands or lost between them
+        mosaic = assert_mosaic_equals(path, expected)
+        assert float(mosaic["counts"].sum()) > 1000
 
 
 def test_overlapping_runs_add_under_locks(tmp_path):

@@ -59,7 +59,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import NamedTuple
@@ -309,12 +309,12 @@ def _sum_irf(values: dict, region: tuple, parts: list) -> None:
         values["exposure_irf"][at] = w_new
 
 
-def _parts_of(bands, chunks: tuple[int, int]) -> list[tuple[ChunkPart, dict]]:
-    """The pieces of each band in the parent's chunks, each with what the run adds there:
-    the variables where it adds something (fine maps), or all of them where the run has
-    weight (IRF maps); pieces where it adds nothing are left out."""
-    parts = []
+def _band_parts(bands, chunks: tuple[int, int]) -> Iterator[list[tuple[ChunkPart, dict]]]:
+    """Per band, its pieces in the parent's chunks, each with what the run adds there: the
+    variables where it adds something (fine maps), or all of them where the run has weight
+    (IRF maps); pieces where it adds nothing are left out."""
     for band, arrays in bands:
+        parts = []
         for part in chunk_parts(band, chunks):
             run = {n: v[..., part.cut_rows, part.cut_cols] for n, v in arrays.items()}
             if "exposure_irf" in run:
@@ -323,7 +323,7 @@ def _parts_of(bands, chunks: tuple[int, int]) -> list[tuple[ChunkPart, dict]]:
                 run = {n: v for n, v in run.items() if v.any()}
             if run:
                 parts.append((part, run))
-    return parts
+        yield parts
 
 
 def _add_parts(ledger, grid: str, parts: list, chunks, shape, sum_into) -> None:
@@ -362,9 +362,10 @@ class _ReducedRun:
     times: dict
     """``livetime`` and ``ontime`` [s]."""
     sums: dict
-    """Its safe counts and background, summed."""
-    parts: dict
-    """``"fine"`` / ``"irf"`` -> its (ChunkPart, arrays) pieces (see :func:`_parts_of`)."""
+    """Its safe counts and background, summed (complete once its fine bands are made)."""
+    bands: dict
+    """``"fine"`` / ``"irf"`` -> its bands' (ChunkPart, arrays) pieces (see
+    :func:`_band_parts`): a list, or made band by band as they are added (one run alone)."""
     seconds: float
     """Wall time spent reading and reducing it [s]."""
 
@@ -373,10 +374,12 @@ def _status(obs_id: int, status: str, reason: str = "", seconds: float = 0.0, **
     return {"obs_id": obs_id, "status": status, "reason": reason, "seconds": seconds, **more}
 
 
-def _reduce_run(ledger, observation, spec: ReductionSpec, plan: _Plan, on_error: str):
+def _reduce_run(ledger, observation, spec: ReductionSpec, plan: _Plan, on_error: str, alone: bool):
     """Read run ``observation`` and reduce it on its cutout (call holding its run lock):
     a :class:`_ReducedRun`, or the status dict of a run present, skipped or failed (nothing
-    of it written to the store but its record)."""
+    of it written to the store but its record). A run ``alone`` in its batch is reduced band
+    by band as it is added (its memory one band, whatever its cutout); the runs of a larger
+    batch here, whole (their cutouts are small: :func:`_cutout_bytes`)."""
     start = time.perf_counter()
     obs_id = int(observation.obs_id)
     record = ledger.run_record(obs_id)
@@ -391,18 +394,21 @@ def _reduce_run(ledger, observation, spec: ReductionSpec, plan: _Plan, on_error:
     except Exception as exc:
         return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
     sums = dict.fromkeys(("counts", "background"), 0.0)
-    try:
-        parts = {"fine": _parts_of(_tally(cutout.fine_bands(plan.chunks), sums), plan.chunks)}
-        if cutout.irf is not None:
-            parts["irf"] = _parts_of(cutout.irf_bands(plan.irf_chunks), plan.irf_chunks)
-    except Exception as exc:
-        return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
-    return _ReducedRun(obs_id, times, sums, parts, time.perf_counter() - start)
+    bands = {"fine": _band_parts(_tally(cutout.fine_bands(plan.chunks), sums), plan.chunks)}
+    if cutout.irf is not None:  # made after the fine bands: they give the footprint
+        bands["irf"] = _band_parts(cutout.irf_bands(plan.irf_chunks), plan.irf_chunks)
+    if not alone:
+        try:
+            bands = {grid: list(made) for grid, made in bands.items()}
+        except Exception as exc:
+            return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
+    return _ReducedRun(obs_id, times, sums, bands, time.perf_counter() - start)
 
 
 def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Plan) -> list:
-    """Add a batch's reduced runs into the store (holding their run locks), chunk by chunk,
-    then mark each complete; their status dicts."""
+    """Add a batch's reduced runs into the store (holding their run locks), chunk by chunk
+    (all the runs' pieces in a chunk at once; a run alone band by band), then mark each
+    complete; their status dicts."""
     start = time.perf_counter()
     for run in runs:
         ledger.write_run(run.obs_id, "adding", **run.times)
@@ -411,10 +417,22 @@ def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Pl
         grids.append(("irf", plan.irf_chunks, plan.irf_parent.shape, _sum_irf))
     try:
         for grid, chunks, shape, sum_into in grids:
-            parts = [
-                (run.obs_id, p, arrays) for run in runs for p, arrays in run.parts.get(grid, [])
-            ]
-            _add_parts(ledger, grid, parts, chunks, shape, sum_into)
+            if len(runs) == 1:  # band by band, as they are made
+                (run,) = runs
+                groups = (
+                    [(run.obs_id, *part) for part in band] for band in run.bands.get(grid, ())
+                )
+            else:
+                groups = [
+                    [
+                        (r.obs_id, *part)
+                        for r in runs
+                        for band in r.bands.get(grid, ())
+                        for part in band
+                    ]
+                ]
+            for group in groups:
+                _add_parts(ledger, grid, group, chunks, shape, sum_into)
     except Exception as exc:
         reason = (
             f"adding into the store failed ({type(exc).__name__}: {exc}); the store holds "
@@ -438,7 +456,8 @@ def _add_runs_task(observations, spec: ReductionSpec, plan: _Plan, on_error: str
     with contextlib.ExitStack() as run_locks:
         for observation in sorted(observations, key=lambda o: int(o.obs_id)):
             run_locks.enter_context(ledger.run_lock(int(observation.obs_id)))
-            outcome = _reduce_run(ledger, observation, spec, plan, on_error)
+            alone = len(observations) == 1
+            outcome = _reduce_run(ledger, observation, spec, plan, on_error, alone)
             (reduced if isinstance(outcome, _ReducedRun) else statuses).append(outcome)
         if reduced:
             statuses += _add_reduced(ledger, reduced, spec, plan)
