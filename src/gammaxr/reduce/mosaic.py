@@ -119,8 +119,9 @@ class MosaicResult(NamedTuple):
     present: tuple[int, ...] = ()
     """obs_ids the store already held completely (not added again)."""
     seconds: Mapping[int, float] = MappingProxyType({})
-    """obs_id -> wall time in s of each added run's task (reading, reducing and adding it,
-    waits for chunk locks included)."""
+    """obs_id -> wall time in s spent on each added run: reading, reducing and adding it,
+    waits for chunk locks included; in a batch, its reading and reducing plus an equal
+    share of the batch's additions."""
     sums: Mapping[int, Mapping[str, float]] = MappingProxyType({})
     """obs_id -> ``{"counts": ..., "background": ...}``: what each added run put into the
     store, summed (its safe counts and background on its cutout)."""
