@@ -23,10 +23,10 @@ are first written to the block's journal (an atomic rename: the commit point), t
 zarr chunks, then the parts' ``held`` markers are created and the journal deleted. Whoever
 takes a block lock first replays a journal left there (the writes are absolute values, so
 replaying is idempotent), so a chunk is always either before or after a part, and the marker
-says which. Every step costs the same whatever the number of runs the
-chunk already holds (no per-chunk run list is read or rewritten). The run record turns
-complete only when all its parts hold it; a record left ``"adding"`` marks the store incomplete
-until the run is added again (which then only touches the parts that miss it).
+says which. Every step costs the same whatever the number of runs the chunk already holds
+(no per-chunk run list is read or rewritten). The run record turns complete only when all
+its parts hold it; a record left ``"adding"`` marks the store incomplete until the run is
+added again (which then only touches the parts that miss it).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class MosaicLedger:
     chunk_files : mapping of str to ChunkFiles or None, optional
         The direct chunk I/O of the store's variables (None where their layout is not
         handled), as :meth:`chunk_files` gives them: a ledger made for every run task is then
-        spared opening the zarr group and its arrays (most of a small store's cost per run).
+        spared opening the zarr group and its arrays (a fifth of a small store's cost per run).
         By default each is made when first needed.
     """
 

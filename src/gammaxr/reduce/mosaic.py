@@ -24,9 +24,9 @@ Exactly once, crash-safe, concurrent
 Each run is added under its own lock, one piece of its cutout per zarr chunk (a "part"), with
 the parts of the other runs of its batch in that chunk, under the chunk's ("block's") lock,
 through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): a part's new values reach zarr
-through the block's journal and a marker records that the part holds the run, so a chunk is always either before
-or after a part, never half-way, and the cost of a part does not grow with the runs the chunk
-already holds. A run is in the mosaic once all its parts hold it and its record says
+through the block's journal and a marker records that the part holds the run, so a chunk is
+always either before or after a part, never half-way, and the cost of a part does not grow
+with the runs the chunk already holds. A run is in the mosaic once all its parts hold it and its record says
 complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``, ``livetime_total``,
 ``ontime_total`` and ``skipped_obs_ids``/``skipped_reasons`` from those records, and refuses a
 store with a run half added. Calling :func:`add_runs_to_mosaic` again with the same runs after
@@ -318,9 +318,9 @@ def _band_parts(bands, chunks: tuple[int, int]) -> Iterator[list[tuple[ChunkPart
         parts = []
         for part in chunk_parts(band, chunks):
             run = {n: v[..., part.cut_rows, part.cut_cols] for n, v in arrays.items()}
-            if "exposure_irf" in run:
+            if "exposure_irf" in run:  # IRF maps: only where the run has weight
                 run = run if run["exposure_irf"].any() else {}
-            else:
+            else:  # fine maps: the variables where the run adds something
                 run = {n: v for n, v in run.items() if v.any()}
             if run:
                 parts.append((part, run))
@@ -453,11 +453,10 @@ def _add_runs_task(observations, spec: ReductionSpec, plan: _Plan, on_error: str
     the parts of the store that do not hold them yet, one chunk at a time for all of them,
     and mark each complete (exactly once). Returns each run's status and seconds."""
     ledger = MosaicLedger(plan.path, plan.chunk_files)
-    statuses, reduced = [], []
+    statuses, reduced, alone = [], [], len(observations) == 1
     with contextlib.ExitStack() as run_locks:
         for observation in sorted(observations, key=lambda o: int(o.obs_id)):
             run_locks.enter_context(ledger.run_lock(int(observation.obs_id)))
-            alone = len(observations) == 1
             outcome = _reduce_run(ledger, observation, spec, plan, on_error, alone)
             (reduced if isinstance(outcome, _ReducedRun) else statuses).append(outcome)
         if reduced:
