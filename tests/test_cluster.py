@@ -91,14 +91,21 @@ def test_killed_worker_loses_and_doubles_no_run(cluster, runs, reference):
     assert stacked.attrs == reference.attrs
 
 
-def test_mosaic_on_the_cluster_with_a_killed_worker(cluster, runs, reference, tmp_path):
+@pytest.mark.parametrize("batch", [1, 2])
+def test_mosaic_on_the_cluster_with_a_killed_worker(cluster, runs, reference, tmp_path, batch):
+    """A worker dies mid-mosaic (at its 40th file replacement), adding one run or a batch of
+    two; the scheduler reruns its task elsewhere, which finishes the runs it held."""
     path = tmp_path / "mosaic.zarr"
     create_mosaic_store(path, fault_spec(), chunks=16)
     with scheduler_context(cluster.scheduler_address) as kwargs:
         client = kwargs["scheduler"]
         victims = sorted(_worker_pids(client))
         client.run(_die_at_replacement, 40, workers=victims[:1])
-    result = add_runs_to_mosaic(path, runs, scheduler=cluster.scheduler_address)
+    result = add_runs_to_mosaic(
+        path, runs, scheduler=cluster.scheduler_address, runs_per_task=batch
+    )
+    with scheduler_context(cluster.scheduler_address) as kwargs:
+        assert victims[0] not in _worker_pids(kwargs["scheduler"])  # it did die
     assert sorted(result.added + result.present) == [1, 2, 3, 4]
     mosaic = gammaxr.open_dataset(path).compute()
     for name in ("counts", "background", "exposure", "mask_safe"):
