@@ -294,6 +294,41 @@ def test_default_batches_by_count_memory_and_cap(tmp_path, monkeypatch):
         assert_mosaic_equals(path, expected)
 
 
+def test_batch_failing_to_add_reports_each_run(tmp_path, monkeypatch):
+    """A batch whose adding fails at a chunk of its second run only: the first run, all its
+    parts in before, is complete and reported added; the second failed and finished by the
+    next call."""
+    from gammaxr.io.mosaic_ledger import MosaicLedger
+
+    grid = SkyGrid.from_center((40.0, -30.0), (5.0, 9.0), 0.05)
+    spec = toy_spec(grid, safe_mask=("offset-max",))
+    runs = [ToyRun(1, 40.0, -32.5, seed=1), ToyRun(2, 40.0, -27.0, seed=2)]
+    commits, commit = [], MosaicLedger.commit
+
+    def recording_commit(self, parts, region, values):
+        commits.append({write.obs_id for write in parts})
+        if len(commits) == fail_at:
+            raise OSError(28, "No space left on device")
+        return commit(self, parts, region, values)
+
+    monkeypatch.setattr(MosaicLedger, "commit", recording_commit)
+    fail_at = None  # a clean batch first: which commits hold which runs
+    create_mosaic_store(tmp_path / "clean.zarr", spec, chunks=16)
+    add_runs_to_mosaic(tmp_path / "clean.zarr", runs, spec, scheduler="sync", runs_per_task=2)
+    last_of_run_1 = max(i for i, ids in enumerate(commits, 1) if 1 in ids)
+    fail_at = next(i for i, ids in enumerate(commits, 1) if i > last_of_run_1 and ids == {2})
+    commits.clear()
+    path = tmp_path / "m.zarr"
+    create_mosaic_store(path, spec, chunks=16)
+    with pytest.raises(RunReductionError, match=r"obs_id 2.*No space left.*add it again"):
+        add_runs_to_mosaic(path, runs, spec, scheduler="sync", runs_per_task=2)
+    records = MosaicLedger(path).records()
+    assert records[1]["state"] == "complete" and records[2]["state"] == "adding"
+    result = add_runs_to_mosaic(path, runs, spec, scheduler="sync", runs_per_task=2)
+    assert result.present == (1,) and result.added == (2,)
+    assert_mosaic_equals(path, stacked(runs, spec))
+
+
 def test_outside_run_skipped_and_recorded(tmp_path):
     grid = SkyGrid.from_center((100.0, 5.0), (5.0, 5.0), 0.05)
     spec = toy_spec(grid)

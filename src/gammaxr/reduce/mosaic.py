@@ -440,11 +440,31 @@ def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Pl
             f"adding into the store failed ({type(exc).__name__}: {exc}); the store holds "
             "part of this run: add it again to finish"
         )
-        return [_status(run.obs_id, "failed", reason) for run in runs]
+        # the runs of a batch whose every part went in before the failure are complete
+        done = [run for run in runs if isinstance(run.bands.get("fine"), list)]
+        done = [run for run in done if _holds_all(ledger, run)]
+        failed = [_status(run.obs_id, "failed", reason) for run in runs if run not in done]
+        return failed + _complete(ledger, done, start, len(runs))
+    return _complete(ledger, runs, start, len(runs))
+
+
+def _holds_all(ledger, run: _ReducedRun) -> bool:
+    """Whether the store holds every part of ``run`` (made whole, in a batch)."""
+    return all(
+        ledger.holds(run.obs_id, f"{grid}-{part.key}")
+        for grid, bands in run.bands.items()
+        for band in bands
+        for part, _ in band
+    )
+
+
+def _complete(ledger, runs: list[_ReducedRun], start: float, n_batch: int) -> list:
+    """Mark ``runs`` complete (every part held) and forget their parts; their status dicts,
+    each with an equal share of the batch's adding time since ``start``."""
     for run in runs:
         ledger.write_run(run.obs_id, "complete", **run.times)
         ledger.forget_parts(run.obs_id)
-    share = (time.perf_counter() - start) / len(runs)
+    share = (time.perf_counter() - start) / n_batch
     return [_status(r.obs_id, "added", seconds=r.seconds + share, sums=r.sums) for r in runs]
 
 
