@@ -417,9 +417,10 @@ def test_bad_arguments(tmp_path):
         add_runs_to_mosaic(path, [ToyRun(1, 60, 0), ToyRun(1, 61, 0)])
     with pytest.raises(ValueError, match="on_error"):
         add_runs_to_mosaic(path, [ToyRun(1, 60, 0)], on_error="ignore")
-    for bad in (0, 1.5):
+    for bad in (0, -2, 1.5, "2", True, [2]):
         with pytest.raises(ValueError, match="runs_per_task must be a positive integer"):
             add_runs_to_mosaic(path, [ToyRun(1, 60, 0)], runs_per_task=bad)
+    assert add_runs_to_mosaic(path, [ToyRun(3, 60, 0)], runs_per_task=2.0).runs_per_task == 2
     assert add_runs_to_mosaic(path, [ToyRun(1, 60, 0)]).added == (1,)
     again = add_runs_to_mosaic(path, [ToyRun(1, 60, 0), ToyRun(2, 60.5, 0)])
     assert again.added == (2,) and again.present == (1,)  # idempotent: run 1 not doubled

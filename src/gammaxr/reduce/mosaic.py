@@ -501,6 +501,17 @@ def _failed(ledger: MosaicLedger, obs_id: int, reason: str, on_error: str) -> di
     return _status(obs_id, "failed", reason)
 
 
+def _checked_batch(runs_per_task) -> int:
+    """``runs_per_task`` as an int, if it is a positive whole number."""
+    try:
+        whole = int(runs_per_task) == runs_per_task and not isinstance(runs_per_task, bool)
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or runs_per_task < 1:
+        raise ValueError(f"runs_per_task must be a positive integer, got {runs_per_task!r}")
+    return int(runs_per_task)
+
+
 def _task_name(batch: list) -> str:
     first = int(batch[0].obs_id)
     return f"mosaic-add-{first}" if len(batch) == 1 else f"mosaic-add-{first}-{len(batch)}-runs"
@@ -609,6 +620,8 @@ def add_runs_to_mosaic(
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if runs_per_task is not None:
+        runs_per_task = _checked_batch(runs_per_task)
     path = os.fspath(path)
     stored = mosaic_spec(path)
     if spec is None:
@@ -626,11 +639,9 @@ def add_runs_to_mosaic(
     if runs_per_task is None:
         by_count_and_memory = default_runs_per_task(len(observations), _cutout_bytes(spec, plan))
         runs_per_task = min(by_count_and_memory, MAX_RUNS_PER_TASK)
-    if int(runs_per_task) != runs_per_task or runs_per_task < 1:
-        raise ValueError(f"runs_per_task must be a positive integer, got {runs_per_task!r}")
     batches = [
         list(observations[i : i + runs_per_task])
-        for i in range(0, len(observations), int(runs_per_task))
+        for i in range(0, len(observations), runs_per_task)
     ]
     tasks = [
         dask.delayed(_add_runs_task, pure=False)(
