@@ -231,10 +231,12 @@ class MosaicLedger:
             By variable name. Small and picklable (plain layout values, no open zarr array).
         """
         self._open_group()
+        out = {}
         for name, array in self._group.arrays():
             if array.ndim >= 2:
-                self._arrays.setdefault(name, array)
-        return {name: self._files(name) for name, array in self._arrays.items() if array.ndim >= 2}
+                self._arrays.setdefault(name, array)  # opened once: _files reads its layout
+                out[name] = self._files(name)
+        return out
 
     def _open_group(self) -> None:
         if self._group is None:

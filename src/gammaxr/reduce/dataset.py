@@ -46,6 +46,7 @@ __all__ = [
     "MAP_NAMES",
     "ReductionSpec",
     "irf_maps",
+    "layout_bytes",
     "observation_maps",
     "reduce_observation",
     "reduce_observation_arrays",
@@ -267,6 +268,24 @@ def variable_layout(spec: ReductionSpec, grid: SkyGrid) -> dict[str, tuple]:
             dims = ("energy_true", "energy", *_IRF_DIMS)
             layout["edisp"] = (dims, (n_et, n_e, *irf.shape), f, {"units": ""})
     return layout
+
+
+def layout_bytes(layout: dict[str, tuple]) -> int:
+    """Bytes of the arrays of a :func:`variable_layout`.
+
+    Parameters
+    ----------
+    layout : dict of str to tuple
+        name -> (dims, shape, dtype, attrs), as :func:`variable_layout` gives it.
+
+    Returns
+    -------
+    int
+        The sum over the variables of their number of elements times their item size.
+    """
+    return sum(
+        int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype, _ in layout.values()
+    )
 
 
 def _psf_table(psf):

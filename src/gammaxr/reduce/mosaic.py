@@ -84,7 +84,7 @@ from gammaxr.io.mosaic_store import (
 from gammaxr.io.zarr_store import open_dataset
 from gammaxr.progress import compute
 from gammaxr.reduce.cluster import scheduler_context
-from gammaxr.reduce.dataset import ReductionSpec, variable_layout
+from gammaxr.reduce.dataset import ReductionSpec, layout_bytes, variable_layout
 from gammaxr.reduce.mosaic_run import IRF_MAPS, OutsideGridError, RunCutout
 from gammaxr.reduce.runs import RunReductionError
 from gammaxr.reduce.runs import runs_per_task as default_runs_per_task
@@ -367,7 +367,10 @@ class _ReducedRun:
     """Its safe counts and background, summed (complete once its fine bands are made)."""
     bands: dict
     """``"fine"`` / ``"irf"`` -> its bands' (ChunkPart, arrays) pieces (see
-    :func:`_band_parts`): a list, or made band by band as they are added (one run alone)."""
+    :func:`_band_parts`): a list when ``whole``, else made band by band as they are added."""
+    whole: bool
+    """Whether its bands were made before anything is added (a run of a batch), rather than
+    as they are added (a run alone in its task)."""
     seconds: float
     """Wall time spent reading and reducing it [s]."""
 
@@ -404,7 +407,7 @@ def _reduce_run(ledger, observation, spec: ReductionSpec, plan: _Plan, on_error:
             bands = {grid: list(made) for grid, made in bands.items()}
         except Exception as exc:
             return _failed(ledger, obs_id, f"{type(exc).__name__}: {exc}", on_error)
-    return _ReducedRun(obs_id, times, sums, bands, time.perf_counter() - start)
+    return _ReducedRun(obs_id, times, sums, bands, not alone, time.perf_counter() - start)
 
 
 def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Plan) -> list:
@@ -419,7 +422,7 @@ def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Pl
         grids.append(("irf", plan.irf_chunks, plan.irf_parent.shape, _sum_irf))
     try:
         for grid, chunks, shape, sum_into in grids:
-            if len(runs) == 1:  # band by band, as they are made
+            if not runs[0].whole:  # a run alone: band by band, as they are made
                 (run,) = runs
                 groups = (
                     [(run.obs_id, *part) for part in band] for band in run.bands.get(grid, ())
@@ -441,8 +444,7 @@ def _add_reduced(ledger, runs: list[_ReducedRun], spec: ReductionSpec, plan: _Pl
             "part of this run: add it again to finish"
         )
         # the runs of a batch whose every part went in before the failure are complete
-        done = [run for run in runs if isinstance(run.bands.get("fine"), list)]
-        done = [run for run in done if _holds_all(ledger, run)]
+        done = [run for run in runs if run.whole and _holds_all(ledger, run)]
         failed = [_status(run.obs_id, "failed", reason) for run in runs if run not in done]
         return failed + _complete(ledger, done, start, len(runs))
     return _complete(ledger, runs, start, len(runs))
@@ -526,9 +528,7 @@ def _cutout_bytes(spec: ReductionSpec, plan: _Plan) -> int:
     edge = math.radians(min(89.0, float(np.abs(parent.lat).max()) + plan.radius))
     lon_pixels = 2 * math.ceil(plan.radius / (parent.lon_step * math.cos(edge))) + 1
     share = rows * min(parent.shape[1], lon_pixels) / (parent.shape[0] * parent.shape[1])
-    layout = variable_layout(spec, parent).values()
-    total = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype, _ in layout)
-    return max(1, int(total * share))
+    return max(1, int(layout_bytes(variable_layout(spec, parent)) * share))
 
 
 def _make_plan(path: str, spec: ReductionSpec) -> _Plan:

@@ -29,6 +29,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from gammaxr.reduce.dataset import (
     ReductionSpec,
+    layout_bytes,
     reduce_observation_arrays,
     run_coords,
     run_grid,
@@ -238,12 +239,6 @@ def runs_per_task(n_runs: int, run_bytes: int, chunk_bytes: int | str | None = N
     return max(1, min(by_count, by_memory))
 
 
-def _layout_bytes(layout: dict) -> int:
-    return sum(
-        int(np.prod(shape)) * np.dtype(dtype).itemsize for _, shape, dtype, _ in layout.values()
-    )
-
-
 def _run_block(observations: np.ndarray, compute, layout: dict, on_error: str) -> dict:
     """The task of a batch of runs in :func:`stacked_run_variables`.
 
@@ -312,7 +307,7 @@ def stacked_run_variables(
         including ``reduce_error`` (dim ``obs_id``).
     """
     if batch is None:
-        batch = runs_per_task(len(observations), _layout_bytes(layout))
+        batch = runs_per_task(len(observations), layout_bytes(layout))
     if int(batch) < 1:
         raise ValueError(f"runs per task must be at least 1, got {batch!r}")
     batch = int(batch)
