@@ -508,15 +508,24 @@ def _all_finite(values: np.ndarray, blas: bool = False) -> bool:
     return bool(np.isfinite(values).all())
 
 
-def _method(kernel: np.ndarray, n_lat: int, n_lon: int, zero_rtol: float, workers: int):
-    """The batches of the fastest exact method for ``kernel`` (see the module docstring)."""
+def _method_choice(kernel: np.ndarray) -> tuple[type, tuple]:
+    """The class of the fastest exact method for ``kernel`` (see the module docstring) and
+    what it takes of the kernel: the separable factors, the row runs, or the kernel."""
     factors = _use_separable(kernel)
     if factors is not None:
-        return _SeparableBatches(*factors, n_lat, n_lon)
+        return _SeparableBatches, factors
     runs = _use_row_runs(kernel)
     if runs is not None:
-        return _RowRunBatches(*runs, n_lat, n_lon)
-    return _FFTBatches(kernel, n_lat, n_lon, zero_rtol, workers)
+        return _RowRunBatches, runs
+    return _FFTBatches, (kernel,)
+
+
+def _method(kernel: np.ndarray, n_lat: int, n_lon: int, zero_rtol: float, workers: int):
+    """The batches of the fastest exact method for ``kernel``."""
+    method, of_kernel = _method_choice(kernel)
+    if method is _FFTBatches:
+        return _FFTBatches(kernel, n_lat, n_lon, zero_rtol, workers)
+    return method(*of_kernel, n_lat, n_lon)
 
 
 def sums_on_one_thread(kernel: np.ndarray) -> bool:
@@ -533,8 +542,7 @@ def sums_on_one_thread(kernel: np.ndarray) -> bool:
     -------
     bool
     """
-    kernel = _check_kernel(kernel)
-    return _use_separable(kernel) is None and _use_row_runs(kernel) is not None
+    return _method_choice(_check_kernel(kernel))[0] is _RowRunBatches
 
 
 def _use_row_runs(kernel: np.ndarray) -> tuple[float, tuple[int, ...]] | None:
