@@ -232,10 +232,11 @@ def _direct_1d(lines: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
     return convolve1d(lines, weights, axis=axis, mode="constant", cval=0.0)
 
 
-@pytest.mark.parametrize("n", [1, 7, 31, 32, 33, 100])
-@pytest.mark.parametrize("half", [0, 3, 20, 40])
+@pytest.mark.parametrize("n", [1, 7, 31, 32, 33, 100, 150, 151])
+@pytest.mark.parametrize("half", [0, 3, 10, 20, 40])
 @pytest.mark.parametrize("axis", [0, 1])
 def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
+    """Every block: cut at either edge, whole inside (one stacked product), short at the end."""
     from gammaxr.geom.convolve import banded_pass
 
     rng = np.random.default_rng(n + half)
@@ -243,6 +244,26 @@ def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
     lines = rng.random((n, 5) if axis == 0 else (5, n))
     out = banded_pass(lines, weights, axis=axis)
     np.testing.assert_allclose(out, _direct_1d(lines, weights, axis), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("half", [0, 3, 10, 20])
+def test_banded_block_gives_the_rows_of_the_lat_pass(half):
+    """Any rows ``start .. start + k`` of the lat pass; from a multiple of BAND_BLOCK on (the
+    fused passes' row blocks) the very products of the whole pass, bit for bit."""
+    from gammaxr.geom.convolve import BAND_BLOCK, FUSED_ROWS, banded_block, banded_pass
+
+    assert FUSED_ROWS % BAND_BLOCK == 0
+    rng = np.random.default_rng(half)
+    weights = rng.random(2 * half + 1)
+    lines = rng.random((150, 13))
+    whole = banded_pass(lines, weights, axis=0)
+    for start, rows in [(0, 150), (0, FUSED_ROWS), (FUSED_ROWS, FUSED_ROWS), (144, 6), (5, 37)]:
+        out = np.full((rows, 13), np.nan)
+        banded_block(lines, weights, start, out)
+        if start % BAND_BLOCK == 0:
+            np.testing.assert_array_equal(out, whole[start : start + rows])
+        else:
+            np.testing.assert_allclose(out, whole[start : start + rows], rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", ["gauss", "tophat", "tophat-large", "separable-asymmetric"])

@@ -43,12 +43,14 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
+from numpy.lib.stride_tricks import as_strided
 
 from gammaxr.geom.batch_threads import run_batches
 from gammaxr.memory import result_array
 
 __all__ = [
     "BAND_BLOCK",
+    "FUSED_ROWS",
     "ROW_RUNS_MAX_ADDS",
     "SEPARABLE_MAX_SIZE",
     "banded_block",
@@ -78,9 +80,18 @@ KEPT_WORK_BYTES = 16 * 2**20
 REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
 SEPARABLE_RTOL = 1e-12
-#: Output pixels per block of a banded pass (each block is one matrix product with a
-#: ``(BAND_BLOCK + 2 h, BAND_BLOCK)`` band; measured fastest for half widths 5-20 px).
-BAND_BLOCK = 32
+#: Output pixels per block of a banded pass. Each block is the product of the input window
+#: it sees with one ``(BAND_BLOCK + 2 h, BAND_BLOCK)`` band, so a pixel costs
+#: ``2 (BAND_BLOCK + 2 h)`` operations against ``2 (2 h + 1)`` for the kernel alone: small
+#: blocks multiply fewer of the band's zeros. The blocks whose window lies inside the array
+#: are one stacked product (one numpy call, BLAS for each block), so small blocks cost no
+#: Python calls. Measured on 150 x 150 planes for half widths 2-20 px: 8 is the fastest
+#: (20 planes on two BLAS threads 1.27 ms against 1.40 ms with 32; 400 planes on the batch
+#: threads 21 ms against 29 ms; docs/performance.md).
+BAND_BLOCK = 8
+#: Output rows of one fused block of the two banded passes (several batches): the lat pass
+#: of these rows goes to a small work buffer, still in the core's cache for the lon pass.
+FUSED_ROWS = 48
 
 
 _thread_work = threading.local()
@@ -221,9 +232,10 @@ def banded_pass(
     """Convolve the 2D array ``lines`` along ``axis`` with the odd-sized 1D kernel
     ``weights``, zero outside the array (``"same"`` mode).
 
-    The output is computed in blocks of :data:`BAND_BLOCK` pixels along ``axis``, each one
+    The output is computed in blocks of :data:`BAND_BLOCK` pixels along ``axis``, each the
     matrix product of the input window the block sees (a view, no copy) with the same small
-    banded matrix, cut at the array's edges.
+    banded matrix, cut at the array's edges; the blocks whose window lies inside the array
+    are one stacked product.
 
     Parameters
     ----------
@@ -245,26 +257,13 @@ def banded_pass(
     weights = np.asarray(weights, dtype=np.float64)
     if out is None:
         out = np.empty_like(lines)
-    n = lines.shape[axis]
-    half = weights.size // 2
-    if axis == 0:
-        band = _band_matrix(weights, BAND_BLOCK, transposed=True)
-        for start in range(0, n, BAND_BLOCK):
-            _lines_block(lines, band, half, start, out[start : min(start + BAND_BLOCK, n)])
-        return out
-    band = _band_matrix(weights, BAND_BLOCK, transposed=False)
-    for start in range(0, n, BAND_BLOCK):
-        stop = min(start + BAND_BLOCK, n)
-        low, high = max(start - half, 0), min(stop + half, n)
-        first = low - (start - half)  # band rows cut off at the lower edge
-        window = band[first : first + high - low, : stop - start]
-        np.matmul(lines[:, low:high], window, out=out[:, start:stop])
+    _banded_products(lines, weights, axis, 0, out)
     return out
 
 
 def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.ndarray) -> None:
-    """The ``len(out)`` output lines from ``start`` on (at most :data:`BAND_BLOCK`) of
-    :func:`banded_pass` along axis 0, as one matrix product of the input window they see.
+    """The ``len(out)`` output lines from ``start`` on of :func:`banded_pass` along axis 0
+    (the lat pass of a block of rows, :data:`FUSED_ROWS` in the fused passes).
 
     Parameters
     ----------
@@ -274,21 +273,94 @@ def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.nda
         1D kernel centred on its middle element.
     start : int
         The first output pixel along axis 0.
-    out : numpy.ndarray of float64, shape (k, m), k <= BAND_BLOCK
+    out : numpy.ndarray of float64, shape (k, m), start + k <= n
         Where the ``k`` output lines are written.
     """
-    band = _band_matrix(weights, BAND_BLOCK, transposed=True)
-    _lines_block(lines, band, weights.size // 2, start, out)
+    _banded_products(lines, np.asarray(weights, dtype=np.float64), 0, start, out)
 
 
-def _lines_block(lines: np.ndarray, band: np.ndarray, half: int, start: int, out: np.ndarray):
-    """:func:`banded_block` with the transposed band matrix of the kernel (half width
-    ``half``) at hand."""
-    stop = start + out.shape[0]
-    low, high = max(start - half, 0), min(stop + half, lines.shape[0])
-    first = low - (start - half)  # band columns cut off at the lower edge
-    window = band[: stop - start, first : first + high - low]
-    np.matmul(window, lines[low:high], out=out)
+def _banded_products(
+    lines: np.ndarray, weights: np.ndarray, axis: int, start: int, out: np.ndarray
+) -> None:
+    """Output pixels ``start .. start + out.shape[axis]`` along ``axis`` of the banded pass
+    of ``lines``, written to ``out``: blocks of :data:`BAND_BLOCK` pixels from ``start``
+    on, the blocks whose window lies inside ``lines`` in one stacked product, the others
+    (at the edges, or cut short at the end) one product each with the band cut to their
+    window."""
+    block, half, n = BAND_BLOCK, weights.size // 2, lines.shape[axis]
+    stop = start + out.shape[axis]
+    band = _band_matrix(weights, block, transposed=axis == 0)
+    # whole blocks (start + j block) with their window inside: j in [inner_lo, inner_hi)
+    inner_lo = max(0, -(-(half - start) // block))
+    inner_hi = max(inner_lo, (min(n - half, stop) - start) // block)
+    n_blocks = -(-(stop - start) // block)
+    for j in [*range(min(inner_lo, n_blocks)), *range(inner_hi, n_blocks)]:
+        first = start + j * block
+        last = min(first + block, stop)
+        low, high = max(first - half, 0), min(last + half, n)
+        cut = low - (first - half)  # band rows (columns, transposed) cut off at the lower edge
+        into = slice(first - start, last - start)
+        if axis == 0:
+            window = band[: last - first, cut : cut + high - low]
+            np.matmul(window, lines[low:high], out=out[into])
+        else:
+            window = band[cut : cut + high - low, : last - first]
+            np.matmul(lines[:, low:high], window, out=out[:, into])
+    if inner_hi > inner_lo:
+        _stacked_products(
+            lines,
+            band,
+            axis,
+            start + inner_lo * block - half,
+            inner_hi - inner_lo,
+            out,
+            inner_lo * block,
+        )
+
+
+def _stacked_products(
+    lines: np.ndarray,
+    band: np.ndarray,
+    axis: int,
+    window_start: int,
+    count: int,
+    out: np.ndarray,
+    out_start: int,
+) -> None:
+    """``count`` consecutive blocks of a banded pass, their windows (from ``window_start``
+    along ``axis``, :data:`BAND_BLOCK` apart, inside ``lines``) seen as one stack of
+    strided views: one ``numpy.matmul`` with the band, each block a BLAS product written in
+    place into ``out`` from ``out_start`` on."""
+    block = BAND_BLOCK
+    width = band.shape[1] if axis == 0 else band.shape[0]  # the window: block + 2 h
+    step, other = lines.strides[axis], lines.strides[1 - axis]
+    out_step, out_other = out.strides[axis], out.strides[1 - axis]
+    if axis == 0:
+        windows = as_strided(
+            lines[window_start:],
+            shape=(count, width, lines.shape[1]),
+            strides=(block * step, step, other),
+            writeable=False,
+        )
+        target = as_strided(
+            out[out_start:],
+            shape=(count, block, out.shape[1]),
+            strides=(block * out_step, out_step, out_other),
+        )
+        np.matmul(band, windows, out=target)
+    else:
+        windows = as_strided(
+            lines[:, window_start:],
+            shape=(count, lines.shape[0], width),
+            strides=(block * step, other, step),
+            writeable=False,
+        )
+        target = as_strided(
+            out[:, out_start:],
+            shape=(count, out.shape[0], block),
+            strides=(block * out_step, out_other, out_step),
+        )
+        np.matmul(windows, band, out=target)
 
 
 def _use_separable(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -650,10 +722,11 @@ class _SeparableBatches:
     rows for all planes of the batch. The output is lat-major too (seen in the usual axis
     order). When one batch holds every plane, the planes are gathered into the output
     itself, the lat pass goes to a work buffer and the lon pass writes the output (no other
-    memory to touch). When there are several batches, the passes are fused row block by row
-    block: a block's lat pass goes to a small work buffer, still in the core's cache for
-    the lon pass (measured 15-35 % faster on one BLAS thread, as on the eager call's batch
-    threads; the whole batch at once is 5-10 % faster on two BLAS threads)."""
+    memory to touch). When there are several batches, the passes are fused block of
+    :data:`FUSED_ROWS` rows by block: a block's lat pass goes to a small work buffer, still
+    in the core's cache for the lon pass (measured 15-35 % faster on one BLAS thread, as on
+    the eager call's batch threads; the whole batch at once is 5-10 % faster on two BLAS
+    threads)."""
 
     @property
     def batch_bytes(self) -> int:  # the products run at BLAS speed on larger batches
@@ -688,8 +761,8 @@ class _SeparableBatches:
                 out=self._out.reshape(-1, self.n_lon),
             )
             return
-        for first in range(0, self.n_lat, BAND_BLOCK):  # fused, row block by row block
-            last = min(first + BAND_BLOCK, self.n_lat)
+        for first in range(0, self.n_lat, FUSED_ROWS):  # fused, row block by row block
+            last = min(first + FUSED_ROWS, self.n_lat)
             along_lat = work_buffer("pass", (last - first, lines.shape[1]))
             banded_block(lines, self.column, first, out=along_lat)
             rows = along_lat.reshape(-1, self.n_lon)
