@@ -233,7 +233,7 @@ def _direct_1d(lines: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n", [1, 7, 31, 32, 33, 100, 150, 151])
-@pytest.mark.parametrize("half", [0, 3, 10, 20, 40])
+@pytest.mark.parametrize("half", [0, 3, 10, 15, 16, 20, 40])
 @pytest.mark.parametrize("axis", [0, 1])
 def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
     """Every block: cut at either edge, whole inside (one stacked product), short at the end."""
@@ -246,13 +246,20 @@ def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
     np.testing.assert_allclose(out, _direct_1d(lines, weights, axis), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("half", [0, 3, 10, 20])
+@pytest.mark.parametrize("half", [0, 3, 10, 15, 16, 20])
 def test_banded_block_gives_the_rows_of_the_lat_pass(half):
     """Any rows ``start .. start + k`` of the lat pass; from a multiple of BAND_BLOCK on (the
     fused passes' row blocks) the very products of the whole pass, bit for bit."""
-    from gammaxr.geom.convolve import BAND_BLOCK, FUSED_ROWS, banded_block, banded_pass
+    from gammaxr.geom.convolve import (
+        BAND_BLOCK,
+        FUSED_ROWS,
+        WIDE_BAND_BLOCK,
+        band_block,
+        banded_block,
+        banded_pass,
+    )
 
-    assert FUSED_ROWS % BAND_BLOCK == 0
+    assert FUSED_ROWS % BAND_BLOCK == 0 and FUSED_ROWS % WIDE_BAND_BLOCK == 0
     rng = np.random.default_rng(half)
     weights = rng.random(2 * half + 1)
     lines = rng.random((150, 13))
@@ -260,7 +267,7 @@ def test_banded_block_gives_the_rows_of_the_lat_pass(half):
     for start, rows in [(0, 150), (0, FUSED_ROWS), (FUSED_ROWS, FUSED_ROWS), (144, 6), (5, 37)]:
         out = np.full((rows, 13), np.nan)
         banded_block(lines, weights, start, out)
-        if start % BAND_BLOCK == 0:
+        if start % band_block(half) == 0:
             np.testing.assert_array_equal(out, whole[start : start + rows])
         else:
             np.testing.assert_allclose(out, whole[start : start + rows], rtol=1e-13, atol=1e-15)
@@ -548,3 +555,12 @@ def test_only_eager_top_hat_sums_fault_their_output_in_on_a_helper(name, monkeyp
     in_task = module.convolve_plane_sources([planes], kernel, workers=1)
     np.testing.assert_array_equal(eager, in_task)
     assert asked == [name == "tophat", False]
+
+
+def test_band_blocks_grow_for_wide_kernels():
+    """Blocks of 8 pixels up to a half width of 15 pixels, of 16 beyond (measured fastest,
+    docs/performance.md)."""
+    from gammaxr.geom.convolve import WIDE_KERNEL_HALF, band_block
+
+    assert band_block(0) == band_block(WIDE_KERNEL_HALF) == 8
+    assert band_block(WIDE_KERNEL_HALF + 1) == band_block(20) == 16

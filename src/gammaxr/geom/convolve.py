@@ -16,9 +16,10 @@ touch. :func:`convolve_planes` is the same for one array. Three exact methods:
 - a separable kernel (an outer product, as a Gaussian or a box) at most
   :data:`SEPARABLE_MAX_SIZE` pixels wide: two 1D passes, each a few matrix products with
   one banded (Toeplitz) block of the 1D kernel (:func:`banded_pass`): every block of
-  :data:`BAND_BLOCK` output pixels is the product of the input window it sees and one small
-  matrix, so BLAS does the sums (vectorised, on all cores) with little work on the band's
-  zeros; the sums give exact zeros where the kernel sees no data;
+  :func:`band_block` output pixels is the product of the input window it sees and one small
+  matrix (the blocks inside the array in one stacked product), so BLAS does the sums
+  (vectorised, on all cores) with little work on the band's zeros; the sums give exact
+  zeros where the kernel sees no data;
 - a small top-hat (a kernel whose rows are centred runs of one value, :func:`row_runs`,
   at most :data:`ROW_RUNS_MAX_ADDS` additions per pixel): the horizontal box sum of every
   half-width in the kernel, then each output row as the sum of the kernel rows' box sums,
@@ -51,8 +52,11 @@ from gammaxr.memory import result_array
 __all__ = [
     "BAND_BLOCK",
     "FUSED_ROWS",
+    "WIDE_BAND_BLOCK",
+    "WIDE_KERNEL_HALF",
     "ROW_RUNS_MAX_ADDS",
     "SEPARABLE_MAX_SIZE",
+    "band_block",
     "banded_block",
     "banded_pass",
     "convolve_plane_sources",
@@ -80,17 +84,27 @@ KEPT_WORK_BYTES = 16 * 2**20
 REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
 SEPARABLE_RTOL = 1e-12
-#: Output pixels per block of a banded pass. Each block is the product of the input window
-#: it sees with one ``(BAND_BLOCK + 2 h, BAND_BLOCK)`` band, so a pixel costs
-#: ``2 (BAND_BLOCK + 2 h)`` operations against ``2 (2 h + 1)`` for the kernel alone: small
-#: blocks multiply fewer of the band's zeros. The blocks whose window lies inside the array
-#: are one stacked product (one numpy call, BLAS for each block), so small blocks cost no
-#: Python calls. Measured on 150 x 150 planes for half widths 2-20 px: 8 is the fastest
-#: (20 planes on two BLAS threads 1.27 ms against 1.40 ms with 32; 400 planes on the batch
-#: threads 21 ms against 29 ms; docs/performance.md).
+#: Output pixels per block of a banded pass of a kernel at most :data:`WIDE_KERNEL_HALF`
+#: pixels from its centre. Each block is the product of the input window it sees with one
+#: ``(block + 2 h, block)`` band, so a pixel costs ``2 (block + 2 h)`` operations against
+#: ``2 (2 h + 1)`` for the kernel alone: small blocks multiply fewer of the band's zeros.
+#: The blocks whose window lies inside the array are one stacked product (one numpy call,
+#: BLAS for each block), so small blocks cost no Python calls. Measured on 150 x 150
+#: planes (docs/performance.md, session 16): for the 21-pixel Gaussian, 20 planes on two
+#: BLAS threads 1.27 ms against 1.42 ms with blocks of 32, 400 planes on the batch threads
+#: 25 ms against 34 ms.
 BAND_BLOCK = 8
+#: Half width (pixels) beyond which a kernel's banded passes take blocks of
+#: :data:`WIDE_BAND_BLOCK`: for half widths of 20 px, blocks of 8 took 2.2-2.9 ms on 20
+#: planes, blocks of 16 1.9-2.2 ms (32: 2.1-2.4 ms).
+WIDE_KERNEL_HALF = 15
+#: Output pixels per block of the banded passes of kernels wider than
+#: :data:`WIDE_KERNEL_HALF`.
+WIDE_BAND_BLOCK = 16
 #: Output rows of one fused block of the two banded passes (several batches): the lat pass
 #: of these rows goes to a small work buffer, still in the core's cache for the lon pass.
+#: A multiple of both block sizes, so that a fused block's products are those of the whole
+#: pass.
 FUSED_ROWS = 48
 
 
@@ -232,7 +246,7 @@ def banded_pass(
     """Convolve the 2D array ``lines`` along ``axis`` with the odd-sized 1D kernel
     ``weights``, zero outside the array (``"same"`` mode).
 
-    The output is computed in blocks of :data:`BAND_BLOCK` pixels along ``axis``, each the
+    The output is computed in blocks of :func:`band_block` pixels along ``axis``, each the
     matrix product of the input window the block sees (a view, no copy) with the same small
     banded matrix, cut at the array's edges; the blocks whose window lies inside the array
     are one stacked product.
@@ -279,15 +293,32 @@ def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.nda
     _banded_products(lines, np.asarray(weights, dtype=np.float64), 0, start, out)
 
 
+def band_block(half: int) -> int:
+    """Output pixels per block of the banded passes of a 1D kernel of half width ``half``
+    pixels: :data:`BAND_BLOCK`, or :data:`WIDE_BAND_BLOCK` beyond :data:`WIDE_KERNEL_HALF`.
+
+    Parameters
+    ----------
+    half : int
+        Half width of the kernel in pixels (its size is ``2 half + 1``).
+
+    Returns
+    -------
+    int
+    """
+    return WIDE_BAND_BLOCK if half > WIDE_KERNEL_HALF else BAND_BLOCK
+
+
 def _banded_products(
     lines: np.ndarray, weights: np.ndarray, axis: int, start: int, out: np.ndarray
 ) -> None:
     """Output pixels ``start .. start + out.shape[axis]`` along ``axis`` of the banded pass
-    of ``lines``, written to ``out``: blocks of :data:`BAND_BLOCK` pixels from ``start``
+    of ``lines``, written to ``out``: blocks of :func:`band_block` pixels from ``start``
     on, the blocks whose window lies inside ``lines`` in one stacked product, the others
     (at the edges, or cut short at the end) one product each with the band cut to their
     window."""
-    block, half, n = BAND_BLOCK, weights.size // 2, lines.shape[axis]
+    half, n = weights.size // 2, lines.shape[axis]
+    block = band_block(half)
     stop = start + out.shape[axis]
     band = _band_matrix(weights, block, transposed=axis == 0)
     # whole blocks (start + j block) with their window inside: j in [inner_lo, inner_hi)
@@ -328,11 +359,11 @@ def _stacked_products(
     out_start: int,
 ) -> None:
     """``count`` consecutive blocks of a banded pass, their windows (from ``window_start``
-    along ``axis``, :data:`BAND_BLOCK` apart, inside ``lines``) seen as one stack of
-    strided views: one ``numpy.matmul`` with the band, each block a BLAS product written in
-    place into ``out`` from ``out_start`` on."""
-    block = BAND_BLOCK
-    width = band.shape[1] if axis == 0 else band.shape[0]  # the window: block + 2 h
+    along ``axis``, one block apart, inside ``lines``) seen as one stack of strided views:
+    one ``numpy.matmul`` with the band (``(block, block + 2 h)`` along axis 0, its
+    transpose along axis 1), each block a BLAS product written in place into ``out`` from
+    ``out_start`` on."""
+    block, width = band.shape if axis == 0 else band.shape[::-1]  # width: block + 2 h
     step, other = lines.strides[axis], lines.strides[1 - axis]
     out_step, out_other = out.strides[axis], out.strides[1 - axis]
     if axis == 0:
@@ -718,7 +749,7 @@ class _RowRunBatches:
 
 class _SeparableBatches:
     """Both banded passes on a batch of planes held lat-major, ``(n_lat, m, n_lon)`` in
-    memory: the lat pass is then one matrix product per block of :data:`BAND_BLOCK` output
+    memory: the lat pass is then one matrix product per block of :func:`band_block` output
     rows for all planes of the batch. The output is lat-major too (seen in the usual axis
     order). When one batch holds every plane, the planes are gathered into the output
     itself, the lat pass goes to a work buffer and the lon pass writes the output (no other
