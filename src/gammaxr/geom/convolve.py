@@ -90,9 +90,9 @@ SEPARABLE_RTOL = 1e-12
 #: ``2 (2 h + 1)`` for the kernel alone: small blocks multiply fewer of the band's zeros.
 #: The blocks whose window lies inside the array are one stacked product (one numpy call,
 #: BLAS for each block), so small blocks cost no Python calls. Measured on 150 x 150
-#: planes (docs/performance.md, session 16): for the 21-pixel Gaussian, 20 planes on two
-#: BLAS threads 1.27 ms against 1.42 ms with blocks of 32, 400 planes on the batch threads
-#: 25 ms against 34 ms.
+#: planes (docs/performance.md, session 16): for the 21-pixel Gaussian, 400 planes on the
+#: batch threads (one BLAS thread each) 25 ms against 31-34 ms with blocks of 32; 20 planes
+#: on two BLAS threads about the same (1.27-1.51 ms against 1.40-1.42 ms).
 BAND_BLOCK = 8
 #: Half width (pixels) beyond which a kernel's banded passes take blocks of
 #: :data:`WIDE_BAND_BLOCK`: for half widths of 20 px, blocks of 8 took 2.2-2.9 ms on 20
