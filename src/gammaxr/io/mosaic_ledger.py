@@ -17,16 +17,16 @@ processes adding runs at the same time, the store keeps, under ``<store>/.gammax
   fine or the IRF grid, e.g. ``fine-3-7``.
 - ``locks/``: ``flock`` files, one per run and per block.
 
-A run is added under its run lock; its parts in a block (with the parts of the other runs
-of its batch there) under the block's lock in one transaction: the new values of the parts
-are first written to the block's journal (an atomic rename: the commit point), then into the
-zarr chunks, then the parts' ``held`` markers are created and the journal deleted. Whoever
-takes a block lock first replays a journal left there (the writes are absolute values, so
-replaying is idempotent), so a chunk is always either before or after a part, and the marker
-says which. Every step costs the same whatever the number of runs the chunk already holds
-(no per-chunk run list is read or rewritten). The run record turns complete only when all
-its parts hold it; a record left ``"adding"`` marks the store incomplete until the run is
-added again (which then only touches the parts that miss it).
+A run is added under its run lock; its parts in a block (with the parts of the other runs of
+its batch there) under the block's lock in one transaction: the new values of the parts are
+first written to the block's journal (an atomic rename: the commit point), then into the
+zarr chunks, then the parts' names are appended to their runs' ``held`` markers and the
+journal deleted. Whoever takes a block lock first replays a journal left there (the writes
+are absolute values, so replaying is idempotent), so a chunk is always either before or
+after a part, and the marker says which. Every step costs the same whatever the number of
+runs the chunk already holds (no per-chunk run list is read or rewritten). The run record
+turns complete only when all its parts hold it; a record left ``"adding"`` marks the store
+incomplete until the run is added again (which then only touches the parts that miss it).
 """
 
 from __future__ import annotations
@@ -293,8 +293,8 @@ class MosaicLedger:
         two parts of one run where a cutout reaches it on both sides of a full-circle seam,
         and parts of several runs of a batch), then ``values`` (the new values of every
         variable over ``region``, whole chunks: no read-modify-write of chunk files) into
-        zarr in one write per variable, then each part's marker is created and its block's
-        journal deleted.
+        zarr in one write per variable, then the parts' names are appended to their runs'
+        markers and each block's journal deleted.
 
         Parameters
         ----------

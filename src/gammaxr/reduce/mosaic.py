@@ -21,21 +21,21 @@ float32 rounding of the order of additions) and opens lazily with
 
 Exactly once, crash-safe, concurrent
 ------------------------------------
-Each run is added under its own lock, one piece of its cutout per zarr chunk (a "part"), with
-the parts of the other runs of its batch in that chunk, under the chunk's ("block's") lock,
-through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): a part's new values reach zarr
-through the block's journal and a marker records that the part holds the run, so a chunk is
-always either before or after a part, never half-way, and the cost of a part does not grow
-with the runs the chunk already holds. A run is in the mosaic once all its parts hold it and its record says
-complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``, ``livetime_total``,
-``ontime_total`` and ``skipped_obs_ids``/``skipped_reasons`` from those records, and refuses a
-store with a run half added. Calling :func:`add_runs_to_mosaic` again with the same runs after
-any interruption finishes what is missing and skips what is complete; calls running at the
-same time in several processes or dask workers (with the same or overlapping runs) count every
-run once. Locks are POSIX ``flock`` files inside the store: they serialise threads and
-processes of one machine (and of machines sharing a file system whose ``flock`` works), and a
-killed process releases them. The zarr side (empty store, chunking, recorded spec) is in
-:mod:`gammaxr.io.mosaic_store`.
+Each run is added under its own lock, one piece of its cutout per zarr chunk (a "part"),
+with the parts of the other runs of its batch in that chunk, under the chunk's ("block's")
+lock, through the store's ledger (:mod:`gammaxr.io.mosaic_ledger`): a part's new values
+reach zarr through the block's journal and a marker records that the part holds the run, so
+a chunk is always either before or after a part, never half-way, and the cost of a part does
+not grow with the runs the chunk already holds. A run is in the mosaic once all its parts
+hold it and its record says complete; ``gammaxr.open_dataset`` reads ``stacked_obs_ids``,
+``livetime_total``, ``ontime_total`` and ``skipped_obs_ids``/``skipped_reasons`` from those
+records, and refuses a store with a run half added. Calling :func:`add_runs_to_mosaic` again
+with the same runs after any interruption finishes what is missing and skips what is
+complete; calls running at the same time in several processes or dask workers (with the same
+or overlapping runs) count every run once. Locks are POSIX ``flock`` files inside the store:
+they serialise threads and processes of one machine (and of machines sharing a file system
+whose ``flock`` works), and a killed process releases them. The zarr side (empty store,
+chunking, recorded spec) is in :mod:`gammaxr.io.mosaic_store`.
 
 Conventions and limits
 ----------------------
