@@ -248,18 +248,11 @@ def test_banded_pass_equals_the_direct_1d_convolution(n, half, axis):
 
 @pytest.mark.parametrize("half", [0, 3, 10, 15, 16, 20])
 def test_banded_block_gives_the_rows_of_the_lat_pass(half):
-    """Any rows ``start .. start + k`` of the lat pass; from a multiple of BAND_BLOCK on (the
+    """Any rows ``start .. start + k`` of the lat pass; from a multiple of its block on (the
     fused passes' row blocks) the very products of the whole pass, bit for bit."""
-    from gammaxr.geom.convolve import (
-        BAND_BLOCK,
-        FUSED_ROWS,
-        WIDE_BAND_BLOCK,
-        band_block,
-        banded_block,
-        banded_pass,
-    )
+    from gammaxr.geom.convolve import FUSED_ROWS, band_block, banded_block, banded_pass
 
-    assert FUSED_ROWS % BAND_BLOCK == 0 and FUSED_ROWS % WIDE_BAND_BLOCK == 0
+    assert FUSED_ROWS % band_block(half, axis=0) == 0
     rng = np.random.default_rng(half)
     weights = rng.random(2 * half + 1)
     lines = rng.random((150, 13))
@@ -267,7 +260,7 @@ def test_banded_block_gives_the_rows_of_the_lat_pass(half):
     for start, rows in [(0, 150), (0, FUSED_ROWS), (FUSED_ROWS, FUSED_ROWS), (144, 6), (5, 37)]:
         out = np.full((rows, 13), np.nan)
         banded_block(lines, weights, start, out)
-        if start % band_block(half) == 0:
+        if start % band_block(half, axis=0) == 0:
             np.testing.assert_array_equal(out, whole[start : start + rows])
         else:
             np.testing.assert_allclose(out, whole[start : start + rows], rtol=1e-13, atol=1e-15)
@@ -557,10 +550,29 @@ def test_only_eager_top_hat_sums_fault_their_output_in_on_a_helper(name, monkeyp
     assert asked == [name == "tophat", False]
 
 
-def test_band_blocks_grow_for_wide_kernels():
-    """Blocks of 8 pixels up to a half width of 15 pixels, of 16 beyond (measured fastest,
+def test_band_blocks_by_axis_and_kernel_width():
+    """Along axis 0 (the lat pass) blocks of 4 pixels for every kernel; along axis 1 (the lon
+    pass) blocks of 8 up to a half width of 15 pixels, of 16 beyond (measured fastest,
     docs/performance.md)."""
     from gammaxr.geom.convolve import WIDE_KERNEL_HALF, band_block
 
-    assert band_block(0) == band_block(WIDE_KERNEL_HALF) == 8
-    assert band_block(WIDE_KERNEL_HALF + 1) == band_block(20) == 16
+    assert band_block(0, axis=0) == band_block(40, axis=0) == 4
+    assert band_block(0) == band_block(WIDE_KERNEL_HALF, axis=1) == 8
+    assert band_block(WIDE_KERNEL_HALF + 1) == band_block(20, axis=1) == 16
+
+
+@pytest.mark.parametrize("half", [2, 10, 20])
+def test_lat_pass_blocks_agree_with_larger_blocks(half, monkeypatch):
+    """The lat pass in blocks of 4 adds the same products as in blocks of 8 or 16 (on the
+    development machine's OpenBLAS in the same order, to the last bit; the order inside
+    BLAS's kernels may differ elsewhere, hence the float tolerance)."""
+    import gammaxr.geom.convolve as module
+
+    rng = np.random.default_rng(half)
+    weights = rng.random(2 * half + 1)
+    lines = rng.random((150, 301))
+    small = module.banded_pass(lines, weights, axis=0)
+    for block in (8, 16):
+        monkeypatch.setattr(module, "COLUMN_BAND_BLOCK", block)
+        larger = module.banded_pass(lines, weights, axis=0)
+        np.testing.assert_allclose(larger, small, rtol=1e-14, atol=1e-15)

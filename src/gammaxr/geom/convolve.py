@@ -51,6 +51,7 @@ from gammaxr.memory import result_array
 
 __all__ = [
     "BAND_BLOCK",
+    "COLUMN_BAND_BLOCK",
     "FUSED_ROWS",
     "WIDE_BAND_BLOCK",
     "WIDE_KERNEL_HALF",
@@ -84,27 +85,39 @@ KEPT_WORK_BYTES = 16 * 2**20
 REMEMBERED_SPECTRUM_BYTES = 4 * 2**20
 #: Relative tolerance of the separability test (float noise of an outer product).
 SEPARABLE_RTOL = 1e-12
-#: Output pixels per block of a banded pass of a kernel at most :data:`WIDE_KERNEL_HALF`
-#: pixels from its centre. Each block is the product of the input window it sees with one
-#: ``(block + 2 h, block)`` band, so a pixel costs ``2 (block + 2 h)`` operations against
-#: ``2 (2 h + 1)`` for the kernel alone: small blocks multiply fewer of the band's zeros.
-#: The blocks whose window lies inside the array are one stacked product (one numpy call,
-#: BLAS for each block), so small blocks cost no Python calls. Measured on 150 x 150
-#: planes (docs/performance.md, session 16): for the 21-pixel Gaussian, 400 planes on the
-#: batch threads (one BLAS thread each) 25 ms against 31-34 ms with blocks of 32; 20 planes
-#: on two BLAS threads about the same (1.27-1.51 ms against 1.40-1.42 ms).
+#: Output pixels per block of a banded pass along axis 1 (lines as rows: the lon pass) of a
+#: kernel at most :data:`WIDE_KERNEL_HALF` pixels from its centre. Each block is the product
+#: of the input window it sees with one ``(block + 2 h, block)`` band, so a pixel costs
+#: ``2 (block + 2 h)`` operations against ``2 (2 h + 1)`` for the kernel alone: small blocks
+#: multiply fewer of the band's zeros. The blocks whose window lies inside the array are one
+#: stacked product (one numpy call, BLAS for each block), so small blocks cost no Python
+#: calls. Measured on 150 x 150 planes (docs/performance.md, session 16): for the 21-pixel
+#: Gaussian, 400 planes on the batch threads (one BLAS thread each) 25 ms against 31-34 ms
+#: with blocks of 32; 20 planes on two BLAS threads about the same (1.27-1.51 ms against
+#: 1.40-1.42 ms). Along axis 1 the blocks are the narrow side of each product (the band
+#: from the right): blocks of 4 took 0.80-0.85 ms for the 20 planes' lon pass, against
+#: 0.54-0.56 ms for blocks of 8 (session 17).
 BAND_BLOCK = 8
-#: Half width (pixels) beyond which a kernel's banded passes take blocks of
+#: Half width (pixels) beyond which a kernel's passes along axis 1 take blocks of
 #: :data:`WIDE_BAND_BLOCK`: for half widths of 20 px, blocks of 8 took 2.2-2.9 ms on 20
 #: planes, blocks of 16 1.9-2.2 ms (32: 2.1-2.4 ms).
 WIDE_KERNEL_HALF = 15
-#: Output pixels per block of the banded passes of kernels wider than
+#: Output pixels per block of the passes along axis 1 of kernels wider than
 #: :data:`WIDE_KERNEL_HALF`.
 WIDE_BAND_BLOCK = 16
+#: Output pixels per block of a banded pass along axis 0 (lines as columns, the band from
+#: the left: the lat pass), whatever the kernel's width. There the block is the short side
+#: of a product with every line of the batch, and small blocks pay: on the lat pass of 20
+#: planes of 150 x 150 (one BLAS thread, session 17), half widths of 2, 10 and 20 px took
+#: 0.19, 0.44 and 0.79 ms in blocks of 4, against 0.24, 0.51 and 1.19 ms in blocks of 8 and
+#: 0.37, 0.85 and 1.21 ms in blocks of 16; blocks of 2 took 0.49 ms at 10 px. The sums
+#: were the same to the last bit as with blocks of 8 there (the same products, added in the
+#: same order by that OpenBLAS).
+COLUMN_BAND_BLOCK = 4
 #: Output rows of one fused block of the two banded passes (several batches): the lat pass
 #: of these rows goes to a small work buffer, still in the core's cache for the lon pass.
-#: A multiple of both block sizes, so that a fused block's products are those of the whole
-#: pass.
+#: A multiple of :data:`COLUMN_BAND_BLOCK`, so that a fused block's products are those of
+#: the whole pass.
 FUSED_ROWS = 48
 
 
@@ -293,19 +306,25 @@ def banded_block(lines: np.ndarray, weights: np.ndarray, start: int, out: np.nda
     _banded_products(lines, np.asarray(weights, dtype=np.float64), 0, start, out)
 
 
-def band_block(half: int) -> int:
-    """Output pixels per block of the banded passes of a 1D kernel of half width ``half``
-    pixels: :data:`BAND_BLOCK`, or :data:`WIDE_BAND_BLOCK` beyond :data:`WIDE_KERNEL_HALF`.
+def band_block(half: int, axis: int = 1) -> int:
+    """Output pixels per block of the banded pass along ``axis`` of a 1D kernel of half
+    width ``half`` pixels: :data:`COLUMN_BAND_BLOCK` along axis 0; along axis 1
+    :data:`BAND_BLOCK`, or :data:`WIDE_BAND_BLOCK` beyond :data:`WIDE_KERNEL_HALF`.
 
     Parameters
     ----------
     half : int
         Half width of the kernel in pixels (its size is ``2 half + 1``).
+    axis : {0, 1}
+        The axis of :func:`banded_pass`: 0 for lines as columns (the lat pass), 1 for lines
+        as rows (the lon pass).
 
     Returns
     -------
     int
     """
+    if axis == 0:
+        return COLUMN_BAND_BLOCK
     return WIDE_BAND_BLOCK if half > WIDE_KERNEL_HALF else BAND_BLOCK
 
 
@@ -318,7 +337,7 @@ def _banded_products(
     (at the edges, or cut short at the end) one product each with the band cut to their
     window."""
     half, n = weights.size // 2, lines.shape[axis]
-    block = band_block(half)
+    block = band_block(half, axis)
     stop = start + out.shape[axis]
     band = _band_matrix(weights, block, transposed=axis == 0)
     # whole blocks (start + j block) with their window inside: j in [inner_lo, inner_hi)
