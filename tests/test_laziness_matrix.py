@@ -74,6 +74,7 @@ DATASET_OPERATIONS = {
         ),
     ),
     "gammaxr.estimators.reco_exposure": (map_dataset, estimators.reco_exposure),
+    "gammaxr.estimators.smooth": (map_dataset, lambda ds: estimators.smooth(ds, 0.1, "box")),
     "ds.gamma.stack": (map_runs, lambda ds: ds.gamma.stack()),
     "ds.gamma.to_image": (map_dataset, lambda ds: ds.gamma.to_image()),
     "ds.gamma.fov_background": (map_runs, lambda ds: ds.gamma.fov_background(EXCLUSION)),
@@ -83,6 +84,7 @@ DATASET_OPERATIONS = {
     ),
     "ds.gamma.excess_map": (map_dataset, lambda ds: ds.gamma.excess_map(0.2)),
     "ds.gamma.residuals": (map_dataset, lambda ds: ds.gamma.residuals(method="diff/model")),
+    "ds.gamma.smooth": (map_dataset, lambda ds: ds.gamma.smooth(0.1, mode="constant")),
 }
 
 # operations on the sky grid alone (no data arrays): they must not compute either
@@ -91,6 +93,7 @@ GRID_OPERATIONS = {
     "gammaxr.estimators.gauss_kernel": lambda g: estimators.gauss_kernel(g, 0.1),
     "gammaxr.estimators.tophat_kernel": lambda g: estimators.tophat_kernel(g, 0.2),
     "gammaxr.estimators.kernel_steps": estimators.kernel_steps,
+    "gammaxr.estimators.smoothing_kernel": lambda g: estimators.smoothing_kernel(g, 0.1),
     "ds.gamma.grid": lambda g: g,
     "ds.gamma.wcs": lambda g: g.wcs,
 }

@@ -137,6 +137,13 @@ class GammaDatasetAccessor:
 
         return excess_map(self._ds, correlation_radius, **kwargs)
 
+    def smooth(self, width: float, kernel: str = "gauss", **kwargs) -> xr.Dataset:
+        """Maps smoothed with a Gaussian, disk or box (Gammapy's ``Map.smooth``); see
+        :func:`gammaxr.estimators.smoothing.smooth`."""
+        from gammaxr.estimators.smoothing import smooth
+
+        return smooth(self._ds, width, kernel, **kwargs)
+
     def residuals(self, npred=None, method: str = "diff", **kwargs) -> xr.DataArray:
         """Residual map of the counts against ``npred`` (default the background); see
         :func:`gammaxr.estimators.residuals.dataset_residuals`."""

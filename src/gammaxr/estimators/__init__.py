@@ -1,5 +1,5 @@
 """Estimators: excess and significance maps, residual maps, flux points, TS maps, light
-curves, model error bands (butterflies) and differential sensitivity."""
+curves, model error bands (butterflies), differential sensitivity and smoothed maps."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         convolve_sky_maps,
         gauss_kernel,
         kernel_steps,
+        smooth,
+        smoothing_kernel,
         tophat_kernel,
     )
     from gammaxr.estimators.ts_map import ts_map
@@ -41,6 +43,8 @@ __all__ = [
     "reco_exposure",
     "residual_map",
     "sensitivity",
+    "smooth",
+    "smoothing_kernel",
     "tophat_kernel",
     "ts_map",
 ]

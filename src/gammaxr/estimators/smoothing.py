@@ -13,7 +13,9 @@ tolerance of 1e-9 against float noise in the steps).
 block in one call of :func:`gammaxr.geom.convolve.convolve_plane_sources`: two 1D passes of
 banded matrix products for the separable Gaussian and box kernels, FFTs for the others, the
 kernel's spectrum computed once). On numpy data one eager call uses all cores; dask-backed
-data stays lazy, chunk by chunk with a halo.
+data stays lazy, chunk by chunk with a halo. :func:`smooth` (``ds.gamma.smooth``) is
+Gammapy's ``Map.smooth`` on a dataset's maps: a normalised Gaussian, disk or box
+(:func:`smoothing_kernel`), the map mirrored or zero beyond its edges.
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ from gammaxr.geom.halo import map_planes_with_halo
 from gammaxr.units import to_positive, to_unit
 
 __all__ = [
+    "GAUSS_TRUNCATE",
+    "SMOOTH_KERNELS",
+    "SMOOTH_MODES",
     "box_kernel",
     "convolve_sky",
     "convolve_sky_maps",
     "gauss_kernel",
     "kernel_steps",
+    "smooth",
+    "smoothing_kernel",
     "tophat_kernel",
 ]
 
@@ -407,3 +414,163 @@ def convolve_sky_maps(
         one = out.isel({_MAPS: i})
         result[name] = np.rint(one) if name in integer else one
     return result
+
+
+#: The kernels of :func:`smooth`, as Gammapy's ``Map.smooth``: a Gaussian of standard
+#: deviation ``width``, a disk of radius ``width``, a square box of side ``width``.
+SMOOTH_KERNELS = ("gauss", "disk", "box")
+#: What :func:`smooth` assumes outside the map: ``"reflect"`` mirrors the map about its edge
+#: (scipy's ``mode="reflect"``, Gammapy's default), ``"constant"`` takes zeros (Gammapy's
+#: ``mode="constant"``, and the excess maps' convention).
+SMOOTH_MODES = ("reflect", "constant")
+#: Gaussians of :func:`smooth` reach ``int(GAUSS_TRUNCATE * sigma + 0.5)`` pixels from their
+#: centre, ``sigma`` in pixels of the mean step (scipy's ``gaussian_filter``, as Gammapy).
+GAUSS_TRUNCATE = 4.0
+
+
+def smoothing_kernel(
+    grid: SkyGrid, width: float, kernel: str = "gauss", metric: str = "sky"
+) -> np.ndarray:
+    """The normalised kernel of :func:`smooth` on ``grid``.
+
+    Parameters
+    ----------
+    grid : SkyGrid
+        The sky grid.
+    width : float, str or astropy.units.Quantity
+        In deg, > 0: the Gaussian's sigma, the disk's radius or the box's side.
+    kernel : {"gauss", "disk", "box"}
+        The shape (:data:`SMOOTH_KERNELS`).
+    metric : {"sky", "pixel"}
+        See :func:`kernel_steps`; ``"pixel"`` draws the kernel as Gammapy's ``Map.smooth``
+        does (the width in pixels of the mean step).
+
+    Returns
+    -------
+    numpy.ndarray of float, axes (lat, lon)
+        Odd-sized, summing to 1. The Gaussian is cut at :data:`GAUSS_TRUNCATE` sigma rounded
+        to the nearest pixel (scipy's ``gaussian_filter``); the disk holds the pixels whose
+        centres are within the radius (astropy's ``Tophat2DKernel``); the box the pixels
+        whose centres are within half the side along each axis (scipy's ``uniform_filter``
+        for an odd number of pixels).
+    """
+    if kernel not in SMOOTH_KERNELS:
+        raise ValueError(f"kernel must be one of {SMOOTH_KERNELS}, got {kernel!r}")
+    if kernel == "gauss":
+        sigma = to_positive(width, "deg", "Gaussian sigma")
+        sigma_pixels = sigma / float(np.mean(kernel_steps(grid, metric)))
+        reach = int(GAUSS_TRUNCATE * sigma_pixels + 0.5)  # pixels, as scipy
+        return gauss_kernel(grid, sigma, metric, n_sigma=reach / sigma_pixels)
+    if kernel == "disk":
+        disk = tophat_kernel(grid, width, metric)
+        return disk / disk.sum()
+    return box_kernel(grid, width, metric)
+
+
+def _smoothable(ds: xr.Dataset, names: Collection[str] | None) -> list[str]:
+    """The maps :func:`smooth` convolves: ``names`` checked, or every numeric map of ``ds``
+    with dims ``lat`` and ``lon``."""
+    if names is None:
+        names = [
+            name
+            for name, var in ds.data_vars.items()
+            if set(_PLANE) <= set(var.dims) and var.dtype.kind in "iuf"
+        ]
+        if not names:
+            raise ValueError("the dataset has no numeric map with dims 'lat' and 'lon' to smooth")
+        return names
+    names = [names] if isinstance(names, str) else list(names)
+    missing = [name for name in names if name not in ds.data_vars]
+    if missing:
+        raise KeyError(f"no map {missing} in the dataset (it has {list(ds.data_vars)})")
+    flat = [name for name in names if not set(_PLANE) <= set(ds.variables[name].dims)]
+    if flat:
+        raise ValueError(f"maps {flat} have no 'lat' and 'lon' dims to smooth over")
+    return names
+
+
+def _mirrored(var: xr.DataArray, halo: tuple[int, int]) -> xr.DataArray:
+    """``var``'s values mirrored ``halo`` pixels beyond its lat and lon edges (numpy's
+    ``"symmetric"``, scipy's ``"reflect"``), without coordinates; lazy if ``var`` is."""
+    widths = [(halo[_PLANE.index(d)],) * 2 if d in _PLANE else (0, 0) for d in var.dims]
+    if is_dask_collection(var.data):
+        import dask.array as da
+
+        data = da.pad(var.data, widths, mode="symmetric")
+    else:
+        data = np.pad(var.data, widths, mode="symmetric")
+    return xr.DataArray(data, dims=var.dims)
+
+
+def smooth(
+    ds: xr.Dataset,
+    width: float,
+    kernel: str = "gauss",
+    *,
+    names: Collection[str] | None = None,
+    mode: str = "reflect",
+    metric: str = "sky",
+) -> xr.Dataset:
+    """Smooth maps of a dataset with a Gaussian, disk or box kernel (Gammapy's
+    ``Map.smooth``).
+
+    Every ``(lat, lon)`` plane of each map is convolved with the normalised kernel of
+    :func:`smoothing_kernel` (one call of :func:`convolve_sky_maps` for the maps of the
+    same dims: separable banded passes for the Gaussian and the box).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Maps with dims ``lat`` and ``lon`` (any others are looped over), on the grid of
+        :meth:`gammaxr.geom.SkyGrid.from_xarray`.
+    width : float, str or astropy.units.Quantity
+        In deg, > 0: the Gaussian's sigma, the disk's radius or the box's side.
+    kernel : {"gauss", "disk", "box"}
+        The kernel's shape (:data:`SMOOTH_KERNELS`).
+    names : str or collection of str, optional
+        The maps to smooth; default every numeric (not boolean) map with dims ``lat`` and
+        ``lon``.
+    mode : {"reflect", "constant"}
+        Outside the map: its values mirrored about the edge (scipy's ``"reflect"``,
+        Gammapy's default) or zeros (:data:`SMOOTH_MODES`).
+    metric : {"sky", "pixel"}
+        See :func:`kernel_steps`; ``"pixel"`` as Gammapy (on pixels square on the sky the
+        two agree).
+
+    Returns
+    -------
+    xarray.Dataset
+        The smoothed maps (float64), with the dims, coordinates and attrs of ``ds``'s, and
+        ``smooth_kernel``, ``smooth_width_deg`` and ``smooth_mode`` among the attrs; lazy
+        if ``ds`` is. NaN counts as 0 (Gammapy's NaN spread over the kernel instead).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kernel or mode, a width that is not positive, or maps without
+        ``lat`` and ``lon``.
+    KeyError
+        For a name not in ``ds``.
+    """
+    if mode not in SMOOTH_MODES:
+        raise ValueError(f"mode must be one of {SMOOTH_MODES}, got {mode!r}")
+    names = _smoothable(ds, names)
+    width = to_positive(width, "deg", "smoothing width")
+    weights = smoothing_kernel(SkyGrid.from_xarray(ds), width, kernel, metric)
+    halo = (weights.shape[0] // 2, weights.shape[1] // 2)
+    by_dims: dict[tuple, list[str]] = {}
+    for name in names:
+        by_dims.setdefault(ds.variables[name].dims, []).append(name)
+    data = {}
+    for group in by_dims.values():
+        if mode == "reflect":
+            mirrored = {name: _mirrored(ds[name], halo) for name in group}
+            inside = {d: slice(h, h + ds.sizes[d]) for d, h in zip(_PLANE, halo, strict=True)}
+            maps = convolve_sky_maps(mirrored, weights)
+            data.update({name: maps[name].isel(inside).data for name in group})
+        else:
+            maps = convolve_sky_maps({name: ds[name] for name in group}, weights)
+            data.update({name: maps[name].data for name in group})
+    out = ds[names].copy(data=data)
+    out.attrs.update(smooth_kernel=kernel, smooth_width_deg=width, smooth_mode=mode)
+    return out
