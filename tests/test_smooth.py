@@ -149,3 +149,19 @@ def test_bad_arguments_are_named():
         smooth(ds.assign(livetime=("energy", [1.0, 2.0, 3.0])), 0.05, names="livetime")
     with pytest.raises(ValueError, match="no numeric map"):
         smooth(ds[["mask_safe"]], 0.05)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
+def test_maps_in_any_dim_order_give_the_same_maps(mode):
+    """Numpy maps with lat and lon last are convolved as they are; others go through the
+    DataArrays of convolve_sky_maps: the same numbers either way."""
+    ds = make_maps()
+    usual = smooth(ds, 0.05, names=["counts", "background"], mode=mode)
+    turned = smooth(ds.transpose("lon", "energy", "lat", ...), 0.05, names=["counts"], mode=mode)
+    assert turned["counts"].dims == ("lon", "energy", "lat")
+    np.testing.assert_allclose(
+        turned["counts"].transpose(*usual["counts"].dims).values,
+        usual["counts"].values,
+        rtol=1e-13,
+        atol=1e-13,
+    )

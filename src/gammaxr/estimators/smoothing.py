@@ -458,7 +458,8 @@ def smoothing_kernel(
         raise ValueError(f"kernel must be one of {SMOOTH_KERNELS}, got {kernel!r}")
     if kernel == "gauss":
         sigma = to_positive(width, "deg", "Gaussian sigma")
-        sigma_pixels = sigma / float(np.mean(kernel_steps(grid, metric)))
+        dx, dy = kernel_steps(grid, metric)
+        sigma_pixels = 2.0 * sigma / (dx + dy)
         reach = int(GAUSS_TRUNCATE * sigma_pixels + 0.5)  # pixels, as scipy
         return gauss_kernel(grid, sigma, metric, n_sigma=reach / sigma_pixels)
     if kernel == "disk":
@@ -489,10 +490,15 @@ def _smoothable(ds: xr.Dataset, names: Collection[str] | None) -> list[str]:
     return names
 
 
+def _mirror_widths(dims: tuple, halo: tuple[int, int]) -> list[tuple[int, int]]:
+    """Pad widths of an array of ``dims``: ``halo`` pixels on both sides of lat and lon."""
+    return [(halo[_PLANE.index(d)],) * 2 if d in _PLANE else (0, 0) for d in dims]
+
+
 def _mirrored(var: xr.DataArray, halo: tuple[int, int]) -> xr.DataArray:
     """``var``'s values mirrored ``halo`` pixels beyond its lat and lon edges (numpy's
     ``"symmetric"``, scipy's ``"reflect"``), without coordinates; lazy if ``var`` is."""
-    widths = [(halo[_PLANE.index(d)],) * 2 if d in _PLANE else (0, 0) for d in var.dims]
+    widths = _mirror_widths(var.dims, halo)
     if is_dask_collection(var.data):
         import dask.array as da
 
@@ -500,6 +506,35 @@ def _mirrored(var: xr.DataArray, halo: tuple[int, int]) -> xr.DataArray:
     else:
         data = np.pad(var.data, widths, mode="symmetric")
     return xr.DataArray(data, dims=var.dims)
+
+
+def _smoothed_arrays(
+    ds: xr.Dataset, group: list[str], weights: np.ndarray, mode: str
+) -> dict[str, object]:
+    """The data of the maps ``group`` of ``ds`` (of one dims) convolved with ``weights``:
+    numpy maps with lat and lon last in one eager call of the arrays themselves (no
+    DataArrays in between), others through :func:`convolve_sky_maps`."""
+    halo = (weights.shape[0] // 2, weights.shape[1] // 2)
+    variables = [ds.variables[name] for name in group]
+    dims = variables[0].dims
+    inside = {d: slice(h, h + ds.sizes[d]) for d, h in zip(_PLANE, halo, strict=True)}
+    if dims[-2:] == _PLANE and all(type(v.data) is np.ndarray for v in variables):
+        arrays = [v.data for v in variables]
+        if mode == "reflect":
+            widths = _mirror_widths(dims, halo)
+            arrays = [np.pad(a, widths, mode="symmetric") for a in arrays]
+        out = _convolve_block_maps(
+            *arrays, n_maps=len(group), kernel=weights, integer=(), workers=EAGER_WORKERS
+        )
+        out = out if len(group) > 1 else (out,)
+        if mode == "reflect":
+            out = [data[..., inside["lat"], inside["lon"]] for data in out]
+        return dict(zip(group, out, strict=True))
+    if mode == "reflect":
+        maps = convolve_sky_maps({name: _mirrored(ds[name], halo) for name in group}, weights)
+        return {name: maps[name].isel(inside).data for name in group}
+    maps = convolve_sky_maps({name: ds[name] for name in group}, weights)
+    return {name: maps[name].data for name in group}
 
 
 def smooth(
@@ -515,8 +550,8 @@ def smooth(
     ``Map.smooth``).
 
     Every ``(lat, lon)`` plane of each map is convolved with the normalised kernel of
-    :func:`smoothing_kernel` (one call of :func:`convolve_sky_maps` for the maps of the
-    same dims: separable banded passes for the Gaussian and the box).
+    :func:`smoothing_kernel`, the maps of the same dims in one call (as
+    :func:`convolve_sky_maps`: separable banded passes for the Gaussian and the box).
 
     Parameters
     ----------
@@ -557,20 +592,12 @@ def smooth(
     names = _smoothable(ds, names)
     width = to_positive(width, "deg", "smoothing width")
     weights = smoothing_kernel(SkyGrid.from_xarray(ds), width, kernel, metric)
-    halo = (weights.shape[0] // 2, weights.shape[1] // 2)
     by_dims: dict[tuple, list[str]] = {}
     for name in names:
         by_dims.setdefault(ds.variables[name].dims, []).append(name)
     data = {}
     for group in by_dims.values():
-        if mode == "reflect":
-            mirrored = {name: _mirrored(ds[name], halo) for name in group}
-            inside = {d: slice(h, h + ds.sizes[d]) for d, h in zip(_PLANE, halo, strict=True)}
-            maps = convolve_sky_maps(mirrored, weights)
-            data.update({name: maps[name].isel(inside).data for name in group})
-        else:
-            maps = convolve_sky_maps({name: ds[name] for name in group}, weights)
-            data.update({name: maps[name].data for name in group})
+        data.update(_smoothed_arrays(ds, group, weights, mode))
     out = ds[names].copy(data=data)
     out.attrs.update(smooth_kernel=kernel, smooth_width_deg=width, smooth_mode=mode)
     return out
