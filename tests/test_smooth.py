@@ -165,3 +165,144 @@ def test_maps_in_any_dim_order_give_the_same_maps(mode):
         rtol=1e-13,
         atol=1e-13,
     )
+
+
+# Gammapy 2.1's Map.smooth of the stacked Crab dataset of the reference files
+# (benchmarks/gammapy_smooth.py, run with the separate Gammapy environment; its output copied
+# here): per kernel, mode and map, the sum and maximum of the smoothed cube and five pixels
+# of its first energy bin (the corners and the centre, (lat, lon) with lon increasing).
+PIXELS = ((0, 0), (0, -1), (-1, 0), (-1, -1), (50, 50))
+WIDTHS = {"gauss": 0.05, "disk": 0.1, "box": 0.1}
+GAMMAPY_SMOOTHED = {
+    ("gauss", "reflect", "counts"): (
+        2479,
+        2.27329055035265,
+        (
+            0.00204971020297313,
+            0.0783798093546306,
+            0.0112620011924787,
+            0.0580230657452051,
+            2.13091618160143,
+        ),
+    ),
+    ("gauss", "reflect", "background"): (
+        2112.97151710745,
+        0.126014741469709,
+        (
+            0.0841878329482111,
+            0.0782798822054789,
+            0.0934948726184505,
+            0.0867490035009596,
+            0.124918716832277,
+        ),
+    ),
+    ("gauss", "constant", "counts"): (
+        2411.44760318286,
+        2.27329055035265,
+        (
+            0.000977339600198892,
+            0.0262871214937033,
+            0.00492032019411361,
+            0.0200832300960578,
+            2.13091618160143,
+        ),
+    ),
+    ("gauss", "constant", "background"): (
+        2039.78489224535,
+        0.126014741469709,
+        (
+            0.0283452531607312,
+            0.0263525576923723,
+            0.0314790808590421,
+            0.0292003930954675,
+            0.124918716832277,
+        ),
+    ),
+    ("disk", "reflect", "counts"): (
+        2479,
+        1.95061728395062,
+        (0, 0.0740740740740741, 0, 0.0493827160493827, 1.91358024691358),
+    ),
+    ("disk", "reflect", "background"): (
+        2112.97151710745,
+        0.126007127909013,
+        (
+            0.0843439805838797,
+            0.0784171102223573,
+            0.0936778850945426,
+            0.0868915342438368,
+            0.124917932590585,
+        ),
+    ),
+    ("disk", "constant", "counts"): (
+        2405.01234567901,
+        1.95061728395062,
+        (0, 0.0246913580246914, 0, 0.0123456790123457, 1.91358024691358),
+    ),
+    ("disk", "constant", "background"): (
+        2033.09991478829,
+        0.126007127909013,
+        (
+            0.0271414404298052,
+            0.0252282533012791,
+            0.0301447130831671,
+            0.027948996351089,
+            0.124917932590585,
+        ),
+    ),
+    ("box", "reflect", "counts"): (
+        2479,
+        3.32,
+        (1.11022302462516e-17, 0.08, -4.44089209850063e-17, 0.08, 3.04),
+    ),
+    ("box", "reflect", "background"): (
+        2112.97151710745,
+        0.126088948845863,
+        (
+            0.0835272514820099,
+            0.0777164155244827,
+            0.0927525007724762,
+            0.0861738717556,
+            0.124986988604069,
+        ),
+    ),
+    ("box", "constant", "counts"): (
+        2437.8,
+        3.32,
+        (1.11022302462516e-17, 0.04, 1.11022302462516e-17, 0.04, 3.04),
+    ),
+    ("box", "constant", "background"): (
+        2068.57202049345,
+        0.126088948845863,
+        (
+            0.0301376205682755,
+            0.028037506043911,
+            0.0334698179364205,
+            0.0310846918821335,
+            0.124986988604069,
+        ),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def crab_stacked(reference_dir):
+    from gammaxr import read_gammapy
+    from gammaxr.io.gammapy_geometry import GammapyGeometryWarning
+
+    path = reference_dir / "gammapy-files" / "crab_stacked_mapdataset.fits.gz"
+    with pytest.warns(GammapyGeometryWarning, match="not a regular lon/lat grid"):
+        return read_gammapy(path)  # relabelled: Gammapy's pixels, as its smooth sees them
+
+
+@pytest.mark.parametrize("case", list(GAMMAPY_SMOOTHED))
+def test_crab_maps_smoothed_as_gammapy(case, crab_stacked):
+    """The default sky metric draws the kernels on Gammapy's pixel scale of this grid (its
+    CAR pixels are 0.02 deg on the sky; the lon coordinate step is 0.0216 deg of RA)."""
+    kernel, mode, name = case
+    total, peak, pixels = GAMMAPY_SMOOTHED[case]
+    out = crab_stacked.gamma.smooth(WIDTHS[kernel], kernel, names=[name], mode=mode)[name]
+    cube = out.transpose("energy", "lat", "lon").values
+    assert cube.sum() == pytest.approx(total, rel=1e-12)
+    assert cube.max() == pytest.approx(peak, rel=1e-12)
+    np.testing.assert_allclose([cube[0][p] for p in PIXELS], pixels, rtol=1e-12, atol=1e-15)

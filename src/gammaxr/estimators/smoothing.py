@@ -442,8 +442,7 @@ def smoothing_kernel(
     kernel : {"gauss", "disk", "box"}
         The shape (:data:`SMOOTH_KERNELS`).
     metric : {"sky", "pixel"}
-        See :func:`kernel_steps`; ``"pixel"`` draws the kernel as Gammapy's ``Map.smooth``
-        does (the width in pixels of the mean step).
+        See :func:`kernel_steps` and :func:`smooth`.
 
     Returns
     -------
@@ -569,8 +568,11 @@ def smooth(
         Outside the map: its values mirrored about the edge (scipy's ``"reflect"``,
         Gammapy's default) or zeros (:data:`SMOOTH_MODES`).
     metric : {"sky", "pixel"}
-        See :func:`kernel_steps`; ``"pixel"`` as Gammapy (on pixels square on the sky the
-        two agree).
+        See :func:`kernel_steps`. ``"sky"`` measures the width on the sky, as Gammapy's
+        pixel scale does on its CAR grids (a grid read from Gammapy's files, whose lon
+        coordinate step is ``cdelt / cos(lat)``, is smoothed as by Gammapy; tested on the
+        Crab reference dataset); ``"pixel"`` in the mean of the two coordinate steps. On
+        grids of equal coordinate steps near the equator the two agree.
 
     Returns
     -------

@@ -1,0 +1,46 @@
+"""Gammapy 2.1's ``Map.smooth`` on the stacked Crab dataset of the reference files (hand
+cross-check of :func:`gammaxr.estimators.smooth`).
+
+Run with the separate Gammapy environment, never from the test suite::
+
+    /work/gpvenv/bin/python benchmarks/gammapy_smooth.py [REFERENCE_DIR]
+
+It prints, for the counts and background of ``gammapy-files/crab_stacked_mapdataset.fits.gz``
+smoothed with a 0.05 deg Gaussian, a 0.1 deg disk and a 0.1 deg box, each with
+``mode="reflect"`` (Gammapy's default) and ``mode="constant"``: the sum and maximum of the
+smoothed cube, and five pixels of its first energy bin (the four corners and the centre,
+indexed ``(lat, lon)`` with lon increasing, as gammaxr). ``tests/test_smooth.py`` holds a
+copy of the output.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from gammapy.datasets import MapDataset
+
+HERE = Path(__file__).resolve().parent
+PIXELS = ((0, 0), (0, -1), (-1, 0), (-1, -1), (50, 50))
+CASES = (("gauss", "0.05 deg"), ("disk", "0.1 deg"), ("box", "0.1 deg"))
+
+
+def main() -> None:
+    reference = Path(sys.argv[1]) if sys.argv[1:] else HERE.parents[1] / "shared" / "reference"
+    dataset = MapDataset.read(reference / "gammapy-files" / "crab_stacked_mapdataset.fits.gz")
+    print("SMOOTHED = {")
+    for kernel, width in CASES:
+        for mode in ("reflect", "constant"):
+            for name in ("counts", "background"):
+                data = getattr(dataset, name).smooth(width, kernel=kernel, mode=mode).data
+                data = data[..., ::-1]  # lon increasing
+                pixels = ", ".join(f"{data[0][p]:.15g}" for p in PIXELS)
+                print(
+                    f'    ("{kernel}", "{mode}", "{name}"): '
+                    f"({data.sum():.15g}, {data.max():.15g}, ({pixels})),"
+                )
+    print("}")
+
+
+if __name__ == "__main__":
+    main()
