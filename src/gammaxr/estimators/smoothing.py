@@ -501,7 +501,12 @@ def _mirrored(var: xr.DataArray, halo: tuple[int, int]) -> xr.DataArray:
     if is_dask_collection(var.data):
         import dask.array as da
 
-        data = da.pad(var.data, widths, mode="symmetric")
+        # the mirrored strips joined to the edge chunks: planes whole in a chunk stay whole
+        chunks = [list(sizes) for sizes in var.data.chunks]
+        for sizes, (low, high) in zip(chunks, widths, strict=True):
+            sizes[0] += low
+            sizes[-1] += high
+        data = da.pad(var.data, widths, mode="symmetric").rechunk(tuple(map(tuple, chunks)))
     else:
         data = np.pad(var.data, widths, mode="symmetric")
     return xr.DataArray(data, dims=var.dims)
