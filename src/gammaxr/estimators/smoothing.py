@@ -4,9 +4,12 @@ Kernels are small numpy arrays on the pixel grid of a :class:`gammaxr.geom.SkyGr
 odd-sized and centred on the middle element, axes ``(lat, lon)``. Distances are measured
 either on the sky at the grid centre (``metric="sky"``: a lon step counts
 ``lon_step * cos(lat_centre)`` deg; on grids with pixels square on the sky this is a circle
-in pixels) or in pixels of the mean step (``metric="pixel"``, as Gammapy, which converts an
-angle to pixels with the mean of the WCS steps). Radii are inclusive (with a relative
-tolerance of 1e-9 against float noise in the steps).
+in pixels) or in pixels of the mean step (``metric="pixel"``). Gammapy converts an angle to
+pixels with the mean of its WCS steps (``cdelt``): on a CAR grid with its reference on the
+equator (a regular lon/lat grid, as survey maps) that is ``metric="pixel"``; on a CAR grid
+centred on the target away from the equator (``WcsGeom.create(skydir=...)``, whose lon
+coordinate step is ``cdelt / cos(lat)``) it is ``metric="sky"``. Radii are inclusive (with a
+relative tolerance of 1e-9 against float noise in the steps).
 
 :func:`convolve_sky` applies a kernel to every ``(lat, lon)`` plane of a DataArray and
 :func:`convolve_sky_maps` to several maps at once (zero outside the map; all planes of a
@@ -62,7 +65,8 @@ def kernel_steps(grid: SkyGrid, metric: str = "sky") -> tuple[float, float]:
         The sky grid.
     metric : {"sky", "pixel"}
         ``"sky"``: ``(lon_step * cos(lat_centre), lat_step)``; ``"pixel"``: both equal to the
-        mean of the two steps (Gammapy's convention).
+        mean of the two steps. Which one is Gammapy's pixel scale depends on its grid (see
+        the module docstring).
 
     Returns
     -------
