@@ -66,6 +66,12 @@ save_figure(stacked.gamma.peek(), out, "stacked_peek.png")  # maps and spectrum
 ax = stacked.gamma.plot_map("counts", title="Crab: counts 1-10 TeV (4 runs)")
 save_figure(ax.figure, out, "counts.png")
 
+# The counts summed over energy in the safe mask, smoothed with a 0.05 deg Gaussian (Gammapy's
+# Map.smooth: mirrored beyond the map's edges by default)
+image = stacked.gamma.to_image().gamma.smooth(0.05, "gauss", names="counts")
+ax = image.gamma.plot_map("counts", title="Crab: counts 1-10 TeV, Gaussian 0.05 deg")
+save_figure(ax.figure, out, "counts_smoothed.png")
+
 # %%
 # The model: a point source with a power law, and the background norm of the stacked dataset
 crab_model = SkyModel(
