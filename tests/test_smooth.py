@@ -65,6 +65,15 @@ def test_gauss_is_scipys_gaussian_filter(mode, sigma_pixels):
 
 
 @pytest.mark.parametrize("mode", ["reflect", "constant"])
+def test_gauss_wider_than_the_map_is_scipys(mode):
+    """A 5 x 7 map under a Gaussian reaching 12 pixels: the mirror repeats, as scipy's."""
+    ds = make_maps(n_lat=5, n_lon=7, n_e=1)
+    out = smooth(ds, 3.0 * pixel(ds), names="counts", mode=mode, metric="pixel")
+    expected = ndimage.gaussian_filter(ds["counts"].values[0].astype(float), 3.0, mode=mode)
+    np.testing.assert_allclose(out["counts"].values[0], expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
 @pytest.mark.parametrize("radius_pixels", [2.0, 4.5])
 def test_disk_is_gammapys_normalised_tophat(mode, radius_pixels):
     ds = make_maps()
