@@ -354,8 +354,9 @@ def excess_map(
     selection : "all", str or sequence of str, optional
         Optional outputs from :data:`OPTIONAL_OUTPUTS`.
     metric : {"sky", "pixel"}
-        How the radius is measured (:func:`gammaxr.estimators.smoothing.kernel_steps`;
-        ``"pixel"`` is Gammapy's); the same on grids square on the sky near lat 0.
+        How the radius is measured (:func:`gammaxr.estimators.smoothing.kernel_steps`,
+        which says which one is Gammapy's on which grid); the same on grids square on the
+        sky near lat 0.
 
     Returns
     -------

@@ -17,8 +17,10 @@ The ring is measured on the sky at the grid centre (``metric="sky"``): a pixel `
 away lies at ``hypot(dj * lon_step * cos(lat_centre), di * lat_step)`` deg; both radii are
 inclusive. On grids with pixels square on the sky (the default
 :meth:`gammaxr.geom.SkyGrid.from_center`) this is a circle in pixels. ``metric="pixel"``
-reproduces Gammapy, which draws a circle in pixels of the longitude step (right on the sky only
-near latitude 0); the two differ by the few pixels that sit on the ring's edges.
+reproduces Gammapy, which draws a circle in pixels of its longitude step (right on the sky only
+near latitude 0), on grids whose longitude step is Gammapy's ``cdelt`` (CAR referenced on the
+equator; on a grid read from a target-centred Gammapy geometry the longitude step is
+``cdelt / cos(lat)``); the two differ by the few pixels that sit on the ring's edges.
 
 The result is an on/off dataset (``counts``, ``counts_off``, ``acceptance``,
 ``acceptance_off``) that :func:`gammaxr.reduce.stack.stack_runs` stacks keeping alpha right.
