@@ -99,8 +99,10 @@ SEPARABLE_RTOL = 1e-12
 #: 0.54-0.56 ms for blocks of 8 (session 17).
 BAND_BLOCK = 8
 #: Half width (pixels) beyond which a kernel's passes along axis 1 take blocks of
-#: :data:`WIDE_BAND_BLOCK`: for half widths of 20 px, blocks of 8 took 2.2-2.9 ms on 20
-#: planes, blocks of 16 1.9-2.2 ms (32: 2.1-2.4 ms).
+#: :data:`WIDE_BAND_BLOCK`: for half widths of 20 px, both passes of 20 planes took
+#: 2.2-2.9 ms in blocks of 8, 1.9-2.2 ms in blocks of 16 (32: 2.1-2.4 ms; session 16, both
+#: passes in blocks of one size); the lon pass alone 1.12-1.90 ms in blocks of 8 against
+#: 0.87-1.54 ms in blocks of 16 (session 17).
 WIDE_KERNEL_HALF = 15
 #: Output pixels per block of the passes along axis 1 of kernels wider than
 #: :data:`WIDE_KERNEL_HALF`.
