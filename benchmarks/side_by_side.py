@@ -21,10 +21,10 @@ Workloads (the reference cases of ``../shared/reference``, on their grids):
     runs ``top-hat`` (excess and significance maps with a 0.1 deg top-hat in each of the 10
     bands) and ``Gaussian`` (counts and background smoothed with a sigma 0.05 deg Gaussian in
     each band, zero outside the map: Gammapy's ``Map.smooth(..., mode="constant")`` of each
-    map, gammaxr's ``ds.gamma.smooth`` of both); and the same two on every run (``x 20 runs``: 200 planes per map, where the
-    kernel's spectrum or banded matrices are reused across bands and runs; Gammapy runs its
-    estimator and ``Map.smooth`` on each run's dataset, gammaxr one call on the runs'
-    dataset). Totals: stacked counts, off counts and off acceptance, maximum significance,
+    map, gammaxr's ``ds.gamma.smooth`` of both); and the same two on every run (``x 20
+    runs``: 200 planes per map, where the kernel's spectrum or banded matrices are reused
+    across bands and runs; Gammapy runs its estimator and ``Map.smooth`` on each run's
+    dataset, gammaxr one call on the runs' dataset). Totals: stacked counts, off counts and off acceptance, maximum significance,
     sums of the 10-band maps, and of the per-run maps.
 
 Kernels are drawn with Gammapy's pixel metric (``metric="pixel"``) so that both libraries

@@ -493,27 +493,20 @@ def _smoothable(ds: xr.Dataset, names: Collection[str] | None) -> list[str]:
     return names
 
 
-def _mirror_widths(dims: tuple, halo: tuple[int, int]) -> list[tuple[int, int]]:
-    """Pad widths of an array of ``dims``: ``halo`` pixels on both sides of lat and lon."""
-    return [(halo[_PLANE.index(d)],) * 2 if d in _PLANE else (0, 0) for d in dims]
+def _mirrored(data, dims: tuple, halo: tuple[int, int]):
+    """``data`` (dims ``dims``, numpy or dask) mirrored ``halo`` pixels beyond its lat and
+    lon edges (numpy's ``"symmetric"``, scipy's ``"reflect"``); lazy if ``data`` is."""
+    widths = [(halo[_PLANE.index(d)],) * 2 if d in _PLANE else (0, 0) for d in dims]
+    if not is_dask_collection(data):
+        return np.pad(data, widths, mode="symmetric")
+    import dask.array as da
 
-
-def _mirrored(var: xr.DataArray, halo: tuple[int, int]) -> xr.DataArray:
-    """``var``'s values mirrored ``halo`` pixels beyond its lat and lon edges (numpy's
-    ``"symmetric"``, scipy's ``"reflect"``), without coordinates; lazy if ``var`` is."""
-    widths = _mirror_widths(var.dims, halo)
-    if is_dask_collection(var.data):
-        import dask.array as da
-
-        # the mirrored strips joined to the edge chunks: planes whole in a chunk stay whole
-        chunks = [list(sizes) for sizes in var.data.chunks]
-        for sizes, (low, high) in zip(chunks, widths, strict=True):
-            sizes[0] += low
-            sizes[-1] += high
-        data = da.pad(var.data, widths, mode="symmetric").rechunk(tuple(map(tuple, chunks)))
-    else:
-        data = np.pad(var.data, widths, mode="symmetric")
-    return xr.DataArray(data, dims=var.dims)
+    # the mirrored strips joined to the edge chunks: planes whole in a chunk stay whole
+    chunks = [list(sizes) for sizes in data.chunks]
+    for sizes, (low, high) in zip(chunks, widths, strict=True):
+        sizes[0] += low
+        sizes[-1] += high
+    return da.pad(data, widths, mode="symmetric").rechunk(tuple(map(tuple, chunks)))
 
 
 def _smoothed_arrays(
@@ -529,8 +522,7 @@ def _smoothed_arrays(
     if dims[-2:] == _PLANE and all(type(v.data) is np.ndarray for v in variables):
         arrays = [v.data for v in variables]
         if mode == "reflect":
-            widths = _mirror_widths(dims, halo)
-            arrays = [np.pad(a, widths, mode="symmetric") for a in arrays]
+            arrays = [_mirrored(data, dims, halo) for data in arrays]
         out = _convolve_block_maps(
             *arrays, n_maps=len(group), kernel=weights, integer=(), workers=EAGER_WORKERS
         )
@@ -539,7 +531,11 @@ def _smoothed_arrays(
             out = [data[..., inside["lat"], inside["lon"]] for data in out]
         return dict(zip(group, out, strict=True))
     if mode == "reflect":
-        maps = convolve_sky_maps({name: _mirrored(ds[name], halo) for name in group}, weights)
+        mirrored = {
+            name: xr.DataArray(_mirrored(var.data, var.dims, halo), dims=var.dims)
+            for name, var in zip(group, variables, strict=True)
+        }
+        maps = convolve_sky_maps(mirrored, weights)
         return {name: maps[name].isel(inside).data for name in group}
     maps = convolve_sky_maps({name: ds[name] for name in group}, weights)
     return {name: maps[name].data for name in group}
