@@ -94,6 +94,7 @@ GRID_OPERATIONS = {
     "gammaxr.estimators.tophat_kernel": lambda g: estimators.tophat_kernel(g, 0.2),
     "gammaxr.estimators.kernel_steps": estimators.kernel_steps,
     "gammaxr.estimators.smoothing_kernel": lambda g: estimators.smoothing_kernel(g, 0.1),
+    "gammaxr.estimators.uniform_box_kernel": lambda g: estimators.uniform_box_kernel(g, 0.08),
     "ds.gamma.grid": lambda g: g,
     "ds.gamma.wcs": lambda g: g.wcs,
 }

@@ -87,15 +87,48 @@ def test_disk_is_gammapys_normalised_tophat(mode, radius_pixels):
 
 
 @pytest.mark.parametrize("mode", ["reflect", "constant"])
-@pytest.mark.parametrize("side_pixels", [3, 7])
+@pytest.mark.parametrize("side_pixels", [2, 3, 4, 4.5, 7, 8])
 def test_box_is_scipys_uniform_filter(mode, side_pixels):
+    """Odd and even boxes, as scipy on Gammapy's pixels (lon decreasing with the column:
+    an even window is not centred and reaches one pixel further towards the lower index);
+    a side that is not a whole number of pixels is cut to one (4.5 px: 4)."""
     ds = make_maps()
     width = side_pixels * pixel(ds)
     out = smooth(ds, width, "box", names="background", mode=mode, metric="pixel")
+    gammapy_pixels = ds["background"].values[..., ::-1]
     expected = per_image(
-        ds["background"].values, lambda im: ndimage.uniform_filter(im, side_pixels, mode=mode)
-    )
+        gammapy_pixels, lambda im: ndimage.uniform_filter(im, side_pixels, mode=mode)
+    )[..., ::-1]
     np.testing.assert_allclose(out["background"].values, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_even_box_kernel_reaches_lower_lat_and_higher_lon():
+    """4 pixels: weights 1/16 on lat offsets -2 .. 1 and lon offsets -1 .. 2 (a convolution:
+    the kernel's first row and last column are zero)."""
+    ds = make_maps()
+    kernel = smoothing_kernel(SkyGrid.from_xarray(ds), 4 * pixel(ds), "box", metric="pixel")
+    assert kernel.shape == (5, 5)
+    np.testing.assert_allclose(kernel.sum(), 1.0, rtol=1e-14)
+    assert np.all(kernel[0] == 0) and np.all(kernel[:, -1] == 0)
+    np.testing.assert_allclose(kernel[1:, :-1], 1 / 16, rtol=1e-14)
+
+
+@pytest.mark.parametrize("side_pixels", [0.5, 1.0, 1.9])
+def test_box_narrower_than_two_pixels_leaves_the_map(side_pixels):
+    """scipy's uniform_filter of size int(side) < 2 returns its input; so does the box."""
+    ds = make_maps()
+    out = smooth(ds, side_pixels * pixel(ds), "box", names="background", metric="pixel")
+    np.testing.assert_allclose(out["background"].values, ds["background"].values, rtol=1e-15)
+
+
+def test_box_counts_whole_pixels_despite_float_noise():
+    """0.06 deg on a 0.02 deg grid is 3 pixels (0.06 / 0.02 is 2.9999999999999996)."""
+    ds = make_maps()
+    step = pixel(ds)
+    kernel = smoothing_kernel(
+        SkyGrid.from_xarray(ds), 3 * step * (1 - 1e-15), "box", metric="pixel"
+    )
+    assert kernel.shape == (3, 3)
 
 
 def test_maps_keep_their_dims_coords_and_attrs():
@@ -130,13 +163,16 @@ def test_nan_counts_as_zero():
 
 @pytest.mark.parametrize("mode", ["reflect", "constant"])
 @pytest.mark.parametrize("chunks", [{"energy": 1}, {"lat": 10, "lon": 16}])
-def test_lazy_maps_stay_lazy_and_equal_the_eager_ones(mode, chunks, raise_on_compute):
+@pytest.mark.parametrize("kernel", ["gauss", "box"])
+def test_lazy_maps_stay_lazy_and_equal_the_eager_ones(mode, chunks, kernel, raise_on_compute):
+    """The Gaussian, and an even box (4 pixels: a kernel not symmetric about its centre)."""
     import dask
 
     ds = make_maps()
-    eager = smooth(ds, 0.05, mode=mode)
+    width = 0.05 if kernel == "gauss" else 4 * pixel(ds)
+    eager = smooth(ds, width, kernel, mode=mode)
     chunked = ds.chunk(chunks)
-    lazy = smooth(chunked, 0.05, mode=mode)  # under a raise-on-compute scheduler
+    lazy = smooth(chunked, width, kernel, mode=mode)  # under a raise-on-compute scheduler
     for name in lazy.data_vars:
         assert dask.is_dask_collection(lazy[name].data)
         if "lat" not in chunks:  # whole planes stay whole (the mirrored strips joined to them)
@@ -319,3 +355,61 @@ def test_crab_maps_smoothed_as_gammapy(case, crab_stacked):
     assert cube.sum() == pytest.approx(total, rel=1e-12)
     assert cube.max() == pytest.approx(peak, rel=1e-12)
     np.testing.assert_allclose([cube[0][p] for p in PIXELS], pixels, rtol=1e-12, atol=1e-15)
+
+
+# Gammapy 2.1's Map.smooth("0.08 deg", kernel="box") of the same dataset (4 pixels: an even
+# box; benchmarks/gammapy_smooth.py): per mode and map the sum, the lat and lon centroids
+# (pixels, lon increasing) and five pixels around the centre of the first energy bin.
+NEIGHBOURS = ((50, 50), (49, 50), (51, 50), (50, 49), (50, 51))
+GAMMAPY_EVEN_BOX = {
+    ("reflect", "counts"): (
+        2478.25,
+        50.2690910925048,
+        48.6886916170685,
+        (2.6875, 2.375, 3, 2.9375, 1.875),
+    ),
+    ("reflect", "background"): (
+        2111.70109613222,
+        50.0064453551523,
+        48.7998570929218,
+        (
+            0.124858396593481,
+            0.124728647060692,
+            0.124986515846103,
+            0.124986152630299,
+            0.124710294883698,
+        ),
+    ),
+    ("constant", "counts"): (
+        2444.75,
+        50.4512731363125,
+        48.5418243174149,
+        (2.6875, 2.375, 3, 2.9375, 1.875),
+    ),
+    ("constant", "background"): (
+        2075.352476548,
+        50.2201711028849,
+        48.5971525714603,
+        (
+            0.124858396593481,
+            0.124728647060692,
+            0.124986515846103,
+            0.124986152630299,
+            0.124710294883698,
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(GAMMAPY_EVEN_BOX))
+def test_crab_maps_smoothed_with_an_even_box_as_gammapy(case, crab_stacked):
+    """The centroids move by half a pixel with the side an even window reaches further."""
+    mode, name = case
+    total, lat, lon, pixels = GAMMAPY_EVEN_BOX[case]
+    out = crab_stacked.gamma.smooth(0.08, "box", names=[name], mode=mode)[name]
+    cube = out.transpose("energy", "lat", "lon").values
+    assert cube.sum() == pytest.approx(total, rel=1e-12)
+    profile_lat, profile_lon = cube.sum(axis=(0, 2)), cube.sum(axis=(0, 1))
+    assert (profile_lat * np.arange(cube.shape[1])).sum() / total == pytest.approx(lat, rel=1e-12)
+    assert (profile_lon * np.arange(cube.shape[2])).sum() / total == pytest.approx(lon, rel=1e-12)
+    np.testing.assert_allclose([cube[0][p] for p in NEIGHBOURS], pixels, rtol=1e-12)

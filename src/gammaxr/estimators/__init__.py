@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         smooth,
         smoothing_kernel,
         tophat_kernel,
+        uniform_box_kernel,
     )
     from gammaxr.estimators.ts_map import ts_map
 
@@ -46,6 +47,7 @@ __all__ = [
     "smooth",
     "smoothing_kernel",
     "tophat_kernel",
+    "uniform_box_kernel",
     "ts_map",
 ]
 

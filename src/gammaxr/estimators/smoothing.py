@@ -48,6 +48,7 @@ __all__ = [
     "smooth",
     "smoothing_kernel",
     "tophat_kernel",
+    "uniform_box_kernel",
 ]
 
 #: Relative tolerance on kernel radii (float noise in pixel steps).
@@ -171,6 +172,45 @@ def box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
     x, y = _offsets(grid, 0.5 * width, metric)
     kernel = np.ones((y.size, x.size))
     return kernel / kernel.sum()
+
+
+def uniform_box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.ndarray:
+    """The box of Gammapy's ``Map.smooth(kernel="box")`` (scipy's ``uniform_filter`` on
+    Gammapy's pixels): ``n`` pixels along each axis, ``n`` the whole number of pixels in
+    ``width``, normalised to sum 1.
+
+    scipy averages a window of ``n`` pixels that starts ``n // 2`` pixels before each
+    pixel: for an odd ``n`` the centred box; for an even ``n`` a window that reaches one
+    pixel further towards the lower pixel index. Gammapy's column index runs to lower
+    longitude (its CAR grids), gammaxr's lon to higher, so an even box covers lat offsets
+    ``-n/2 .. n/2 - 1`` and lon offsets ``-n/2 + 1 .. n/2`` (tested against Gammapy 2.1),
+    drawn as an odd kernel of ``n + 1`` pixels with a zero first row and last column. A side
+    of less than two pixels leaves the axis as it is (``n = 1``), as scipy.
+
+    Parameters
+    ----------
+    grid, metric
+        As in :func:`gauss_kernel`.
+    width : float, str or astropy.units.Quantity
+        Side of the box in deg, > 0. Pixels are counted with a relative tolerance of
+        :data:`RADIUS_RTOL` (0.06 deg is 3 pixels of 0.02 deg, where Gammapy's float
+        division gives 2.9999999999999996 and scipy 2).
+
+    Returns
+    -------
+    numpy.ndarray of float, axes (lat, lon)
+        Odd-sized, summing to 1.
+    """
+    width = to_positive(width, "deg", "box width")
+    dx, dy = kernel_steps(grid, metric)
+    factors = []
+    for step, zero_at in ((dy, 0), (dx, -1)):  # lat, lon
+        n = max(1, int(np.floor(width / abs(step) * (1 + RADIUS_RTOL))))
+        box = np.full(n + 1 - n % 2, 1.0 / n)
+        if n % 2 == 0:
+            box[zero_at] = 0.0  # the side the even window does not reach
+        factors.append(box)
+    return np.outer(*factors)
 
 
 #: FFT threads of one eager convolution of numpy data (all cores; dask tasks use 1 each).
@@ -453,9 +493,8 @@ def smoothing_kernel(
     numpy.ndarray of float, axes (lat, lon)
         Odd-sized, summing to 1. The Gaussian is cut at :data:`GAUSS_TRUNCATE` sigma rounded
         to the nearest pixel (scipy's ``gaussian_filter``); the disk holds the pixels whose
-        centres are within the radius (astropy's ``Tophat2DKernel``); the box the pixels
-        whose centres are within half the side along each axis (scipy's ``uniform_filter``
-        for an odd number of pixels).
+        centres are within the radius (astropy's ``Tophat2DKernel``); the box that of
+        scipy's ``uniform_filter`` (:func:`uniform_box_kernel`).
     """
     if kernel not in SMOOTH_KERNELS:
         raise ValueError(f"kernel must be one of {SMOOTH_KERNELS}, got {kernel!r}")
@@ -468,7 +507,7 @@ def smoothing_kernel(
     if kernel == "disk":
         disk = tophat_kernel(grid, width, metric)
         return disk / disk.sum()
-    return box_kernel(grid, width, metric)
+    return uniform_box_kernel(grid, width, metric)
 
 
 def _smoothable(ds: xr.Dataset, names: Collection[str] | None) -> list[str]:
