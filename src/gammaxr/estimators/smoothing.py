@@ -293,6 +293,17 @@ def _convolve_block_maps(
     return tuple(out) if n_maps > 1 else out[0]
 
 
+def _convolve_in_memory(
+    arrays: list[np.ndarray], n_maps: int, kernel: np.ndarray, integer: tuple[int, ...] = ()
+) -> list[np.ndarray]:
+    """The eager call of :func:`_convolve_block_maps` on numpy maps (and the mask, last if
+    given), lat and lon last, on all cores: the ``n_maps`` convolved maps as a list."""
+    out = _convolve_block_maps(
+        *arrays, n_maps=n_maps, kernel=kernel, integer=integer, workers=EAGER_WORKERS
+    )
+    return list(out) if n_maps > 1 else [out]
+
+
 def _convolve_whole_planes(
     first_map: xr.DataArray,
     names: list[str],
@@ -318,8 +329,7 @@ def _convolve_whole_planes(
     }
     coords = {k: v for k, v in coords.items() if set(v.dims) <= set(dims)}
     if not any(is_dask_collection(a) for a in arrays):
-        out = _convolve_block_maps(*arrays, workers=EAGER_WORKERS, **options)
-        out = out if n_maps > 1 else (out,)
+        out = _convolve_in_memory(arrays, n_maps, kernel, options["integer"])
         reuse = first_map.dims == dims and set(first_map.coords) == set(coords)
         if not reuse:  # coordinates built once, shared by every map
             first_map = xr.DataArray(out[0], dims=order, coords=coords).transpose(*dims)
@@ -413,14 +423,9 @@ def convolve_sky_maps(
     names = list(maps)
     arrays = [*maps.values(), *([] if mask is None else [mask])]
     if _one_grid_in_memory(arrays):  # the usual eager call: no broadcasting, one grid
-        out = _convolve_block_maps(
-            *(array.data for array in arrays),
-            n_maps=len(names),
-            kernel=kernel,
-            integer=tuple(i for i, name in enumerate(names) if name in integer),
-            workers=EAGER_WORKERS,
-        )
-        return _on_the_grid_of(arrays[0], names, list(out) if len(names) > 1 else [out])
+        rounded = tuple(i for i, name in enumerate(names) if name in integer)
+        out = _convolve_in_memory([a.data for a in arrays], len(names), kernel, rounded)
+        return _on_the_grid_of(arrays[0], names, out)
     sizes: dict = {}  # the broadcast dims, in order of first appearance (mask first)
     for array in arrays[::-1] if mask is not None else arrays:
         sizes.update({d: n for d, n in array.sizes.items() if d not in sizes})
@@ -562,10 +567,7 @@ def _smoothed_arrays(
         arrays = [v.data for v in variables]
         if mode == "reflect":
             arrays = [_mirrored(data, dims, halo) for data in arrays]
-        out = _convolve_block_maps(
-            *arrays, n_maps=len(group), kernel=weights, integer=(), workers=EAGER_WORKERS
-        )
-        out = out if len(group) > 1 else (out,)
+        out = _convolve_in_memory(arrays, len(group), weights)
         if mode == "reflect":
             out = [data[..., inside["lat"], inside["lon"]] for data in out]
         return dict(zip(group, out, strict=True))
