@@ -3,11 +3,11 @@
 Grid per run: 5 x 5 deg at 0.02 deg centred on the pointing (icrs), reco energy 0.5-50 TeV in
 10 log bins, true energy 0.3-100 TeV in 20 log bins, maps counts, exposure, background, PSF
 and energy dispersion, safe mask aeff-default + offset-max 2.5 deg (the issue's set-up;
-Gammapy 2.1 took 94.5 s in one process and 47.2 s in a pool of two, 85.4 s and 42.2 s with
+Gammapy 2.1 took 97.6 s in one process and 48.6 s in a pool of two, 88.2 s and 44.2 s with
 its processes keeping freed memory, and sums to 257457 counts and 256232 background inside
-the safe masks: ``reduce_all_runs_gammapy.py``, 2026-12-05 02:20-02:25 UTC, back to back with
-this script; between 79.8 and 98.6 s in one process in the sets of 2026-12-04 and -05, as the
-machine's speed drifted; in session 8, in a slow phase, 109.3 s and 52.3 s).
+the safe masks: ``reduce_all_runs_gammapy.py``, 2026-12-05 21:23-21:41 UTC, back to back with
+this script; between 79.8 and 100.0 s in one process in the sets of 2026-12-04 and -05, as
+the machine's speed drifted; in session 8, in a slow phase, 109.3 s and 52.3 s).
 
 Each run's dataset is made in full on a worker and reduced there to its safe sums (as a
 pipeline that stacks or writes results would); ``--output PATH`` also writes every run to a
@@ -45,13 +45,13 @@ from gammaxr.reduce.cluster import keep_freed_memory, scheduler_context
 from gammaxr.reduce.dataset import ReductionSpec
 from gammaxr.reduce.runs import reduce_runs_tree
 
-# reduce_all_runs_gammapy.py (Gammapy 2.1) on this work, 2026-12-05 00:05-00:10 UTC, taken
+# reduce_all_runs_gammapy.py (Gammapy 2.1) on this work, 2026-12-05 21:23-21:41 UTC, taken
 # back to back with this script's runs (the machine's speed drifts by 20 % or more within an hour:
 # compare only figures taken together): totals, wall seconds in one process and in a pool
 # of two, with glibc's default allocator and with the processes keeping freed memory as
 # keep_freed_memory() does (MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ = 268435456)
 GAMMAPY_COUNTS, GAMMAPY_BACKGROUND = 257457.0, 256232.1
-GAMMAPY_SECONDS = {"default": (94.5, 47.2), "keep": (85.4, 42.2)}
+GAMMAPY_SECONDS = {"default": (97.6, 48.6), "keep": (88.2, 44.2)}
 
 
 def default_data_dir() -> Path:
