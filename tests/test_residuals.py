@@ -115,3 +115,108 @@ def test_lazy_inputs(raise_on_compute):
     with dask.config.set(scheduler="sync"):
         expected = ds.gamma.residuals(method="diff/sqrt(model)", smooth_kernel="gauss")
         xr.testing.assert_allclose(res.compute(), expected)
+
+
+# Gammapy 2.1's MapDataset.residuals(method, kernel=..., width=...) of the stacked Crab
+# dataset of the reference files (safe mask, no models: the background predicts the counts;
+# benchmarks/gammapy_residuals.py, run with the separate Gammapy environment, its output
+# copied here): the sum and maximum of the residual cube and five pixels of its first energy
+# bin (the corners and the centre, (lat, lon) with lon increasing).
+PIXELS = ((0, 0), (0, -1), (-1, 0), (-1, -1), (50, 50))
+# Gammapy's kernel and width -> gammaxr's smooth_kernel and smooth_radius (deg): a Gaussian
+# of 1.875 pixels (cut at 8 pixels, as scipy), a box of half side 0.05 deg, a disk
+GAMMAPY_KERNELS = {"gauss": ("gauss", 0.0375), "box": ("box", 0.05), "disk": ("tophat", 0.1)}
+GAMMAPY_RESIDUALS = {
+    ("diff", "gauss"): (
+        366.098154165621,
+        2.80208759563859,
+        (
+            -0.083523778509794,
+            0.000841350676852121,
+            -0.090538966733122,
+            -0.0239323783771895,
+            2.44006771560338,
+        ),
+    ),
+    ("diff", "box"): (
+        366.042270676337,
+        3.1947696569562,
+        (
+            -0.0837156126896541,
+            0.0332291498780251,
+            -0.0929717164900569,
+            0.0247647447718514,
+            2.91501301139593,
+        ),
+    ),
+    ("diff", "disk"): (
+        365.212859945107,
+        1.82569772750139,
+        (
+            -0.0845560259543932,
+            -0.00167263528475396,
+            -0.0939123753744822,
+            -0.048610334786085,
+            1.78866231432299,
+        ),
+    ),
+    ("diff/sqrt(model)", "gauss"): (
+        1594.93782769323,
+        7.91523745328693,
+        (
+            -0.288381511206432,
+            0.00301207360425893,
+            -0.296637805466245,
+            -0.0813784459265199,
+            6.90265338018754,
+        ),
+    ),
+    ("diff/sqrt(model)", "box"): (
+        1597.13809932171,
+        9.02785896546698,
+        (
+            -0.28933650424662,
+            0.119069571542738,
+            -0.304912637471878,
+            0.0842775347610641,
+            8.24533101465381,
+        ),
+    ),
+    ("diff/sqrt(model)", "disk"): (
+        1587.43583057997,
+        5.16551537114586,
+        (
+            -0.290785188677816,
+            -0.00596625521871347,
+            -0.306451261009777,
+            -0.164736436837001,
+            5.06076257430486,
+        ),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def crab_stacked(reference_dir):
+    from gammaxr import read_gammapy
+    from gammaxr.io.gammapy_geometry import GammapyGeometryWarning
+
+    path = reference_dir / "gammapy-files" / "crab_stacked_mapdataset.fits.gz"
+    with pytest.warns(GammapyGeometryWarning, match="not a regular lon/lat grid"):
+        return read_gammapy(path)  # relabelled: Gammapy's pixels, as its smoothing sees them
+
+
+@pytest.mark.parametrize("case", list(GAMMAPY_RESIDUALS))
+def test_smoothed_residuals_of_the_crab_dataset_as_gammapy(case, crab_stacked):
+    """Counts and background averaged over the kernel inside the safe mask, as Gammapy's
+    MapDataset.residuals with a kernel; its Gaussian cut at int(4 sigma + 0.5) pixels."""
+    method, kernel = case
+    total, peak, pixels = GAMMAPY_RESIDUALS[case]
+    smooth_kernel, radius = GAMMAPY_KERNELS[kernel]
+    residuals = crab_stacked.gamma.residuals(
+        method=method, smooth_kernel=smooth_kernel, smooth_radius=radius
+    )
+    cube = residuals.transpose("energy", "lat", "lon").values
+    assert np.nansum(cube) == pytest.approx(total, rel=1e-12)
+    assert np.nanmax(cube) == pytest.approx(peak, rel=1e-12)
+    np.testing.assert_allclose([cube[0][p] for p in PIXELS], pixels, rtol=1e-10, atol=1e-14)
