@@ -17,30 +17,18 @@ copy of the output.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from gammapy_crab_stacked import cube_summary, read_crab_stacked
 
-import numpy as np
-from gammapy.datasets import MapDataset
-
-HERE = Path(__file__).resolve().parent
-PIXELS = ((0, 0), (0, -1), (-1, 0), (-1, -1), (50, 50))
 CASES = (("gauss", "0.0375 deg"), ("box", "0.1 deg"), ("disk", "0.1 deg"))
 
 
 def main() -> None:
-    reference = Path(sys.argv[1]) if sys.argv[1:] else HERE.parents[1] / "shared" / "reference"
-    dataset = MapDataset.read(reference / "gammapy-files" / "crab_stacked_mapdataset.fits.gz")
+    dataset = read_crab_stacked()
     print("RESIDUALS = {")
     for method in ("diff", "diff/sqrt(model)"):
         for kernel, width in CASES:
             data = dataset.residuals(method=method, kernel=kernel, width=width).data
-            data = data[..., ::-1]  # lon increasing
-            pixels = ", ".join(f"{data[0][p]:.15g}" for p in PIXELS)
-            print(
-                f'    ("{method}", "{kernel}"): '
-                f"({np.nansum(data):.15g}, {np.nanmax(data):.15g}, ({pixels})),"
-            )
+            print(f'    ("{method}", "{kernel}"): {cube_summary(data)},')
     print("}")
 
 

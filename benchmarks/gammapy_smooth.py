@@ -17,30 +17,19 @@ output.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from gammapy_crab_stacked import cube_summary, read_crab_stacked
 
-from gammapy.datasets import MapDataset
-
-HERE = Path(__file__).resolve().parent
-PIXELS = ((0, 0), (0, -1), (-1, 0), (-1, -1), (50, 50))
 CASES = (("gauss", "0.05 deg"), ("disk", "0.1 deg"), ("box", "0.1 deg"))
 
 
 def main() -> None:
-    reference = Path(sys.argv[1]) if sys.argv[1:] else HERE.parents[1] / "shared" / "reference"
-    dataset = MapDataset.read(reference / "gammapy-files" / "crab_stacked_mapdataset.fits.gz")
+    dataset = read_crab_stacked()
     print("SMOOTHED = {")
     for kernel, width in CASES:
         for mode in ("reflect", "constant"):
             for name in ("counts", "background"):
                 data = getattr(dataset, name).smooth(width, kernel=kernel, mode=mode).data
-                data = data[..., ::-1]  # lon increasing
-                pixels = ", ".join(f"{data[0][p]:.15g}" for p in PIXELS)
-                print(
-                    f'    ("{kernel}", "{mode}", "{name}"): '
-                    f"({data.sum():.15g}, {data.max():.15g}, ({pixels})),"
-                )
+                print(f'    ("{kernel}", "{mode}", "{name}"): {cube_summary(data)},')
     print("}")
     print_even_box(dataset)
 

@@ -68,6 +68,19 @@ def reference_dir() -> Path:
     return REFERENCE_ROOT
 
 
+@pytest.fixture(scope="session")
+def crab_stacked(reference_dir):
+    """Gammapy 2.1's stacked Crab dataset of the reference files, read by gammaxr with
+    Gammapy's pixels as they are (relabelled: its CAR grid centred on the Crab is not a
+    regular lon/lat grid), as Gammapy's smoothing and residuals see them."""
+    from gammaxr import read_gammapy
+    from gammaxr.io.gammapy_geometry import GammapyGeometryWarning
+
+    path = reference_dir / "gammapy-files" / "crab_stacked_mapdataset.fits.gz"
+    with pytest.warns(GammapyGeometryWarning, match="not a regular lon/lat grid"):
+        return read_gammapy(path)
+
+
 class _RaiseOnCompute:
     """A dask scheduler that fails any attempt to compute."""
 

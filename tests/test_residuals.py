@@ -196,16 +196,6 @@ GAMMAPY_RESIDUALS = {
 }
 
 
-@pytest.fixture(scope="module")
-def crab_stacked(reference_dir):
-    from gammaxr import read_gammapy
-    from gammaxr.io.gammapy_geometry import GammapyGeometryWarning
-
-    path = reference_dir / "gammapy-files" / "crab_stacked_mapdataset.fits.gz"
-    with pytest.warns(GammapyGeometryWarning, match="not a regular lon/lat grid"):
-        return read_gammapy(path)  # relabelled: Gammapy's pixels, as its smoothing sees them
-
-
 @pytest.mark.parametrize("case", list(GAMMAPY_RESIDUALS))
 def test_smoothed_residuals_of_the_crab_dataset_as_gammapy(case, crab_stacked):
     """Counts and background averaged over the kernel inside the safe mask, as Gammapy's

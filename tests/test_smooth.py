@@ -334,16 +334,6 @@ GAMMAPY_SMOOTHED = {
 }
 
 
-@pytest.fixture(scope="module")
-def crab_stacked(reference_dir):
-    from gammaxr import read_gammapy
-    from gammaxr.io.gammapy_geometry import GammapyGeometryWarning
-
-    path = reference_dir / "gammapy-files" / "crab_stacked_mapdataset.fits.gz"
-    with pytest.warns(GammapyGeometryWarning, match="not a regular lon/lat grid"):
-        return read_gammapy(path)  # relabelled: Gammapy's pixels, as its smooth sees them
-
-
 @pytest.mark.parametrize("case", list(GAMMAPY_SMOOTHED))
 def test_crab_maps_smoothed_as_gammapy(case, crab_stacked):
     """The default sky metric draws the kernels on Gammapy's pixel scale of this grid (its
