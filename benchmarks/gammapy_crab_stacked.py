@@ -22,9 +22,19 @@ def read_crab_stacked() -> MapDataset:
     return MapDataset.read(reference / "gammapy-files" / "crab_stacked_mapdataset.fits.gz")
 
 
+def lon_increasing(data: np.ndarray) -> np.ndarray:
+    """A Gammapy cube seen with lon increasing along its last axis, as gammaxr's (Gammapy's
+    column index runs to lower lon)."""
+    return data[..., ::-1]
+
+
+def pixel_values(data: np.ndarray, pixels=PIXELS) -> str:
+    """The ``(lat, lon)`` pixels of the first energy bin of ``data`` (lon increasing)."""
+    return ", ".join(f"{data[0][p]:.15g}" for p in pixels)
+
+
 def cube_summary(data: np.ndarray) -> str:
-    """``(sum, max, (pixels))`` of a Gammapy cube (NaN left out), its pixels indexed with
-    lon increasing as gammaxr's (Gammapy's column index runs to lower lon)."""
-    data = data[..., ::-1]
-    pixels = ", ".join(f"{data[0][p]:.15g}" for p in PIXELS)
-    return f"({np.nansum(data):.15g}, {np.nanmax(data):.15g}, ({pixels}))"
+    """``(sum, max, (pixels))`` of a Gammapy cube (NaN left out), its :data:`PIXELS` indexed
+    with lon increasing."""
+    data = lon_increasing(data)
+    return f"({np.nansum(data):.15g}, {np.nanmax(data):.15g}, ({pixel_values(data)}))"

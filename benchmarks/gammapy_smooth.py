@@ -17,7 +17,7 @@ output.
 
 from __future__ import annotations
 
-from gammapy_crab_stacked import cube_summary, read_crab_stacked
+from gammapy_crab_stacked import cube_summary, lon_increasing, pixel_values, read_crab_stacked
 
 CASES = (("gauss", "0.05 deg"), ("disk", "0.1 deg"), ("box", "0.1 deg"))
 
@@ -47,11 +47,11 @@ def print_even_box(dataset) -> None:
     print("EVEN_BOX = {")
     for mode in ("reflect", "constant"):
         for name in ("counts", "background"):
-            data = getattr(dataset, name).smooth(EVEN_BOX, kernel="box", mode=mode).data
-            data = data[..., ::-1]  # lon increasing
+            smoothed = getattr(dataset, name).smooth(EVEN_BOX, kernel="box", mode=mode)
+            data = lon_increasing(smoothed.data)
             lat = (data.sum(axis=(0, 2)) * range(data.shape[1])).sum() / data.sum()
             lon = (data.sum(axis=(0, 1)) * range(data.shape[2])).sum() / data.sum()
-            pixels = ", ".join(f"{data[0][p]:.15g}" for p in NEIGHBOURS)
+            pixels = pixel_values(data, NEIGHBOURS)
             print(
                 f'    ("{mode}", "{name}"): '
                 f"({data.sum():.15g}, {lat:.15g}, {lon:.15g}, ({pixels})),"

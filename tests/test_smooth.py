@@ -334,14 +334,19 @@ GAMMAPY_SMOOTHED = {
 }
 
 
+def smoothed_cube(ds: xr.Dataset, width: float, kernel: str, name: str, mode: str) -> np.ndarray:
+    """The map ``name`` of ``ds`` smoothed by ``ds.gamma.smooth``, as (energy, lat, lon)."""
+    out = ds.gamma.smooth(width, kernel, names=[name], mode=mode)[name]
+    return out.transpose("energy", "lat", "lon").values
+
+
 @pytest.mark.parametrize("case", list(GAMMAPY_SMOOTHED))
 def test_crab_maps_smoothed_as_gammapy(case, crab_stacked):
     """The default sky metric draws the kernels on Gammapy's pixel scale of this grid (its
     CAR pixels are 0.02 deg on the sky; the lon coordinate step is 0.0216 deg of RA)."""
     kernel, mode, name = case
     total, peak, pixels = GAMMAPY_SMOOTHED[case]
-    out = crab_stacked.gamma.smooth(WIDTHS[kernel], kernel, names=[name], mode=mode)[name]
-    cube = out.transpose("energy", "lat", "lon").values
+    cube = smoothed_cube(crab_stacked, WIDTHS[kernel], kernel, name, mode)
     assert cube.sum() == pytest.approx(total, rel=1e-12)
     assert cube.max() == pytest.approx(peak, rel=1e-12)
     np.testing.assert_allclose([cube[0][p] for p in PIXELS], pixels, rtol=1e-12, atol=1e-15)
@@ -396,8 +401,7 @@ def test_crab_maps_smoothed_with_an_even_box_as_gammapy(case, crab_stacked):
     """The centroids move by half a pixel with the side an even window reaches further."""
     mode, name = case
     total, lat, lon, pixels = GAMMAPY_EVEN_BOX[case]
-    out = crab_stacked.gamma.smooth(0.08, "box", names=[name], mode=mode)[name]
-    cube = out.transpose("energy", "lat", "lon").values
+    cube = smoothed_cube(crab_stacked, 0.08, "box", name, mode)
     assert cube.sum() == pytest.approx(total, rel=1e-12)
     profile_lat, profile_lon = cube.sum(axis=(0, 2)), cube.sum(axis=(0, 1))
     assert (profile_lat * np.arange(cube.shape[1])).sum() / total == pytest.approx(lat, rel=1e-12)

@@ -15,8 +15,9 @@ before the residuals are formed. On a dataset with a mask the numbers are Gammap
 1e-12 on the Crab reference dataset) for Gammapy's ``kernel="gauss"`` (the same sigma, cut
 at ``int(4 sigma + 0.5)`` pixels), ``"box"`` (``smooth_radius`` is half its side) and
 ``"disk"`` (``"tophat"`` here); without a mask Gammapy sums zeros beyond the map's edges
-where gammaxr averages the pixels inside it. For ``"sqrt_ts"`` the kernel must be a top-hat and the counts are summed over it
-(correlated counts, as in an excess map), so that they stay Poisson.
+where gammaxr averages the pixels inside it. For ``"sqrt_ts"`` the kernel must be a
+top-hat and the counts are summed over it (correlated counts, as in an excess map), so
+that they stay Poisson.
 
 Pixels outside the mask are NaN. Everything is elementwise or an FFT convolution through
 xarray, so dask-backed inputs stay lazy.

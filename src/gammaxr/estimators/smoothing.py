@@ -87,9 +87,13 @@ def _offsets(grid: SkyGrid, half_size: float, metric: str) -> tuple[np.ndarray, 
     return _step_offsets(*kernel_steps(grid, metric), half_size)
 
 
+def _whole_pixels(length: float, step: float) -> int:
+    """Whole pixels of ``step`` deg in ``length`` deg (within :data:`RADIUS_RTOL`)."""
+    return int(np.floor(length / step * (1 + RADIUS_RTOL)))
+
+
 def _step_offsets(dx: float, dy: float, half_size: float) -> tuple[np.ndarray, np.ndarray]:
-    nx = int(np.floor(half_size / dx * (1 + RADIUS_RTOL)))
-    ny = int(np.floor(half_size / dy * (1 + RADIUS_RTOL)))
+    nx, ny = _whole_pixels(half_size, dx), _whole_pixels(half_size, dy)
     return np.arange(-nx, nx + 1) * dx, np.arange(-ny, ny + 1) * dy
 
 
@@ -205,7 +209,7 @@ def uniform_box_kernel(grid: SkyGrid, width: float, metric: str = "sky") -> np.n
     dx, dy = kernel_steps(grid, metric)
     factors = []
     for step, zero_at in ((dy, 0), (dx, -1)):  # lat, lon
-        n = max(1, int(np.floor(width / abs(step) * (1 + RADIUS_RTOL))))
+        n = max(1, _whole_pixels(width, abs(step)))
         box = np.full(n + 1 - n % 2, 1.0 / n)
         if n % 2 == 0:
             box[zero_at] = 0.0  # the side the even window does not reach
